@@ -1,0 +1,64 @@
+/**
+ * Status types shared by the agent (producer), the HTTP API and `weft status`
+ * (consumers). A leaf module: it imports nothing from the rest of weft.
+ */
+export type NodeState = "alive" | "suspect" | "dead" | "left" | "unknown";
+
+export interface NodeStatus {
+  name: string;
+  publicIp: string;
+  subnet: string;
+  backend: string;
+  state: NodeState;
+  /** ISO-8601 time of the last sign of life, or null if never seen. */
+  lastSeen: string | null;
+  vtepMac?: string;
+}
+
+export interface AgentStatus {
+  node: string;
+  publicIp: string;
+  network: string;
+  /** null until the lease is committed. */
+  subnet: string | null;
+  backend: string;
+  mtu: number;
+  members: { alive: number; suspect: number; dead: number; left: number };
+  version: string;
+  uptimeSeconds: number;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not ready, e.g. "waiting for lease commit", "subnet exhausted: ...". */
+  reason?: string;
+}
+
+/** Counters and gauges for /metrics; the API renders them as Prometheus text. */
+export interface MetricsSnapshot {
+  membersByState: Record<"alive" | "suspect" | "dead" | "left", number>;
+  leases: number;
+  gossip: {
+    packetsIn: number;
+    packetsOut: number;
+    bytesIn: number;
+    bytesOut: number;
+    messagesIn: number;
+    messagesOut: number;
+    decryptFailures: number;
+    decodeFailures: number;
+  };
+  reconcile: { runs: number; errors: number; lastDurationSeconds: number; durationSecondsSum: number };
+  conflictsResolved: number;
+  udp: { packetsForwarded: number; packetsDropped: number };
+}
+
+/** What the API reads from the agent on each request. Must be cheap and never throw. */
+export interface StatusSource {
+  status(): AgentStatus;
+  nodes(): NodeStatus[];
+  readiness(): Readiness;
+  metrics(): MetricsSnapshot;
+  /** False once a main loop has died; drives /healthz. */
+  healthy(): boolean;
+}

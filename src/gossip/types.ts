@@ -1,0 +1,94 @@
+/**
+ * The contract between the gossip layer (src/gossip/, membership + dissemination +
+ * anti-entropy, modelled on hashicorp/memberlist) and its user, the lease layer
+ * (src/lease/). Gossip moves opaque payload bytes; the lease layer encodes, validates
+ * and merges them. Neither side reaches into the other's internals.
+ */
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log.ts";
+
+export type MemberState = "alive" | "suspect" | "dead" | "left";
+
+export interface Member {
+  /** Unique node name (the lease owner's name). */
+  name: string;
+  /** Gossip address peers use, "ip:port". */
+  addr: string;
+  state: MemberState;
+  incarnation: number;
+  /** Clock time (ms) of the last direct or indirect evidence the member was alive. */
+  lastSeen: number;
+  /** Small opaque metadata the member advertises (≤ 256 bytes), e.g. encoded public IP. */
+  meta?: Uint8Array;
+}
+
+/** Callbacks the gossip layer makes into its user. They must not block or throw. */
+export interface GossipDelegate {
+  /** A user broadcast arrived (possibly a duplicate, possibly old: merge must cope). */
+  notifyMessage(payload: Uint8Array, from: string): void;
+  /** Full local state for a TCP push-pull exchange (join = first exchange with that peer). */
+  localState(join: boolean): Uint8Array;
+  /** The remote side's full state from a push-pull exchange. */
+  mergeRemoteState(payload: Uint8Array, join: boolean, from: string): void;
+}
+
+export interface MembershipListener {
+  onJoin?(m: Member): void;
+  onUpdate?(m: Member): void;
+  /** A member was declared dead or left gracefully. */
+  onLeave?(m: Member): void;
+}
+
+/** One encryption key set: `primary` seals, every key in `keys` (primary included) opens. */
+export interface Keyring {
+  primary: Uint8Array; // 32 bytes
+  keys: Uint8Array[];
+}
+
+/** The gossip layer's surface, as the lease layer and the agent use it. */
+export interface Gossip {
+  /** Binds the transport and starts probing/gossip timers. */
+  start(): Promise<void>;
+  /**
+   * Contacts seeds ("host:port"), retrying with backoff until one answers or `signal`
+   * aborts; performs a push-pull with the first that answers. Resolves to how many answered.
+   */
+  join(seeds: string[], signal?: AbortSignal): Promise<number>;
+  /** Queues a payload for piggybacked dissemination; a newer payload with the same key replaces a queued older one. */
+  broadcast(key: string, payload: Uint8Array): void;
+  /** Full-state TCP exchange with one member now (used by the allocator's settle window). */
+  pushPull(memberName: string): Promise<void>;
+  /** All members known, self included. */
+  members(): Member[];
+  localName(): string;
+  /** Broadcasts a leave, waits up to `timeoutMs` for it to spread, then stops. */
+  leave(timeoutMs: number): Promise<void>;
+  /** Stops timers and closes the transport without telling anyone (kill-like). */
+  shutdown(): Promise<void>;
+  metrics(): GossipMetrics;
+}
+
+export interface GossipMetrics {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  messagesIn: number;
+  messagesOut: number;
+  /** Packets/streams that failed to decrypt (wrong key, tampered, truncated). */
+  decryptFailures: number;
+  /** Decrypted but malformed messages (schema failures). */
+  decodeFailures: number;
+}
+
+/** What the gossip layer is built from; transport and clock are injected for tests. */
+export interface GossipDeps {
+  clock: Clock;
+  logger: Logger;
+  delegate: GossipDelegate;
+  listener?: MembershipListener;
+  /** null = insecure (no encryption); only allowed with --insecure. */
+  keyring: Keyring | null;
+  /** Bound as AEAD associated data so two clusters with one key still cannot mix. */
+  clusterName: string;
+}

@@ -1,0 +1,66 @@
+/**
+ * Lease records as replicated by gossip, and the Cluster surface the agent uses.
+ * One record per node, written only by its owner; merge = higher (generation, version).
+ */
+import type { BackendType } from "../config.ts";
+import type { Member } from "../gossip/types.ts";
+
+export interface BackendData {
+  type: BackendType;
+  /** vxlan: the node's VTEP MAC, "aa:bb:cc:dd:ee:ff". */
+  vtepMac?: string;
+}
+
+export interface Lease {
+  nodeName: string;
+  /** Random id made at first start and persisted; tells a renamed/reinstalled node apart. */
+  nodeId: string;
+  /** Bumped and persisted on every agent start; never goes backwards. */
+  generation: number;
+  /** Bumped on every change the owner makes within a generation. */
+  version: number;
+  /** Canonical CIDR, e.g. "10.244.3.0/24". */
+  subnet: string;
+  /** Underlay address peers send to. */
+  publicIp: string;
+  backend: BackendData;
+  /** Clock ms when the owner first claimed this subnet (conflict rule: earliest wins, then name). */
+  claimedAt: number;
+  /** Tombstone: the owner released the lease (graceful leave or renumber). */
+  deleted?: boolean;
+}
+
+/** A lease plus what this node has observed about its owner. */
+export interface LeaseView extends Lease {
+  /** Owner's gossip state, "unknown" if not (yet) a member we know. */
+  state: Member["state"] | "unknown";
+  /** Clock ms of the last sign of life from the owner (member lastSeen or record update). */
+  lastSeen: number;
+  /** Clock ms after which this lease expires if the owner stays silent. */
+  expiresAt: number;
+}
+
+export interface ClusterMetrics {
+  leases: number;
+  conflictsResolved: number;
+  renumbers: number;
+  rejectedRecords: number;
+}
+
+/** The lease layer as the agent sees it. */
+export interface Cluster {
+  /** Starts gossip, joins, and runs allocation until the own lease is committed. */
+  start(signal?: AbortSignal): Promise<Lease>;
+  /** The committed own lease, once committed. */
+  ownLease(): Lease | undefined;
+  /** Every lease that justifies routes now: not deleted, not expired, own included. */
+  leases(): LeaseView[];
+  members(): Member[];
+  /** Called (synchronously, after the table changed) whenever leases() may differ. */
+  onChange(fn: () => void): () => void;
+  /** Called when the own lease had to be renumbered after commit (a conflict lost). */
+  onRenumber(fn: (old: Lease, now: Lease) => void): () => void;
+  /** Graceful: release nothing (leases outlive restarts), tell peers we leave, stop. */
+  stop(opts: { leave: boolean }): Promise<void>;
+  metrics(): ClusterMetrics;
+}

@@ -1,0 +1,107 @@
+/**
+ * The dataplane port: every kernel change weft makes goes through this interface.
+ * The real implementation (src/sys/libnl.ts) calls libnl through bun:ffi; tests of the
+ * backends use a recorder (test/fakes/netlink.ts) that logs operations as text.
+ *
+ * Contract: every method is synchronous (netlink round trip with kernel ack) and throws
+ * an Error whose message names the operation and the object, then libnl's text, e.g.
+ * "add route 10.244.2.0/24 via 10.244.2.0 dev weft.1: Object exists".
+ * "replace"/"append" methods are idempotent; "delete" of a missing object throws
+ * (callers that reconcile decide whether that matters).
+ */
+
+/** Routes weft installs carry this rtnetlink protocol number so weft can tell them apart. */
+export const WEFT_ROUTE_PROTOCOL = 0x57; // 87, unassigned in /etc/iproute2/rt_protos
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  /** rtnl kind: "bridge", "vxlan", "veth", "tun", or undefined for plain devices. */
+  kind?: string;
+  mtu: number;
+  /** Hardware address, lowercase "aa:bb:cc:dd:ee:ff", if the link has one. */
+  mac?: string;
+  up: boolean;
+  /** ifindex of the master (bridge) device, if enslaved. */
+  master?: number;
+}
+
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  /** Local VTEP address (the node's public IP). */
+  local: string;
+  /** UDP destination port, e.g. 8472. */
+  port: number;
+  mtu: number;
+  /** Fixed MAC so peers' FDB/ARP entries survive agent restarts. */
+  mac?: string;
+  /** Underlay device index the tunnel is bound to (optional). */
+  underlayIndex?: number;
+}
+
+export interface AddressSpec {
+  dev: string;
+  /** "10.244.3.0/32" or "10.244.3.1/24". */
+  cidr: string;
+}
+
+export interface RouteSpec {
+  /** Destination prefix, e.g. "10.244.2.0/24". */
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  onlink?: boolean;
+  /** Defaults to WEFT_ROUTE_PROTOCOL on replace. */
+  protocol?: number;
+}
+
+export interface RouteInfo extends RouteSpec {
+  dev?: string;
+  protocol: number;
+  table: number;
+}
+
+export interface NeighSpec {
+  dev: string;
+  /** IPv4 address, e.g. "10.244.2.0". */
+  ip: string;
+  mac: string;
+}
+
+export interface FdbSpec {
+  dev: string;
+  mac: string;
+  /** Remote VTEP (peer's public IP). */
+  dst: string;
+}
+
+export interface Netlink {
+  // links
+  createBridge(name: string, opts?: { mtu?: number; mac?: string }): LinkInfo;
+  createVxlan(spec: VxlanSpec): LinkInfo;
+  getLink(name: string): LinkInfo | undefined;
+  listLinks(): LinkInfo[];
+  setLinkUp(name: string): void;
+  setMtu(name: string, mtu: number): void;
+  deleteLink(name: string): void;
+  // addresses
+  addAddress(a: AddressSpec): void;
+  deleteAddress(a: AddressSpec): void;
+  /** IPv4 addresses as "a.b.c.d/len", with the device name. */
+  listAddresses(dev?: string): AddressSpec[];
+  // routes (main table, IPv4)
+  replaceRoute(r: RouteSpec): void;
+  deleteRoute(r: RouteSpec): void;
+  listRoutes(filter?: { protocol?: number; dev?: string }): RouteInfo[];
+  // ARP neighbours (permanent)
+  replaceNeighbor(n: NeighSpec): void;
+  deleteNeighbor(n: Omit<NeighSpec, "mac">): void;
+  listNeighbors(dev: string): NeighSpec[];
+  // bridge FDB entries on a VXLAN device ("self permanent")
+  appendFdb(f: FdbSpec): void;
+  deleteFdb(f: FdbSpec): void;
+  listFdb(dev: string): FdbSpec[];
+  /** Releases the netlink socket. */
+  close(): void;
+}
