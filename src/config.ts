@@ -113,7 +113,9 @@ export function parseNetConf(input: unknown): NetConf {
     if (ignoredFlannelKeys.has(k)) ignoredKeys.push(k);
     else throw new ConfigError(`invalid net-conf: unknown key ${JSON.stringify(k)} (known: ${[...known].join(", ")})`);
   }
-  const backendKnown = new Set(["Type", "VNI", "Port", "DirectRouting", "MTU"]);
+  const backendKnown = new Set(
+    raw.Backend.Type === "vxlan" ? ["Type", "VNI", "Port", "DirectRouting", "MTU"] : raw.Backend.Type === "udp" ? ["Type", "Port", "MTU"] : ["Type"],
+  );
   for (const k of Object.keys(raw.Backend)) {
     if (backendKnown.has(k)) continue;
     if (ignoredBackendKeys.has(k)) ignoredKeys.push(`Backend.${k}`);

@@ -1,0 +1,121 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, parseNetConf, resolveAgentFlags } from "../../src/config.ts";
+
+const netConfError = (input: unknown): string => {
+  try {
+    parseNetConf(input);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("net-conf defaults (flannel's rules)", () => {
+  const table: [string, Record<string, unknown>, Partial<ReturnType<typeof parseNetConf>>][] = [
+    ["/16 → /24 from .1 to .255", { Network: "10.244.0.0/16" }, { subnetLen: 24, subnetMin: "10.244.1.0", subnetMax: "10.244.255.0" }],
+    ["/22 → /24", { Network: "10.244.0.0/22" }, { subnetLen: 24, subnetMin: "10.244.1.0", subnetMax: "10.244.3.0" }],
+    ["/23 → prefix+2", { Network: "10.244.0.0/23" }, { subnetLen: 25, subnetMin: "10.244.0.128", subnetMax: "10.244.1.128" }],
+    ["explicit range", { Network: "10.244.0.0/16", SubnetLen: 26, SubnetMin: "10.244.0.64", SubnetMax: "10.244.1.0" }, { subnetLen: 26, subnetMin: "10.244.0.64", subnetMax: "10.244.1.0" }],
+  ];
+  for (const [name, input, want] of table) {
+    test(name, () => expect(parseNetConf(input)).toMatchObject(want));
+  }
+  test("backend defaults", () => {
+    expect(parseNetConf({ Network: "10.244.0.0/16" }).backend).toEqual({ type: "vxlan", vni: 1, port: 8472, directRouting: false });
+    expect(parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "udp" } }).backend).toEqual({ type: "udp", port: 8285 });
+    expect(parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "host-gw" } }).backend).toEqual({ type: "host-gw" });
+    expect(parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: 4, Port: 4789, DirectRouting: true } }).backend).toEqual({
+      type: "vxlan",
+      vni: 4,
+      port: 4789,
+      directRouting: true,
+    });
+  });
+  test("known-but-unused flannel keys are reported", () => {
+    expect(parseNetConf({ Network: "10.244.0.0/16", EnableNFTables: true, Backend: { Type: "vxlan", GBP: false } }).ignoredKeys).toEqual([
+      "EnableNFTables",
+      "Backend.GBP",
+    ]);
+  });
+});
+
+describe("net-conf errors name the field", () => {
+  const table: [string, unknown, RegExp][] = [
+    ["SubnetLen 40", { Network: "10.244.0.0/16", SubnetLen: 40 }, /SubnetLen/],
+    ["SubnetLen 31", { Network: "10.244.0.0/16", SubnetLen: 31 }, /SubnetLen: must be at most 30/],
+    ["SubnetLen too short", { Network: "10.244.0.0/16", SubnetLen: 17 }, /SubnetLen: must be at least 18/],
+    ["SubnetLen string", { Network: "10.244.0.0/16", SubnetLen: "24" }, /SubnetLen/],
+    ["missing Network", {}, /Network: required/],
+    ["bad Network", { Network: "10.244.0.0" }, /Network: .*expected a CIDR/],
+    ["host bits", { Network: "10.244.1.0/16" }, /Network: .*host bits/],
+    ["tiny network", { Network: "10.244.0.0/29" }, /Network: .*too small/],
+    ["SubnetMin outside", { Network: "10.244.0.0/16", SubnetMin: "10.245.0.0" }, /SubnetMin: .*not inside Network/],
+    ["SubnetMax misaligned", { Network: "10.244.0.0/16", SubnetMax: "10.244.3.7" }, /SubnetMax: .*boundary/],
+    ["max below min", { Network: "10.244.0.0/16", SubnetMin: "10.244.9.0", SubnetMax: "10.244.3.0" }, /SubnetMax: .*below SubnetMin/],
+    ["unknown key", { Network: "10.244.0.0/16", Netwrok: "x" }, /unknown key "Netwrok"/],
+    ["unknown backend", { Network: "10.244.0.0/16", Backend: { Type: "ipsec" } }, /Backend.Type: .*vxlan/],
+    ["VNI range", { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: -1 } }, /Backend.VNI/],
+    ["Port type", { Network: "10.244.0.0/16", Backend: { Type: "udp", Port: "x" } }, /Backend.Port/],
+    ["unknown backend key", { Network: "10.244.0.0/16", Backend: { Type: "host-gw", VNI: 3 } }, /Backend.VNI/],
+    ["IPv6 only", { Network: "10.244.0.0/16", EnableIPv6: true }, /EnableIPv6/],
+    ["not an object", [1, 2], /invalid net-conf/],
+  ];
+  for (const [name, input, re] of table) test(name, () => expect(netConfError(input)).toMatch(re));
+});
+
+describe("agent flags", () => {
+  const base = { insecure: true };
+  test("defaults follow the contract", () => {
+    const f = resolveAgentFlags({ ...base, "node-name": "n1" }, {});
+    expect(f).toMatchObject({
+      netConfPath: "/etc/weft/net-conf.json",
+      nodeName: "n1",
+      gossipPort: 7946,
+      join: [],
+      stateDir: "/var/lib/weft",
+      subnetFile: "/run/flannel/subnet.env",
+      apiListen: { host: "127.0.0.1", port: 7947 },
+      bridge: "cni0",
+      ipMasq: false,
+      logLevel: "info",
+      logFormat: "text",
+    });
+  });
+  test("env sets, flag wins", () => {
+    const f = resolveAgentFlags({ ...base, "gossip-port": "8000" }, { WEFT_GOSSIP_PORT: "9000", WEFT_NODE_NAME: "envnode", WEFT_IP_MASQ: "true" });
+    expect(f.gossipPort).toBe(8000);
+    expect(f.nodeName).toBe("envnode");
+    expect(f.ipMasq).toBe(true);
+  });
+  test("join list gets the gossip port by default", () => {
+    const f = resolveAgentFlags({ ...base, join: "192.0.2.1, 192.0.2.2:9999", "gossip-port": "7000" }, {});
+    expect(f.join).toEqual([
+      { host: "192.0.2.1", port: 7000 },
+      { host: "192.0.2.2", port: 9999 },
+    ]);
+  });
+  test("off / none", () => {
+    const f = resolveAgentFlags({ ...base, "api-listen": "off", bridge: "none" }, {});
+    expect(f.apiListen).toBeNull();
+    expect(f.bridge).toBeNull();
+  });
+  const bad: [string, Record<string, string | boolean>, RegExp][] = [
+    ["port text", { "gossip-port": "abc" }, /--gossip-port/],
+    ["port range", { "gossip-port": "70000" }, /--gossip-port/],
+    ["public ip", { "public-ip": "300.1.1.1" }, /--public-ip/],
+    ["log level", { "log-level": "loud" }, /--log-level/],
+    ["api listen", { "api-listen": "localhost" }, /--api-listen/],
+    ["join", { join: "a:b:c" }, /--join/],
+    ["node name", { "node-name": "has space" }, /--node-name/],
+  ];
+  for (const [name, flags, re] of bad) {
+    test(`rejects ${name}`, () => expect(() => resolveAgentFlags({ ...base, ...flags }, {})).toThrow(re));
+  }
+  test("no key without --insecure", () => {
+    expect(() => resolveAgentFlags({}, {})).toThrow(/--key-file: required/);
+  });
+  test("bad boolean env names the variable", () => {
+    expect(() => resolveAgentFlags({ ...base }, { WEFT_IP_MASQ: "maybe" })).toThrow(/WEFT_IP_MASQ/);
+  });
+});
