@@ -1,5 +1,139 @@
-/** Placeholder until the status command lands; exits 1 with a clear message. */
-export async function statusCommand(): Promise<number> {
-  process.stderr.write("weft status: not implemented in this build\n");
-  return 1;
+/**
+ * `weft status [--api URL] [--json]`: asks the local agent's HTTP API for /v1/status and
+ * /v1/nodes and prints them as a table (or JSON). Exit 1 when no agent answers, 2 on
+ * bad flags (contract exit codes).
+ */
+import { parseArgs } from "node:util";
+import type { AgentStatus, NodeStatus } from "../api/status.ts";
+
+export const DEFAULT_API_URL = "http://127.0.0.1:7947";
+
+export interface StatusIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  now: () => number;
+  /** Per-request timeout in ms. */
+  timeoutMs: number;
+}
+
+const defaultIo: StatusIo = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  now: () => Date.now(),
+  timeoutMs: 5000,
+};
+
+const usage = "usage: weft status [--api URL] [--json]\n";
+
+export async function statusCommand(argv: string[], io: Partial<StatusIo> = {}): Promise<number> {
+  const { out, err, now, timeoutMs } = { ...defaultIo, ...io };
+  let values: { api?: string; json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({ args: argv, options: { api: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false }));
+  } catch (e) {
+    err(`weft status: ${(e as Error).message}\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    out(usage);
+    return 0;
+  }
+  const base = values.api ?? DEFAULT_API_URL;
+  let baseUrl: URL;
+  try {
+    baseUrl = new URL(base);
+    if (baseUrl.protocol !== "http:" && baseUrl.protocol !== "https:") throw new Error("scheme must be http or https");
+  } catch (e) {
+    err(`weft status: --api: expected a URL like ${DEFAULT_API_URL}, got ${JSON.stringify(base)} (${(e as Error).message})\n`);
+    return 2;
+  }
+  const shown = base.replace(/\/+$/, "");
+  let status: AgentStatus;
+  let nodes: NodeStatus[];
+  try {
+    [status, nodes] = await Promise.all([getJson<AgentStatus>(baseUrl, "v1/status", timeoutMs), getJson<NodeStatus[]>(baseUrl, "v1/nodes", timeoutMs)]);
+  } catch (e) {
+    err(`${e instanceof AgentError ? e.message : describeFetchError(shown, e)}\n`);
+    return 1;
+  }
+  if (values.json) out(JSON.stringify({ status, nodes }, null, 2) + "\n");
+  else out(formatStatus(status, nodes, now()));
+  return 0;
+}
+
+class AgentError extends Error {}
+
+async function getJson<T>(base: URL, path: string, timeoutMs: number): Promise<T> {
+  const url = new URL(path, base.href.endsWith("/") ? base : new URL(base.href + "/"));
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
+  const text = await res.text();
+  if (!res.ok) {
+    let detail = text.trim().slice(0, 300);
+    try {
+      detail = String((JSON.parse(text) as { error?: unknown }).error ?? detail);
+    } catch {}
+    throw new AgentError(`weft agent at ${url.href} answered ${res.status}: ${detail}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new AgentError(`weft agent at ${url.href} answered with something that is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
+  }
+}
+
+function describeFetchError(url: string, e: unknown): string {
+  const code = (e as { code?: string }).code ?? "";
+  const name = (e as Error).name ?? "";
+  let why: string;
+  if (code === "ConnectionRefused" || code === "ECONNREFUSED") why = "connection refused";
+  else if (name === "TimeoutError") why = "no answer (timed out)";
+  else why = (e as Error).message ?? String(e);
+  return `no weft agent answering at ${url}: ${why} — is \`weft agent\` running?`;
+}
+
+/** Renders "12s ago", "3m ago", ... for an ISO time, or "never". */
+export function relativeTime(iso: string | null, nowMs: number): string {
+  if (!iso) return "never";
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return "?";
+  const s = Math.round((nowMs - t) / 1000);
+  if (s < 1) return "just now";
+  if (s < 120) return `${s}s ago`;
+  if (s < 2 * 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 2 * 86400) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}d${h}h`;
+  if (h) return `${h}h${m}m`;
+  if (m) return `${m}m${s % 60}s`;
+  return `${s}s`;
+}
+
+/** Aligns rows into columns separated by two spaces. */
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
+}
+
+/** The human-readable view: this node, then every known node (this one marked `*`). */
+export function formatStatus(s: AgentStatus, nodes: NodeStatus[], nowMs: number): string {
+  const m = s.members;
+  const head = table([
+    ["node:", s.node],
+    ["public IP:", s.publicIp],
+    ["network:", s.network],
+    ["subnet:", s.subnet ?? "(no lease yet)"],
+    ["backend:", `${s.backend} (mtu ${s.mtu})`],
+    ["members:", `${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`],
+    ["version:", `${s.version}, up ${formatDuration(s.uptimeSeconds)}`],
+  ]);
+  const sorted = [...nodes].sort((a, b) => a.name.localeCompare(b.name));
+  const rows = [["", "NAME", "PUBLIC IP", "SUBNET", "BACKEND", "STATE", "LAST SEEN"]];
+  for (const n of sorted) rows.push([n.name === s.node ? "*" : "", n.name, n.publicIp, n.subnet, n.backend, n.state, n.name === s.node ? "self" : relativeTime(n.lastSeen, nowMs)]);
+  return `${head}\n${table(rows)}`;
 }

@@ -1,0 +1,94 @@
+/** `weft status` against a real served API with a fake source, and with nobody listening. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { serveApi, type ApiServer } from "../../src/api/serve.ts";
+import { formatStatus, relativeTime, statusCommand } from "../../src/cli/status.ts";
+import { silentLogger } from "../../src/log.ts";
+import { fakeSource, sampleState } from "./fake-source.ts";
+
+const NOW = Date.parse("2026-11-24T12:00:05.000Z");
+
+function capture() {
+  const o = { out: "", err: "" };
+  return { o, io: { out: (s: string) => void (o.out += s), err: (s: string) => void (o.err += s), now: () => NOW, timeoutMs: 2000 } };
+}
+
+let api: ApiServer;
+const src = fakeSource();
+beforeAll(() => {
+  api = serveApi({ host: "127.0.0.1", port: 0, source: src, logger: silentLogger });
+});
+afterAll(async () => {
+  await api.stop();
+});
+
+describe("weft status", () => {
+  test("prints this node and a table of all nodes", async () => {
+    const { o, io } = capture();
+    expect(await statusCommand(["--api", api.url], io)).toBe(0);
+    expect(o.err).toBe("");
+    const lines = o.out.split("\n");
+    expect(o.out).toContain("node:       wop-a");
+    expect(o.out).toContain("10.244.1.0/24");
+    expect(o.out).toContain("2 alive, 1 suspect, 0 dead, 0 left");
+    const header = lines.find((l) => l.includes("NAME"))!;
+    expect(header).toMatch(/NAME\s+PUBLIC IP\s+SUBNET\s+BACKEND\s+STATE\s+LAST SEEN/);
+    const row = (name: string) => lines.find((l) => l.includes(` ${name} `))!.trim().split(/\s+/);
+    expect(row("wop-a")).toEqual(["*", "wop-a", "192.0.2.11", "10.244.1.0/24", "vxlan", "alive", "self"]);
+    expect(row("wop-b")).toEqual(["wop-b", "192.0.2.12", "10.244.2.0/24", "vxlan", "suspect", "35s", "ago"]);
+    expect(row("wop-c")).toEqual(["wop-c", "192.0.2.13", "10.244.3.0/24", "vxlan", "alive", "never"]);
+  });
+
+  test("--json prints {status, nodes}", async () => {
+    const { o, io } = capture();
+    expect(await statusCommand(["--api", api.url, "--json"], io)).toBe(0);
+    expect(JSON.parse(o.out)).toEqual({ status: sampleState().status, nodes: sampleState().nodes });
+  });
+
+  test("an agent answering 500 exits 1 with its error", async () => {
+    const { o, io } = capture();
+    src.state.throwWith = new Error("boom");
+    try {
+      expect(await statusCommand(["--api", api.url], io)).toBe(1);
+    } finally {
+      delete src.state.throwWith;
+    }
+    expect(o.err).toContain("answered 500");
+    expect(o.err).toContain("boom");
+  });
+
+  test("no agent: a message naming the URL, exit 1", async () => {
+    // A port that was free a moment ago: bind, note it, release.
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = l.port;
+    l.stop(true);
+    const url = `http://127.0.0.1:${port}`;
+    const { o, io } = capture();
+    expect(await statusCommand(["--api", url], io)).toBe(1);
+    expect(o.out).toBe("");
+    expect(o.err).toBe(`no weft agent answering at ${url}: connection refused — is \`weft agent\` running?\n`);
+  });
+
+  test.each([[["--bogus"]], [["--api"]], [["extra"]], [["--api", "not a url"]], [["--api", "ftp://x"]]])("bad flags %j exit 2", async (argv) => {
+    const { o, io } = capture();
+    expect(await statusCommand(argv, io)).toBe(2);
+    expect(o.err).toContain("weft status:");
+  });
+});
+
+describe("formatting", () => {
+  test.each([
+    [null, "never"],
+    ["2026-11-24T12:00:05.000Z", "just now"],
+    ["2026-11-24T12:00:00.000Z", "5s ago"],
+    ["2026-11-24T11:55:05.000Z", "5m ago"],
+    ["2026-11-24T09:00:05.000Z", "3h ago"],
+    ["2026-11-20T12:00:05.000Z", "4d ago"],
+    ["garbage", "?"],
+  ] as const)("relativeTime(%p) = %p", (iso, want) => expect(relativeTime(iso, NOW)).toBe(want));
+
+  test("a node without a lease says so", () => {
+    const st = sampleState();
+    st.status.subnet = null;
+    expect(formatStatus(st.status, [], NOW)).toContain("(no lease yet)");
+  });
+});
