@@ -1,0 +1,75 @@
+/**
+ * The dataplane backend contract, declarative like tailscale's router: `apply(peers)` is
+ * handed the whole desired set every time, reads back what weft owns in the kernel, and
+ * changes only the difference (adds before deletes). Calling it twice with the same
+ * peers changes nothing the second time, which is what makes periodic reconciling safe.
+ *
+ * Ownership, so weft never touches what it did not make:
+ *  - routes: protocol WEFT_ROUTE_PROTOCOL (87) with a destination inside Network;
+ *  - neighbours, FDB entries and addresses: those on weft's own device (weft.<VNI>, weft0).
+ */
+import type { BackendType } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { Netlink } from "../sys/netlink.ts";
+import type { BackendData } from "../lease/types.ts";
+
+/** One remote node as the backend needs it, taken from its (valid, unexpired) lease. */
+export interface PeerLease {
+  nodeName: string;
+  /** Canonical CIDR, e.g. "10.244.2.0/24". */
+  subnet: string;
+  /** Underlay address: next hop for host-gw, remote VTEP for vxlan, UDP target for udp. */
+  publicIp: string;
+  /** vxlan only: the peer's VTEP MAC from its lease. */
+  vtepMac?: string;
+}
+
+/** What one apply did; `changes === 0` means the kernel already matched. */
+export interface ApplyResult {
+  /** Kernel mutations made (device, address, route, neighbour, FDB). */
+  changes: number;
+  /** Operations that failed this time; the reconciler retries them. */
+  errors: string[];
+  /** Conditions an operator must fix, e.g. a host-gw peer that is not on-link. Shown in status. */
+  problems: string[];
+}
+
+export interface Backend {
+  readonly type: BackendType;
+  /** weft's own device ("weft.1", "weft0"), or undefined for host-gw. */
+  readonly device: string | undefined;
+  /** MTU pods should use (written to subnet.env as FLANNEL_MTU). */
+  mtu(): number;
+  /**
+   * Creates or adopts weft's device and its lease address and starts any packet loop.
+   * Returns what goes into the own lease (vxlan: the VTEP MAC). Safe to call again.
+   */
+  up(): Promise<BackendData>;
+  /**
+   * Makes the kernel match `peers` (own subnet is skipped if present) and recreates a
+   * device someone deleted. Synchronous; throws only when nothing can be programmed
+   * (e.g. the device cannot be created), otherwise reports per-operation errors.
+   */
+  apply(peers: PeerLease[]): ApplyResult;
+  /** Stops loops and releases handles; leaves the dataplane in place so pods keep working across restarts. */
+  close(): void;
+}
+
+/** Dependencies every backend gets; one options object, as the agent has them. */
+export interface BackendDeps {
+  nl: Netlink;
+  /** This node's underlay address. */
+  publicIp: string;
+  /** The underlay interface holding publicIp. */
+  underlayIface: string;
+  underlayMtu: number;
+  /** This node's leased subnet, canonical CIDR. */
+  ownSubnet: string;
+  /** The cluster pod network (net-conf Network). */
+  network: string;
+  /** vxlan: the stable VTEP MAC (see stableMac); a random one is used without it. */
+  vtepMac?: string;
+  logger: Logger;
+}
+
+export const emptyResult = (): ApplyResult => ({ changes: 0, errors: [], problems: [] });

@@ -1,0 +1,261 @@
+import { describe, expect, test } from "bun:test";
+import { RecordingNetlink } from "../fakes/netlink.ts";
+import { createVxlanBackend } from "../../src/backend/vxlan.ts";
+import type { PeerLease } from "../../src/backend/backend.ts";
+import { silentLogger, createLogger } from "../../src/log.ts";
+import { stableMac } from "../../src/backend/mac.ts";
+
+const MAC_A = "0a:00:00:00:00:01";
+const MAC_B = "0a:00:00:00:00:02";
+const MAC_C = "0a:00:00:00:00:03";
+const own = "be:ef:00:00:00:01";
+
+function node(opts: { directRouting?: boolean; mtu?: number } = {}) {
+  const nl = new RecordingNetlink();
+  nl.outside((n) => {
+    n.addLinkRaw({ name: "eth0", mtu: 1500 });
+    n.addAddress({ dev: "eth0", cidr: "192.0.2.11/24" });
+  });
+  const backend = createVxlanBackend(
+    { type: "vxlan", vni: 1, port: 8472, directRouting: opts.directRouting ?? false, ...(opts.mtu ? { mtu: opts.mtu } : {}) },
+    { nl, publicIp: "192.0.2.11", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", vtepMac: own, logger: silentLogger },
+  );
+  return { nl, backend };
+}
+
+const peerB: PeerLease = { nodeName: "b", subnet: "10.244.2.0/24", publicIp: "192.0.2.12", vtepMac: MAC_B };
+const peerC: PeerLease = { nodeName: "c", subnet: "10.244.3.0/24", publicIp: "198.51.100.13", vtepMac: MAC_C };
+
+describe("vxlan backend", () => {
+  test("up creates weft.1 with MTU underlay-50, the stable MAC and the /32 lease address", async () => {
+    const { nl, backend } = node();
+    expect(await backend.up()).toEqual({ type: "vxlan", vtepMac: own });
+    expect(backend.mtu()).toBe(1450);
+    expect(nl.takeOps()).toEqual([
+      `add link weft.1 type vxlan id 1 local 192.0.2.11 dstport 8472 nolearning mtu 1450 address ${own} dev-index 2`,
+      "add address 10.244.1.0/32 dev weft.1",
+    ]);
+  });
+
+  test("Backend.MTU overrides the derived MTU", async () => {
+    const { backend } = node({ mtu: 1400 });
+    expect(backend.mtu()).toBe(1400);
+  });
+
+  test("programs ARP, FDB, then the onlink route per peer; a second apply changes nothing", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    nl.takeOps();
+    const r = backend.apply([peerB, peerC]);
+    expect(r).toEqual({ changes: 6, errors: [], problems: [] });
+    expect(nl.takeOps()).toEqual([
+      `replace neigh 10.244.2.0 lladdr ${MAC_B} dev weft.1 nud permanent`,
+      `replace neigh 10.244.3.0 lladdr ${MAC_C} dev weft.1 nud permanent`,
+      `append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+      `append fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+      "replace route 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87",
+      "replace route 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink proto 87",
+    ]);
+    expect(backend.apply([peerC, peerB])).toEqual({ changes: 0, errors: [], problems: [] });
+    expect(nl.takeOps()).toEqual([]);
+  });
+
+  test("own lease in the peer list is skipped", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    nl.takeOps();
+    backend.apply([{ nodeName: "a", subnet: "10.244.1.0/24", publicIp: "192.0.2.11", vtepMac: own }]);
+    expect(nl.takeOps()).toEqual([]);
+  });
+
+  test("peer removal deletes the route first, then ARP and FDB; additions come before deletions", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    backend.apply([peerB]);
+    nl.takeOps();
+    backend.apply([peerC]);
+    expect(nl.takeOps()).toEqual([
+      `replace neigh 10.244.3.0 lladdr ${MAC_C} dev weft.1 nud permanent`,
+      `append fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+      "replace route 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink proto 87",
+      "delete route 10.244.2.0/24 via 10.244.2.0 dev weft.1 proto 87",
+      "delete neigh 10.244.2.0 dev weft.1",
+      `delete fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+    ]);
+  });
+
+  test("a peer whose VTEP MAC changed (reinstall) gets new ARP/FDB and the old FDB entry goes", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    backend.apply([peerB]);
+    nl.takeOps();
+    backend.apply([{ ...peerB, vtepMac: MAC_A }]);
+    expect(nl.takeOps()).toEqual([
+      `replace neigh 10.244.2.0 lladdr ${MAC_A} dev weft.1 nud permanent`,
+      `append fdb ${MAC_A} dst 192.0.2.12 dev weft.1`,
+      `delete fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+    ]);
+  });
+
+  test("DirectRouting routes on-link peers via their public IP on the underlay, others over vxlan", async () => {
+    const { nl, backend } = node({ directRouting: true });
+    await backend.up();
+    nl.takeOps();
+    backend.apply([peerB, peerC]);
+    expect(nl.takeOps()).toEqual([
+      `replace neigh 10.244.3.0 lladdr ${MAC_C} dev weft.1 nud permanent`,
+      `append fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+      "replace route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87",
+      "replace route 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink proto 87",
+    ]);
+    expect(backend.apply([peerB, peerC]).changes).toBe(0);
+  });
+
+  test("foreign routes, neighbours on other devices and other protocols are never touched", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => {
+      n.addLinkRaw({ name: "cni0", kind: "bridge" });
+      n.addAddress({ dev: "cni0", cidr: "10.244.1.1/24" });
+      n.replaceRoute({ dst: "10.244.9.0/24", gateway: "192.0.2.1", dev: "eth0", protocol: 4 }); // static, inside Network
+      n.replaceRoute({ dst: "203.0.113.0/24", gateway: "192.0.2.1", dev: "eth0", protocol: 87 }); // our proto, outside Network
+      n.replaceNeighbor({ dev: "eth0", ip: "192.0.2.1", mac: "00:11:22:33:44:55" });
+    });
+    const before = nl.dump();
+    await backend.up();
+    backend.apply([]);
+    const ops = nl.takeOps();
+    expect(ops.every((o) => o.includes("weft.1"))).toBe(true);
+    const after = nl.dump();
+    for (const line of before) expect(after).toContain(line);
+  });
+
+  test("stale weft routes/ARP/FDB no lease justifies are removed on the first apply", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    backend.apply([peerB, peerC]);
+    nl.takeOps();
+    // a restart with c's lease expired meanwhile: a fresh backend over the same kernel
+    const again = createVxlanBackend(
+      { type: "vxlan", vni: 1, port: 8472, directRouting: false },
+      { nl, publicIp: "192.0.2.11", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", vtepMac: own, logger: silentLogger },
+    );
+    await again.up();
+    expect(nl.takeOps()).toEqual([]); // adopted, not recreated
+    again.apply([peerB]);
+    expect(nl.takeOps()).toEqual([
+      "delete route 10.244.3.0/24 via 10.244.3.0 dev weft.1 proto 87",
+      "delete neigh 10.244.3.0 dev weft.1",
+      `delete fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+    ]);
+  });
+
+  test("a device with a different MAC is recreated, and a deleted one comes back with its entries", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => n.createVxlan({ name: "weft.1", vni: 1, local: "192.0.2.11", port: 8472, mtu: 1450, mac: MAC_A }));
+    await backend.up();
+    expect(nl.takeOps()).toEqual([
+      "delete link weft.1",
+      `add link weft.1 type vxlan id 1 local 192.0.2.11 dstport 8472 nolearning mtu 1450 address ${own} dev-index 2`,
+      "add address 10.244.1.0/32 dev weft.1",
+    ]);
+    backend.apply([peerB]);
+    nl.outside((n) => n.deleteLink("weft.1"));
+    nl.takeOps();
+    const r = backend.apply([peerB]);
+    expect(r.changes).toBe(5);
+    expect(nl.takeOps()).toEqual([
+      `add link weft.1 type vxlan id 1 local 192.0.2.11 dstport 8472 nolearning mtu 1450 address ${own} dev-index 2`,
+      "add address 10.244.1.0/32 dev weft.1",
+      `replace neigh 10.244.2.0 lladdr ${MAC_B} dev weft.1 nud permanent`,
+      `append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+      "replace route 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87",
+    ]);
+  });
+
+  test("a device with a different VNI (when the Netlink reports it) is recreated; a wrong MTU is fixed in place", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => n.createVxlan({ name: "weft.1", vni: 7, local: "192.0.2.11", port: 8472, mtu: 1450, mac: own }));
+    await backend.up();
+    expect(nl.takeOps()[0]).toBe("delete link weft.1");
+    nl.outside((n) => n.setMtu("weft.1", 1300));
+    backend.apply([]);
+    expect(nl.takeOps()).toEqual(["set link weft.1 mtu 1450"]);
+  });
+
+  test("a renumbered own subnet replaces the lease address", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    nl.outside((n) => n.addAddress({ dev: "weft.1", cidr: "10.244.7.0/32" }));
+    nl.takeOps();
+    backend.apply([]);
+    expect(nl.takeOps()).toEqual(["delete address 10.244.7.0/32 dev weft.1"]);
+  });
+
+  test("bad peer records are reported and skipped, not sent to the kernel", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    nl.takeOps();
+    const r = backend.apply([
+      { nodeName: "x", subnet: "10.99.0.0/24", publicIp: "192.0.2.20", vtepMac: MAC_A },
+      { nodeName: "y", subnet: "10.244.5.0/24", publicIp: "192.0.2.21" },
+      { nodeName: "z", subnet: "10.244.6.0/24", publicIp: "nope", vtepMac: MAC_A },
+      peerB,
+      { nodeName: "b2", subnet: "10.244.2.0/24", publicIp: "192.0.2.22", vtepMac: MAC_C },
+    ]);
+    expect(r.problems).toHaveLength(4);
+    expect(r.problems.join("\n")).toContain("peer x: skipped, subnet \"10.99.0.0/24\": not inside Network 10.244.0.0/16");
+    expect(r.problems.join("\n")).toContain("peer y: skipped, vtepMac undefined");
+    expect(r.problems.join("\n")).toContain("peer z: skipped, publicIp \"nope\"");
+    expect(r.problems.join("\n")).toContain("peer b2: skipped, subnet 10.244.2.0/24 is also claimed by b");
+    expect(nl.takeOps()).toEqual([
+      `replace neigh 10.244.2.0 lladdr ${MAC_B} dev weft.1 nud permanent`,
+      `append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+      "replace route 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87",
+    ]);
+  });
+
+  test("a failing operation is reported and the others still run; the next apply retries it", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    nl.takeOps();
+    nl.failOn(/append fdb .* 192\.0\.2\.12/, "Operation not permitted");
+    const r = backend.apply([peerB, peerC]);
+    expect(r.errors).toEqual([`append fdb ${MAC_B} dst 192.0.2.12 dev weft.1: Operation not permitted`]);
+    expect(r.changes).toBe(5);
+    nl.takeOps();
+    expect(backend.apply([peerB, peerC]).changes).toBe(1);
+    expect(nl.takeOps()).toEqual([`append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`]);
+  });
+
+  test("problems are logged once when they appear and once when resolved", async () => {
+    const lines: string[] = [];
+    const nl = new RecordingNetlink();
+    nl.outside((n) => n.addLinkRaw({ name: "eth0" }));
+    const logger = createLogger({ write: (l) => lines.push(l) });
+    const backend = createVxlanBackend({ type: "vxlan", vni: 1, port: 8472, directRouting: false }, { nl, publicIp: "192.0.2.11", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger });
+    await backend.up();
+    const bad = { nodeName: "y", subnet: "10.244.5.0/24", publicIp: "192.0.2.21" };
+    backend.apply([bad]);
+    backend.apply([bad]);
+    backend.apply([]);
+    expect(lines.filter((l) => l.includes("peer y")).map((l) => l.split(" ")[1])).toEqual(["WARN", "INFO"]);
+  });
+});
+
+describe("stableMac", () => {
+  test("is deterministic, unicast and locally administered", () => {
+    const seeds = ["a", "node-1", "7f3a9c", "ü"];
+    for (const s of seeds) {
+      const m = stableMac(s);
+      expect(m).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+      expect(stableMac(s)).toBe(m);
+      const b0 = parseInt(m.slice(0, 2), 16);
+      expect(b0 & 1).toBe(0);
+      expect(b0 & 2).toBe(2);
+    }
+    expect(new Set(seeds.map(stableMac)).size).toBe(seeds.length);
+  });
+  test("rejects an empty seed", () => {
+    expect(() => stableMac("")).toThrow("seed is empty");
+  });
+});
