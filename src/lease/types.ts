@@ -26,6 +26,11 @@ export interface Lease {
   backend: BackendData;
   /** Clock ms when the owner first claimed this subnet (conflict rule: earliest wins, then name). */
   claimedAt: number;
+  /**
+   * Owner's clock ms when it last wrote or refreshed this record (owners refresh hourly).
+   * Expiry counts from max(renewedAt, member lastSeen). Absent = claimedAt.
+   */
+  renewedAt?: number;
   /** Tombstone: the owner released the lease (graceful leave or renumber). */
   deleted?: boolean;
 }
@@ -45,6 +50,10 @@ export interface ClusterMetrics {
   conflictsResolved: number;
   renumbers: number;
   rejectedRecords: number;
+  /** Times another nodeId took over this node's name (see docs/leases.md). */
+  nameConflicts?: number;
+  /** Records dropped because they expired (owner silent longer than the lease TTL). */
+  expired?: number;
 }
 
 /** The lease layer as the agent sees it. */
@@ -60,7 +69,10 @@ export interface Cluster {
   onChange(fn: () => void): () => void;
   /** Called when the own lease had to be renumbered after commit (a conflict lost). */
   onRenumber(fn: (old: Lease, now: Lease) => void): () => void;
-  /** Graceful: release nothing (leases outlive restarts), tell peers we leave, stop. */
-  stop(opts: { leave: boolean }): Promise<void>;
+  /**
+   * Graceful: release nothing (leases outlive restarts), tell peers we leave, stop.
+   * `release: true` (decommissioning) first publishes a tombstone so the subnet is free at once.
+   */
+  stop(opts: { leave: boolean; release?: boolean }): Promise<void>;
   metrics(): ClusterMetrics;
 }

@@ -1,0 +1,566 @@
+/**
+ * The lease layer over a Gossip: allocation without a central store.
+ *
+ * A node announces a claim (its record, broadcast under its name), waits a settle
+ * window, exchanges full state (push-pull) with the live members it knows, and commits
+ * only if no better claim for the subnet turned up; otherwise it re-picks. Claims on one
+ * subnet are ordered by (claimedAt, nodeName) — earliest wins — so every node that holds
+ * the same records picks the same winner. A committed node that later learns of a better
+ * claim (a healed partition) renumbers through the same procedure and reports it.
+ * New claims carry claimedAt = max(now, newest claimedAt seen + 1), so a late joiner
+ * cannot out-rank a committed lease it already knew about, even with a slow clock.
+ * The node-name key is owned by the newest start: a fresh start (new nodeId) that finds
+ * its name held by another nodeId takes the name over with a higher generation; a running
+ * node that is taken over that way does not fight back (it logs an error and goes quiet).
+ * Details and windows: docs/leases.md.
+ */
+import type { Clock, TimerHandle } from "../clock.ts";
+import type { NetConf } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { Gossip, GossipDelegate, Member } from "../gossip/types.ts";
+import { claimWinner, pickSubnet } from "./allocator.ts";
+import { RecordValidator, compareRecords, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
+import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
+import { LeaseTable } from "./table.ts";
+import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
+
+export const HOUR = 3_600_000;
+
+export interface ClusterCoreOptions {
+  net: NetConf;
+  nodeName: string;
+  publicIp: string;
+  /** This node's gossip address "ip:port"; seeds equal to it are skipped. */
+  advertiseAddr: string;
+  /** "host:port" peers to join; entries that are this node's own address are skipped. */
+  seeds: string[];
+  /** Backend data for the record; a function gets the persisted nodeId (stable VTEP MAC). */
+  backend: BackendData | ((nodeId: string) => BackendData);
+  store: StateStore;
+  clock: Clock;
+  logger: Logger;
+  /** Leases of silent owners are kept this long after the last sign of life, ms (24 h). */
+  leaseTtlMs?: number;
+  /** Wait after announcing a claim before the verifying push-pulls, ms (2 s). */
+  settleMs?: number;
+  /** Owners re-announce (version+1, renewedAt=now) this often, ms (1 h). */
+  refreshMs?: number;
+  /** Most members push-pulled in one settle window (64); larger clusters are sampled. */
+  settlePeers?: number;
+  /** Expiry/GC sweep period, ms (60 s). */
+  sweepMs?: number;
+  /** Extra addresses ("ip:port" or "ip") that count as this node's own when filtering seeds. */
+  ownAddrs?: string[];
+  random?: () => number;
+}
+
+/** Extra surface for tests and the bench; the agent only needs {@link Cluster}. */
+export interface ClusterCore extends Cluster {
+  nodeId(): string | undefined;
+  /** The replicated table, read-only use. */
+  table(): LeaseTable;
+  /** Called for every record that changed the table (cheap; used by the bench). */
+  onRecord(fn: (l: Lease) => void): () => void;
+  /** Resolves once a background join (persisted-lease start) has reached a seed. */
+  joined(): Promise<void>;
+}
+
+class Aborted extends Error {
+  override name = "AbortError";
+}
+
+/** Builds the lease layer; `makeGossip` gets the delegate and returns the node's Gossip. */
+export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegate: GossipDelegate) => Gossip): ClusterCore {
+  const {
+    net,
+    nodeName,
+    clock,
+    store,
+    leaseTtlMs = 24 * HOUR,
+    settleMs = 2000,
+    refreshMs = HOUR,
+    settlePeers = 64,
+    sweepMs = 60_000,
+    random = Math.random,
+  } = opts;
+  const log = opts.logger.child("lease");
+  const range = rangeOf(net);
+  const validator = new RecordValidator(range);
+  const table = new LeaseTable();
+  const changeFns = new Set<() => void>();
+  const renumberFns = new Set<(old: Lease, now: Lease) => void>();
+  const recordFns = new Set<(l: Lease) => void>();
+  const m = { conflictsResolved: 0, renumbers: 0, rejectedRecords: 0, nameConflicts: 0, expired: 0 };
+
+  let identity: NodeIdentity | undefined;
+  let own: Lease | undefined; // our current record (claim or committed)
+  let committed: Lease | undefined;
+  let gossip: Gossip | undefined;
+  let stopped = false;
+  let displaced = false;
+  let claiming = false; // a claim procedure (first claim or renumber) is running
+  let attempt = 0;
+  let maxClaimedAt = 0;
+  const timers: TimerHandle[] = [];
+  const bg = new AbortController();
+  let joinedResolve!: () => void;
+  const joinedP = new Promise<void>((r) => (joinedResolve = r));
+  let lastLiveKey = "";
+  let stateCache: { rev: number; bytes: Uint8Array } | undefined;
+
+  const sleep = (ms: number, signal?: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(new Aborted("start aborted"));
+      const t = clock.after(ms, () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      const onAbort = () => {
+        t.cancel();
+        reject(new Aborted("start aborted"));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+
+  // ---- expiry -------------------------------------------------------------------------
+
+  const memberMap = (): Map<string, Member> => {
+    const out = new Map<string, Member>();
+    if (gossip) for (const mb of gossip.members()) out.set(mb.name, mb);
+    return out;
+  };
+
+  function lastSeenOf(l: Lease, members: Map<string, Member> | undefined, now: number): number {
+    if (l.nodeName === nodeName && committed && !displaced) return now;
+    let seen = l.renewedAt ?? l.claimedAt;
+    const mb = members?.get(l.nodeName);
+    if (mb) seen = Math.max(seen, mb.state === "alive" || mb.state === "suspect" ? now : mb.lastSeen);
+    return seen;
+  }
+
+  /** A record that holds its subnet now: not deleted and owner seen within the TTL. */
+  const isLive = (l: Lease, members: Map<string, Member> | undefined, now: number) =>
+    !l.deleted && lastSeenOf(l, members, now) + leaseTtlMs > now;
+
+  function subnetTakenByOther(subnet: string, members: Map<string, Member>, now: number): boolean {
+    for (const c of table.claimants(subnet)) if (c.nodeName !== nodeName && isLive(c, members, now)) return true;
+    return false;
+  }
+
+  /** The live claim that beats `mine` on its subnet, if any. */
+  function betterClaim(mine: Lease, members: Map<string, Member>, now: number): Lease | undefined {
+    const rivals = table.claimants(mine.subnet).filter((c) => c.nodeName !== nodeName && isLive(c, members, now));
+    if (rivals.length === 0) return undefined;
+    const w = claimWinner([mine, ...rivals]);
+    return w === mine ? undefined : w;
+  }
+
+  // ---- table updates ------------------------------------------------------------------
+
+  function ingest(payload: Uint8Array, from: string, what: string): void {
+    try {
+      const d = decodePayload(payload);
+      if ("error" in d) {
+        m.rejectedRecords++;
+        log.debug("Dropped lease payload", { from, what, error: d.error });
+        return;
+      }
+      let changed = false;
+      for (const raw of d.raw) {
+        const l = validator.check(raw);
+        if (typeof l === "string") {
+          m.rejectedRecords++;
+          log.debug("Rejected lease record", { from, what, reason: l });
+          continue;
+        }
+        if (table.merge(l)) {
+          changed = true;
+          if (!l.deleted && l.claimedAt > maxClaimedAt) maxClaimedAt = l.claimedAt;
+          for (const fn of recordFns) fn(l);
+        }
+      }
+      if (changed) afterChange();
+    } catch (e) {
+      // A delegate callback must never throw into the gossip layer.
+      m.rejectedRecords++;
+      log.warn("Cannot merge lease payload", { from, what, error: e as Error });
+    }
+  }
+
+  function afterChange(): void {
+    if (!stopped) checkOwn();
+    emitChange();
+  }
+
+  function emitChange(): void {
+    for (const fn of changeFns) {
+      try {
+        fn();
+      } catch (e) {
+        log.error("onChange listener threw", { error: e as Error });
+      }
+    }
+  }
+
+  function publish(l: Lease): void {
+    own = l;
+    table.merge(l);
+    if (l.claimedAt > maxClaimedAt) maxClaimedAt = l.claimedAt;
+    for (const fn of recordFns) fn(l);
+    gossip?.broadcast(nodeName, encodeRecord(l));
+  }
+
+  function persistIdentity(): void {
+    store.saveIdentity(identity!);
+  }
+
+  /** Reacts to records about our name or our subnet (committed nodes only; claims check at settle). */
+  function checkOwn(): void {
+    if (!own || displaced) return;
+    const rec = table.get(nodeName);
+    if (rec && rec !== own && compareRecords(rec, own) > 0) {
+      if (rec.nodeId === own.nodeId || !committed) {
+        // Our own older start (restored state dir) or, before commit, a previous owner of
+        // the name: take the name with a higher generation.
+        bumpGenerationAbove(rec.generation);
+        publish({ ...own, generation: identity!.generation, version: 0, renewedAt: clock.now() });
+      } else {
+        displaced = true;
+        m.nameConflicts++;
+        log.error("Node name taken over by another node; this node stops announcing its lease", {
+          node: nodeName,
+          ourNodeId: own.nodeId,
+          theirNodeId: rec.nodeId,
+          theirSubnet: rec.subnet,
+        });
+        return;
+      }
+    }
+    if (committed && !claiming) {
+      const now = clock.now();
+      const better = betterClaim(own, memberMap(), now);
+      if (better) void renumber(better);
+    }
+  }
+
+  function bumpGenerationAbove(gen: number): void {
+    if (identity!.generation > gen) return;
+    identity = { ...identity!, generation: gen + 1 };
+    try {
+      persistIdentity();
+    } catch (e) {
+      log.error("Cannot persist raised generation", { error: e as Error });
+    }
+  }
+
+  // ---- claiming -----------------------------------------------------------------------
+
+  function backendFor(nodeId: string): BackendData {
+    return typeof opts.backend === "function" ? opts.backend(nodeId) : opts.backend;
+  }
+
+  function newClaim(previousName?: Lease): Lease {
+    const now = clock.now();
+    const members = memberMap();
+    const base = {
+      nodeName,
+      nodeId: identity!.nodeId,
+      generation: identity!.generation,
+      version: own && own.generation === identity!.generation ? own.version + 1 : 0,
+      publicIp: opts.publicIp,
+      backend: backendFor(identity!.nodeId),
+      renewedAt: now,
+    };
+    // Re-learn: peers still hold our name's record (lost state dir, reinstall).
+    if (previousName && !previousName.deleted && !subnetProblem(previousName.subnet, range) && isLive(previousName, members, now)) {
+      const mine = { ...base, subnet: previousName.subnet, claimedAt: previousName.claimedAt };
+      if (!betterClaim(mine, members, now)) {
+        log.info("Re-learned own lease from peers", { subnet: mine.subnet, previousNodeId: previousName.nodeId });
+        return mine;
+      }
+    }
+    const subnet = pickSubnet(nodeName, range, (s) => subnetTakenByOther(s, members, now), attempt);
+    return { ...base, subnet, claimedAt: Math.max(now, maxClaimedAt + 1) };
+  }
+
+  function settleTargets(): string[] {
+    const names: string[] = [];
+    if (!gossip) return names;
+    for (const mb of gossip.members()) if (mb.name !== nodeName && mb.state === "alive") names.push(mb.name);
+    // Partial Fisher-Yates: a uniform sample without sorting the whole list.
+    const k = Math.min(settlePeers, names.length);
+    for (let i = 0; i < k; i++) {
+      const j = i + Math.floor(random() * (names.length - i));
+      [names[i], names[j]] = [names[j]!, names[i]!];
+    }
+    return names.slice(0, k);
+  }
+
+  /** Announce → settle → push-pull → verify, until a claim survives. Returns the claim. */
+  async function claimLoop(signal: AbortSignal, first: Lease | undefined): Promise<Lease> {
+    let learned = first;
+    for (;;) {
+      const mine = newClaim(learned);
+      learned = undefined;
+      publish(mine);
+      log.info("Claiming subnet", { subnet: mine.subnet, claimedAt: mine.claimedAt, attempt });
+      await sleep(settleMs, signal);
+      const targets = settleTargets();
+      await Promise.allSettled(targets.map((t) => gossip!.pushPull(t)));
+      if (signal.aborted) throw new Aborted("start aborted");
+      if (displaced) throw new Error(`Cannot claim a subnet: node name ${nodeName} was taken over by another node`);
+      const now = clock.now();
+      const better = betterClaim(own!, memberMap(), now);
+      if (!better) return own!;
+      m.conflictsResolved++;
+      attempt++;
+      log.info("Lost subnet claim, re-picking", { subnet: own!.subnet, winner: better.nodeName, winnerClaimedAt: better.claimedAt });
+    }
+  }
+
+  function commit(l: Lease): void {
+    store.saveLease(l);
+    committed = l;
+  }
+
+  async function renumber(winner: Lease): Promise<void> {
+    if (claiming || stopped) return;
+    claiming = true;
+    const old = committed!;
+    m.conflictsResolved++;
+    m.renumbers++;
+    attempt++;
+    log.warn("RENUMBERING: a better claim on our committed subnet appeared (partition healed?)", {
+      subnet: old.subnet,
+      winner: winner.nodeName,
+      winnerClaimedAt: winner.claimedAt,
+      ourClaimedAt: old.claimedAt,
+    });
+    try {
+      const now = await claimLoop(bg.signal, undefined);
+      commit(now);
+      log.warn("Renumbered own lease", { old: old.subnet, now: now.subnet });
+      for (const fn of renumberFns) {
+        try {
+          fn(old, now);
+        } catch (e) {
+          log.error("onRenumber listener threw", { error: e as Error });
+        }
+      }
+      emitChange();
+    } catch (e) {
+      if (!(e instanceof Aborted)) log.error("Cannot renumber own lease", { error: e as Error });
+    } finally {
+      claiming = false;
+    }
+    if (!stopped && committed) checkOwn();
+  }
+
+  // ---- periodic work ------------------------------------------------------------------
+
+  function every(ms: number, fn: () => void): void {
+    const tick = () => {
+      if (stopped) return;
+      try {
+        fn();
+      } catch (e) {
+        log.error("Periodic lease task failed", { error: e as Error });
+      }
+      timers.push(clock.after(ms, tick));
+    };
+    timers.push(clock.after(ms, tick));
+  }
+
+  function refresh(): void {
+    if (!committed || displaced || claiming) return;
+    const l = { ...committed, version: committed.version + 1, renewedAt: clock.now() };
+    publish(l);
+    try {
+      commit(l);
+    } catch (e) {
+      log.error("Cannot persist refreshed lease", { error: e as Error });
+    }
+  }
+
+  /** Drops records silent for 2×TTL (tombstones included) and reports expiries. */
+  function sweep(): void {
+    const now = clock.now();
+    const members = memberMap();
+    const gone: string[] = [];
+    let liveKey = "";
+    for (const l of table.all()) {
+      if (l.nodeName === nodeName) continue;
+      const seen = lastSeenOf(l, members, now);
+      if (seen + 2 * leaseTtlMs <= now) gone.push(l.nodeName);
+      else if (!l.deleted && seen + leaseTtlMs > now) liveKey += `${l.nodeName}|`;
+    }
+    for (const n of gone) table.remove(n);
+    m.expired += gone.length;
+    if (liveKey !== lastLiveKey) {
+      if (lastLiveKey !== "") emitChange();
+      lastLiveKey = liveKey;
+    }
+  }
+
+  // ---- seeds --------------------------------------------------------------------------
+
+  function otherSeeds(): string[] {
+    const own = new Set([opts.advertiseAddr, ...(opts.ownAddrs ?? [])]);
+    const advIp = opts.advertiseAddr.replace(/:\d+$/, "");
+    const advPort = opts.advertiseAddr.slice(advIp.length + 1);
+    return opts.seeds.filter((s) => {
+      if (own.has(s)) return false;
+      const ip = s.replace(/:\d+$/, "");
+      const port = s.slice(ip.length + 1);
+      if (port === advPort && (ip === advIp || ip === opts.publicIp || (opts.ownAddrs ?? []).includes(ip))) return false;
+      return true;
+    });
+  }
+
+  // ---- the facade ---------------------------------------------------------------------
+
+  const delegate: GossipDelegate = {
+    notifyMessage: (payload, from) => ingest(payload, from, "broadcast"),
+    localState: () => {
+      if (!stateCache || stateCache.rev !== table.revision) stateCache = { rev: table.revision, bytes: encodeState(table.all()) };
+      return stateCache.bytes;
+    },
+    mergeRemoteState: (payload, _join, from) => ingest(payload, from, "push-pull"),
+  };
+
+  async function start(signal: AbortSignal = new AbortController().signal): Promise<Lease> {
+    if (gossip) throw new Error("Cannot start cluster: already started");
+    const loaded = store.load();
+    identity = nextIdentity(loaded, nodeName);
+    persistIdentity(); // before anything is announced: the generation must never repeat
+    log.info("Node identity", { nodeId: identity.nodeId, generation: identity.generation });
+    gossip = makeGossip(delegate);
+    await gossip.start();
+    const seeds = otherSeeds();
+    every(refreshMs, refresh);
+    every(sweepMs, sweep);
+
+    const persisted = loaded.lease;
+    const problem = persisted
+      ? persisted.nodeName !== nodeName
+        ? `it belongs to node ${persisted.nodeName}`
+        : persisted.deleted
+          ? "it was released"
+          : subnetProblem(persisted.subnet, range)
+      : "none persisted";
+    if (persisted && !problem) {
+      const now = clock.now();
+      const l: Lease = {
+        nodeName,
+        nodeId: identity.nodeId,
+        generation: identity.generation,
+        version: 0,
+        subnet: persisted.subnet,
+        publicIp: opts.publicIp,
+        backend: backendFor(identity.nodeId),
+        claimedAt: persisted.claimedAt,
+        renewedAt: now,
+      };
+      publish(l);
+      commit(l);
+      log.info("Reusing persisted lease; joining in the background", { subnet: l.subnet, seeds: seeds.length });
+      if (seeds.length === 0) joinedResolve();
+      else
+        gossip.join(seeds, bg.signal).then(
+          () => {
+            joinedResolve();
+            if (!stopped) checkOwn();
+          },
+          (e) => {
+            if (!stopped) log.error("Background join failed", { error: e as Error });
+          },
+        );
+      emitChange();
+      return l;
+    }
+    if (persisted) log.warn("Not reusing persisted lease", { subnet: persisted.subnet, reason: problem });
+
+    const combined = AbortSignal.any([signal, bg.signal]);
+    if (seeds.length > 0) {
+      log.info("Joining cluster before claiming", { seeds });
+      await gossip.join(seeds, combined);
+    } else {
+      log.info("No other seeds: bootstrapping a new cluster");
+    }
+    joinedResolve();
+    // What peers know about our name: our own old record, or a previous owner's.
+    const previous = table.get(nodeName);
+    if (previous && previous !== own) bumpGenerationAbove(previous.generation);
+    claiming = true;
+    try {
+      const l = await claimLoop(combined, previous);
+      commit(l);
+      log.info("Committed lease", { subnet: l.subnet });
+      emitChange();
+      return l;
+    } finally {
+      claiming = false;
+    }
+  }
+
+  const facade: ClusterCore = {
+    start,
+    ownLease: () => (displaced ? undefined : committed),
+    leases(): LeaseView[] {
+      const now = clock.now();
+      const members = memberMap();
+      const out: LeaseView[] = [];
+      for (const subnet of table.claimedSubnets()) {
+        const live = table.claimants(subnet).filter((l) => isLive(l, members, now));
+        const w = claimWinner(live);
+        if (!w) continue;
+        const mb = members.get(w.nodeName);
+        const seen = lastSeenOf(w, members, now);
+        out.push({
+          ...w,
+          state: w.nodeName === nodeName ? "alive" : (mb?.state ?? "unknown"),
+          lastSeen: seen,
+          expiresAt: seen + leaseTtlMs,
+        });
+      }
+      return out;
+    },
+    members: () => gossip?.members() ?? [],
+    onChange(fn) {
+      changeFns.add(fn);
+      return () => void changeFns.delete(fn);
+    },
+    onRenumber(fn) {
+      renumberFns.add(fn);
+      return () => void renumberFns.delete(fn);
+    },
+    onRecord(fn) {
+      recordFns.add(fn);
+      return () => void recordFns.delete(fn);
+    },
+    async stop({ leave, release = false }: { leave: boolean; release?: boolean }) {
+      if (stopped) return;
+      if (release && committed && gossip && !displaced) {
+        // A tombstone frees the subnet at once instead of after the TTL.
+        const tomb = { ...committed, version: committed.version + 1, renewedAt: clock.now(), deleted: true };
+        publish(tomb);
+        try {
+          store.saveLease(tomb);
+        } catch (e) {
+          log.error("Cannot persist released lease", { error: e as Error });
+        }
+      }
+      stopped = true;
+      bg.abort();
+      for (const t of timers) t.cancel();
+      if (!gossip) return;
+      if (leave) await gossip.leave(5000);
+      else await gossip.shutdown();
+    },
+    metrics: (): ClusterMetrics => ({ leases: facade.leases().length, ...m }),
+    nodeId: () => identity?.nodeId,
+    table: () => table,
+    joined: () => joinedP,
+  };
+  return facade;
+}

@@ -1,0 +1,78 @@
+/**
+ * The replicated lease table: one record per node name, merged by keeping the greater
+ * record in the total order of record.ts. Pure and synchronous (no clock, no I/O), so
+ * the merge laws can be property-tested. Subnet conflicts between different names are
+ * not resolved here; the table only indexes who claims what (see conflict.ts).
+ */
+import { compareRecords } from "./record.ts";
+import type { Lease } from "./types.ts";
+
+export class LeaseTable {
+  private readonly byName = new Map<string, Lease>();
+  /** Names of non-deleted records per subnet (more than one = a conflict). */
+  private readonly bySubnet = new Map<string, Set<string>>();
+  /** Bumped on every change; lets callers cache encodings of the whole table. */
+  revision = 0;
+
+  /** Keeps `l` if it is greater than the record held for its name; true if it changed. */
+  merge(l: Lease): boolean {
+    const cur = this.byName.get(l.nodeName);
+    if (cur && compareRecords(l, cur) <= 0) return false;
+    if (cur) this.unindex(cur);
+    this.byName.set(l.nodeName, l);
+    this.index(l);
+    this.revision++;
+    return true;
+  }
+
+  /** Forgets a record (garbage collection of expired records and old tombstones). */
+  remove(name: string): boolean {
+    const cur = this.byName.get(name);
+    if (!cur) return false;
+    this.unindex(cur);
+    this.byName.delete(name);
+    this.revision++;
+    return true;
+  }
+
+  get(name: string): Lease | undefined {
+    return this.byName.get(name);
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  all(): IterableIterator<Lease> {
+    return this.byName.values();
+  }
+
+  /** Non-deleted records claiming `subnet`. */
+  claimants(subnet: string): Lease[] {
+    const names = this.bySubnet.get(subnet);
+    if (!names) return [];
+    const out: Lease[] = [];
+    for (const n of names) out.push(this.byName.get(n)!);
+    return out;
+  }
+
+  /** Subnets with at least one non-deleted claim. */
+  claimedSubnets(): IterableIterator<string> {
+    return this.bySubnet.keys();
+  }
+
+  private index(l: Lease): void {
+    if (l.deleted) return;
+    let s = this.bySubnet.get(l.subnet);
+    if (!s) this.bySubnet.set(l.subnet, (s = new Set()));
+    s.add(l.nodeName);
+  }
+
+  private unindex(l: Lease): void {
+    if (l.deleted) return;
+    const s = this.bySubnet.get(l.subnet);
+    if (!s) return;
+    s.delete(l.nodeName);
+    if (s.size === 0) this.bySubnet.delete(l.subnet);
+  }
+}

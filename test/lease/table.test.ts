@@ -1,0 +1,158 @@
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { LeaseTable } from "../../src/lease/table.ts";
+import { RecordValidator, canonicalText, compareRecords, decodePayload, encodeRecord, encodeState, rangeOf } from "../../src/lease/record.ts";
+import { parseNetConf } from "../../src/config.ts";
+import type { Lease } from "../../src/lease/types.ts";
+
+const names = ["a", "b", "c", "node-1", "node-2"];
+const arbLease: fc.Arbitrary<Lease> = fc
+  .record({
+    nodeName: fc.constantFrom(...names),
+    nodeId: fc.constantFrom("0".repeat(32), "f".repeat(32), "0123456789abcdef0123456789abcdef"),
+    generation: fc.integer({ min: 1, max: 3 }),
+    version: fc.integer({ min: 0, max: 3 }),
+    subnet: fc.integer({ min: 1, max: 4 }).map((i) => `10.244.${i}.0/24`),
+    publicIp: fc.constantFrom("192.0.2.1", "192.0.2.2"),
+    claimedAt: fc.integer({ min: 0, max: 5 }),
+    deleted: fc.boolean(),
+  })
+  .map((r) => {
+    const l: Lease = { ...r, backend: { type: "vxlan", vtepMac: "aa:bb:cc:dd:ee:ff" }, renewedAt: r.claimedAt };
+    if (!r.deleted) delete l.deleted;
+    return l;
+  });
+
+/** The table's content as comparable text (order-independent). */
+const dump = (t: LeaseTable) => [...t.all()].map(canonicalText).sort().join("\n");
+const fold = (ls: Lease[], t = new LeaseTable()) => {
+  for (const l of ls) t.merge(l);
+  return t;
+};
+
+describe("merge laws", () => {
+  test("commutative: merge order does not matter", () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbLease, { maxLength: 20 }).chain((ls) => fc.tuple(fc.constant(ls), fc.shuffledSubarray(ls, { minLength: ls.length, maxLength: ls.length }))),
+        ([ls, shuffled]) => {
+          expect(dump(fold(shuffled))).toBe(dump(fold(ls)));
+          expect(dump(fold([...ls].reverse()))).toBe(dump(fold(ls)));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("associative: merging tables in any grouping gives the same table", () => {
+    fc.assert(
+      fc.property(fc.array(arbLease), fc.array(arbLease), fc.array(arbLease), (a, b, c) => {
+        const ab_c = fold([...fold(c).all()], fold([...fold(b).all()], fold(a)));
+        const bc = fold([...fold(c).all()], fold(b));
+        const a_bc = fold([...bc.all()], fold(a));
+        expect(dump(ab_c)).toBe(dump(a_bc));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("idempotent: merging a table into itself changes nothing", () => {
+    fc.assert(
+      fc.property(fc.array(arbLease), (ls) => {
+        const t = fold(ls);
+        const before = dump(t);
+        const rev = t.revision;
+        for (const l of [...t.all()]) expect(t.merge(l)).toBe(false);
+        for (const l of [...t.all()]) expect(t.merge({ ...l, backend: { ...l.backend } })).toBe(false);
+        expect(dump(t)).toBe(before);
+        expect(t.revision).toBe(rev);
+      }),
+    );
+  });
+
+  test("two nodes that exchanged full state (through the wire codec) hold the same table", () => {
+    const range = rangeOf(parseNetConf({ Network: "10.244.0.0/16" }));
+    const v = new RecordValidator(range);
+    const exchange = (from: LeaseTable, to: LeaseTable) => {
+      const d = decodePayload(encodeState(from.all()));
+      if ("error" in d) throw new Error(d.error);
+      for (const raw of d.raw) {
+        const l = v.check(raw);
+        if (typeof l === "string") throw new Error(l);
+        to.merge(l);
+      }
+    };
+    fc.assert(
+      fc.property(fc.array(arbLease), fc.array(arbLease), (a, b) => {
+        const ta = fold(a);
+        const tb = fold(b);
+        exchange(ta, tb); // push
+        exchange(tb, ta); // pull
+        expect(dump(ta)).toBe(dump(tb));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("the order is total: ties on (generation, version) with different content resolve by content", () => {
+    const a: Lease = { nodeName: "a", nodeId: "0".repeat(32), generation: 2, version: 1, subnet: "10.244.1.0/24", publicIp: "192.0.2.1", backend: { type: "vxlan" }, claimedAt: 1, renewedAt: 1 };
+    const b: Lease = { ...a, subnet: "10.244.2.0/24" };
+    expect(compareRecords(a, b)).toBe(-compareRecords(b, a));
+    expect(compareRecords(a, b)).not.toBe(0);
+    expect(compareRecords(a, { ...a })).toBe(0);
+    expect(compareRecords({ ...a, generation: 3, version: 0 }, { ...a, version: 9 })).toBe(1);
+  });
+
+  test("a tombstone with a higher version wins and a stale live copy cannot resurrect it", () => {
+    const live: Lease = { nodeName: "a", nodeId: "0".repeat(32), generation: 1, version: 3, subnet: "10.244.1.0/24", publicIp: "192.0.2.1", backend: { type: "vxlan" }, claimedAt: 1 };
+    const tomb = { ...live, version: 4, deleted: true };
+    const t = fold([live, tomb]);
+    expect(t.merge(live)).toBe(false);
+    expect(t.get("a")!.deleted).toBe(true);
+    expect(t.claimants("10.244.1.0/24")).toEqual([]);
+  });
+});
+
+describe("record validation", () => {
+  const range = rangeOf(parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.10.0", SubnetMax: "10.244.20.0" }));
+  const v = new RecordValidator(range);
+  const good: Lease = { nodeName: "n1", nodeId: "ab".repeat(16), generation: 1, version: 0, subnet: "10.244.12.0/24", publicIp: "192.0.2.7", backend: { type: "vxlan", vtepMac: "0e:00:00:00:00:01" }, claimedAt: 5, renewedAt: 6 };
+  const roundTrip = (l: Lease) => {
+    const d = decodePayload(encodeRecord(l));
+    if ("error" in d) return d.error;
+    return v.check(d.raw[0]);
+  };
+
+  test("a valid record round-trips exactly", () => {
+    expect(roundTrip(good)).toEqual(good);
+  });
+
+  test.each([
+    ["outside Network", { subnet: "10.245.12.0/24" }, /not inside 10.244.0.0\/16/],
+    ["wrong SubnetLen", { subnet: "10.244.12.0/25" }, /not a \/24/],
+    ["below SubnetMin", { subnet: "10.244.9.0/24" }, /outside SubnetMin/],
+    ["above SubnetMax", { subnet: "10.244.21.0/24" }, /outside SubnetMin/],
+    ["host bits", { subnet: "10.244.12.1/24" }, /host bits/],
+    ["garbage subnet", { subnet: "zzz" }, /Cannot parse CIDR/],
+    ["bad name", { nodeName: "-x" }, /malformed/],
+    ["bad nodeId", { nodeId: "xyz" }, /malformed/],
+    ["generation 0", { generation: 0 }, /malformed/],
+    ["negative version", { version: -1 }, /malformed/],
+    ["bad public ip", { publicIp: "1.2.3" }, /malformed/],
+    ["bad mac", { backend: { type: "vxlan", vtepMac: "zz" } }, /malformed/],
+  ] as const)("rejects %s", (_n, patch, re) => {
+    const r = roundTrip({ ...good, ...(patch as Partial<Lease>) });
+    expect(typeof r).toBe("string");
+    expect(r as string).toMatch(re);
+  });
+
+  test("garbage payloads are reported, not thrown", () => {
+    for (const bytes of [new Uint8Array([0xc1]), new Uint8Array([]), new Uint8Array([0x93, 1, 9, 0]), encodeRecord(good).slice(0, 10)]) {
+      const d = decodePayload(bytes);
+      if ("raw" in d) for (const r of d.raw) expect(typeof v.check(r)).toBe("string");
+      else expect(d.error).toMatch(/^cannot decode payload/);
+    }
+    expect(typeof v.check({ nodeName: "x" })).toBe("string");
+    expect(typeof v.check(null)).toBe("string");
+  });
+});
