@@ -1,0 +1,107 @@
+/**
+ * Wire messages: msgpack-encoded, each decoded message checked against a zod schema
+ * before anything looks at it. A packet is a msgpack array of messages (a compound
+ * packet: probes carry piggybacked broadcasts); a stream carries one push-pull message.
+ * Sizes and counts are bounded so a hostile peer cannot make us allocate much.
+ */
+import { Packr } from "msgpackr";
+import { z } from "zod";
+
+export const MAX_NAME = 128;
+export const MAX_ADDR = 64;
+export const MAX_META = 256;
+export const MAX_KEY = 256;
+export const MAX_MSGS_PER_PACKET = 255;
+
+// Records/structures off: every packet must decode on its own, with no shared state.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+const name = z.string().min(1).max(MAX_NAME);
+const addr = z.string().min(3).max(MAX_ADDR);
+const u32 = z.number().int().min(0).max(0xffffffff);
+const inc = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const bytes = (max: number) => z.custom<Uint8Array>((b) => b instanceof Uint8Array && b.length <= max, `binary of at most ${max} bytes`);
+
+/** Message type tags (numbers keep packets small). */
+export const T = { ping: 1, indirect: 2, ack: 3, nack: 4, alive: 5, suspect: 6, dead: 7, user: 8 } as const;
+
+const ping = z.object({ t: z.literal(T.ping), seq: u32, target: name, from: name });
+/** Ask the receiver to ping `target` at `targetAddr` for us and relay the ack (or a nack). */
+const indirect = z.object({ t: z.literal(T.indirect), seq: u32, target: name, targetAddr: addr, from: name });
+const ack = z.object({ t: z.literal(T.ack), seq: u32 });
+const nack = z.object({ t: z.literal(T.nack), seq: u32 });
+const alive = z.object({ t: z.literal(T.alive), name, addr, inc, meta: bytes(MAX_META).optional() });
+const suspect = z.object({ t: z.literal(T.suspect), name, inc, from: name });
+/** `from === name` means the member left gracefully. */
+const dead = z.object({ t: z.literal(T.dead), name, inc, from: name });
+/** A user broadcast; (origin, key, seq) identifies it so receivers re-gossip each one once. */
+const user = z.object({ t: z.literal(T.user), origin: name, key: z.string().max(MAX_KEY), seq: inc, payload: bytes(65_536) });
+
+export const messageSchema = z.discriminatedUnion("t", [ping, indirect, ack, nack, alive, suspect, dead, user]);
+export type Message = z.infer<typeof messageSchema>;
+export type PingMsg = z.infer<typeof ping>;
+export type IndirectMsg = z.infer<typeof indirect>;
+export type AliveMsg = z.infer<typeof alive>;
+export type SuspectMsg = z.infer<typeof suspect>;
+export type DeadMsg = z.infer<typeof dead>;
+export type UserMsg = z.infer<typeof user>;
+
+export const STATE_CODE = { alive: 0, suspect: 1, dead: 2, left: 3 } as const;
+export const STATE_NAME = ["alive", "suspect", "dead", "left"] as const;
+
+const pushPullMember = z.object({ name, addr, inc, state: z.number().int().min(0).max(3), meta: bytes(MAX_META).optional() });
+export type PushPullMember = z.infer<typeof pushPullMember>;
+
+export function pushPullSchema(maxMembers: number, maxBytes: number) {
+  return z.object({
+    join: z.boolean(),
+    from: name,
+    members: z.array(pushPullMember).max(maxMembers),
+    user: bytes(maxBytes),
+  });
+}
+export type PushPullMsg = z.infer<ReturnType<typeof pushPullSchema>>;
+
+export function encode(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** msgpack-decodes, throwing on malformed input (callers count it as a decode failure). */
+export function decode(data: Uint8Array): unknown {
+  return packr.unpack(data);
+}
+
+/** Joins separately encoded messages into one msgpack array (array16 header). */
+export function compound(parts: Uint8Array[]): Uint8Array {
+  if (parts.length > MAX_MSGS_PER_PACKET) throw new RangeError(`compound packet: ${parts.length} messages exceeds ${MAX_MSGS_PER_PACKET}`);
+  let size = COMPOUND_HEADER;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  out[0] = 0xdc;
+  out[1] = parts.length >> 8;
+  out[2] = parts.length & 0xff;
+  let off = COMPOUND_HEADER;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+export const COMPOUND_HEADER = 3;
+
+/**
+ * Decodes a compound packet into valid messages plus a count of invalid ones. Throws
+ * when the packet as a whole is not a msgpack array of bounded length.
+ */
+export function decodePacket(plain: Uint8Array): { messages: Message[]; invalid: number } {
+  const v = decode(plain);
+  if (!Array.isArray(v) || v.length > MAX_MSGS_PER_PACKET) throw new Error("packet is not a bounded message array");
+  const messages: Message[] = [];
+  let invalid = 0;
+  for (const item of v) {
+    const r = messageSchema.safeParse(item);
+    if (r.success) messages.push(r.data);
+    else invalid++;
+  }
+  return { messages, invalid };
+}

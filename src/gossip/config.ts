@@ -1,0 +1,126 @@
+/**
+ * One typed gossip configuration, every knob with its meaning and unit beside its
+ * default (memberlist config.go). `lanConfig()` suits a datacenter LAN; `localConfig()`
+ * uses faster timings for loopback tests. Derived quantities (retransmit limit,
+ * suspicion timeout, push-pull scaling) are small pure functions below.
+ */
+export interface GossipConfig {
+  /** Time between failure-detector probes of one member, ms. Scaled up by local health. */
+  probeIntervalMs: number;
+  /** How long a direct probe waits for an ack before asking peers to probe indirectly, ms. */
+  probeTimeoutMs: number;
+  /** Peers asked to probe a silent member on our behalf (SWIM's k). */
+  indirectChecks: number;
+  /** Time between gossip rounds that push queued broadcasts, ms. */
+  gossipIntervalMs: number;
+  /** Random members each gossip round sends to. */
+  gossipNodes: number;
+  /** How long dead/left members are still gossiped to and kept in the list before being reaped, ms. */
+  gossipToTheDeadMs: number;
+  /** Retransmit limit of a broadcast = retransmitMult · ⌈log10(N+1)⌉. */
+  retransmitMult: number;
+  /** Minimum suspicion timeout = suspicionMult · max(1, log10(N)) · probeInterval. */
+  suspicionMult: number;
+  /** Maximum suspicion timeout (no confirmations) = this · the minimum. */
+  suspicionMaxTimeoutMult: number;
+  /** Time between periodic TCP push-pull anti-entropy exchanges, ms; scaled up above 32 members. 0 disables. */
+  pushPullIntervalMs: number;
+  /** Local-health multiplier cap: a starved node probes and times out up to this many times slower. */
+  awarenessMaxMultiplier: number;
+  /** A dead member's name may be re-taken by a node at another address after it has been dead this long, ms. */
+  deadNodeReclaimMs: number;
+  /** Largest UDP datagram we send or accept, bytes (sealed size; several messages share one). */
+  udpBufferSize: number;
+  /** Largest push-pull stream message we send or accept, bytes. */
+  maxStreamBytes: number;
+  /** A push-pull exchange (connect, send, reply) must finish within this, ms. */
+  streamTimeoutMs: number;
+  /** First delay between join attempts when no seed answered, ms; doubles each attempt. */
+  joinRetryMinMs: number;
+  /** Cap of the join retry delay, ms. */
+  joinRetryMaxMs: number;
+  /** Most broadcasts kept queued; beyond it the most-retransmitted are dropped. */
+  broadcastQueueMax: number;
+  /** Most members accepted from one push-pull message. */
+  maxMembers: number;
+}
+
+/** Defaults for a LAN, after memberlist's DefaultLANConfig. */
+export function lanConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
+  return validate({
+    probeIntervalMs: 1000,
+    probeTimeoutMs: 500,
+    indirectChecks: 3,
+    gossipIntervalMs: 200,
+    gossipNodes: 3,
+    gossipToTheDeadMs: 30_000,
+    retransmitMult: 4,
+    suspicionMult: 4,
+    suspicionMaxTimeoutMult: 6,
+    pushPullIntervalMs: 30_000,
+    awarenessMaxMultiplier: 8,
+    deadNodeReclaimMs: 10_000,
+    udpBufferSize: 1400,
+    maxStreamBytes: 8 * 1024 * 1024,
+    streamTimeoutMs: 10_000,
+    joinRetryMinMs: 1000,
+    joinRetryMaxMs: 30_000,
+    broadcastQueueMax: 4096,
+    maxMembers: 16_384,
+    ...overrides,
+  });
+}
+
+/** Faster timings for tests on loopback (memberlist's DefaultLocalConfig, tightened). */
+export function localConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
+  return lanConfig({
+    probeIntervalMs: 200,
+    probeTimeoutMs: 100,
+    gossipIntervalMs: 50,
+    suspicionMult: 3,
+    suspicionMaxTimeoutMult: 4,
+    gossipToTheDeadMs: 5_000,
+    pushPullIntervalMs: 5_000,
+    deadNodeReclaimMs: 1_000,
+    streamTimeoutMs: 2_000,
+    joinRetryMinMs: 100,
+    joinRetryMaxMs: 1_000,
+    ...overrides,
+  });
+}
+
+function validate(c: GossipConfig): GossipConfig {
+  const positive: (keyof GossipConfig)[] = [
+    "probeIntervalMs", "probeTimeoutMs", "gossipIntervalMs", "retransmitMult", "suspicionMult",
+    "suspicionMaxTimeoutMult", "awarenessMaxMultiplier", "udpBufferSize", "maxStreamBytes",
+    "streamTimeoutMs", "joinRetryMinMs", "joinRetryMaxMs", "broadcastQueueMax", "maxMembers",
+  ];
+  for (const k of positive) {
+    if (!(Number.isFinite(c[k]) && c[k] > 0)) throw new RangeError(`gossip config ${k}: must be a positive number, got ${c[k]}`);
+  }
+  for (const k of ["indirectChecks", "gossipNodes", "gossipToTheDeadMs", "pushPullIntervalMs", "deadNodeReclaimMs"] as const) {
+    if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new RangeError(`gossip config ${k}: must be a number ≥ 0, got ${c[k]}`);
+  }
+  if (c.probeTimeoutMs > c.probeIntervalMs) throw new RangeError(`gossip config probeTimeoutMs: must not exceed probeIntervalMs (${c.probeIntervalMs})`);
+  if (c.udpBufferSize < 512 || c.udpBufferSize > 65_000) throw new RangeError(`gossip config udpBufferSize: must be within 512..65000 bytes, got ${c.udpBufferSize}`);
+  return c;
+}
+
+/** How many times each broadcast is sent: mult · ⌈log10(n+1)⌉ (memberlist retransmitLimit). */
+export function retransmitLimit(mult: number, n: number): number {
+  return mult * Math.ceil(Math.log10(Math.max(0, n) + 1));
+}
+
+/** Minimum suspicion timeout, ms: mult · max(1, log10(n)) · interval (memberlist suspicionTimeout). */
+export function suspicionTimeout(mult: number, n: number, intervalMs: number): number {
+  const scale = Math.max(1, Math.log10(Math.max(1, n)));
+  return Math.floor(mult * scale * intervalMs);
+}
+
+/** Push-pull interval for n members: unchanged up to 32, then +1× per doubling (memberlist pushPullScale). */
+export function pushPullScale(intervalMs: number, n: number): number {
+  const threshold = 32;
+  if (n <= threshold) return intervalMs;
+  const mult = Math.ceil(Math.log2(n) - Math.log2(threshold)) + 1;
+  return mult * intervalMs;
+}

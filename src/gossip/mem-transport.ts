@@ -1,0 +1,212 @@
+/**
+ * An in-memory network for simulations (memberlist mock_transport.go, made hostile):
+ * every packet and stream hop is a timer on the injected Clock, so with a FakeClock a
+ * whole cluster runs deterministically and as fast as the CPU allows. Loss, delay,
+ * duplication, reordering and partitions are decided by a seeded PRNG.
+ *
+ * Partitions: each address listed in `partition(groups)` belongs to its group; all
+ * unlisted addresses form one further group. Nodes only reach their own group. A stream
+ * to an unreachable peer never completes (like a SYN into a black hole), so the
+ * caller's timeout decides; a stream to an address nobody listens on is refused.
+ */
+import type { Clock } from "../clock.ts";
+import { type Random, seededRandom } from "./prng.ts";
+import type { PacketHandler, StreamHandler, Transport } from "./transport.ts";
+
+export interface MemNetworkOptions {
+  clock: Clock;
+  /** Seed of the PRNG that decides loss, delay, duplication. */
+  seed: number;
+  /** Probability a packet is dropped (0..1). Streams are not lossy (TCP), only partitionable. */
+  loss?: number;
+  /** One-way delay range [min, max] in ms, uniform. Default [1, 1]. */
+  delayMs?: [number, number];
+  /** Probability a delivered packet is delivered twice (0..1). */
+  duplicate?: number;
+  /** When false (default), packets between one pair of nodes arrive in send order. */
+  reorder?: boolean;
+}
+
+export interface MemNetworkStats {
+  packets: number;
+  bytes: number;
+  dropped: number;
+  streams: number;
+}
+
+export class MemNetwork {
+  private readonly clock: Clock;
+  private readonly rnd: Random;
+  private loss: number;
+  private readonly delay: [number, number];
+  private readonly duplicate: number;
+  private readonly reorder: boolean;
+  private readonly nodes = new Map<string, MemTransport>();
+  private groupOf: Map<string, number> | null = null;
+  // Per (from,to) pair: latest scheduled delivery time, to keep FIFO when reorder is off.
+  private readonly lastArrival = new Map<string, number>();
+  private readonly counters: MemNetworkStats = { packets: 0, bytes: 0, dropped: 0, streams: 0 };
+
+  constructor({ clock, seed, loss = 0, delayMs = [1, 1], duplicate = 0, reorder = false }: MemNetworkOptions) {
+    if (!(delayMs[0] >= 0 && delayMs[1] >= delayMs[0])) throw new RangeError(`MemNetwork delayMs: need 0 ≤ min ≤ max, got [${delayMs}]`);
+    this.clock = clock;
+    this.rnd = seededRandom(seed);
+    this.loss = checkProb("loss", loss);
+    this.delay = delayMs;
+    this.duplicate = checkProb("duplicate", duplicate);
+    this.reorder = reorder;
+  }
+
+  /** A transport bound to `addr` ("ip:port"); rebinding an address whose transport was closed is allowed. */
+  transport(addr: string): Transport {
+    const old = this.nodes.get(addr);
+    if (old && !old.closed) throw new Error(`bind ${addr}: address already in use`);
+    const t = new MemTransport(this, addr);
+    this.nodes.set(addr, t);
+    return t;
+  }
+
+  /** Splits the network into groups of addresses that only reach each other. */
+  partition(groups: string[][]): void {
+    const g = new Map<string, number>();
+    groups.forEach((addrs, i) => addrs.forEach((a) => g.set(a, i)));
+    this.groupOf = g;
+  }
+
+  heal(): void {
+    this.groupOf = null;
+  }
+
+  setLoss(p: number): void {
+    this.loss = checkProb("loss", p);
+  }
+
+  stats(): MemNetworkStats {
+    return { ...this.counters };
+  }
+
+  reachable(a: string, b: string): boolean {
+    if (!this.groupOf) return true;
+    return (this.groupOf.get(a) ?? -1) === (this.groupOf.get(b) ?? -1);
+  }
+
+  private hopDelay(): number {
+    const [lo, hi] = this.delay;
+    return lo + this.rnd() * (hi - lo);
+  }
+
+  /** @internal */
+  sendPacket(from: string, to: string, data: Uint8Array): void {
+    this.counters.packets++;
+    this.counters.bytes += data.length;
+    if (!this.reachable(from, to) || this.rnd() < this.loss) {
+      this.counters.dropped++;
+      return;
+    }
+    const copy = data.slice();
+    const copies = this.rnd() < this.duplicate ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      let at = this.clock.now() + this.hopDelay();
+      if (!this.reorder) {
+        const key = `${from}>${to}`;
+        at = Math.max(at, this.lastArrival.get(key) ?? 0);
+        this.lastArrival.set(key, at);
+      }
+      this.clock.after(at - this.clock.now(), () => {
+        const dst = this.nodes.get(to);
+        // Partition checked again on arrival: a partition cuts packets already in flight.
+        if (!dst || dst.closed || !this.reachable(from, to)) {
+          this.counters.dropped++;
+          return;
+        }
+        dst.deliverPacket(copy, from);
+      });
+    }
+  }
+
+  /** @internal */
+  stream(from: string, to: string, request: Uint8Array, signal: AbortSignal, maxBytes: number): Promise<Uint8Array> {
+    this.counters.streams++;
+    this.counters.bytes += request.length;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let done = false;
+      const finish = (err: Error | null, reply?: Uint8Array) => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener("abort", onAbort);
+        if (err) reject(err);
+        else resolve(reply!);
+      };
+      const onAbort = () => finish(new Error(`stream to ${to}: aborted`));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort);
+      const req = request.slice();
+      this.clock.after(this.hopDelay(), () => {
+        if (done) return;
+        if (!this.reachable(from, to)) return; // black hole: the caller's timeout decides
+        const dst = this.nodes.get(to);
+        if (!dst || dst.closed || !dst.streamHandler) return finish(new Error(`stream to ${to}: connection refused`));
+        if (req.length > dst.streamMax) return finish(new Error(`stream to ${to}: connection reset (request too large)`));
+        dst.streamHandler(req, from).then(
+          (reply) => {
+            this.counters.bytes += reply.length;
+            this.clock.after(this.hopDelay(), () => {
+              if (!this.reachable(from, to)) return;
+              if (reply.length > maxBytes) return finish(new Error(`stream to ${to}: reply of ${reply.length} bytes exceeds ${maxBytes}`));
+              finish(null, reply.slice());
+            });
+          },
+          (err: unknown) => this.clock.after(this.hopDelay(), () => finish(new Error(`stream to ${to}: closed by peer`, { cause: err }))),
+        );
+      });
+    });
+  }
+}
+
+class MemTransport implements Transport {
+  closed = false;
+  packetHandler: PacketHandler | null = null;
+  streamHandler: StreamHandler | null = null;
+  streamMax = Infinity;
+
+  constructor(
+    private readonly net: MemNetwork,
+    private readonly addr: string,
+  ) {}
+
+  localAddr(): string {
+    return this.addr;
+  }
+
+  sendPacket(to: string, data: Uint8Array): void {
+    if (this.closed) return;
+    this.net.sendPacket(this.addr, to, data);
+  }
+
+  onPacket(handler: PacketHandler): void {
+    this.packetHandler = handler;
+  }
+
+  stream(to: string, request: Uint8Array, { signal, maxBytes }: { signal: AbortSignal; maxBytes: number }): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new Error(`stream to ${to}: transport closed`));
+    return this.net.stream(this.addr, to, request, signal, maxBytes);
+  }
+
+  onStream(handler: StreamHandler, { maxBytes }: { maxBytes: number }): void {
+    this.streamHandler = handler;
+    this.streamMax = maxBytes;
+  }
+
+  deliverPacket(data: Uint8Array, from: string): void {
+    this.packetHandler?.(data, from);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+function checkProb(name: string, p: number): number {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`MemNetwork ${name}: must be a probability in 0..1, got ${p}`);
+  return p;
+}

@@ -1,0 +1,270 @@
+/**
+ * The member table and its SWIM state machine (memberlist state.go): alive, suspect,
+ * dead and left transitions ordered by incarnation number, suspicion timers, refutation
+ * of rumours about ourselves, the shuffled probe order and reaping of long-dead members.
+ * It changes state and queues broadcasts; it never touches the network.
+ */
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log.ts";
+import type { Awareness } from "./awareness.ts";
+import type { AliveMsg, DeadMsg, Message, SuspectMsg } from "./codec.ts";
+import { T } from "./codec.ts";
+import type { GossipConfig } from "./config.ts";
+import { suspicionTimeout } from "./config.ts";
+import { type Random, pick, shuffle } from "./prng.ts";
+import { Suspicion } from "./suspicion.ts";
+import type { Member, MemberState, MembershipListener } from "./types.ts";
+
+export interface NodeState {
+  name: string;
+  addr: string;
+  state: MemberState;
+  incarnation: number;
+  /** Clock ms of the last state change. */
+  stateChange: number;
+  lastSeen: number;
+  meta?: Uint8Array;
+}
+
+export interface MembershipOptions {
+  name: string;
+  addr: string;
+  meta?: Uint8Array;
+  clock: Clock;
+  config: GossipConfig;
+  awareness: Awareness;
+  rnd: Random;
+  logger: Logger;
+  listener?: MembershipListener;
+  /** Queues a membership broadcast under `key` (newer replaces older). */
+  broadcast(key: string, msg: Message, onDone?: () => void): void;
+}
+
+export class Membership {
+  private readonly nodes = new Map<string, NodeState>();
+  private readonly suspicions = new Map<string, Suspicion>();
+  private probeOrder: string[] = [];
+  private probeIndex = 0;
+  /** Set by leave(): rumours about us are no longer refuted. */
+  leaving = false;
+
+  constructor(private readonly o: MembershipOptions) {
+    const now = o.clock.now();
+    this.nodes.set(o.name, { name: o.name, addr: o.addr, state: "alive", incarnation: 0, stateChange: now, lastSeen: now, ...(o.meta ? { meta: o.meta } : {}) });
+  }
+
+  self(): NodeState {
+    return this.nodes.get(this.o.name)!;
+  }
+
+  get(name: string): NodeState | undefined {
+    return this.nodes.get(name);
+  }
+
+  all(): NodeState[] {
+    return [...this.nodes.values()];
+  }
+
+  /** Members believed alive or suspect, self included: the N of the scaling formulas. */
+  liveCount(): number {
+    let n = 0;
+    for (const s of this.nodes.values()) if (s.state === "alive" || s.state === "suspect") n++;
+    return n;
+  }
+
+  /** Up to k random members other than self (and `exclude`) that pass `filter`. */
+  randomMembers(k: number, filter: (s: NodeState) => boolean, exclude?: string): NodeState[] {
+    const xs = [...this.nodes.values()].filter((s) => s.name !== this.o.name && s.name !== exclude && filter(s));
+    return pick(xs, k, this.o.rnd);
+  }
+
+  /** Live members plus dead/left ones still inside the gossip-to-the-dead window. */
+  gossipTargets(k: number): NodeState[] {
+    const now = this.o.clock.now();
+    return this.randomMembers(k, (s) => isLive(s) || now - s.stateChange <= this.o.config.gossipToTheDeadMs);
+  }
+
+  markSeen(name: string): void {
+    const s = this.nodes.get(name);
+    if (s && name !== this.o.name) s.lastSeen = this.o.clock.now();
+  }
+
+  /** Next member to probe, round-robin over a list reshuffled (and reaped) every round. */
+  nextProbeTarget(): NodeState | undefined {
+    for (let tries = 0; tries < 2; tries++) {
+      while (this.probeIndex < this.probeOrder.length) {
+        const s = this.nodes.get(this.probeOrder[this.probeIndex++]!);
+        if (s && s.name !== this.o.name && isLive(s)) return s;
+      }
+      this.reap();
+      this.probeOrder = shuffle([...this.nodes.keys()], this.o.rnd);
+      this.probeIndex = 0;
+    }
+    return undefined;
+  }
+
+  /** Removes dead/left members past the gossip-to-the-dead window. */
+  reap(): void {
+    const now = this.o.clock.now();
+    for (const s of this.nodes.values()) {
+      if (!isLive(s) && s.name !== this.o.name && now - s.stateChange > this.o.config.gossipToTheDeadMs) {
+        this.nodes.delete(s.name);
+        this.o.logger.debug("reaped member", { member: s.name, state: s.state });
+      }
+    }
+  }
+
+  aliveNode(a: AliveMsg): void {
+    const now = this.o.clock.now();
+    if (a.name === this.o.name) {
+      const me = this.self();
+      if (this.leaving) return;
+      // A rumour of us at a newer incarnation, or at ours with other address/meta: a
+      // previous life of this node or a name clash. Out-bid it.
+      if (a.inc > me.incarnation || (a.inc === me.incarnation && (a.addr !== me.addr || !sameBytes(a.meta, me.meta)))) this.refute(a.inc);
+      return;
+    }
+    const st = this.nodes.get(a.name);
+    if (!st) {
+      const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now, ...(a.meta ? { meta: a.meta } : {}) };
+      this.nodes.set(a.name, s);
+      // Random slot in the current round so new members are probed soon but unpredictably.
+      const at = this.probeIndex + Math.floor(this.o.rnd() * (this.probeOrder.length - this.probeIndex + 1));
+      this.probeOrder.splice(at, 0, a.name);
+      this.o.broadcast(memberKey(a.name), a);
+      this.o.listener?.onJoin?.(toMember(s));
+      return;
+    }
+    if (st.addr !== a.addr) {
+      const reclaim = st.state === "left" || (st.state === "dead" && now - st.stateChange >= this.o.config.deadNodeReclaimMs);
+      if (!reclaim) {
+        this.o.logger.debug("ignored alive message: name in use at another address", { member: a.name, addr: st.addr, other: a.addr });
+        return;
+      }
+    } else if (a.inc <= st.incarnation) {
+      return;
+    }
+    this.suspicions.get(a.name)?.cancel();
+    this.suspicions.delete(a.name);
+    const before = { state: st.state, addr: st.addr, meta: st.meta };
+    st.addr = a.addr;
+    st.incarnation = a.inc;
+    if (a.meta) st.meta = a.meta;
+    else delete st.meta;
+    st.lastSeen = now;
+    if (st.state !== "alive") {
+      st.state = "alive";
+      st.stateChange = now;
+    }
+    this.o.broadcast(memberKey(a.name), a);
+    if (before.state === "dead" || before.state === "left") this.o.listener?.onJoin?.(toMember(st));
+    else if (before.state !== st.state || before.addr !== st.addr || !sameBytes(before.meta, st.meta)) this.o.listener?.onUpdate?.(toMember(st));
+  }
+
+  suspectNode(s: SuspectMsg): void {
+    const st = this.nodes.get(s.name);
+    if (!st || s.inc < st.incarnation) return;
+    const timer = this.suspicions.get(s.name);
+    if (timer) {
+      // Another peer's independent suspicion: shortens the timer and is worth passing on.
+      if (timer.confirm(s.from)) this.o.broadcast(memberKey(s.name), s);
+      return;
+    }
+    if (st.state !== "alive") return;
+    if (s.name === this.o.name) {
+      if (!this.leaving) this.refute(s.inc);
+      return;
+    }
+    const now = this.o.clock.now();
+    st.incarnation = s.inc;
+    st.state = "suspect";
+    st.stateChange = now;
+    this.o.broadcast(memberKey(s.name), s);
+    const { config: c } = this.o;
+    const n = this.liveCount();
+    // Confirmations can only come from members other than the suspect and ourselves.
+    const k = n - 2 < c.indirectChecks ? 0 : c.indirectChecks;
+    const min = suspicionTimeout(c.suspicionMult, n, c.probeIntervalMs);
+    const max = c.suspicionMaxTimeoutMult * min;
+    const inc = s.inc;
+    this.suspicions.set(
+      s.name,
+      new Suspicion(this.o.clock, s.from, k, min, max, () => {
+        this.suspicions.delete(s.name);
+        const cur = this.nodes.get(s.name);
+        if (cur && cur.state === "suspect" && cur.incarnation === inc) {
+          this.o.logger.info("member declared dead: suspicion timed out", { member: s.name });
+          this.deadNode({ t: T.dead, name: s.name, inc, from: this.o.name });
+        }
+      }),
+    );
+    this.o.listener?.onUpdate?.(toMember(st));
+  }
+
+  deadNode(d: DeadMsg, onDone?: () => void): void {
+    const st = this.nodes.get(d.name);
+    if (!st || d.inc < st.incarnation) return;
+    this.suspicions.get(d.name)?.cancel();
+    this.suspicions.delete(d.name);
+    if (st.state === "dead" || st.state === "left") return;
+    if (d.name === this.o.name && !this.leaving) {
+      this.refute(d.inc);
+      return;
+    }
+    st.incarnation = d.inc;
+    st.state = d.from === d.name ? "left" : "dead";
+    st.stateChange = this.o.clock.now();
+    this.o.broadcast(memberKey(d.name), d, onDone);
+    if (d.name !== this.o.name) this.o.listener?.onLeave?.(toMember(st));
+  }
+
+  /** Graceful leave: marks us left and queues the news; `onDone` when it has been sent enough. */
+  leave(onDone: () => void): void {
+    this.leaving = true;
+    const me = this.self();
+    this.deadNode({ t: T.dead, name: me.name, inc: me.incarnation, from: me.name }, onDone);
+  }
+
+  /** New meta for ourselves: a new incarnation so it wins everywhere. */
+  updateMeta(meta: Uint8Array | undefined): void {
+    const me = this.self();
+    if (meta) me.meta = meta;
+    else delete me.meta;
+    me.incarnation++;
+    this.broadcastSelf();
+  }
+
+  stop(): void {
+    for (const s of this.suspicions.values()) s.cancel();
+    this.suspicions.clear();
+  }
+
+  private refute(accused: number): void {
+    const me = this.self();
+    me.incarnation = Math.max(me.incarnation, accused) + 1;
+    // Having to refute hints that we were slow to answer: probe and time out more gently.
+    this.o.awareness.applyDelta(1);
+    this.o.logger.debug("refuting suspicion of ourselves", { incarnation: me.incarnation });
+    this.broadcastSelf();
+  }
+
+  private broadcastSelf(): void {
+    const me = this.self();
+    this.o.broadcast(memberKey(me.name), { t: T.alive, name: me.name, addr: me.addr, inc: me.incarnation, ...(me.meta ? { meta: me.meta } : {}) });
+  }
+}
+
+export const memberKey = (name: string) => `m:${name}`;
+
+export function isLive(s: { state: MemberState }): boolean {
+  return s.state === "alive" || s.state === "suspect";
+}
+
+export function toMember(s: NodeState): Member {
+  return { name: s.name, addr: s.addr, state: s.state, incarnation: s.incarnation, lastSeen: s.lastSeen, ...(s.meta ? { meta: s.meta } : {}) };
+}
+
+function sameBytes(a?: Uint8Array, b?: Uint8Array): boolean {
+  if (!a || !b) return !a === !b || (a?.length ?? 0) === (b?.length ?? 0);
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

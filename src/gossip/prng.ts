@@ -1,0 +1,30 @@
+/**
+ * A small seeded PRNG (mulberry32) so simulations are reproducible: the same seed gives
+ * the same shuffles, peer picks and packet fates. Not for cryptography.
+ */
+export type Random = () => number;
+
+export function seededRandom(seed: number): Random {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher–Yates in place. */
+export function shuffle<T>(xs: T[], rnd: Random): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+/** Up to `k` distinct random elements of `xs` (order random). */
+export function pick<T>(xs: readonly T[], k: number, rnd: Random): T[] {
+  return shuffle(xs.slice(), rnd).slice(0, Math.max(0, k));
+}
