@@ -68,8 +68,11 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 6
           log.debug("packet handler threw", { err: (err as Error).message });
         }
       },
-      error(_s, err) {
-        log.debug("udp socket error", { err: err.message });
+      // Bun passes the error as the only argument (types say socket, error): accept both.
+      // ECONNREFUSED here is an ICMP port-unreachable from a dead peer: routine.
+      error(...args: unknown[]) {
+        const err = args.find((a) => a instanceof Error) as Error | undefined;
+        log.debug("udp socket error", { err: err?.message ?? "unknown" });
       },
     },
   });

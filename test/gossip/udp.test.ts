@@ -1,0 +1,102 @@
+/**
+ * The real wire on loopback: 5 gossip layers over UDP + TCP on distinct 127.0.0.x
+ * addresses with free ports, real clock, localConfig(). Waits are polls with deadlines.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { realClock } from "../../src/clock.ts";
+import { silentLogger } from "../../src/log.ts";
+import { localConfig } from "../../src/gossip/config.ts";
+import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
+import { createUdpTransport } from "../../src/gossip/udp-transport.ts";
+import type { Keyring, MemberState } from "../../src/gossip/types.ts";
+import { RecordingDelegate } from "./harness.ts";
+import { Sealer } from "../../src/gossip/security.ts";
+import { T, compound, encode } from "../../src/gossip/codec.ts";
+
+const key = (b: number): Keyring => {
+  const k = new Uint8Array(32).fill(b);
+  return { primary: k, keys: [k] };
+};
+
+const running: GossipNode[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((g) => g.shutdown()));
+});
+
+async function node(name: string, ip: string, keyring: Keyring | null, port = 0) {
+  const transport = await createUdpTransport({ bindAddr: ip, port, logger: silentLogger });
+  const delegate = new RecordingDelegate();
+  const gossip = createGossip({
+    name,
+    advertiseAddr: transport.localAddr(),
+    transport,
+    config: localConfig(),
+    deps: { clock: realClock, logger: silentLogger, delegate, keyring, clusterName: "udp-test" },
+  });
+  await gossip.start();
+  running.push(gossip);
+  return { name, gossip, delegate, addr: transport.localAddr() };
+}
+
+async function poll(cond: () => boolean, deadlineMs: number): Promise<boolean> {
+  const end = Date.now() + deadlineMs;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await Bun.sleep(20);
+  }
+  return cond();
+}
+
+const stateOf = (g: GossipNode, name: string): MemberState | undefined => g.members().find((m) => m.name === name)?.state;
+
+describe("gossip over real UDP/TCP on 127.0.0.x", () => {
+  test("5 nodes join, broadcast, detect a killed member as dead, and see it come back", async () => {
+    const k = key(7);
+    const nodes: Awaited<ReturnType<typeof node>>[] = [];
+    for (let i = 0; i < 5; i++) nodes.push(await node(`u${i}`, `127.0.0.${20 + i}`, k));
+    const seed = nodes[0]!.addr;
+    expect(await Promise.all(nodes.slice(1).map((n) => n.gossip.join([seed])))).toEqual([1, 1, 1, 1]);
+    const names = nodes.map((n) => n.name);
+    expect(await poll(() => nodes.every((n) => names.every((x) => stateOf(n.gossip, x) === "alive")), 5_000)).toBe(true);
+
+    nodes[1]!.gossip.broadcast("hello", new TextEncoder().encode("from-u1"));
+    const receivers = nodes.filter((_, i) => i !== 1);
+    expect(await poll(() => receivers.every((n) => n.delegate.messages.some((m) => m.payload === "from-u1" && m.from === "u1")), 5_000)).toBe(true);
+
+    const victim = nodes[3]!;
+    await victim.gossip.shutdown();
+    const rest = nodes.filter((n) => n !== victim);
+    expect(await poll(() => rest.every((n) => stateOf(n.gossip, "u3") === "dead"), 10_000)).toBe(true);
+
+    // Restart: a new gossip instance with the same name (and address) rejoins and refutes.
+    const port = Number(victim.addr.split(":")[1]);
+    const again = await node("u3", "127.0.0.23", k, port);
+    expect(await again.gossip.join([seed])).toBe(1);
+    expect(await poll(() => rest.every((n) => stateOf(n.gossip, "u3") === "alive") && names.every((x) => stateOf(again.gossip, x) === "alive"), 10_000)).toBe(true);
+    for (const n of nodes) expect(n.gossip.metrics().decryptFailures).toBe(0);
+  }, 30_000);
+
+  test("a node with another key cannot join and its packets count as decrypt failures", async () => {
+    const a = await node("k0", "127.0.0.30", key(1));
+    const b = await node("k1", "127.0.0.31", key(1));
+    expect(await b.gossip.join([a.addr])).toBe(1);
+    const intruder = await node("x", "127.0.0.32", key(2));
+    const ac = new AbortController();
+    const joined = intruder.gossip.join([a.addr], ac.signal);
+    expect(await poll(() => a.gossip.metrics().decryptFailures > 0, 5_000)).toBe(true);
+    ac.abort();
+    expect(await joined).toBe(0);
+    expect(a.gossip.members().map((m) => m.name).sort()).toEqual(["k0", "k1"]);
+    expect(intruder.gossip.members().map((m) => m.name)).toEqual(["x"]);
+    // A well-formed ping sealed under the wrong key, sent as a UDP packet, is counted too.
+    const before = a.gossip.metrics();
+    const wrong = new Sealer(key(2), "udp-test").seal(compound([encode({ t: T.ping, seq: 1, target: "k0", from: "x" })]));
+    const raw = await Bun.udpSocket({ hostname: "127.0.0.32", port: 0 });
+    const [host, port] = a.addr.split(":");
+    raw.send(wrong, Number(port), host!);
+    expect(await poll(() => a.gossip.metrics().decryptFailures === before.decryptFailures + 1, 5_000)).toBe(true);
+    raw.close();
+    expect(a.gossip.metrics().packetsIn).toBeGreaterThan(before.packetsIn);
+    expect(a.gossip.metrics().decodeFailures).toBe(0);
+  }, 20_000);
+});
