@@ -1,0 +1,37 @@
+/**
+ * The one entry point the agent uses: picks the backend for net-conf's Backend.Type.
+ *
+ * @example
+ *   const backend = createBackend(config.net.backend, { nl, publicIp, underlayIface,
+ *     underlayMtu, ownSubnet: lease.subnet, network: config.net.network,
+ *     vtepMac: stableMac(nodeId), logger });
+ *   const data = await backend.up();            // goes into the own lease
+ *   const rec = createReconciler({ backend, peers, clock, logger, ... }); rec.start();
+ */
+import type { BackendConf } from "../config.ts";
+import type { Backend, BackendDeps } from "./backend.ts";
+import { createHostGwBackend } from "./host-gw.ts";
+import { createUdpBackend, type UdpSys } from "./udp.ts";
+import { createVxlanBackend } from "./vxlan.ts";
+import type { UdpCounters } from "./udp-pump.ts";
+
+export type { Backend, BackendDeps, PeerLease, ApplyResult } from "./backend.ts";
+export type { UdpCounters } from "./udp-pump.ts";
+
+/** A backend; `counters` is present for udp (packets forwarded/dropped for /metrics). */
+export type AnyBackend = Backend & { counters?: () => UdpCounters };
+
+export function createBackend(conf: BackendConf, deps: BackendDeps & { udpSys?: Partial<UdpSys> }): AnyBackend {
+  for (const k of ["publicIp", "underlayIface", "ownSubnet", "network"] as const) {
+    if (typeof deps[k] !== "string" || deps[k] === "") throw new Error(`create ${conf.type} backend: ${k} is required`);
+  }
+  if (!Number.isInteger(deps.underlayMtu) || deps.underlayMtu < 576) throw new Error(`create ${conf.type} backend: underlayMtu must be an integer >= 576, got ${deps.underlayMtu}`);
+  switch (conf.type) {
+    case "vxlan":
+      return createVxlanBackend(conf, deps);
+    case "host-gw":
+      return createHostGwBackend(deps);
+    case "udp":
+      return createUdpBackend(conf, { ...deps, ...(deps.udpSys ? { sys: deps.udpSys } : {}) });
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * What the udp backend's main thread and its packet Worker share: message shapes, the
+ * control words and counter slots in SharedArrayBuffers. Counters are written only by
+ * the worker (plain Float64 stores, flushed every loop slice) and read by the main
+ * thread for /metrics, so no message round trip is needed to read them.
+ */
+
+/** Int32 control words. */
+export const CTRL_STOP = 0; // main → worker: 1 = leave the loop
+export const CTRL_DONE = 1; // worker → main: 1 = loop left, fds no longer touched
+export const CTRL_TUN_DEAD = 2; // worker → main: 1 = TUN fd reported an error (device deleted)
+export const CTRL_STATE = 3; // 0 = not started, 1 = worker owns the fds, 2 = main gave up before start
+export const CTRL_WORDS = 4;
+
+/** Float64 counter slots. */
+export const C_TX_PACKETS = 0; // TUN → UDP, encapsulated and sent
+export const C_TX_BYTES = 1;
+export const C_RX_PACKETS = 2; // UDP → TUN, decapsulated and written
+export const C_RX_BYTES = 3;
+export const C_DROP_NO_ROUTE = 4; // from the TUN, destination in no peer subnet
+export const C_DROP_INVALID = 5; // not IPv4 / truncated / received for a subnet not ours
+export const C_DROP_IO = 6; // sendto/write failed (buffers full, peer unreachable)
+export const C_LOOPS = 7; // loop slices run (liveness)
+export const COUNTER_SLOTS = 8;
+
+export interface PumpPeer {
+  /** Subnet network address as an unsigned 32-bit number, and its prefix length. */
+  net: number;
+  prefix: number;
+  /** Peer's public IP (UDP destination). */
+  ip: string;
+}
+
+export type ToWorker =
+  | { type: "start"; tunFd: number; udpFd: number; port: number; ownNet: number; ownPrefix: number; ctrl: SharedArrayBuffer; counters: SharedArrayBuffer }
+  | { type: "peers"; peers: PumpPeer[] }
+  | { type: "tun"; fd: number };
+
+export type FromWorker = { type: "started" } | { type: "error"; message: string } | { type: "stopped" };
+
+export const maskOf = (prefix: number): number => (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
+
+export function ipToU32(ip: string): number {
+  const p = ip.split(".").map(Number);
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new Error(`Cannot parse IPv4 address ${JSON.stringify(ip)}`);
+  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+}
+
+/**
+ * Longest-prefix lookup over peer subnets: one Map per distinct prefix length, longest
+ * first (a cluster has one SubnetLen, so this is usually a single Map probe).
+ */
+export class PrefixTable<T> {
+  private levels: { mask: number; map: Map<number, T> }[] = [];
+
+  constructor(entries: { net: number; prefix: number; value: T }[]) {
+    const byLen = new Map<number, Map<number, T>>();
+    for (const e of entries) {
+      let m = byLen.get(e.prefix);
+      if (!m) byLen.set(e.prefix, (m = new Map()));
+      m.set((e.net & maskOf(e.prefix)) >>> 0, e.value);
+    }
+    this.levels = [...byLen.entries()].sort((a, b) => b[0] - a[0]).map(([len, map]) => ({ mask: maskOf(len), map }));
+  }
+
+  lookup(addr: number): T | undefined {
+    for (const l of this.levels) {
+      const v = l.map.get((addr & l.mask) >>> 0);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Main-thread side of the udp packet loop: starts the Worker, hands it the fds and the
+ * peer table, reads its counters from shared memory, and stops it synchronously (close()
+ * must not return while the worker may still touch fds the caller is about to close).
+ */
+import type { Logger } from "../log.ts";
+import {
+  CTRL_DONE,
+  CTRL_STATE,
+  CTRL_STOP,
+  CTRL_TUN_DEAD,
+  CTRL_WORDS,
+  COUNTER_SLOTS,
+  C_DROP_INVALID,
+  C_DROP_IO,
+  C_DROP_NO_ROUTE,
+  C_LOOPS,
+  C_RX_BYTES,
+  C_RX_PACKETS,
+  C_TX_BYTES,
+  C_TX_PACKETS,
+  type FromWorker,
+  type PumpPeer,
+  type ToWorker,
+} from "./udp-pump-protocol.ts";
+
+export interface UdpCounters {
+  /** Encapsulated and sent (TUN → UDP). */
+  txPackets: number;
+  txBytes: number;
+  /** Decapsulated and delivered (UDP → TUN). */
+  rxPackets: number;
+  rxBytes: number;
+  /** From the TUN for a destination in no peer's subnet. */
+  droppedNoRoute: number;
+  /** Not IPv4, truncated, or received for a destination outside our own subnet. */
+  droppedInvalid: number;
+  /** sendto/write failed (socket or TUN queue full, peer unreachable). */
+  droppedIo: number;
+  /** txPackets + rxPackets, for /metrics. */
+  packetsForwarded: number;
+  /** All drops, for /metrics. */
+  packetsDropped: number;
+  /** Loop slices run; stalls show as a counter that stops moving. */
+  loops: number;
+}
+
+export interface Pump {
+  /** Resolves once the worker has taken the fds; rejects if it could not start. */
+  readonly ready: Promise<void>;
+  setPeers(peers: PumpPeer[]): void;
+  /** Hands over a new TUN fd (after the device was recreated). */
+  setTun(fd: number): void;
+  /** True once the worker saw the TUN fd fail (device deleted). */
+  tunDead(): boolean;
+  counters(): UdpCounters;
+  /** Stops the loop and waits (up to ~1 s) until the worker no longer touches the fds. */
+  stop(): void;
+}
+
+export interface PumpOptions {
+  tunFd: number;
+  udpFd: number;
+  port: number;
+  /** Own subnet network address (u32) and prefix: only packets for it are decapsulated. */
+  ownNet: number;
+  ownPrefix: number;
+  logger: Logger;
+}
+
+export function startPump(o: PumpOptions): Pump {
+  const ctrlBuf = new SharedArrayBuffer(CTRL_WORDS * 4);
+  const countersBuf = new SharedArrayBuffer(COUNTER_SLOTS * 8);
+  const ctrl = new Int32Array(ctrlBuf);
+  const c = new Float64Array(countersBuf);
+  const worker = new Worker(new URL("./udp-pump.worker.ts", import.meta.url));
+  let stopped = false;
+  let settle: { ok: () => void; fail: (e: Error) => void } | undefined;
+  const ready = new Promise<void>((ok, fail) => (settle = { ok, fail }));
+  ready.catch(() => {}); // callers that never await must not see an unhandled rejection
+  worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+    const m = ev.data;
+    if (m.type === "started") settle?.ok();
+    else if (m.type === "error") {
+      o.logger.warn(`udp packet loop: ${m.message}`);
+      settle?.fail(new Error(`start udp packet loop: ${m.message}`));
+    }
+  };
+  worker.onerror = (ev) => {
+    o.logger.error(`udp packet loop died: ${ev.message}`);
+    settle?.fail(new Error(`start udp packet loop: ${ev.message}`));
+  };
+  const send = (m: ToWorker) => worker.postMessage(m);
+  send({ type: "start", tunFd: o.tunFd, udpFd: o.udpFd, port: o.port, ownNet: o.ownNet, ownPrefix: o.ownPrefix, ctrl: ctrlBuf, counters: countersBuf });
+
+  return {
+    ready,
+    setPeers: (peers) => send({ type: "peers", peers }),
+    setTun: (fd) => send({ type: "tun", fd }),
+    tunDead: () => Atomics.load(ctrl, CTRL_TUN_DEAD) === 1,
+    counters() {
+      const noRoute = c[C_DROP_NO_ROUTE]!;
+      const invalid = c[C_DROP_INVALID]!;
+      const io = c[C_DROP_IO]!;
+      return {
+        txPackets: c[C_TX_PACKETS]!,
+        txBytes: c[C_TX_BYTES]!,
+        rxPackets: c[C_RX_PACKETS]!,
+        rxBytes: c[C_RX_BYTES]!,
+        droppedNoRoute: noRoute,
+        droppedInvalid: invalid,
+        droppedIo: io,
+        packetsForwarded: c[C_TX_PACKETS]! + c[C_RX_PACKETS]!,
+        packetsDropped: noRoute + invalid + io,
+        loops: c[C_LOOPS]!,
+      };
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      Atomics.store(ctrl, CTRL_STOP, 1);
+      // If the worker never claimed the fds, it never will: state 0 → 2 makes it back off.
+      if (Atomics.compareExchange(ctrl, CTRL_STATE, 0, 2) === 1) {
+        if (Atomics.wait(ctrl, CTRL_DONE, 0, 1_000) === "timed-out") o.logger.warn("udp packet loop did not stop within 1 s; terminating it");
+      }
+      worker.terminate();
+      settle?.fail(new Error("start udp packet loop: stopped before it started"));
+    },
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * The udp backend's packet loop, on its own thread so the agent's event loop never
+ * waits for packets and packets never wait for the event loop. Both directions run
+ * here on raw fds owned by the main thread:
+ *   TUN → look up the destination's peer (longest prefix) → sendto(peer:port)
+ *   UDP → check it is IPv4 for our own subnet → write to the TUN
+ * One poll() covers both fds; each wake-up drains up to BATCH packets per fd. The loop
+ * runs synchronously for a slice, then yields once so messages (peer table, stop) are
+ * delivered; the stop word in shared memory is checked on every poll.
+ */
+import { ptr, type Pointer } from "bun:ffi";
+import { EAGAIN, POLLERR, POLLHUP, POLLIN, POLLNVAL, errno, packetSyscalls, sockaddrIn, strerror } from "../sys/tun.ts";
+import {
+  CTRL_DONE,
+  CTRL_STATE,
+  CTRL_STOP,
+  CTRL_TUN_DEAD,
+  COUNTER_SLOTS,
+  C_DROP_INVALID,
+  C_DROP_IO,
+  C_DROP_NO_ROUTE,
+  C_LOOPS,
+  C_RX_BYTES,
+  C_RX_PACKETS,
+  C_TX_BYTES,
+  C_TX_PACKETS,
+  PrefixTable,
+  maskOf,
+  type FromWorker,
+  type ToWorker,
+} from "./udp-pump-protocol.ts";
+
+declare const self: Worker;
+
+const BATCH = 256;
+const POLL_MS = 10;
+const SLICE_MS = 20;
+const BUF = 65536;
+
+const sys = packetSyscalls();
+// Buffers backed by their own ArrayBuffer so their storage never moves under a pointer.
+const txBuf = new Uint8Array(new ArrayBuffer(BUF));
+const rxBuf = new Uint8Array(new ArrayBuffer(BUF));
+const pfd = new Uint8Array(new ArrayBuffer(16));
+const pfdView = new DataView(pfd.buffer);
+const txPtr = ptr(txBuf);
+const rxPtr = ptr(rxBuf);
+const pfdPtr = ptr(pfd);
+
+let tunFd = -1;
+let udpFd = -1;
+let port = 0;
+let ownNet = 0;
+let ownMask = 0;
+let ctrl: Int32Array;
+let shared: Float64Array;
+const local = new Float64Array(COUNTER_SLOTS);
+let table = new PrefixTable<Pointer>([]);
+/** Keeps every sockaddr referenced as long as its pointer is in the table. */
+let sockaddrs: Uint8Array[] = [];
+let running = false;
+
+function post(m: FromWorker): void {
+  self.postMessage(m);
+}
+
+function setPollFds(): void {
+  pfdView.setInt32(0, tunFd, true);
+  pfdView.setInt16(4, POLLIN, true);
+  pfdView.setInt16(6, 0, true);
+  pfdView.setInt32(8, udpFd, true);
+  pfdView.setInt16(12, POLLIN, true);
+  pfdView.setInt16(14, 0, true);
+}
+
+function tunToUdp(): void {
+  for (let i = 0; i < BATCH; i++) {
+    const n = sys.read(tunFd, txPtr, BUF) as number;
+    if (n < 0) {
+      const e = errno();
+      if (e !== EAGAIN) tunFailed(e);
+      return;
+    }
+    if (n < 20 || txBuf[0]! >> 4 !== 4) {
+      local[C_DROP_INVALID]!++;
+      continue;
+    }
+    const dst = ((txBuf[16]! << 24) | (txBuf[17]! << 16) | (txBuf[18]! << 8) | txBuf[19]!) >>> 0;
+    const sa = table.lookup(dst);
+    if (sa === undefined) {
+      local[C_DROP_NO_ROUTE]!++;
+      continue;
+    }
+    if ((sys.sendto(udpFd, txPtr, n, 0, sa, 16) as number) < 0) {
+      local[C_DROP_IO]!++;
+      continue;
+    }
+    local[C_TX_PACKETS]!++;
+    local[C_TX_BYTES]! += n;
+  }
+}
+
+function udpToTun(): void {
+  for (let i = 0; i < BATCH; i++) {
+    const n = sys.recvfrom(udpFd, rxPtr, BUF, 0, null, null) as number;
+    if (n < 0) return; // EAGAIN, or a transient ICMP error reported on the socket
+    if (n < 20 || rxBuf[0]! >> 4 !== 4 || (rxBuf[0]! & 0xf) < 5) {
+      local[C_DROP_INVALID]!++;
+      continue;
+    }
+    const total = (rxBuf[2]! << 8) | rxBuf[3]!;
+    const dst = ((rxBuf[16]! << 24) | (rxBuf[17]! << 16) | (rxBuf[18]! << 8) | rxBuf[19]!) >>> 0;
+    if (total < 20 || total > n || ((dst & ownMask) >>> 0) !== ownNet) {
+      local[C_DROP_INVALID]!++;
+      continue;
+    }
+    if (tunFd < 0 || (sys.write(tunFd, rxPtr, total) as number) < 0) {
+      local[C_DROP_IO]!++;
+      continue;
+    }
+    local[C_RX_PACKETS]!++;
+    local[C_RX_BYTES]! += total;
+  }
+}
+
+function tunFailed(e: number): void {
+  // The device was deleted under us: stop polling it until the main thread hands a new fd.
+  tunFd = -1;
+  setPollFds();
+  Atomics.store(ctrl, CTRL_TUN_DEAD, 1);
+  post({ type: "error", message: `read TUN: ${strerror(e)}` });
+}
+
+function flush(): void {
+  for (let i = 0; i < COUNTER_SLOTS; i++) shared[i] = local[i]!;
+}
+
+function loop(): void {
+  const until = performance.now() + SLICE_MS;
+  while (Atomics.load(ctrl, CTRL_STOP) === 0) {
+    const r = sys.poll(pfdPtr, 2, POLL_MS);
+    if (r > 0) {
+      const tunEv = pfdView.getInt16(6, true);
+      const udpEv = pfdView.getInt16(14, true);
+      if (tunEv & POLLIN) tunToUdp();
+      else if (tunEv & (POLLERR | POLLHUP | POLLNVAL)) tunFailed(errno() || 77);
+      if (udpEv & (POLLIN | POLLERR)) udpToTun();
+    }
+    if (performance.now() >= until) break;
+  }
+  local[C_LOOPS]!++;
+  flush();
+  if (Atomics.load(ctrl, CTRL_STOP) !== 0) {
+    running = false;
+    Atomics.store(ctrl, CTRL_DONE, 1);
+    Atomics.notify(ctrl, CTRL_DONE);
+    post({ type: "stopped" });
+    return;
+  }
+  setImmediate(loop);
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  try {
+    if (m.type === "start") {
+      if (running) throw new Error("start udp pump: already running");
+      ctrl = new Int32Array(m.ctrl);
+      // Claim the fds unless the main thread already gave up on us (stop before start).
+      if (Atomics.compareExchange(ctrl, CTRL_STATE, 0, 1) !== 0) return;
+      tunFd = m.tunFd;
+      udpFd = m.udpFd;
+      port = m.port;
+      ownMask = maskOf(m.ownPrefix);
+      ownNet = (m.ownNet & ownMask) >>> 0;
+      shared = new Float64Array(m.counters);
+      setPollFds();
+      running = true;
+      post({ type: "started" });
+      setImmediate(loop);
+    } else if (m.type === "peers") {
+      const next: Uint8Array[] = [];
+      const entries = m.peers.map((p) => {
+        const sa = new Uint8Array(new ArrayBuffer(16));
+        sa.set(sockaddrIn(p.ip, port));
+        next.push(sa);
+        return { net: p.net, prefix: p.prefix, value: ptr(sa) };
+      });
+      table = new PrefixTable(entries);
+      sockaddrs = next;
+    } else if (m.type === "tun") {
+      tunFd = m.fd;
+      Atomics.store(ctrl, CTRL_TUN_DEAD, 0);
+      setPollFds();
+    }
+  } catch (e) {
+    post({ type: "error", message: (e as Error).message });
+  }
+};

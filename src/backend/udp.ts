@@ -1,0 +1,142 @@
+/**
+ * udp: flannel's userspace fallback. The TUN device weft0 carries the own subnet's
+ * network address with the Network's prefix (10.244.1.0/16), so the kernel routes the
+ * whole pod network into it (the own subnet stays on cni0, a longer prefix). A Worker
+ * (udp-pump.worker.ts) reads each IP packet from the TUN, finds the peer whose subnet
+ * holds the destination and sends the packet as one UDP datagram to peer:8285; packets
+ * arriving on UDP 8285 for our own subnet are written back into the TUN.
+ *
+ * The TUN is persistent: close() stops the loop but leaves weft0, its address and route,
+ * and the next start re-attaches. Routes weft owns (proto 87 in Network) are not used by
+ * this backend, so any left over from another backend are removed.
+ */
+import type { BackendConf } from "../config.ts";
+import type { BackendData } from "../lease/types.ts";
+import { parseCidr } from "../net/cidr.ts";
+import { closeFd as sysCloseFd, openTun as sysOpenTun, openUdpSocket as sysOpenUdpSocket } from "../sys/tun.ts";
+import { type ApplyResult, type Backend, type BackendDeps, type PeerLease, emptyResult } from "./backend.ts";
+import { checkPeers } from "./peers.ts";
+import { ProblemLog } from "./problem-log.ts";
+import { attempt, programPeers } from "./program.ts";
+import type { PumpPeer } from "./udp-pump-protocol.ts";
+import { startPump as realStartPump, type Pump, type PumpOptions, type UdpCounters } from "./udp-pump.ts";
+
+/** Bytes the udp encapsulation adds: outer IPv4 20 + UDP 8. */
+export const UDP_OVERHEAD = 28;
+export const TUN_NAME = "weft0";
+
+export interface UdpBackend extends Backend {
+  /** Packet counters of the loop (zeros before up()). */
+  counters(): UdpCounters;
+}
+
+/** OS seams, replaced in tests that run without root. */
+export interface UdpSys {
+  openTun(name: string): number;
+  openUdpSocket(ip: string, port: number): number;
+  closeFd(fd: number, what: string): void;
+  startPump(o: PumpOptions): Pump;
+}
+
+const realSys: UdpSys = {
+  openTun: (name) => sysOpenTun(name, { persist: true }),
+  openUdpSocket: (ip, port) => sysOpenUdpSocket(ip, port),
+  closeFd: sysCloseFd,
+  startPump: realStartPump,
+};
+
+const zeroCounters = (): UdpCounters => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, packetsForwarded: 0, packetsDropped: 0, loops: 0 });
+
+export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, deps: BackendDeps & { sys?: Partial<UdpSys> }): UdpBackend {
+  const { nl, network, ownSubnet, publicIp } = deps;
+  const sys: UdpSys = { ...realSys, ...deps.sys };
+  const mtu = conf.mtu ?? deps.underlayMtu - UDP_OVERHEAD;
+  const log = deps.logger.child("backend.udp");
+  const problemLog = new ProblemLog(log);
+  const own = parseCidr(ownSubnet);
+  const ownAddr = `${ownSubnet.slice(0, ownSubnet.indexOf("/"))}/${parseCidr(network).prefix}`;
+  let tunFd = -1;
+  let udpFd = -1;
+  /** TUN fds of deleted devices: the worker may still hold the number until it switches, so they close at close(). */
+  const retired: number[] = [];
+  let pump: Pump | undefined;
+  let sentTable = "";
+
+  function ensureDevice(result: ApplyResult): void {
+    let link = nl.getLink(TUN_NAME);
+    if (link && link.kind !== undefined && link.kind !== "tun") {
+      throw new Error(`start udp backend: ${TUN_NAME} exists but is a ${link.kind} device, not a TUN; delete it`);
+    }
+    if (!link || (pump && pump.tunDead())) {
+      const fd = sys.openTun(TUN_NAME);
+      if (tunFd >= 0) retired.push(tunFd);
+      tunFd = fd;
+      pump?.setTun(fd);
+      if (!link) {
+        result.changes++;
+        log.info(`${pump ? "recreated" : "created"} ${TUN_NAME}`, { mtu });
+      }
+      link = nl.getLink(TUN_NAME);
+      if (!link) throw new Error(`start udp backend: ${TUN_NAME} not visible after opening it`);
+    }
+    if (link.mtu !== mtu) attempt(result, () => nl.setMtu(TUN_NAME, mtu));
+    if (!link.up) attempt(result, () => nl.setLinkUp(TUN_NAME));
+    const addrs = nl.listAddresses(TUN_NAME);
+    if (!addrs.some((a) => a.cidr === ownAddr)) attempt(result, () => nl.addAddress({ dev: TUN_NAME, cidr: ownAddr }));
+    for (const a of addrs) if (a.cidr !== ownAddr) attempt(result, () => nl.deleteAddress(a), { missingIsFine: true });
+  }
+
+  return {
+    type: "udp",
+    device: TUN_NAME,
+    mtu: () => mtu,
+    async up(): Promise<BackendData> {
+      if (pump) return { type: "udp" };
+      const result = emptyResult();
+      ensureDevice(result);
+      if (result.errors.length) throw new Error(`start udp backend: ${result.errors.join("; ")}`);
+      udpFd = sys.openUdpSocket(publicIp, conf.port);
+      pump = sys.startPump({ tunFd, udpFd, port: conf.port, ownNet: Number(own.addr), ownPrefix: own.prefix, logger: log });
+      sentTable = "";
+      await pump.ready;
+      log.info(`packet loop running`, { tun: TUN_NAME, listen: `${publicIp}:${conf.port}`, mtu });
+      return { type: "udp" };
+    },
+    apply(peers: PeerLease[]): ApplyResult {
+      const result = emptyResult();
+      if (!pump) throw new Error("apply udp backend: up() has not run");
+      ensureDevice(result);
+      const checked = checkPeers(peers, { network, ownSubnet, needMac: false });
+      result.problems.push(...checked.problems);
+      programPeers(nl, network, { routes: [], neighs: [], fdb: [] }, result);
+      const table: PumpPeer[] = checked.peers.map((p) => {
+        const c = parseCidr(p.subnet);
+        return { net: Number(c.addr), prefix: c.prefix, ip: p.publicIp };
+      });
+      const text = JSON.stringify(table);
+      if (text !== sentTable) {
+        pump.setPeers(table);
+        sentTable = text;
+        result.changes++; // the forwarding table is dataplane state too
+      }
+      problemLog.update(result.problems);
+      return result;
+    },
+    counters: () => pump?.counters() ?? zeroCounters(),
+    close() {
+      pump?.stop();
+      pump = undefined;
+      for (const [fd, what] of [[udpFd, `UDP socket ${publicIp}:${conf.port}`], [tunFd, TUN_NAME], ...retired.map((f) => [f, `retired ${TUN_NAME} fd`])] as [number, string][]) {
+        if (fd < 0) continue;
+        try {
+          sys.closeFd(fd, what);
+        } catch (e) {
+          log.warn((e as Error).message);
+        }
+      }
+      retired.length = 0;
+      tunFd = udpFd = -1;
+    },
+  };
+}
+

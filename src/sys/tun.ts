@@ -1,0 +1,125 @@
+/**
+ * TUN device and UDP socket handles for the udp backend, over ffi/tun.ts. Each function
+ * throws an Error naming the operation and the object, then the errno text, e.g.
+ * "open TUN weft0: Operation not permitted".
+ *
+ * The packet loop (a Worker) gets the raw calls through `packetSyscalls()`: a wrapper
+ * per packet would cost more than the syscall bookkeeping it saves.
+ */
+import { ptr } from "bun:ffi";
+import {
+  AF_INET,
+  IFF_NO_PI,
+  IFF_TUN,
+  IFNAMSIZ,
+  IFREQ_FLAGS_OFFSET,
+  IFREQ_SIZE,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDWR,
+  SOCKADDR_IN_SIZE,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOL_SOCKET,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_REUSEADDR,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  TUNSETIFF,
+  TUNSETPERSIST,
+  errno,
+  loadTunLibc,
+  strerror,
+  type TunSymbols,
+} from "../../ffi/tun.ts";
+
+export { EAGAIN, POLLIN, POLLERR, POLLHUP, POLLNVAL, POLLFD_SIZE, SOCKADDR_IN_SIZE } from "../../ffi/tun.ts";
+
+const fail = (what: string): Error => {
+  const e = errno();
+  return new Error(`${what}: ${strerror(e)}`, { cause: { errno: e } });
+};
+
+/**
+ * Opens (creating if needed) the TUN device `name`, non-blocking, without packet info
+ * headers. `persist` keeps the device, its address and routes when the fd closes, so an
+ * agent restart does not disturb pods' routes; the next open re-attaches to it.
+ */
+export function openTun(name: string, { persist = true }: { persist?: boolean } = {}): number {
+  if (!/^[^\s/]{1,15}$/.test(name)) throw new Error(`open TUN ${JSON.stringify(name)}: expected an interface name of 1-15 characters`);
+  const c = loadTunLibc();
+  const fd = c.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw fail(`open TUN ${name}: /dev/net/tun`);
+  // A shorter ifreq than the kernel's 40 bytes corrupts the heap (see ffi-findings).
+  const ifr = new Uint8Array(IFREQ_SIZE);
+  const nameBytes = new TextEncoder().encode(name);
+  if (nameBytes.length >= IFNAMSIZ) throw new Error(`open TUN ${name}: name longer than ${IFNAMSIZ - 1} bytes`);
+  ifr.set(nameBytes, 0);
+  new DataView(ifr.buffer).setUint16(IFREQ_FLAGS_OFFSET, IFF_TUN | IFF_NO_PI, true);
+  if (c.ioctl(fd, TUNSETIFF, ptr(ifr)) < 0) {
+    const err = fail(`open TUN ${name}: TUNSETIFF`);
+    c.close(fd);
+    throw err;
+  }
+  if (persist && c.ioctl(fd, TUNSETPERSIST, 1) < 0) {
+    const err = fail(`open TUN ${name}: TUNSETPERSIST`);
+    c.close(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** Makes a persistent TUN device go away once its last fd closes (tests, teardown). */
+export function unpersistTun(fd: number, name: string): void {
+  if (loadTunLibc().ioctl(fd, TUNSETPERSIST, 0) < 0) throw fail(`clear persist on TUN ${name}`);
+}
+
+export function closeFd(fd: number, what: string): void {
+  if (loadTunLibc().close(fd) < 0) throw fail(`close ${what}`);
+}
+
+/** struct sockaddr_in for ip:port. */
+export function sockaddrIn(ip: string, port: number): Uint8Array {
+  const parts = ip.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`Cannot build sockaddr for ${JSON.stringify(ip)}: not an IPv4 address`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Cannot build sockaddr for port ${port}: expected 0..65535`);
+  const sa = new Uint8Array(SOCKADDR_IN_SIZE);
+  const dv = new DataView(sa.buffer);
+  dv.setUint16(0, AF_INET, true);
+  dv.setUint16(2, port, false);
+  sa.set(parts, 4);
+  return sa;
+}
+
+/**
+ * A non-blocking UDP socket bound to ip:port with large buffers (a burst of pod traffic
+ * must not overflow the default ~200 KiB). Returns the fd.
+ */
+export function openUdpSocket(ip: string, port: number, { bufferBytes = 4 << 20 }: { bufferBytes?: number } = {}): number {
+  const c = loadTunLibc();
+  const what = `bind UDP ${ip}:${port}`;
+  const sa = sockaddrIn(ip, port);
+  const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw fail(`${what}: socket`);
+  const val = new Int32Array([1]);
+  c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ptr(val), 4);
+  val[0] = bufferBytes;
+  // FORCE variants pass rmem_max/wmem_max as root; fall back to the capped ones.
+  if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, ptr(val), 4) < 0) c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, ptr(val), 4);
+  if (c.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, ptr(val), 4) < 0) c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, ptr(val), 4);
+  if (c.bind(fd, ptr(sa), sa.length) < 0) {
+    const err = fail(what);
+    c.close(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** The raw calls for the packet loop; results < 0 mean failure, `errno()` says why. */
+export function packetSyscalls(): TunSymbols {
+  return loadTunLibc();
+}
+
+export { errno, strerror };

@@ -1,0 +1,168 @@
+import { describe, expect, test } from "bun:test";
+import { RecordingNetlink } from "../fakes/netlink.ts";
+import { createBackend } from "../../src/backend/create-backend.ts";
+import type { PumpPeer } from "../../src/backend/udp-pump-protocol.ts";
+import { PrefixTable, ipToU32 } from "../../src/backend/udp-pump-protocol.ts";
+import type { Pump, PumpOptions } from "../../src/backend/udp-pump.ts";
+import { silentLogger } from "../../src/log.ts";
+
+function node() {
+  const nl = new RecordingNetlink();
+  nl.outside((n) => {
+    n.addLinkRaw({ name: "eth0", mtu: 1500 });
+    n.addAddress({ dev: "eth0", cidr: "192.0.2.11/24" });
+  });
+  const tables: PumpPeer[][] = [];
+  const events: string[] = [];
+  let nextFd = 40;
+  let dead = false;
+  let started: PumpOptions | undefined;
+  const pump: Pump = {
+    ready: Promise.resolve(),
+    setPeers: (p) => void tables.push(p),
+    setTun: (fd) => void events.push(`setTun ${fd}`),
+    tunDead: () => dead,
+    counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, packetsForwarded: 4, packetsDropped: 18, loops: 9 }),
+    stop: () => void events.push("stop"),
+  };
+  const backend = createBackend(
+    { type: "udp", port: 8285 },
+    {
+      nl,
+      publicIp: "192.0.2.11",
+      underlayIface: "eth0",
+      underlayMtu: 1500,
+      ownSubnet: "10.244.1.0/24",
+      network: "10.244.0.0/16",
+      logger: silentLogger,
+      udpSys: {
+        openTun(name) {
+          // like the kernel: TUNSETIFF creates the device down, or re-attaches a persistent one
+          if (!nl.getLink(name)) nl.outside((n) => n.addLinkRaw({ name, kind: "tun", mtu: 1500, up: false }));
+          events.push(`openTun ${name} -> ${nextFd}`);
+          return nextFd++;
+        },
+        openUdpSocket(ip, port) {
+          events.push(`openUdp ${ip}:${port}`);
+          return 99;
+        },
+        closeFd: (fd, what) => void events.push(`close ${fd} ${what}`),
+        startPump(o) {
+          started = o;
+          return pump;
+        },
+      },
+    },
+  );
+  return { nl, backend, tables, events, setDead: (d: boolean) => (dead = d), started: () => started };
+}
+
+describe("udp backend", () => {
+  test("up opens weft0 (MTU underlay-28, Network-prefix address) and starts the loop on UDP 8285", async () => {
+    const { nl, backend, events, started } = node();
+    expect(await backend.up()).toEqual({ type: "udp" });
+    expect(backend.mtu()).toBe(1472);
+    expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
+    expect(events).toEqual(["openTun weft0 -> 40", "openUdp 192.0.2.11:8285"]);
+    expect(started()).toMatchObject({ tunFd: 40, udpFd: 99, port: 8285, ownNet: ipToU32("10.244.1.0"), ownPrefix: 24 });
+    // the kernel routes the whole Network into the TUN
+    expect(nl.dump()).toContain("route 10.244.0.0/16 dev weft0 proto 2");
+  });
+
+  test("apply hands the peer table to the loop once; same peers → no changes", async () => {
+    const { nl, backend, tables } = node();
+    await backend.up();
+    nl.takeOps();
+    const peers = [
+      { nodeName: "b", subnet: "10.244.2.0/24", publicIp: "192.0.2.12" },
+      { nodeName: "a", subnet: "10.244.1.0/24", publicIp: "192.0.2.11" },
+    ];
+    expect(backend.apply(peers)).toEqual({ changes: 1, errors: [], problems: [] });
+    expect(tables).toEqual([[{ net: ipToU32("10.244.2.0"), prefix: 24, ip: "192.0.2.12" }]]);
+    expect(backend.apply(peers)).toEqual({ changes: 0, errors: [], problems: [] });
+    expect(tables).toHaveLength(1);
+    expect(nl.takeOps()).toEqual([]);
+    backend.apply([]);
+    expect(tables[1]).toEqual([]);
+  });
+
+  test("weft routes left by another backend are removed; foreign routes stay", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => {
+      n.replaceRoute({ dst: "10.244.2.0/24", gateway: "192.0.2.12", dev: "eth0" });
+      n.replaceRoute({ dst: "10.244.3.0/24", gateway: "192.0.2.13", dev: "eth0", protocol: 4 });
+    });
+    await backend.up();
+    nl.takeOps();
+    backend.apply([]);
+    expect(nl.takeOps()).toEqual(["delete route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87"]);
+    expect(nl.dump()).toContain("route 10.244.3.0/24 via 192.0.2.13 dev eth0 proto 4");
+  });
+
+  test("a deleted weft0 is reopened and the new fd handed to the loop; close keeps the device", async () => {
+    const { nl, backend, events, setDead } = node();
+    await backend.up();
+    backend.apply([]);
+    nl.outside((n) => n.deleteLink("weft0"));
+    setDead(true);
+    nl.takeOps();
+    const r = backend.apply([]);
+    expect(r.changes).toBe(4);
+    expect(events.slice(2)).toEqual(["openTun weft0 -> 41", "setTun 41"]);
+    expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
+    backend.close();
+    expect(events.slice(4)).toEqual(["stop", "close 99 UDP socket 192.0.2.11:8285", "close 41 weft0", "close 40 retired weft0 fd"]);
+    expect(nl.getLink("weft0")).toBeDefined();
+    expect(nl.takeOps()).toEqual([]);
+  });
+
+  test("counters come from the loop", async () => {
+    const { backend } = node();
+    expect(backend.counters?.().packetsForwarded).toBe(0);
+    await backend.up();
+    expect(backend.counters?.()).toMatchObject({ packetsForwarded: 4, packetsDropped: 18 });
+  });
+
+  test("apply before up fails clearly; a non-TUN weft0 is refused", async () => {
+    const { nl, backend } = node();
+    expect(() => backend.apply([])).toThrow("apply udp backend: up() has not run");
+    nl.outside((n) => n.createBridge("weft0"));
+    await expect(backend.up()).rejects.toThrow("weft0 exists but is a bridge device, not a TUN");
+  });
+});
+
+describe("PrefixTable", () => {
+  test.each([
+    ["10.244.2.7", "b"],
+    ["10.244.2.255", "b"],
+    ["10.244.3.1", "c-narrow"],
+    ["10.244.3.200", "c-wide"],
+    ["10.244.4.1", undefined],
+    ["192.0.2.1", undefined],
+  ])("%s → %s", (ip, want) => {
+    const t = new PrefixTable([
+      { net: ipToU32("10.244.2.0"), prefix: 24, value: "b" },
+      { net: ipToU32("10.244.3.0"), prefix: 24, value: "c-wide" },
+      { net: ipToU32("10.244.3.0"), prefix: 25, value: "c-narrow" },
+    ]);
+    expect(t.lookup(ipToU32(ip))).toBe(want);
+  });
+  test("ipToU32 rejects junk", () => {
+    expect(() => ipToU32("10.1")).toThrow('Cannot parse IPv4 address "10.1"');
+  });
+});
+
+describe("createBackend", () => {
+  test("names missing dependencies", () => {
+    const nl = new RecordingNetlink();
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("create host-gw backend: publicIp is required");
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "192.0.2.1", underlayIface: "eth0", underlayMtu: 0, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("underlayMtu must be an integer >= 576");
+  });
+  test("picks the backend by type", () => {
+    const nl = new RecordingNetlink();
+    const deps = { nl, publicIp: "192.0.2.1", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger };
+    expect(createBackend({ type: "vxlan", vni: 4, port: 8472, directRouting: false }, deps).device).toBe("weft.4");
+    expect(createBackend({ type: "host-gw" }, deps).device).toBeUndefined();
+    expect(createBackend({ type: "udp", port: 8285 }, deps).device).toBe("weft0");
+  });
+});
