@@ -1,5 +1,434 @@
-/** Placeholder until the demo command lands; exits 1 with a clear message. */
-export async function demoCommand(): Promise<number> {
-  process.stderr.write("weft demo: not implemented in this build\n");
-  return 1;
+/**
+ * `weft demo`: a throwaway N-node weft cluster on one machine, built from network
+ * namespaces, to see the product work end to end.
+ *
+ *   <prefix>-ul        underlay: bridge br0; one veth per node (192.0.2.0/24)
+ *   <prefix>-nodeI     a "node": eth0 = 192.0.2.(10+I), runs `weft agent` (same binary)
+ *   <prefix>-podI      a "pod" on nodeI's cni0, plumbed by the standard CNI bridge +
+ *                      host-local plugins fed from nodeI's subnet.env (what flannel's CNI
+ *                      plugin delegates to)
+ *
+ * It then pings every pod from every other pod, prints `weft status` from node1 and tears
+ * everything down (also on Ctrl-C/SIGTERM and on error). The lab itself is built with
+ * `ip` (a lab, not the product's dataplane, which is programmed through netlink); nothing
+ * is changed in the host's own namespace. `--keep` leaves it running; `--cleanup` removes
+ * anything left under the prefix.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { canonicalCidr } from "../net/cidr.ts";
+import { parseSubnetEnv } from "../subnet-env.ts";
+
+export type DemoBackend = "vxlan" | "host-gw" | "udp";
+
+export interface DemoOptions {
+  backend: DemoBackend;
+  nodes: number;
+  prefix: string;
+  /** Where per-node files go (net-conf, key, state, subnet.env, logs). */
+  dir: string;
+  /** How to run weft itself, e.g. ["/usr/local/bin/weft"] or ["bun", "src/main.ts"]. */
+  weft: string[];
+  network: string;
+}
+
+export interface NodePlan {
+  index: number;
+  name: string;
+  ns: string;
+  podNs: string;
+  /** Underlay address of the node. */
+  ip: string;
+  /** The node's veth end in the underlay namespace. */
+  ulIf: string;
+  dir: string;
+  netConfFile: string;
+  keyFile: string;
+  stateDir: string;
+  subnetFile: string;
+  logFile: string;
+  /** The full command line: `ip netns exec <ns> weft agent ...`. */
+  agentArgv: string[];
+}
+
+export interface DemoPlan {
+  opts: DemoOptions;
+  underlayNs: string;
+  netConf: Record<string, unknown>;
+  nodes: NodePlan[];
+}
+
+export const DEMO_GOSSIP_PORT = 7946;
+export const DEMO_API = "http://127.0.0.1:7947";
+const CNI_DIR = "/usr/lib/cni";
+
+/** The whole lab as data (pure): names, addresses, files and command lines. */
+export function planDemo(opts: DemoOptions): DemoPlan {
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 2 || opts.nodes > 50) throw new RangeError(`--nodes: expected 2..50, got ${opts.nodes}`);
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(opts.prefix)) throw new RangeError(`--prefix: expected 1-20 lowercase letters, digits or '-', starting with a letter, got ${JSON.stringify(opts.prefix)}`);
+  const backend: Record<string, unknown> = { Type: opts.backend };
+  const netConf = { Network: opts.network, SubnetLen: 24, Backend: backend };
+  const seed = `192.0.2.11:${DEMO_GOSSIP_PORT}`;
+  const nodes: NodePlan[] = [];
+  for (let i = 1; i <= opts.nodes; i++) {
+    const dir = join(opts.dir, `node${i}`);
+    const n: Omit<NodePlan, "agentArgv"> = {
+      index: i,
+      name: `node${i}`,
+      ns: `${opts.prefix}-node${i}`,
+      podNs: `${opts.prefix}-pod${i}`,
+      ip: `192.0.2.${10 + i}`,
+      ulIf: `n${i}`,
+      dir,
+      netConfFile: join(dir, "net-conf.json"),
+      keyFile: join(opts.dir, "cluster.key"),
+      stateDir: join(dir, "state"),
+      subnetFile: join(dir, "subnet.env"),
+      logFile: join(dir, "agent.log"),
+    };
+    const agentArgv = [
+      "ip", "netns", "exec", n.ns, ...opts.weft, "agent",
+      "--net-conf", n.netConfFile,
+      "--node-name", n.name,
+      "--iface", "eth0",
+      "--public-ip", n.ip,
+      "--gossip-port", String(DEMO_GOSSIP_PORT),
+      // Every node gets the same seed list; node1 skips itself and bootstraps.
+      "--join", seed,
+      "--key-file", n.keyFile,
+      "--state-dir", n.stateDir,
+      "--subnet-file", n.subnetFile,
+      "--api-listen", "127.0.0.1:7947",
+      "--bridge", "cni0",
+      "--log-level", "info",
+    ];
+    nodes.push({ ...n, agentArgv });
+  }
+  return { opts, underlayNs: `${opts.prefix}-ul`, netConf, nodes };
+}
+
+/** The `ip` commands that build namespaces and the underlay (pure). */
+export function setupCommands(plan: DemoPlan): string[][] {
+  const ul = plan.underlayNs;
+  const cmds: string[][] = [
+    ["ip", "netns", "add", ul],
+    ["ip", "-n", ul, "link", "set", "lo", "up"],
+    ["ip", "-n", ul, "link", "add", "br0", "type", "bridge"],
+    ["ip", "-n", ul, "link", "set", "br0", "up"],
+  ];
+  for (const n of plan.nodes) {
+    cmds.push(
+      ["ip", "netns", "add", n.ns],
+      ["ip", "netns", "add", n.podNs],
+      ["ip", "-n", n.ns, "link", "set", "lo", "up"],
+      ["ip", "-n", n.podNs, "link", "set", "lo", "up"],
+      ["ip", "-n", ul, "link", "add", n.ulIf, "type", "veth", "peer", "name", "eth0", "netns", n.ns],
+      ["ip", "-n", ul, "link", "set", n.ulIf, "master", "br0", "up"],
+      ["ip", "-n", n.ns, "addr", "add", `${n.ip}/24`, "dev", "eth0"],
+      ["ip", "-n", n.ns, "link", "set", "eth0", "up"],
+      // A node forwards pod traffic (kubelet/kube-proxy would normally see to this).
+      ["ip", "netns", "exec", n.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+    );
+  }
+  return cmds;
+}
+
+/**
+ * The CNI config flannel's plugin would delegate for this subnet.env: bridge cni0 as
+ * gateway, host-local IPAM over FLANNEL_SUBNET, a route to FLANNEL_NETWORK, FLANNEL_MTU.
+ * ipMasq stays off: masquerading is weft's job (--ip-masq), and the lab has no outside.
+ */
+export function cniConfig(env: Record<string, string>, dataDir: string): Record<string, unknown> {
+  const need = (k: string) => {
+    const v = env[k];
+    if (!v) throw new Error(`subnet.env: ${k} missing`);
+    return v;
+  };
+  const mtu = Number(need("FLANNEL_MTU"));
+  if (!Number.isInteger(mtu) || mtu < 576) throw new Error(`subnet.env: FLANNEL_MTU must be an integer >= 576, got ${env.FLANNEL_MTU}`);
+  return {
+    cniVersion: "0.4.0",
+    name: "weft",
+    type: "bridge",
+    bridge: "cni0",
+    mtu,
+    isGateway: true,
+    ipMasq: false,
+    hairpinMode: true,
+    ipam: { type: "host-local", subnet: canonicalCidr(need("FLANNEL_SUBNET")), routes: [{ dst: need("FLANNEL_NETWORK") }], dataDir },
+  };
+}
+
+/** How to run this very weft: the compiled binary, or bun + main.ts from source. */
+export function selfCommand(): string[] {
+  if (import.meta.path.startsWith("/$bunfs/")) return [process.execPath];
+  return [process.execPath, resolve(import.meta.dir, "../main.ts")];
+}
+
+// ---------------------------------------------------------------------------------------
+// Side effects
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+function run(args: string[], { allowFail = false, input }: { allowFail?: boolean; input?: string } = {}): { code: number; out: string; err: string } {
+  const r = Bun.spawnSync(args, { stdin: input === undefined ? "ignore" : new TextEncoder().encode(input), stdout: "pipe", stderr: "pipe" });
+  const res = { code: r.exitCode ?? 1, out: r.stdout.toString(), err: r.stderr.toString() };
+  if (res.code !== 0 && !allowFail) throw new Error(`${args.join(" ")}: exit ${res.code}: ${res.err.trim() || res.out.trim()}`);
+  return res;
+}
+
+/** Namespaces whose names start with `<prefix>-` (the only ones demo touches). */
+export function demoNamespaces(prefix: string, netnsList: string): string[] {
+  return netnsList
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/)[0] ?? "")
+    .filter((n) => n.startsWith(`${prefix}-`));
+}
+
+/**
+ * Removes everything under `prefix`: stops the processes inside its namespaces (only
+ * those), deletes the namespaces (their veths, bridges and routes go with them) and the
+ * files. Returns what it removed.
+ */
+export async function cleanupDemo(prefix: string, dir: string): Promise<string[]> {
+  const namespaces = demoNamespaces(prefix, run(["ip", "netns", "list"], { allowFail: true }).out);
+  const pids = new Set<number>();
+  for (const ns of namespaces) {
+    for (const p of run(["ip", "netns", "pids", ns], { allowFail: true }).out.split(/\s+/)) if (/^\d+$/.test(p)) pids.add(Number(p));
+  }
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {}
+  }
+  const deadline = Date.now() + 5000;
+  while ([...pids].some(alive) && Date.now() < deadline) await Bun.sleep(50);
+  for (const pid of pids) {
+    if (alive(pid)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+  }
+  // Pods and nodes before the underlay, so no veth end outlives its peer's namespace.
+  const order = [...namespaces].sort((a, b) => Number(a.endsWith("-ul")) - Number(b.endsWith("-ul")));
+  for (const ns of order) run(["ip", "netns", "del", ns], { allowFail: true });
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  return order;
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | null, check?: () => void): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    check?.();
+    const v = probe();
+    if (v !== undefined && v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
+    await Bun.sleep(200);
+  }
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).map((l) => `    ${l}`).join("\n");
+  } catch {
+    return "    (no log)";
+  }
+}
+
+const usage = `usage: weft demo [--backend vxlan|host-gw|udp] [--nodes N] [--keep] [--prefix P]
+       weft demo --cleanup [--prefix P]
+`;
+
+export async function demoCommand(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+  let values: { backend?: string; nodes?: string; keep?: boolean; cleanup?: boolean; prefix?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { backend: { type: "string" }, nodes: { type: "string" }, keep: { type: "boolean" }, cleanup: { type: "boolean" }, prefix: { type: "string" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    io.err(`weft demo: ${(e as Error).message}\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(usage);
+    return 0;
+  }
+  const backend = values.backend ?? "vxlan";
+  if (backend !== "vxlan" && backend !== "host-gw" && backend !== "udp") {
+    io.err(`weft demo: --backend: expected vxlan, host-gw or udp, got ${JSON.stringify(backend)}\n`);
+    return 2;
+  }
+  const nodesText = values.nodes ?? "3";
+  const prefix = values.prefix ?? "weft-demo";
+  const dir = join(tmpdir(), prefix);
+  let plan: DemoPlan;
+  try {
+    if (!/^\d+$/.test(nodesText)) throw new RangeError(`--nodes: expected 2..50, got ${JSON.stringify(nodesText)}`);
+    plan = planDemo({ backend, nodes: Number(nodesText), prefix, dir, weft: selfCommand(), network: "10.244.0.0/16" });
+  } catch (e) {
+    io.err(`weft demo: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    io.err("weft demo: needs root (it creates network namespaces); try: sudo weft demo\n");
+    return 1;
+  }
+  if (values.cleanup) {
+    const removed = await cleanupDemo(prefix, dir);
+    io.out(removed.length ? `removed ${removed.length} namespaces: ${removed.join(" ")}\n` : `nothing to clean up under ${prefix}-*\n`);
+    return 0;
+  }
+  return runDemo(plan, !!values.keep, io);
+}
+
+async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<number> {
+  const { prefix, dir } = plan.opts;
+  const leftovers = demoNamespaces(prefix, run(["ip", "netns", "list"], { allowFail: true }).out);
+  if (leftovers.length) {
+    io.err(`weft demo: namespaces from an earlier demo exist (${leftovers.join(" ")}); remove them with: weft demo --cleanup${prefix === "weft-demo" ? "" : ` --prefix ${prefix}`}\n`);
+    return 1;
+  }
+  for (const tool of [`${CNI_DIR}/bridge`, `${CNI_DIR}/host-local`]) {
+    if (!existsSync(tool)) {
+      io.err(`weft demo: ${tool} not found; install the CNI plugins (Debian: containernetworking-plugins)\n`);
+      return 1;
+    }
+  }
+
+  const children: ChildProcess[] = [];
+  let cleaning: Promise<unknown> | null = null;
+  const cleanup = () => (cleaning ??= (async () => {
+    io.out("cleaning up ...\n");
+    const removed = await cleanupDemo(prefix, dir);
+    io.out(`removed ${removed.length} namespaces and ${dir}\n`);
+  })());
+  const onSignal = (sig: NodeJS.Signals) => {
+    io.err(`\nweft demo: ${sig}, stopping\n`);
+    void cleanup().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  try {
+    io.out(`building a ${plan.nodes.length}-node weft cluster (${plan.opts.backend}) in namespaces ${prefix}-*\n`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(plan.nodes[0]!.keyFile, randomBytes(32).toString("base64") + "\n", { mode: 0o600 });
+    for (const cmd of setupCommands(plan)) run(cmd);
+
+    for (const n of plan.nodes) {
+      mkdirSync(n.stateDir, { recursive: true, mode: 0o700 });
+      writeFileSync(n.netConfFile, JSON.stringify(plan.netConf, null, 2) + "\n");
+      const log = openSync(n.logFile, "a");
+      // Own session: Ctrl-C reaches only the demo, which stops agents in order; with
+      // --keep they outlive it.
+      const child = spawn(n.agentArgv[0]!, n.agentArgv.slice(1), { stdio: ["ignore", log, log], detached: true });
+      closeSync(log);
+      child.unref();
+      children.push(child);
+      io.out(`  ${n.name}: ${n.ip} in ${n.ns}, agent pid ${child.pid}, log ${n.logFile}\n`);
+    }
+
+    const checkAgents = () => {
+      plan.nodes.forEach((n, i) => {
+        const c = children[i]!;
+        if (c.exitCode !== null || c.signalCode !== null) throw new Error(`agent on ${n.name} exited (${c.exitCode ?? c.signalCode}); last log lines:\n${tail(n.logFile)}`);
+      });
+    };
+
+    const envs: Record<string, string>[] = [];
+    for (const n of plan.nodes) {
+      const env = await waitFor(`${n.name}'s lease (${n.subnetFile})`, 60_000, () => {
+        if (!existsSync(n.subnetFile)) return null;
+        const e = parseSubnetEnv(readFileSync(n.subnetFile, "utf8"));
+        return e.FLANNEL_SUBNET ? e : null;
+      }, checkAgents);
+      envs.push(env);
+      io.out(`  ${n.name}: lease ${env.FLANNEL_SUBNET} (mtu ${env.FLANNEL_MTU})\n`);
+    }
+
+    const podIps: string[] = [];
+    for (const [i, n] of plan.nodes.entries()) {
+      const env = envs[i]!;
+      await waitFor(`${n.name}'s bridge cni0`, 30_000, () => (run(["ip", "-n", n.ns, "link", "show", "cni0"], { allowFail: true }).code === 0 ? true : null), checkAgents);
+      const conf = cniConfig(env, join(n.dir, "cni"));
+      const r = run(["ip", "netns", "exec", n.ns, "env", "CNI_COMMAND=ADD", `CNI_CONTAINERID=${n.podNs}`, `CNI_NETNS=/run/netns/${n.podNs}`, "CNI_IFNAME=eth0", `CNI_PATH=${CNI_DIR}`, `${CNI_DIR}/bridge`], { input: JSON.stringify(conf) });
+      const ip = String((JSON.parse(r.out) as { ips?: { address: string }[] }).ips?.[0]?.address ?? "").split("/")[0];
+      if (!ip) throw new Error(`CNI bridge plugin on ${n.name} returned no address: ${r.out}`);
+      podIps.push(ip);
+      io.out(`  pod${n.index}: ${ip} on ${n.name}'s cni0 (${n.podNs})\n`);
+    }
+
+    io.out("\npinging every pod from every other pod ...\n");
+    const ok = await pingMatrix(plan, podIps, io, checkAgents);
+
+    io.out(`\n$ ip netns exec ${plan.nodes[0]!.ns} weft status\n`);
+    const st = run(["ip", "netns", "exec", plan.nodes[0]!.ns, ...plan.opts.weft, "status", "--api", DEMO_API], { allowFail: true });
+    io.out(st.out + st.err);
+
+    if (keep) {
+      io.out(`\nthe cluster keeps running. Explore:
+  ip netns exec ${plan.nodes[0]!.podNs} ping ${podIps[1]}
+  ip netns exec ${plan.nodes[0]!.ns} ${plan.opts.weft.join(" ")} status
+  ip netns exec ${plan.nodes[0]!.ns} ip route; ip netns exec ${plan.nodes[0]!.ns} bridge fdb show
+  less ${plan.nodes[0]!.logFile}
+remove it with: weft demo --cleanup${prefix === "weft-demo" ? "" : ` --prefix ${prefix}`}\n`);
+    } else {
+      await cleanup();
+    }
+    io.out(ok ? `\nall ${podIps.length * (podIps.length - 1)} pod-to-pod pings answered\n` : "\nsome pods could not reach each other\n");
+    return ok && st.code === 0 ? 0 : 1;
+  } catch (e) {
+    io.err(`weft demo: ${(e as Error).message}\n`);
+    await cleanup();
+    return 1;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** Pings each pod from each other pod, retrying while routes converge; prints a matrix. */
+async function pingMatrix(plan: DemoPlan, podIps: string[], io: Io, check: () => void): Promise<boolean> {
+  const n = podIps.length;
+  const ok: boolean[][] = Array.from({ length: n }, () => Array<boolean>(n).fill(false));
+  const deadline = Date.now() + 30_000;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      if (i === j) continue;
+      for (;;) {
+        check();
+        const r = run(["ip", "netns", "exec", plan.nodes[i]!.podNs, "ping", "-c", "1", "-W", "1", podIps[j]!], { allowFail: true });
+        if (r.code === 0) {
+          ok[i]![j] = true;
+          break;
+        }
+        if (Date.now() > deadline) break;
+        await Bun.sleep(200);
+      }
+    }
+  }
+  const head = ["from \\ to", ...podIps];
+  const rows = podIps.map((ip, i) => [`pod${i + 1} ${ip}`, ...podIps.map((_, j) => (i === j ? "-" : ok[i]![j] ? "ok" : "FAIL"))]);
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  for (const r of [head, ...rows]) io.out("  " + r.map((c, k) => c.padEnd(widths[k]!)).join("  ") + "\n");
+  return ok.every((row, i) => row.every((v, j) => v || i === j));
 }

@@ -1,0 +1,157 @@
+/**
+ * `weft demo`: its pure parts (the lab plan, command lines, CNI config) as tables; the
+ * cleanup against real namespaces; and, once `dist/weft agent` works, the whole demo end
+ * to end (root): every pod reaches every other pod and nothing is left behind.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { cniConfig, demoCommand, demoNamespaces, planDemo, setupCommands, type DemoOptions } from "../../src/cli/demo.ts";
+
+const isRoot = process.getuid?.() === 0;
+const bin = resolve(import.meta.dir, "../../dist/weft");
+const rand = () => Math.random().toString(36).slice(2, 7);
+
+const opts = (o: Partial<DemoOptions> = {}): DemoOptions => ({ backend: "vxlan", nodes: 3, prefix: "wop-dplan", dir: "/tmp/wop-dplan", weft: ["/usr/local/bin/weft"], network: "10.244.0.0/16", ...o });
+
+function capture() {
+  const o = { out: "", err: "" };
+  return { o, io: { out: (s: string) => void (o.out += s), err: (s: string) => void (o.err += s) } };
+}
+
+describe("demo plan (pure)", () => {
+  test("names, addresses and files per node", () => {
+    const p = planDemo(opts());
+    expect(p.underlayNs).toBe("wop-dplan-ul");
+    expect(p.nodes.map((n) => [n.name, n.ns, n.podNs, n.ip, n.ulIf])).toEqual([
+      ["node1", "wop-dplan-node1", "wop-dplan-pod1", "192.0.2.11", "n1"],
+      ["node2", "wop-dplan-node2", "wop-dplan-pod2", "192.0.2.12", "n2"],
+      ["node3", "wop-dplan-node3", "wop-dplan-pod3", "192.0.2.13", "n3"],
+    ]);
+    expect(p.nodes[1]!.subnetFile).toBe("/tmp/wop-dplan/node2/subnet.env");
+    expect(new Set(p.nodes.map((n) => n.keyFile)).size).toBe(1);
+    expect(p.netConf).toEqual({ Network: "10.244.0.0/16", SubnetLen: 24, Backend: { Type: "vxlan" } });
+  });
+
+  test("agent command line follows the contract's flags and runs in the node namespace", () => {
+    const n = planDemo(opts({ weft: ["/usr/bin/bun", "/src/main.ts"] })).nodes[1]!;
+    expect(n.agentArgv.join(" ")).toBe(
+      "ip netns exec wop-dplan-node2 /usr/bin/bun /src/main.ts agent --net-conf /tmp/wop-dplan/node2/net-conf.json --node-name node2 --iface eth0 --public-ip 192.0.2.12 --gossip-port 7946 --join 192.0.2.11:7946 --key-file /tmp/wop-dplan/cluster.key --state-dir /tmp/wop-dplan/node2/state --subnet-file /tmp/wop-dplan/node2/subnet.env --api-listen 127.0.0.1:7947 --bridge cni0 --log-level info",
+    );
+  });
+
+  test("every setup command acts inside a demo namespace, never the host's", () => {
+    const p = planDemo(opts());
+    const cmds = setupCommands(p);
+    expect(cmds.slice(0, 4).map((c) => c.join(" "))).toEqual(["ip netns add wop-dplan-ul", "ip -n wop-dplan-ul link set lo up", "ip -n wop-dplan-ul link add br0 type bridge", "ip -n wop-dplan-ul link set br0 up"]);
+    for (const c of cmds) {
+      const target = c[1] === "-n" ? c[2] : c[1] === "netns" ? c[3] : undefined;
+      expect([c.join(" "), target?.startsWith("wop-dplan-")]).toEqual([c.join(" "), true]);
+    }
+    expect(cmds.filter((c) => c[2] === "add" && c[1] === "netns").length).toBe(1 + 2 * 3);
+  });
+
+  test.each([
+    [{ nodes: 1 }, /--nodes: expected 2..50/],
+    [{ nodes: 51 }, /--nodes/],
+    [{ prefix: "Bad_Prefix" }, /--prefix/],
+    [{ prefix: "x".repeat(30) }, /--prefix/],
+  ] as const)("planDemo rejects %j", (o, err) => {
+    expect(() => planDemo(opts(o))).toThrow(err);
+  });
+
+  test("CNI config is what flannel's plugin delegates: bridge cni0 + host-local over FLANNEL_SUBNET", () => {
+    const env = { FLANNEL_NETWORK: "10.244.0.0/16", FLANNEL_SUBNET: "10.244.7.1/24", FLANNEL_MTU: "1450", FLANNEL_IPMASQ: "false" };
+    expect(cniConfig(env, "/d")).toEqual({
+      cniVersion: "0.4.0",
+      name: "weft",
+      type: "bridge",
+      bridge: "cni0",
+      mtu: 1450,
+      isGateway: true,
+      ipMasq: false,
+      hairpinMode: true,
+      ipam: { type: "host-local", subnet: "10.244.7.0/24", routes: [{ dst: "10.244.0.0/16" }], dataDir: "/d" },
+    });
+    expect(() => cniConfig({ ...env, FLANNEL_SUBNET: "" }, "/d")).toThrow(/FLANNEL_SUBNET missing/);
+    expect(() => cniConfig({ ...env, FLANNEL_MTU: "12" }, "/d")).toThrow(/FLANNEL_MTU/);
+  });
+
+  test("only namespaces under the prefix are demo's", () => {
+    const list = "wop-dplan-node1 (id: 3)\nwop-dplan-ul (id: 1)\nwop-dplanx-node1\nother-ns\nwop-dplan-pod1\n";
+    expect(demoNamespaces("wop-dplan", list)).toEqual(["wop-dplan-node1", "wop-dplan-ul", "wop-dplan-pod1"]);
+  });
+
+  test.each([[["--backend", "gre"]], [["--nodes", "abc"]], [["--nodes", "1"]], [["--bogus"]], [["stray"]], [["--prefix", "UPPER"]]])("bad flags %j exit 2", async (argv) => {
+    const { o, io } = capture();
+    expect(await demoCommand(argv, io)).toBe(2);
+    expect(o.err).toContain("weft demo:");
+  });
+});
+
+describe.skipIf(!isRoot)("demo cleanup against real namespaces (root)", () => {
+  test("--cleanup stops processes inside the prefix's namespaces and deletes them, nothing else", async () => {
+    const prefix = `wop-dc${rand()}`;
+    const bystander = `wop-dcby${rand()}`;
+    const made = [`${prefix}-ul`, `${prefix}-node1`, `${prefix}-pod1`, bystander];
+    try {
+      for (const ns of made) expect(Bun.spawnSync(["ip", "netns", "add", ns]).exitCode).toBe(0);
+      Bun.spawnSync(["ip", "-n", `${prefix}-ul`, "link", "add", "n1", "type", "veth", "peer", "name", "eth0", "netns", `${prefix}-node1`]);
+      const sleeper = Bun.spawn(["ip", "netns", "exec", `${prefix}-node1`, "sleep", "300"]);
+      await waitUntil(() => Bun.spawnSync(["ip", "netns", "pids", `${prefix}-node1`]).stdout.toString().trim() !== "", 5000);
+      const { o, io } = capture();
+      expect(await demoCommand(["--cleanup", "--prefix", prefix], io)).toBe(0);
+      expect(o.out).toContain("removed 3 namespaces");
+      expect(await sleeper.exited).not.toBe(0);
+      const list = Bun.spawnSync(["ip", "netns", "list"]).stdout.toString();
+      expect(demoNamespaces(prefix, list)).toEqual([]);
+      expect(list).toContain(bystander);
+    } finally {
+      for (const ns of made) Bun.spawnSync(["ip", "netns", "del", ns]);
+    }
+  });
+});
+
+/** True when dist/weft has a working agent (not the placeholder). */
+function agentAvailable(): boolean {
+  if (!existsSync(bin)) return false;
+  const r = Bun.spawnSync([bin, "agent", "--net-conf", "/nonexistent/wop.json", "--insecure"], { stderr: "pipe", stdout: "pipe", timeout: 5000 });
+  return !(r.stderr.toString() + r.stdout.toString()).includes("not implemented");
+}
+
+describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, needs a working `weft agent`)", () => {
+  test.each([
+    ["vxlan", 3],
+    ["host-gw", 2],
+    ["udp", 2],
+  ] as const)("%s with %d nodes: all pods reachable, nothing left behind", async (backend, nodes) => {
+    const prefix = `wop-d${rand()}`;
+    try {
+      const p = Bun.spawn([bin, "demo", "--backend", backend, "--nodes", String(nodes), "--prefix", prefix], { stdout: "pipe", stderr: "pipe" });
+      const timer = setTimeout(() => p.kill("SIGINT"), 110_000);
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      clearTimeout(timer);
+      if (code !== 0) console.error(out, err);
+      expect(code).toBe(0);
+      const pairs = nodes * (nodes - 1);
+      expect(out).toContain(`all ${pairs} pod-to-pod pings answered`);
+      expect(out).not.toContain("FAIL");
+      for (let i = 1; i <= nodes; i++) expect(out).toMatch(new RegExp(`node${i}\\s+192\\.0\\.2\\.${10 + i}\\s+10\\.244\\.\\d+\\.0/24\\s+${backend}`));
+    } finally {
+      // Whatever happened, nothing of ours may remain.
+      const left = demoNamespaces(prefix, Bun.spawnSync(["ip", "netns", "list"]).stdout.toString());
+      if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
+      expect(left).toEqual([]);
+      expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+    }
+  }, 120_000);
+});
+
+async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(20);
+  }
+}
