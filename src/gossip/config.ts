@@ -27,6 +27,10 @@ export interface GossipConfig {
   pushPullIntervalMs: number;
   /** Local-health multiplier cap: a starved node probes and times out up to this many times slower. */
   awarenessMaxMultiplier: number;
+  /** Time between attempts to push-pull with one random failed (dead, not left) member, ms; heals partitions after the dead were reaped. 0 disables. */
+  reconnectIntervalMs: number;
+  /** How long a failed member's address is kept for reconnect attempts, ms. */
+  reconnectTimeoutMs: number;
   /** A dead member's name may be re-taken by a node at another address after it has been dead this long, ms. */
   deadNodeReclaimMs: number;
   /** Largest UDP datagram we send or accept, bytes (sealed size; several messages share one). */
@@ -60,6 +64,8 @@ export function lanConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
     pushPullIntervalMs: 30_000,
     awarenessMaxMultiplier: 8,
     deadNodeReclaimMs: 10_000,
+    reconnectIntervalMs: 10_000,
+    reconnectTimeoutMs: 24 * 3600_000,
     udpBufferSize: 1400,
     maxStreamBytes: 8 * 1024 * 1024,
     streamTimeoutMs: 10_000,
@@ -82,6 +88,8 @@ export function localConfig(overrides: Partial<GossipConfig> = {}): GossipConfig
     gossipToTheDeadMs: 5_000,
     pushPullIntervalMs: 5_000,
     deadNodeReclaimMs: 1_000,
+    reconnectIntervalMs: 1_000,
+    reconnectTimeoutMs: 300_000,
     streamTimeoutMs: 2_000,
     joinRetryMinMs: 100,
     joinRetryMaxMs: 1_000,
@@ -98,7 +106,7 @@ function validate(c: GossipConfig): GossipConfig {
   for (const k of positive) {
     if (!(Number.isFinite(c[k]) && c[k] > 0)) throw new RangeError(`gossip config ${k}: must be a positive number, got ${c[k]}`);
   }
-  for (const k of ["indirectChecks", "gossipNodes", "gossipToTheDeadMs", "pushPullIntervalMs", "deadNodeReclaimMs"] as const) {
+  for (const k of ["indirectChecks", "gossipNodes", "gossipToTheDeadMs", "pushPullIntervalMs", "deadNodeReclaimMs", "reconnectIntervalMs", "reconnectTimeoutMs"] as const) {
     if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new RangeError(`gossip config ${k}: must be a number ≥ 0, got ${c[k]}`);
   }
   if (c.probeTimeoutMs > c.probeIntervalMs) throw new RangeError(`gossip config probeTimeoutMs: must not exceed probeIntervalMs (${c.probeIntervalMs})`);

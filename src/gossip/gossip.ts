@@ -112,6 +112,7 @@ export class GossipImpl implements GossipNode {
       const every = () => pushPullScale(c.pushPullIntervalMs, this.members_.liveCount());
       this.loop(every, () => this.periodicPushPull(), this.rnd() * c.pushPullIntervalMs);
     }
+    if (c.reconnectIntervalMs > 0) this.loop(() => c.reconnectIntervalMs, () => this.reconnect(), this.rnd() * c.reconnectIntervalMs);
     this.log.debug("gossip started", { name: this.o.name, addr: this.o.advertiseAddr });
   }
 
@@ -398,6 +399,28 @@ export class GossipImpl implements GossipNode {
     const [peer] = this.members_.randomMembers(1, (s) => s.state === "alive");
     if (!peer) return;
     this.pushPullAddr(peer.addr, false).catch((err) => this.logLimited("pushpull", "periodic push-pull failed", { peer: peer.name, err: errText(err) }));
+  }
+
+  /**
+   * Tries to reach one failed member (serf's reconnect): after a partition both sides
+   * may hold each other dead — or have reaped each other — and nothing else would ever
+   * make them talk again. If the first exchange revealed a disagreement (it told us we
+   * were dead, or we still hold it dead at its incarnation), both sides have refuted
+   * by now and a second exchange carries the new incarnations.
+   */
+  private reconnect(): void {
+    const cand = this.members_.reconnectCandidate();
+    if (!cand) return;
+    const incBefore = this.members_.self().incarnation;
+    this.pushPullAddr(cand.addr, false)
+      .then((remote) => {
+        const st = this.members_.get(remote);
+        if (this.members_.self().incarnation !== incBefore || !st || st.state !== "alive") return this.pushPullAddr(cand.addr, false);
+      })
+      .then(
+        () => this.log.debug("reconnected to failed member", { member: cand.name }),
+        (err) => this.logLimited("reconnect", "reconnect to failed member failed", { member: cand.name, err: errText(err) }),
+      );
   }
 
   private localStateMsg(join: boolean): Uint8Array {

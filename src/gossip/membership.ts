@@ -43,6 +43,8 @@ export interface MembershipOptions {
 export class Membership {
   private readonly nodes = new Map<string, NodeState>();
   private readonly suspicions = new Map<string, Suspicion>();
+  /** Dead (not left) members' last addresses, for reconnect attempts after a partition. */
+  private readonly failed = new Map<string, { addr: string; since: number }>();
   private probeOrder: string[] = [];
   private probeIndex = 0;
   /** Set by leave(): rumours about us are no longer refuted. */
@@ -103,6 +105,16 @@ export class Membership {
     return undefined;
   }
 
+  /** A random failed member to try to reconnect to (expired ones are forgotten first). */
+  reconnectCandidate(): { name: string; addr: string } | undefined {
+    const now = this.o.clock.now();
+    for (const [name, f] of this.failed) if (now - f.since > this.o.config.reconnectTimeoutMs) this.failed.delete(name);
+    const names = [...this.failed.keys()];
+    if (names.length === 0) return undefined;
+    const name = names[Math.floor(this.o.rnd() * names.length)]!;
+    return { name, addr: this.failed.get(name)!.addr };
+  }
+
   /** Removes dead/left members past the gossip-to-the-dead window. */
   reap(): void {
     const now = this.o.clock.now();
@@ -128,6 +140,7 @@ export class Membership {
     if (!st) {
       const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now, ...(a.meta ? { meta: a.meta } : {}) };
       this.nodes.set(a.name, s);
+      this.failed.delete(a.name);
       // Random slot in the current round so new members are probed soon but unpredictably.
       const at = this.probeIndex + Math.floor(this.o.rnd() * (this.probeOrder.length - this.probeIndex + 1));
       this.probeOrder.splice(at, 0, a.name);
@@ -146,6 +159,7 @@ export class Membership {
     }
     this.suspicions.get(a.name)?.cancel();
     this.suspicions.delete(a.name);
+    this.failed.delete(a.name);
     const before = { state: st.state, addr: st.addr, meta: st.meta };
     st.addr = a.addr;
     st.incarnation = a.inc;
@@ -214,6 +228,10 @@ export class Membership {
     st.incarnation = d.inc;
     st.state = d.from === d.name ? "left" : "dead";
     st.stateChange = this.o.clock.now();
+    if (st.state === "dead" && d.name !== this.o.name) {
+      this.failed.set(d.name, { addr: st.addr, since: st.stateChange });
+      if (this.failed.size > this.o.config.maxMembers) this.failed.delete(this.failed.keys().next().value!);
+    } else this.failed.delete(d.name);
     this.o.broadcast(memberKey(d.name), d, onDone);
     if (d.name !== this.o.name) this.o.listener?.onLeave?.(toMember(st));
   }

@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { T, compound, encode } from "../../src/gossip/codec.ts";
+import { Sealer } from "../../src/gossip/security.ts";
 import { Sim, allSee, view } from "./harness.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -55,5 +57,133 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(nodes[2]!.delegate.state.get("a")).toBe("from-n1");
     expect(nodes[2]!.delegate.merges.at(-1)).toEqual({ from: "n1", join: false });
     await expect(nodes[1]!.gossip.pushPull("nobody")).rejects.toThrow(/unknown member/);
+  });
+
+  test("an alive node that is suspected refutes with a higher incarnation", async () => {
+    const sim = new Sim({ seed: 15 });
+    const nodes = await sim.cluster(5);
+    const names = nodes.map((n) => n.name);
+    await sim.runUntil(() => allSee(nodes, names, "alive"), 10_000);
+    const inc0 = nodes[2]!.gossip.members().find((m) => m.name === "n2")!.incarnation;
+    // A forged (but correctly sealed) rumour that n2 is suspect, sent to n0 only.
+    const liar = sim.net.transport("10.9.9.9:1");
+    liar.sendPacket(nodes[0]!.addr, new Sealer(null, "test").seal(compound([encode({ t: T.suspect, name: "n2", inc: inc0, from: "n4" })])));
+    await sim.run(5);
+    expect(view(nodes[0]!).get("n2")).toBe("suspect");
+    const took = await sim.runUntil(() => nodes.every((n) => n.gossip.members().find((m) => m.name === "n2")?.incarnation === inc0 + 1 && view(n).get("n2") === "alive"), 2_000);
+    expect(took).toBeGreaterThanOrEqual(0);
+    await sim.run(5_000);
+    expect(allSee(nodes, names, "alive")).toBe(true); // the refutation won for good
+    expect(nodes[0]!.delegate.events).toContain("update n2 suspect");
+    expect(nodes[0]!.delegate.events).toContain("update n2 alive");
+  });
+
+  test("a node partitioned longer than the suspicion timeout is declared dead, and alive again after heal", async () => {
+    const sim = new Sim({ seed: 16 });
+    const nodes = await sim.cluster(6);
+    const names = nodes.map((n) => n.name);
+    await sim.runUntil(() => allSee(nodes, names, "alive"), 10_000);
+    const lonely = nodes[5]!;
+    const rest = nodes.slice(0, 5);
+    sim.net.partition([rest.map((n) => n.addr), [lonely.addr]]);
+    expect(await sim.runUntil(() => allSee(rest, ["n5"], "dead"), 10_000)).toBeGreaterThan(0);
+    expect(await sim.runUntil(() => allSee([lonely], rest.map((n) => n.name), "dead"), 10_000)).toBeGreaterThanOrEqual(0);
+    // Stay apart past the gossip-to-the-dead window, so both sides reap each other.
+    await sim.run(12_000);
+    expect(view(rest[0]!).has("n5")).toBe(false);
+    sim.net.heal();
+    const took = await sim.runUntil(() => allSee(nodes, names, "alive"), 20_000);
+    expect(took).toBeGreaterThanOrEqual(0);
+    expect(rest[0]!.delegate.events.filter((e) => e === "join n5").length).toBe(2);
+  });
+
+  for (const loss of [0.1, 0.2]) {
+    test(`converges with ${loss * 100}% packet loss (no false deaths once settled)`, async () => {
+      const sim = new Sim({ seed: 17, net: { loss, delayMs: [1, 20], duplicate: 0.05, reorder: true } });
+      const nodes = await sim.cluster(12);
+      const names = nodes.map((n) => n.name);
+      expect(await sim.runUntil(() => allSee(nodes, names, "alive"), 30_000)).toBeGreaterThanOrEqual(0);
+      nodes[7]!.gossip.broadcast("k", enc("lossy"));
+      expect(await sim.runUntil(() => nodes.every((n, i) => i === 7 || n.delegate.messages.some((m) => m.payload === "lossy")), 10_000)).toBeGreaterThanOrEqual(0);
+      await nodes[3]!.gossip.shutdown();
+      const rest = nodes.filter((_, i) => i !== 3);
+      expect(await sim.runUntil(() => allSee(rest, ["n3"], "dead"), 20_000)).toBeGreaterThan(0);
+      await sim.run(20_000);
+      expect(allSee(rest, rest.map((n) => n.name), "alive")).toBe(true);
+    });
+  }
+
+  test("a newer broadcast with the same key replaces a queued older one", async () => {
+    const sim = new Sim({ seed: 18 });
+    const nodes = await sim.cluster(4);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 10_000);
+    await sim.run(3_000); // drain membership broadcasts
+    const before = nodes[0]!.gossip.queuedBroadcasts();
+    nodes[0]!.gossip.broadcast("lease", enc("v1"));
+    sim.clock.advance(1); // distinct clock-based sequence numbers, no gossip round in between
+    nodes[0]!.gossip.broadcast("lease", enc("v2"));
+    nodes[0]!.gossip.broadcast("other", enc("x"));
+    expect(nodes[0]!.gossip.queuedBroadcasts()).toBe(before + 2);
+    await sim.runUntil(() => nodes.slice(1).every((n) => n.delegate.messages.length === 2), 5_000);
+    await sim.run(3_000);
+    for (const n of nodes.slice(1)) expect(n.delegate.messages.map((m) => m.payload).sort()).toEqual(["v2", "x"]);
+  });
+
+  test("graceful leave: others see the member as left, not dead", async () => {
+    const sim = new Sim({ seed: 19 });
+    const nodes = await sim.cluster(5);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 10_000);
+    await sim.runUntilSettled(nodes[1]!.gossip.leave(2_000), 3_000);
+    const rest = nodes.filter((_, i) => i !== 1);
+    expect(await sim.runUntil(() => allSee(rest, ["n1"], "left"), 2_000)).toBeGreaterThanOrEqual(0);
+    await sim.run(3_000);
+    expect(allSee(rest, ["n1"], "left")).toBe(true);
+    expect(rest[0]!.delegate.events).toContain("leave n1 left");
+    expect(rest.every((n) => !n.delegate.events.includes("leave n1 dead"))).toBe(true);
+  });
+
+  test("a restarted node (same name, same address) comes back alive with a higher incarnation", async () => {
+    const sim = new Sim({ seed: 20 });
+    const nodes = await sim.cluster(5);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 10_000);
+    await nodes[4]!.gossip.shutdown();
+    const rest = nodes.slice(0, 4);
+    await sim.runUntil(() => allSee(rest, ["n4"], "dead"), 10_000);
+    const again = await sim.add("n4", 4);
+    expect(await sim.runUntilSettled(again.gossip.join([nodes[0]!.addr]), 5_000)).toBe(1);
+    expect(await sim.runUntil(() => allSee([...rest, again], nodes.map((n) => n.name), "alive"), 5_000)).toBeGreaterThanOrEqual(0);
+    expect(again.gossip.members().find((m) => m.name === "n4")!.incarnation).toBeGreaterThan(0);
+  });
+
+  test("join retries with backoff until a seed answers, and stops when aborted", async () => {
+    const sim = new Sim({ seed: 21 });
+    const a = await sim.add("a", 0);
+    const b = await sim.add("b", 1);
+    sim.net.partition([[a.addr], [b.addr]]);
+    let answered: number | undefined;
+    void b.gossip.join([a.addr]).then((n) => (answered = n));
+    await sim.run(5_000);
+    expect(answered).toBeUndefined();
+    sim.net.heal();
+    expect(await sim.runUntil(() => answered !== undefined, 5_000)).toBeGreaterThanOrEqual(0);
+    expect(answered).toBe(1);
+    const c = await sim.add("c", 2);
+    const ac = new AbortController();
+    const p = c.gossip.join(["10.7.7.7:7946"], ac.signal); // nobody there: refused
+    await sim.run(3_000);
+    ac.abort();
+    expect(await p).toBe(0);
+    expect(await c.gossip.join([c.addr])).toBe(0); // only ourselves: bootstrap at once
+  });
+
+  test("the same seed gives the same run", async () => {
+    const trace = async () => {
+      const sim = new Sim({ seed: 22, net: { loss: 0.1, delayMs: [1, 30], reorder: true } });
+      const nodes = await sim.cluster(6);
+      await nodes[2]!.gossip.shutdown();
+      await sim.run(8_000);
+      return JSON.stringify([sim.net.stats(), nodes.map((n) => n.gossip.members().map((m) => [m.name, m.state, m.incarnation]))]);
+    };
+    expect(await trace()).toBe(await trace());
   });
 });
