@@ -300,7 +300,7 @@ export async function demoCommand(argv: string[], io: Io = { out: (s) => process
   return runDemo(plan, !!values.keep, io);
 }
 
-async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<number> {
+export async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<number> {
   const { prefix, dir } = plan.opts;
   const leftovers = demoNamespaces(prefix, run(["ip", "netns", "list"], { allowFail: true }).out);
   if (leftovers.length) {
@@ -429,6 +429,6 @@ async function pingMatrix(plan: DemoPlan, podIps: string[], io: Io, check: () =>
   const head = ["from \\ to", ...podIps];
   const rows = podIps.map((ip, i) => [`pod${i + 1} ${ip}`, ...podIps.map((_, j) => (i === j ? "-" : ok[i]![j] ? "ok" : "FAIL"))]);
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  for (const r of [head, ...rows]) io.out("  " + r.map((c, k) => c.padEnd(widths[k]!)).join("  ") + "\n");
+  for (const r of [head, ...rows]) io.out(("  " + r.map((c, k) => c.padEnd(widths[k]!)).join("  ")).trimEnd() + "\n");
   return ok.every((row, i) => row.every((v, j) => v || i === j));
 }

@@ -146,6 +146,29 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
       expect(existsSync(join(tmpdir(), prefix))).toBe(false);
     }
   }, 120_000);
+
+  test("Ctrl-C during the demo stops the agents and removes everything (exit 130)", async () => {
+    const prefix = `wop-d${rand()}`;
+    try {
+      const p = Bun.spawn([bin, "demo", "--nodes", "2", "--prefix", prefix], { stdout: "pipe", stderr: "pipe" });
+      const reader = p.stdout.getReader();
+      let out = "";
+      // Interrupt once the agents are running, i.e. mid-build.
+      while (!out.includes("agent pid")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      p.kill("SIGINT");
+      expect(await p.exited).toBe(130);
+      reader.releaseLock();
+    } finally {
+      const left = demoNamespaces(prefix, Bun.spawnSync(["ip", "netns", "list"]).stdout.toString());
+      if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
+      expect(left).toEqual([]);
+      expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+    }
+  }, 60_000);
 });
 
 async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
