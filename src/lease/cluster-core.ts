@@ -19,7 +19,7 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, Member } from "../gossip/types.ts";
 import { claimWinner, pickSubnet } from "./allocator.ts";
-import { RecordValidator, compareRecords, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
+import { RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -108,6 +108,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   let lastLiveKey = "";
   let stateCache: { rev: number; bytes: Uint8Array } | undefined;
 
+  // Record timestamps go on the wire as integers; fake clocks may run fractional.
+  const stamp = () => Math.floor(clock.now());
+
   const sleep = (ms: number, signal?: AbortSignal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(new Aborted("start aborted"));
@@ -167,6 +170,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       }
       let changed = false;
       for (const raw of d.raw) {
+        // Push-pull resends mostly records we hold: identical ones need no validation.
+        const name = Array.isArray(raw) ? raw[0] : undefined;
+        const held = typeof name === "string" ? table.get(name) : undefined;
+        if (held && sameAsWire(raw, held)) continue;
         const l = validator.check(raw);
         if (typeof l === "string") {
           m.rejectedRecords++;
@@ -223,7 +230,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         // Our own older start (restored state dir) or, before commit, a previous owner of
         // the name: take the name with a higher generation.
         bumpGenerationAbove(rec.generation);
-        publish({ ...own, generation: identity!.generation, version: 0, renewedAt: clock.now() });
+        publish({ ...own, generation: identity!.generation, version: 0, renewedAt: stamp() });
       } else {
         displaced = true;
         m.nameConflicts++;
@@ -236,7 +243,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         return;
       }
     }
-    if (committed && !claiming) {
+    if (committed && !claiming && table.claimants(own.subnet).length > 1) {
       const now = clock.now();
       const better = betterClaim(own, memberMap(), now);
       if (better) void renumber(better);
@@ -260,7 +267,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   }
 
   function newClaim(previousName?: Lease): Lease {
-    const now = clock.now();
+    const now = stamp();
     const members = memberMap();
     const base = {
       nodeName,
@@ -373,7 +380,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
 
   function refresh(): void {
     if (!committed || displaced || claiming) return;
-    const l = { ...committed, version: committed.version + 1, renewedAt: clock.now() };
+    const l = { ...committed, version: committed.version + 1, renewedAt: stamp() };
     publish(l);
     try {
       commit(l);
@@ -449,7 +456,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
           : subnetProblem(persisted.subnet, range)
       : "none persisted";
     if (persisted && !problem) {
-      const now = clock.now();
+      const now = stamp();
       const l: Lease = {
         nodeName,
         nodeId: identity.nodeId,
@@ -542,7 +549,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       if (stopped) return;
       if (release && committed && gossip && !displaced) {
         // A tombstone frees the subnet at once instead of after the TTL.
-        const tomb = { ...committed, version: committed.version + 1, renewedAt: clock.now(), deleted: true };
+        const tomb = { ...committed, version: committed.version + 1, renewedAt: stamp(), deleted: true };
         publish(tomb);
         try {
           store.saveLease(tomb);

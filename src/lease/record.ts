@@ -25,13 +25,10 @@ const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
-const ipv4Text = z.string().max(15).refine((s) => {
-  try {
-    return parseIp(s).family === 4;
-  } catch {
-    return false;
-  }
-}, "expected an IPv4 address");
+// A strict dotted quad (no leading zeros); a regex, because this runs for every record.
+const octet = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+const ipv4Pattern = new RegExp(`^${octet}(\\.${octet}){3}$`);
+const ipv4Text = z.string().max(15).regex(ipv4Pattern, "expected an IPv4 address");
 
 const recordTuple = z.tuple([
   z.string().regex(nodeNamePattern), // nodeName
@@ -79,20 +76,42 @@ function fromTuple(t: RecordTuple): Lease {
   return lease;
 }
 
-/** Canonical text of a record: equal records give equal text, the last tie-breaker. */
+/** Canonical text of a record: equal records give equal text. */
 export const canonicalText = (l: Lease): string => JSON.stringify(toTuple(l));
+
+type Cell = string | number | boolean | null;
+const cmpCell = (a: Cell, b: Cell): number => {
+  if (a === b) return 0;
+  if (a === null) return -1;
+  if (b === null) return 1;
+  return a < b ? -1 : 1;
+};
+
+/** Element-wise order of two wire tuples (same schema, so cells have the same types). */
+function compareTuples(a: readonly Cell[], b: readonly Cell[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const c = cmpCell(a[i]!, b[i]!);
+    if (c !== 0) return c;
+  }
+  return 0;
+}
 
 /**
  * The total order of records for one node name: generation, then version, then the
- * canonical text (so two different records with equal counters — only a forger or a
- * rolled-back state dir makes those — resolve the same way on every node).
+ * wire tuple element by element (so two different records with equal counters — only a
+ * forger or a rolled-back state dir makes those — resolve the same way on every node).
  */
 export function compareRecords(a: Lease, b: Lease): number {
   if (a.generation !== b.generation) return a.generation < b.generation ? -1 : 1;
   if (a.version !== b.version) return a.version < b.version ? -1 : 1;
-  const ta = canonicalText(a);
-  const tb = canonicalText(b);
-  return ta < tb ? -1 : ta > tb ? 1 : 0;
+  return compareTuples(toTuple(a), toTuple(b));
+}
+
+/** True if an undecoded wire tuple is exactly `l` (a known record: no need to validate it again). */
+export function sameAsWire(raw: unknown, l: Lease): boolean {
+  if (!Array.isArray(raw) || raw.length !== 11) return false;
+  if (raw[2] !== l.generation || raw[3] !== l.version) return false;
+  return compareTuples(raw as Cell[], toTuple(l)) === 0;
 }
 
 /** Which of two subnet claims keeps the subnet: earliest claimedAt, then node name. */

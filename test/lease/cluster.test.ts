@@ -1,0 +1,205 @@
+import { describe, expect, test } from "bun:test";
+import { parseNetConf } from "../../src/config.ts";
+import { encodeRecord, encodeState, rangeOf } from "../../src/lease/record.ts";
+import { pickSubnet } from "../../src/lease/allocator.ts";
+import type { Lease } from "../../src/lease/types.ts";
+import { FakeSim, MemStore } from "./harness.ts";
+
+const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
+const HOUR = 3_600_000;
+
+describe("cluster on a fake gossip layer", () => {
+  test("a lone node bootstraps, commits and persists; three nodes agree on three distinct leases", async () => {
+    const sim = new FakeSim({ seed: 1 });
+    sim.addNode("a", ["a:7946"]); // own address only: bootstrap
+    sim.start("a");
+    expect(await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000)).toBe(true);
+    const a = sim.nodes.get("a")!;
+    expect(a.store.lease).toEqual(a.lease);
+    expect(a.store.identity!.generation).toBe(1);
+    for (const n of ["b", "c"]) {
+      sim.addNode(n, ["a:7946", `${n}:7946`]);
+      sim.start(n);
+    }
+    expect(await sim.runUntil(() => [...sim.nodes.values()].every((e) => e.lease), 10_000)).toBe(true);
+    const subnets = [...sim.nodes.values()].map((e) => e.lease!.subnet);
+    expect(new Set(subnets).size).toBe(3);
+    await sim.run(1000);
+    for (const e of sim.nodes.values()) {
+      expect(e.cluster.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort()).toEqual(
+        [...sim.nodes].map(([n, x]) => `${n}=${x.lease!.subnet}`).sort(),
+      );
+    }
+  });
+
+  test("a node without a persisted lease claims only after a seed answered", async () => {
+    const sim = new FakeSim({ seed: 2 });
+    sim.addNode("b", ["a:7946"]);
+    sim.start("b");
+    await sim.run(20_000);
+    expect(sim.nodes.get("b")!.lease).toBeUndefined();
+    expect(sim.nodes.get("b")!.cluster.table().size).toBe(0);
+    sim.addNode("a", []);
+    sim.start("a");
+    expect(await sim.runUntil(() => !!sim.nodes.get("b")!.lease && !!sim.nodes.get("a")!.lease, 10_000)).toBe(true);
+    expect(sim.nodes.get("b")!.lease!.subnet).not.toBe(sim.nodes.get("a")!.lease!.subnet);
+  });
+
+  test("a restarted node reuses its persisted lease at once (seeds unreachable), generation bumped", async () => {
+    const sim = new FakeSim({ seed: 3 });
+    sim.addNode("a", []);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    const first = sim.nodes.get("a")!.lease!;
+    await sim.nodes.get("a")!.cluster.stop({ leave: false });
+    sim.addNode("a", ["zz:7946"]); // same store, a seed that never answers
+    const p = sim.start("a");
+    await sim.run(0);
+    const again = await p;
+    expect(again.subnet).toBe(first.subnet);
+    expect(again.claimedAt).toBe(first.claimedAt);
+    expect(again.nodeId).toBe(first.nodeId);
+    expect(again.generation).toBe(first.generation + 1);
+  });
+
+  test("a full network rejects start with the exhaustion error", async () => {
+    const sim = new FakeSim({ seed: 4, net: net4 });
+    for (const n of ["a", "b", "c", "d"]) {
+      sim.addNode(n, ["a:7946"]);
+      sim.start(n);
+    }
+    expect(await sim.runUntil(() => ["a", "b", "c", "d"].every((n) => sim.nodes.get(n)!.lease), 20_000)).toBe(true);
+    sim.addNode("e", ["a:7946"]);
+    sim.start("e");
+    expect(await sim.runUntil(() => !!sim.nodes.get("e")!.error, 10_000)).toBe(true);
+    expect(sim.nodes.get("e")!.error!.message).toBe(
+      "subnet exhausted: all 4 subnets of 10.244.0.0/16 between 10.244.1.0 and 10.244.4.0 are leased",
+    );
+    expect(sim.duplicates()).toEqual([]);
+  });
+
+  test("conflicting commits in two partitions: after healing the later claim renumbers and reports it", async () => {
+    const sim = new FakeSim({ seed: 5, net: net4 });
+    sim.addNode("a", []);
+    sim.addNode("b", ["a:7946"]);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    sim.start("b");
+    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    // Two names whose hash start lands on the same free subnet, so the halves collide.
+    const range = rangeOf(net4);
+    const taken = new Set([sim.nodes.get("a")!.lease!.subnet, sim.nodes.get("b")!.lease!.subnet]);
+    const pickFor = (n: string) => pickSubnet(n, range, (x) => taken.has(x));
+    const names = Array.from({ length: 50 }, (_, i) => `n${i}`);
+    const cName = names[0]!;
+    const dName = names.find((n) => n !== cName && pickFor(n) === pickFor(cName))!;
+    sim.hub.partition([["a", cName], ["b", dName]]);
+    sim.addNode(cName, ["a:7946"]);
+    sim.addNode(dName, ["b:7946"]);
+    sim.start(cName);
+    await sim.run(100); // c claims first: earlier claimedAt
+    sim.start(dName);
+    expect(await sim.runUntil(() => !!sim.nodes.get(cName)!.lease && !!sim.nodes.get(dName)!.lease, 10_000)).toBe(true);
+    const c = sim.nodes.get(cName)!.lease!;
+    const d = sim.nodes.get(dName)!.lease!;
+    expect(d.subnet).toBe(c.subnet);
+    expect(sim.duplicates()).toHaveLength(1);
+    const renumbered: [Lease, Lease][] = [];
+    sim.nodes.get(dName)!.cluster.onRenumber((o, n) => void renumbered.push([o, n]));
+    sim.hub.heal();
+    expect(await sim.runUntil(() => renumbered.length > 0 && sim.duplicates().length === 0, 30_000)).toBe(true);
+    expect(renumbered[0]![0].subnet).toBe(c.subnet);
+    expect(renumbered[0]![1].subnet).not.toBe(c.subnet);
+    expect(sim.nodes.get(cName)!.cluster.ownLease()!.subnet).toBe(c.subnet);
+    expect(sim.nodes.get(dName)!.cluster.metrics().renumbers).toBe(1);
+    expect(sim.nodes.get(dName)!.store.lease!.subnet).toBe(renumbered[0]![1].subnet);
+    await sim.run(10_000);
+    const views = [...sim.nodes].map(([n, e]) => n + ":" + e.cluster.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort().join(","));
+    expect(views.map((v) => v.replace(/^[^:]*:/, "")).join("\n"), views.join("\n")).toBe(views.map(() => views[0]!.replace(/^[^:]*:/, "")).join("\n"));
+  });
+
+  test("a silent node's lease is kept for the TTL, then freed; a refresh keeps live leases", async () => {
+    const sim = new FakeSim({ seed: 6, extra: { leaseTtlMs: 2 * HOUR, refreshMs: HOUR / 2, sweepMs: 60_000 } });
+    sim.addNode("a", []);
+    sim.addNode("b", ["a:7946"]);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    sim.start("b");
+    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    const a = sim.nodes.get("a")!.cluster;
+    let changes = 0;
+    a.onChange(() => changes++);
+    await sim.nodes.get("b")!.cluster.stop({ leave: false });
+    await sim.run(HOUR, 60_000);
+    const bView = a.leases().find((l) => l.nodeName === "b");
+    expect(bView?.state).toBe("dead");
+    expect(bView!.expiresAt).toBeGreaterThan(sim.clock.now());
+    await sim.run(1.5 * HOUR, 60_000);
+    expect(a.leases().map((l) => l.nodeName)).toEqual(["a"]);
+    expect(changes).toBeGreaterThan(0);
+    expect(a.ownLease()!.version).toBeGreaterThanOrEqual(4); // refreshed every 30 min
+    // After 2×TTL the record itself is dropped (tombstone/GC window).
+    await sim.run(2 * HOUR, 60_000);
+    expect(a.table().get("b")).toBeUndefined();
+    expect(a.metrics().expired).toBe(1);
+  });
+
+  test("a reinstalled node (fresh state, same name) re-learns its subnet with a higher generation", async () => {
+    const sim = new FakeSim({ seed: 7 });
+    sim.addNode("a", []);
+    sim.addNode("b", ["a:7946"]);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    sim.start("b");
+    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    const old = sim.nodes.get("b")!.lease!;
+    await sim.nodes.get("b")!.cluster.stop({ leave: false });
+    sim.addNode("b", ["a:7946"], new MemStore());
+    sim.start("b");
+    expect(await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 10_000)).toBe(true);
+    const now = sim.nodes.get("b")!.lease!;
+    expect(now.nodeId).not.toBe(old.nodeId);
+    expect(now.subnet).toBe(old.subnet);
+    expect(now.generation).toBeGreaterThan(old.generation);
+    await sim.run(2000);
+    expect(sim.nodes.get("a")!.cluster.table().get("b")!.nodeId).toBe(now.nodeId);
+  });
+
+  test("a running node whose name is claimed by another nodeId steps aside, deterministically", async () => {
+    const sim = new FakeSim({ seed: 8 });
+    sim.addNode("a", []);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    const a = sim.nodes.get("a")!;
+    const own = a.lease!;
+    // A forged record for "a" from another nodeId with a higher generation arrives.
+    const forged: Lease = { ...own, nodeId: "f".repeat(32), generation: own.generation + 5, subnet: "10.244.200.0/30" };
+    const forgedValid = { ...forged, subnet: "10.244.0.100/30" };
+    sim.addNode("x", ["a:7946"]);
+    sim.start("x");
+    await sim.runUntil(() => !!sim.nodes.get("x")!.lease, 5000);
+    sim.hub.nodes.get("x")!.delegate.notifyMessage(encodeRecord(forged), "a"); // bad subnet: rejected
+    sim.hub.nodes.get("a")!.delegate.notifyMessage(encodeRecord(forged), "x");
+    expect(a.cluster.metrics().rejectedRecords).toBe(1);
+    expect(a.cluster.ownLease()).toEqual(own);
+    sim.hub.nodes.get("a")!.delegate.notifyMessage(encodeRecord(forgedValid), "x");
+    expect(a.cluster.metrics().nameConflicts).toBe(1);
+    expect(a.cluster.ownLease()).toBeUndefined();
+    expect(a.cluster.table().get("a")!.nodeId).toBe("f".repeat(32));
+  });
+
+  test("malformed payloads and out-of-range records are dropped and counted, never thrown", async () => {
+    const sim = new FakeSim({ seed: 9 });
+    sim.addNode("a", []);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    const d = sim.hub.nodes.get("a")!.delegate;
+    const base: Lease = { nodeName: "evil", nodeId: "e".repeat(32), generation: 1, version: 0, subnet: "10.99.0.0/30", publicIp: "192.0.2.9", backend: { type: "host-gw" }, claimedAt: 0 };
+    d.notifyMessage(new Uint8Array([1, 2, 3]), "x");
+    d.mergeRemoteState(encodeState([base, { ...base, nodeName: "evil2", subnet: "10.244.0.8/30" }]), false, "x");
+    d.notifyMessage(encodeRecord({ ...base, subnet: "10.244.0.1/30" }), "x");
+    expect(sim.nodes.get("a")!.cluster.metrics().rejectedRecords).toBe(3);
+    expect(sim.nodes.get("a")!.cluster.table().get("evil2")!.subnet).toBe("10.244.0.8/30");
+    expect(sim.nodes.get("a")!.cluster.table().get("evil")).toBeUndefined();
+  });
+});

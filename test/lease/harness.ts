@@ -1,0 +1,131 @@
+/** Shared pieces for cluster tests: an in-memory state store and a fake-gossip cluster. */
+import type { NetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/config.ts";
+import { createClusterCore, type ClusterCore, type ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
+import type { NodeIdentity, StateStore } from "../../src/lease/state-store.ts";
+import type { Lease } from "../../src/lease/types.ts";
+import { silentLogger, type Logger } from "../../src/log.ts";
+import { FakeClock } from "../fakes/clock.ts";
+import { FakeGossipHub } from "./fake-gossip.ts";
+
+export class MemStore implements StateStore {
+  readonly dir = "(memory)";
+  identity?: NodeIdentity;
+  lease?: Lease;
+  writes = 0;
+  load() {
+    return { ...(this.identity ? { identity: { ...this.identity } } : {}), ...(this.lease ? { lease: { ...this.lease } } : {}), problems: [] };
+  }
+  saveIdentity(id: NodeIdentity) {
+    this.writes++;
+    this.identity = { ...id };
+  }
+  saveLease(l: Lease) {
+    this.writes++;
+    this.lease = { ...l };
+  }
+}
+
+/** mulberry32, so every simulation is reproducible from its seed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Network 10.244.0.0/24 cut into /30s, SubnetMin..Max chosen to give exactly 50. */
+export const net50: NetConf = parseNetConf({ Network: "10.244.0.0/24", SubnetLen: 30, SubnetMin: "10.244.0.4", SubnetMax: "10.244.0.200", Backend: { Type: "host-gw" } });
+
+export interface SimOptions {
+  seed: number;
+  net?: NetConf;
+  loss?: number;
+  settleMs?: number;
+  logger?: Logger;
+  extra?: Partial<ClusterCoreOptions>;
+}
+
+export class FakeSim {
+  readonly clock = new FakeClock();
+  readonly random: () => number;
+  readonly hub: FakeGossipHub;
+  readonly nodes = new Map<string, { cluster: ClusterCore; store: MemStore; addr: string; started?: Promise<Lease>; error?: Error; lease?: Lease }>();
+  constructor(readonly o: SimOptions) {
+    this.random = seeded(o.seed);
+    this.hub = new FakeGossipHub({ clock: this.clock, random: this.random, loss: o.loss ?? 0, delayMs: [2, 40], pushPullMs: 5000 });
+  }
+
+  addNode(name: string, seeds: string[], store = this.nodes.get(name)?.store ?? new MemStore()) {
+    const addr = `${name}:7946`;
+    const cluster = createClusterCore(
+      {
+        net: this.o.net ?? net50,
+        nodeName: name,
+        publicIp: "192.0.2.1",
+        advertiseAddr: addr,
+        seeds,
+        backend: { type: "host-gw" },
+        store,
+        clock: this.clock,
+        logger: this.o.logger ?? silentLogger,
+        settleMs: this.o.settleMs ?? 500,
+        random: this.random,
+        ...this.o.extra,
+      },
+      (d) => this.hub.gossip(name, addr, d),
+    );
+    const entry: { cluster: ClusterCore; store: MemStore; addr: string; started?: Promise<Lease>; error?: Error; lease?: Lease } = { cluster, store, addr };
+    this.nodes.set(name, entry);
+    return entry;
+  }
+
+  start(name: string, signal?: AbortSignal) {
+    const e = this.nodes.get(name)!;
+    e.started = e.cluster.start(signal);
+    e.started.then(
+      (l) => void (e.lease = l),
+      (err) => void (e.error = err as Error),
+    );
+    return e.started;
+  }
+
+  /** Runs the clock in steps, letting promise continuations run between timer batches. */
+  async run(ms: number, step = 20): Promise<void> {
+    const end = this.clock.now() + ms;
+    while (this.clock.now() < end) {
+      this.clock.advance(Math.min(step, end - this.clock.now()));
+      await flush();
+    }
+  }
+
+  async runUntil(cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
+    const end = this.clock.now() + maxMs;
+    while (!cond()) {
+      if (this.clock.now() >= end) return false;
+      this.clock.advance(step);
+      await flush();
+    }
+    return true;
+  }
+
+  /** Subnets held by more than one up node's committed lease. */
+  duplicates(): string[] {
+    const seen = new Map<string, string>();
+    const dup: string[] = [];
+    for (const [name, e] of this.nodes) {
+      const own = e.cluster.ownLease();
+      if (!own || !this.hub.nodes.get(name)?.up) continue;
+      if (seen.has(own.subnet)) dup.push(`${own.subnet} (${seen.get(own.subnet)}, ${name})`);
+      else seen.set(own.subnet, name);
+    }
+    return dup;
+  }
+}
+
+/** Lets pending promise continuations (several hops deep) run. */
+export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
