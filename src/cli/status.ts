@@ -4,7 +4,7 @@
  * bad flags (contract exit codes).
  */
 import { parseArgs } from "node:util";
-import type { AgentStatus, NodeStatus } from "../api/status.ts";
+import type { AgentStatus, NodeStatus, Readiness } from "../api/status.ts";
 
 export const DEFAULT_API_URL = "http://127.0.0.1:7947";
 
@@ -50,14 +50,19 @@ export async function statusCommand(argv: string[], io: Partial<StatusIo> = {}):
   const shown = base.replace(/\/+$/, "");
   let status: AgentStatus;
   let nodes: NodeStatus[];
+  let readiness: Readiness | undefined;
   try {
-    [status, nodes] = await Promise.all([getJson<AgentStatus>(baseUrl, "v1/status", timeoutMs), getJson<NodeStatus[]>(baseUrl, "v1/nodes", timeoutMs)]);
+    [status, nodes, readiness] = await Promise.all([
+      getJson<AgentStatus>(baseUrl, "v1/status", timeoutMs),
+      getJson<NodeStatus[]>(baseUrl, "v1/nodes", timeoutMs),
+      getReadiness(baseUrl, timeoutMs),
+    ]);
   } catch (e) {
     err(`${e instanceof AgentError ? e.message : describeFetchError(shown, e)}\n`);
     return 1;
   }
   if (values.json) out(JSON.stringify({ status, nodes }, null, 2) + "\n");
-  else out(formatStatus(status, nodes, now()));
+  else out(formatStatus(status, nodes, now(), readiness));
   return 0;
 }
 
@@ -78,6 +83,17 @@ async function getJson<T>(base: URL, path: string, timeoutMs: number): Promise<T
     return JSON.parse(text) as T;
   } catch {
     throw new AgentError(`weft agent at ${url.href} answered with something that is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
+  }
+}
+
+/** /readyz answers 503 with a reason when not ready; that is information, not a failure. */
+async function getReadiness(base: URL, timeoutMs: number): Promise<Readiness | undefined> {
+  try {
+    const res = await fetch(new URL("readyz", base.href.endsWith("/") ? base : new URL(base.href + "/")), { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
+    const body = (await res.json()) as Readiness;
+    return typeof body.ready === "boolean" ? body : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -121,10 +137,12 @@ export function table(rows: string[][]): string {
 }
 
 /** The human-readable view: this node, then every known node (this one marked `*`). */
-export function formatStatus(s: AgentStatus, nodes: NodeStatus[], nowMs: number): string {
+export function formatStatus(s: AgentStatus, nodes: NodeStatus[], nowMs: number, readiness?: Readiness): string {
   const m = s.members;
+  const ready: string[][] = readiness ? [["ready:", readiness.ready ? "yes" : `no (${readiness.reason ?? "no reason given"})`]] : [];
   const head = table([
     ["node:", s.node],
+    ...ready,
     ["public IP:", s.publicIp],
     ["network:", s.network],
     ["subnet:", s.subnet ?? "(no lease yet)"],

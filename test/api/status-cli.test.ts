@@ -30,6 +30,7 @@ describe("weft status", () => {
     expect(o.out).toContain("node:       wop-a");
     expect(o.out).toContain("10.244.1.0/24");
     expect(o.out).toContain("2 alive, 1 suspect, 0 dead, 0 left");
+    expect(o.out).toContain("ready:      yes");
     const header = lines.find((l) => l.includes("NAME"))!;
     expect(header).toMatch(/NAME\s+PUBLIC IP\s+SUBNET\s+BACKEND\s+STATE\s+LAST SEEN/);
     const row = (name: string) => lines.find((l) => l.includes(` ${name} `))!.trim().split(/\s+/);
@@ -42,6 +43,17 @@ describe("weft status", () => {
     const { o, io } = capture();
     expect(await statusCommand(["--api", api.url, "--json"], io)).toBe(0);
     expect(JSON.parse(o.out)).toEqual({ status: sampleState().status, nodes: sampleState().nodes });
+  });
+
+  test("a node that is not ready says why", async () => {
+    const { o, io } = capture();
+    src.state.readiness = { ready: false, reason: "waiting for lease commit" };
+    try {
+      expect(await statusCommand(["--api", api.url], io)).toBe(0);
+    } finally {
+      src.state.readiness = { ready: true };
+    }
+    expect(o.out).toContain("ready:      no (waiting for lease commit)");
   });
 
   test("an agent answering 500 exits 1 with its error", async () => {
