@@ -3,6 +3,7 @@
  * peer table, reads its counters from shared memory, and stops it synchronously (close()
  * must not return while the worker may still touch fds the caller is about to close).
  */
+import { existsSync } from "node:fs";
 import type { Logger } from "../log.ts";
 import {
   CTRL_DONE,
@@ -68,12 +69,29 @@ export interface PumpOptions {
   logger: Logger;
 }
 
+/**
+ * Where the worker module is. From source it sits beside this file. In a compiled
+ * binary every module's import.meta.url is the main entry's (/$bunfs/root/<exe>), and
+ * extra entrypoints live under /$bunfs/root at their path relative to the entrypoints'
+ * common root, as .js: src/backend/… becomes backend/udp-pump.worker.js for dist/weft
+ * (entries under src/), src/backend/… when an entry lies outside src/ (test binaries).
+ */
+export function pumpWorkerUrl(): string | URL {
+  const here = new URL("./udp-pump.worker.ts", import.meta.url);
+  if (!import.meta.url.includes("/$bunfs/")) return here;
+  for (const rel of ["backend/udp-pump.worker.js", "src/backend/udp-pump.worker.js", "udp-pump.worker.js"]) {
+    const p = `/$bunfs/root/${rel}`;
+    if (existsSync(p)) return p;
+  }
+  return here; // Worker() then fails with Bun's ModuleNotFound naming the path
+}
+
 export function startPump(o: PumpOptions): Pump {
   const ctrlBuf = new SharedArrayBuffer(CTRL_WORDS * 4);
   const countersBuf = new SharedArrayBuffer(COUNTER_SLOTS * 8);
   const ctrl = new Int32Array(ctrlBuf);
   const c = new Float64Array(countersBuf);
-  const worker = new Worker(new URL("./udp-pump.worker.ts", import.meta.url));
+  const worker = new Worker(pumpWorkerUrl());
   let stopped = false;
   let settle: { ok: () => void; fail: (e: Error) => void } | undefined;
   const ready = new Promise<void>((ok, fail) => (settle = { ok, fail }));

@@ -67,7 +67,10 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
     if (link && link.kind !== undefined && link.kind !== "tun") {
       throw new Error(`start udp backend: ${TUN_NAME} exists but is a ${link.kind} device, not a TUN; delete it`);
     }
-    if (!link || (pump && pump.tunDead())) {
+    // Open when the device is missing, when we hold no fd yet (adopting the persistent
+    // weft0 of a previous run: without an attached fd it has no carrier), or when the
+    // worker saw our fd die.
+    if (!link || tunFd < 0 || (pump && pump.tunDead())) {
       const fd = sys.openTun(TUN_NAME);
       if (tunFd >= 0) retired.push(tunFd);
       tunFd = fd;

@@ -69,6 +69,17 @@ describe("udp backend", () => {
     expect(nl.dump()).toContain("route 10.244.0.0/16 dev weft0 proto 2");
   });
 
+  test("a persistent weft0 left by a previous run is re-attached (opened), not skipped", async () => {
+    const { nl, backend, events } = node();
+    nl.outside((n) => {
+      n.addLinkRaw({ name: "weft0", kind: "tun", mtu: 1472, up: true });
+      n.addAddress({ dev: "weft0", cidr: "10.244.1.0/16" });
+    });
+    await backend.up();
+    expect(events).toEqual(["openTun weft0 -> 40", "openUdp 192.0.2.11:8285"]);
+    expect(nl.takeOps()).toEqual([]);
+  });
+
   test("apply hands the peer table to the loop once; same peers → no changes", async () => {
     const { nl, backend, tables } = node();
     await backend.up();
