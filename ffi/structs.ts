@@ -1,0 +1,21 @@
+/**
+ * Byte layouts of the few kernel structs weft builds or parses itself (the rest go
+ * through libnl objects). Offsets and sizes are from linux/netlink.h; all fields are
+ * host byte order (little-endian on the platforms weft ships for).
+ */
+
+/** struct sockaddr_nl { u16 nl_family; u16 nl_pad; u32 nl_pid; u32 nl_groups; } */
+export const SOCKADDR_NL = { size: 12, family: 0, pad: 2, pid: 4, groups: 8 } as const;
+
+/** struct nlmsghdr { u32 nlmsg_len; u16 nlmsg_type; u16 nlmsg_flags; u32 nlmsg_seq; u32 nlmsg_pid; } */
+export const NLMSGHDR = { size: 16, len: 0, type: 4, flags: 6, seq: 8, pid: 12 } as const;
+
+/** Netlink messages in one datagram start on 4-byte boundaries. */
+export const NLMSG_ALIGNTO = 4;
+export const nlmsgAlign = (len: number): number => (len + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
+
+/** struct ndmsg { u8 family; u8 pad1; u16 pad2; s32 ifindex; u16 state; u8 flags; u8 type; } */
+export const NDMSG = { size: 12, family: 0, ifindex: 4, state: 8, flags: 10, type: 11 } as const;
+
+/** struct rtattr { u16 rta_len; u16 rta_type; } followed by the payload, 4-byte aligned. */
+export const RTATTR = { size: 4, len: 0, type: 2 } as const;

@@ -1,0 +1,524 @@
+/**
+ * The real dataplane: {@link Netlink} over libnl-3/libnl-route-3 through bun:ffi.
+ *
+ * Design: one netlink socket per instance, every call is a synchronous request with the
+ * kernel's ack (auto-ack stays on: without it duplicate adds "succeed"). Every libnl
+ * object is allocated and released inside one method (a {@link Scope} puts them in
+ * `finally`), so no pointer escapes to callers. libnl is built with asserts on Debian: a
+ * VXLAN setter called on a non-VXLAN link aborts the process, so type-specific setters are
+ * only called on objects this file just allocated with the matching `*_alloc`.
+ * Listing uses a cache walked with nl_cache_get_first/next (no JS callback needed),
+ * except the FDB, which is dumped over a raw socket (see rtnl-raw.ts).
+ */
+import { toArrayBuffer, type Pointer } from "bun:ffi";
+import {
+  AF_BRIDGE, AF_INET, AF_LLC, AF_UNSPEC, IFF_UP, NETLINK_ROUTE, NLE_NODEV, NLE_NOMEM, NLE_OBJ_NOTFOUND,
+  NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, RT_TABLE_MAIN, RTN_UNICAST,
+  RTNH_F_ONLINK, RTPROT_UNSPEC,
+} from "../../ffi/constants.ts";
+import { cstr, readCString } from "../../ffi/libc.ts";
+import { loadLibnl, type LibnlLibraries } from "../../ffi/libnl.ts";
+import { dumpFdb } from "./rtnl-raw.ts";
+import {
+  formatIpv4, formatMac, invalidIfName, invalidInt, ipv4Bytes, ipv4Cidr, macBytes, NetlinkError, routeText,
+} from "./libnl-codec.ts";
+import {
+  WEFT_ROUTE_PROTOCOL, type AddressSpec, type FdbSpec, type LinkInfo, type NeighSpec, type Netlink, type RouteInfo,
+  type RouteSpec, type VxlanSpec,
+} from "./netlink.ts";
+
+export { NetlinkError } from "./libnl-codec.ts";
+
+/** Releases collected libnl references in reverse order. */
+class Scope {
+  private readonly releases: (() => void)[] = [];
+  defer(release: () => void): void {
+    this.releases.push(release);
+  }
+  close(): void {
+    for (let i = this.releases.length - 1; i >= 0; i--) this.releases[i]!();
+    this.releases.length = 0;
+  }
+}
+
+/** Opens a netlink route socket; throws naming the step that failed. */
+export function openNetlink(): Netlink {
+  return new LibnlNetlink(loadLibnl());
+}
+
+export class LibnlNetlink implements Netlink {
+  private sk: Pointer | null;
+  private readonly nl: LibnlLibraries["nl"];
+  private readonly rt: LibnlLibraries["route"];
+  private readonly opt: LibnlLibraries["optional"];
+
+  constructor(libs: LibnlLibraries) {
+    this.nl = libs.nl;
+    this.rt = libs.route;
+    this.opt = libs.optional;
+    const sk = this.nl.nl_socket_alloc();
+    if (!sk) throw new NetlinkError("open netlink socket", "Out of memory", NLE_NOMEM);
+    const rc = this.nl.nl_connect(sk, NETLINK_ROUTE);
+    if (rc < 0) {
+      this.nl.nl_socket_free(sk);
+      throw new NetlinkError("open netlink socket", this.errText(rc), -rc);
+    }
+    this.sk = sk;
+  }
+
+  close(): void {
+    if (this.sk) this.nl.nl_socket_free(this.sk);
+    this.sk = null;
+  }
+
+  // ------------------------------------------------------------------ links
+
+  createBridge(name: string, opts: { mtu?: number; mac?: string } = {}): LinkInfo {
+    const op = `create bridge ${name}`;
+    this.checkName(op, name);
+    if (opts.mtu !== undefined) this.checkInt(op, "mtu", opts.mtu, 68, 65535);
+    const mac = opts.mac !== undefined ? this.parse(op, () => macBytes(opts.mac!)) : undefined;
+    this.run(op, (s) => {
+      const link = this.rt.rtnl_link_bridge_alloc();
+      if (!link) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_link_put(link));
+      const nameBuf = cstr(name);
+      this.rt.rtnl_link_set_name(link, nameBuf);
+      this.rt.rtnl_link_set_flags(link, IFF_UP);
+      if (opts.mtu !== undefined) this.rt.rtnl_link_set_mtu(link, opts.mtu);
+      if (mac) this.rt.rtnl_link_set_addr(link, this.addr(s, op, AF_LLC, mac));
+      this.check(op, this.rt.rtnl_link_add(this.sock(op), link, NLM_F_CREATE | NLM_F_EXCL));
+    });
+    return this.mustGetLink(op, name);
+  }
+
+  createVxlan(spec: VxlanSpec): LinkInfo {
+    const op = `create vxlan ${spec.name} (vni ${spec.vni}, local ${spec.local}, port ${spec.port})`;
+    this.checkName(op, spec.name);
+    this.checkInt(op, "vni", spec.vni, 0, 0xffffff);
+    this.checkInt(op, "port", spec.port, 1, 65535);
+    this.checkInt(op, "mtu", spec.mtu, 68, 65535);
+    if (spec.underlayIndex !== undefined) this.checkInt(op, "underlayIndex", spec.underlayIndex, 1, 0x7fffffff);
+    const local = this.parse(op, () => ipv4Bytes(spec.local));
+    const mac = spec.mac !== undefined ? this.parse(op, () => macBytes(spec.mac!)) : undefined;
+    const setPort = this.opt.rtnl_link_vxlan_set_port;
+    if (!setPort) throw new NetlinkError(op, "this libnl lacks rtnl_link_vxlan_set_port (need libnl >= 3.2.29)");
+    this.run(op, (s) => {
+      // Allocated as VXLAN right here: the vxlan setters below are safe on it.
+      const link = this.rt.rtnl_link_vxlan_alloc();
+      if (!link) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_link_put(link));
+      const nameBuf = cstr(spec.name);
+      this.rt.rtnl_link_set_name(link, nameBuf);
+      this.rt.rtnl_link_set_flags(link, IFF_UP);
+      this.rt.rtnl_link_set_mtu(link, spec.mtu);
+      if (mac) this.rt.rtnl_link_set_addr(link, this.addr(s, op, AF_LLC, mac));
+      this.check(op, this.rt.rtnl_link_vxlan_set_id(link, spec.vni));
+      this.check(op, this.rt.rtnl_link_vxlan_set_local(link, this.addr(s, op, AF_INET, local)));
+      this.check(op, setPort(link, spec.port));
+      this.check(op, this.rt.rtnl_link_vxlan_set_learning(link, 0));
+      if (spec.underlayIndex !== undefined) this.check(op, this.rt.rtnl_link_vxlan_set_link(link, spec.underlayIndex));
+      this.check(op, this.rt.rtnl_link_add(this.sock(op), link, NLM_F_CREATE | NLM_F_EXCL));
+    });
+    return this.mustGetLink(op, spec.name);
+  }
+
+  getLink(name: string): LinkInfo | undefined {
+    const op = `get link ${name}`;
+    this.checkName(op, name);
+    return this.run(op, (s) => {
+      const link = this.kernelLink(s, op, name, true);
+      return link ? this.linkInfo(link) : undefined;
+    });
+  }
+
+  listLinks(): LinkInfo[] {
+    return this.run("list links", (s) => {
+      const out: LinkInfo[] = [];
+      for (const obj of this.cache(s, "list links", (p) => this.rt.rtnl_link_alloc_cache(this.sock("list links"), AF_UNSPEC, p))) {
+        out.push(this.linkInfo(obj));
+      }
+      return out;
+    });
+  }
+
+  setLinkUp(name: string): void {
+    this.changeLink(`set link ${name} up`, name, (change) => this.rt.rtnl_link_set_flags(change, IFF_UP));
+  }
+
+  setMtu(name: string, mtu: number): void {
+    const op = `set mtu ${mtu} on link ${name}`;
+    this.checkInt(op, "mtu", mtu, 68, 65535);
+    this.changeLink(op, name, (change) => this.rt.rtnl_link_set_mtu(change, mtu));
+  }
+
+  deleteLink(name: string): void {
+    const op = `delete link ${name}`;
+    this.checkName(op, name);
+    this.run(op, (s) => {
+      const link = this.rt.rtnl_link_alloc();
+      if (!link) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_link_put(link));
+      const nameBuf = cstr(name);
+      this.rt.rtnl_link_set_name(link, nameBuf);
+      this.check(op, this.rt.rtnl_link_delete(this.sock(op), link));
+    });
+  }
+
+  // -------------------------------------------------------------- addresses
+
+  addAddress(a: AddressSpec): void {
+    this.changeAddress(`add address ${a.cidr} dev ${a.dev}`, a, true);
+  }
+
+  deleteAddress(a: AddressSpec): void {
+    this.changeAddress(`delete address ${a.cidr} dev ${a.dev}`, a, false);
+  }
+
+  listAddresses(dev?: string): AddressSpec[] {
+    const op = dev === undefined ? "list addresses" : `list addresses dev ${dev}`;
+    return this.run(op, (s) => {
+      const names = this.linkNames(s, op);
+      const out: AddressSpec[] = [];
+      for (const obj of this.cache(s, op, (p) => this.rt.rtnl_addr_alloc_cache(this.sock(op), p))) {
+        if (this.rt.rtnl_addr_get_family(obj) !== AF_INET) continue;
+        const name = names.get(this.rt.rtnl_addr_get_ifindex(obj));
+        if (name === undefined || (dev !== undefined && name !== dev)) continue;
+        const local = this.rt.rtnl_addr_get_local(obj);
+        if (!local) continue;
+        out.push({ dev: name, cidr: `${formatIpv4(this.addrBytes(local))}/${this.rt.rtnl_addr_get_prefixlen(obj)}` });
+      }
+      return out;
+    });
+  }
+
+  // ----------------------------------------------------------------- routes
+
+  replaceRoute(r: RouteSpec): void {
+    const protocol = r.protocol ?? WEFT_ROUTE_PROTOCOL;
+    const op = `replace route ${routeText({ ...r, protocol })}`;
+    if (r.dev === undefined && r.gateway === undefined) throw new NetlinkError(op, "a route needs a gateway or a dev");
+    this.route(op, r, protocol, (sk, route) => this.rt.rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_REPLACE));
+  }
+
+  deleteRoute(r: RouteSpec): void {
+    // Protocol 0 matches any protocol in the kernel's delete lookup.
+    const op = `delete route ${routeText(r)}`;
+    let spec = r;
+    if (r.gateway === undefined) {
+      // libnl cannot send scope "nowhere" (match any): it guesses link scope for a route
+      // without a gateway, which misses gateway routes. Fill the gateway from the kernel.
+      const dst = this.parse(op, () => ipv4Cidr(r.dst, { network: true }));
+      const text = `${formatIpv4(dst.bytes)}/${dst.prefix}`;
+      const found = this.listRoutes({ protocol: r.protocol, dev: r.dev }).find((x) => x.dst === text);
+      if (!found) throw new NetlinkError(op, "Object not found", NLE_OBJ_NOTFOUND);
+      spec = { ...r, gateway: found.gateway, dev: r.dev ?? found.dev, onlink: r.onlink ?? found.onlink };
+    }
+    this.route(op, spec, r.protocol ?? RTPROT_UNSPEC, (sk, route) => this.rt.rtnl_route_delete(sk, route, 0));
+  }
+
+  listRoutes(filter: { protocol?: number; dev?: string } = {}): RouteInfo[] {
+    const op = "list routes";
+    return this.run(op, (s) => {
+      const names = this.linkNames(s, op);
+      const out: RouteInfo[] = [];
+      for (const obj of this.cache(s, op, (p) => this.rt.rtnl_route_alloc_cache(this.sock(op), AF_INET, 0, p))) {
+        const table = this.rt.rtnl_route_get_table(obj);
+        if (table !== RT_TABLE_MAIN || this.rt.rtnl_route_get_type(obj) !== RTN_UNICAST) continue;
+        const protocol = this.rt.rtnl_route_get_protocol(obj);
+        if (filter.protocol !== undefined && protocol !== filter.protocol) continue;
+        const dstAddr = this.rt.rtnl_route_get_dst(obj);
+        const dst = dstAddr ? `${formatIpv4(this.addrBytes(dstAddr))}/${this.nl.nl_addr_get_prefixlen(dstAddr)}` : "0.0.0.0/0";
+        const info: RouteInfo = { dst, protocol, table };
+        if (this.rt.rtnl_route_get_nnexthops(obj) > 0) {
+          const nh = this.rt.rtnl_route_nexthop_n(obj, 0);
+          if (nh) {
+            const gw = this.rt.rtnl_route_nh_get_gateway(nh);
+            if (gw && this.nl.nl_addr_get_family(gw) === AF_INET) info.gateway = formatIpv4(this.addrBytes(gw));
+            const name = names.get(this.rt.rtnl_route_nh_get_ifindex(nh));
+            if (name !== undefined) info.dev = name;
+            if (this.rt.rtnl_route_nh_get_flags(nh) & RTNH_F_ONLINK) info.onlink = true;
+          }
+        }
+        if (filter.dev !== undefined && info.dev !== filter.dev) continue;
+        out.push(info);
+      }
+      return out;
+    });
+  }
+
+  // ------------------------------------------------------------- neighbours
+
+  replaceNeighbor(n: NeighSpec): void {
+    const op = `replace neighbor ${n.ip} lladdr ${n.mac} dev ${n.dev}`;
+    const ip = this.parse(op, () => ipv4Bytes(n.ip));
+    const mac = this.parse(op, () => macBytes(n.mac));
+    this.neigh(op, n.dev, (s, neigh) => {
+      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, AF_INET, ip)));
+      this.rt.rtnl_neigh_set_lladdr(neigh, this.addr(s, op, AF_LLC, mac));
+      this.rt.rtnl_neigh_set_state(neigh, NUD_PERMANENT);
+      return (sk) => this.rt.rtnl_neigh_add(sk, neigh, NLM_F_CREATE | NLM_F_REPLACE);
+    });
+  }
+
+  deleteNeighbor(n: Omit<NeighSpec, "mac">): void {
+    const op = `delete neighbor ${n.ip} dev ${n.dev}`;
+    const ip = this.parse(op, () => ipv4Bytes(n.ip));
+    this.neigh(op, n.dev, (s, neigh) => {
+      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, AF_INET, ip)));
+      return (sk) => this.rt.rtnl_neigh_delete(sk, neigh, 0);
+    });
+  }
+
+  listNeighbors(dev: string): NeighSpec[] {
+    const op = `list neighbors dev ${dev}`;
+    return this.listNeigh(op, dev, AF_INET, (p) => this.rt.rtnl_neigh_alloc_cache(this.sock(op), p), (ip, mac) => ({ dev, ip, mac }));
+  }
+
+  appendFdb(f: FdbSpec): void {
+    this.fdb(`append fdb ${f.mac} dst ${f.dst} dev ${f.dev}`, f, (sk, neigh) =>
+      this.rt.rtnl_neigh_add(sk, neigh, NLM_F_CREATE | NLM_F_APPEND),
+    );
+  }
+
+  deleteFdb(f: FdbSpec): void {
+    this.fdb(`delete fdb ${f.mac} dst ${f.dst} dev ${f.dev}`, f, (sk, neigh) => this.rt.rtnl_neigh_delete(sk, neigh, 0));
+  }
+
+  listFdb(dev: string): FdbSpec[] {
+    // libnl's neigh cache keys bridge entries by MAC, merging remotes of one MAC; a raw
+    // PF_BRIDGE dump keeps every (mac, dst) pair.
+    const op = `list fdb dev ${dev}`;
+    return this.run(op, (s) => {
+      const index = this.ifindex(s, op, dev);
+      let entries;
+      try {
+        entries = dumpFdb();
+      } catch (e) {
+        throw new NetlinkError(op, (e as Error).message.replace(/^dump fdb: /, ""), undefined, { cause: e });
+      }
+      return entries.filter((e) => e.ifindex === index).map((e) => ({ dev, mac: e.mac, dst: e.dst }));
+    });
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private sock(op: string): Pointer {
+    if (!this.sk) throw new NetlinkError(op, "netlink socket closed");
+    return this.sk;
+  }
+
+  private run<T>(op: string, fn: (s: Scope) => T): T {
+    this.sock(op);
+    const s = new Scope();
+    try {
+      return fn(s);
+    } finally {
+      s.close();
+    }
+  }
+
+  private errText(rc: number): string {
+    return readCString(this.nl.nl_geterror(rc)) ?? `libnl error ${rc}`;
+  }
+
+  private check(op: string, rc: number): void {
+    if (rc < 0) throw new NetlinkError(op, this.errText(rc), -rc);
+  }
+
+  private parse<T>(op: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw new NetlinkError(op, (e as Error).message, undefined, { cause: e });
+    }
+  }
+
+  private checkName(op: string, name: string): void {
+    const bad = invalidIfName(name);
+    if (bad) throw new NetlinkError(op, bad);
+  }
+
+  private checkInt(op: string, field: string, value: number, min: number, max: number): void {
+    const bad = invalidInt(field, value, min, max);
+    if (bad) throw new NetlinkError(op, bad);
+  }
+
+  /** An nl_addr owned by the scope; libnl setters take their own reference or copy. */
+  private addr(s: Scope, op: string, family: number, bytes: Uint8Array, prefix?: number): Pointer {
+    const p = this.nl.nl_addr_build(family, bytes, bytes.length);
+    if (!p) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+    s.defer(() => this.nl.nl_addr_put(p));
+    if (prefix !== undefined) this.nl.nl_addr_set_prefixlen(p, prefix);
+    return p;
+  }
+
+  /** Copies a borrowed nl_addr's bytes out of C memory. */
+  private addrBytes(a: Pointer): Uint8Array {
+    const len = this.nl.nl_addr_get_len(a);
+    const bin = this.nl.nl_addr_get_binary_addr(a);
+    if (len === 0 || !bin) return new Uint8Array(0);
+    return new Uint8Array(toArrayBuffer(bin, 0, len)).slice();
+  }
+
+  /** A kernel link reference owned by the scope; undefined (when allowed) if it does not exist. */
+  private kernelLink(s: Scope, op: string, name: string, allowMissing = false): Pointer | undefined {
+    const out = new BigUint64Array(1);
+    const nameBuf = cstr(name);
+    const rc = this.rt.rtnl_link_get_kernel(this.sock(op), 0, nameBuf, out);
+    if (rc < 0) {
+      if (allowMissing && (-rc === NLE_NODEV || -rc === NLE_OBJ_NOTFOUND)) return undefined;
+      throw new NetlinkError(op, this.errText(rc), -rc);
+    }
+    const link = Number(out[0]) as Pointer;
+    s.defer(() => this.rt.rtnl_link_put(link));
+    return link;
+  }
+
+  private ifindex(s: Scope, op: string, dev: string): number {
+    this.checkName(op, dev);
+    return this.rt.rtnl_link_get_ifindex(this.kernelLink(s, op, dev)!);
+  }
+
+  private mustGetLink(op: string, name: string): LinkInfo {
+    const info = this.getLink(name);
+    if (!info) throw new NetlinkError(op, "created but not found when read back");
+    return info;
+  }
+
+  private linkInfo(link: Pointer): LinkInfo {
+    const info: LinkInfo = {
+      index: this.rt.rtnl_link_get_ifindex(link),
+      name: readCString(this.rt.rtnl_link_get_name(link)) ?? "",
+      mtu: this.rt.rtnl_link_get_mtu(link),
+      up: (this.rt.rtnl_link_get_flags(link) & IFF_UP) !== 0,
+    };
+    const kind = readCString(this.rt.rtnl_link_get_type(link));
+    if (kind) info.kind = kind;
+    const addr = this.rt.rtnl_link_get_addr(link);
+    const mac = addr ? formatMac(this.addrBytes(addr)) : undefined;
+    if (mac) info.mac = mac;
+    const master = this.rt.rtnl_link_get_master(link);
+    if (master > 0) info.master = master;
+    return info;
+  }
+
+  private linkNames(s: Scope, op: string): Map<number, string> {
+    const names = new Map<number, string>();
+    for (const obj of this.cache(s, op, (p) => this.rt.rtnl_link_alloc_cache(this.sock(op), AF_UNSPEC, p))) {
+      names.set(this.rt.rtnl_link_get_ifindex(obj), readCString(this.rt.rtnl_link_get_name(obj)) ?? "");
+    }
+    return names;
+  }
+
+  /** Fills a cache, frees it with the scope, and yields its borrowed objects. */
+  private *cache(s: Scope, op: string, alloc: (out: BigUint64Array) => number): Generator<Pointer> {
+    const out = new BigUint64Array(1);
+    this.check(op, alloc(out));
+    const cache = Number(out[0]) as Pointer;
+    s.defer(() => this.nl.nl_cache_free(cache));
+    for (let obj = this.nl.nl_cache_get_first(cache); obj; obj = this.nl.nl_cache_get_next(obj)) yield obj;
+  }
+
+  private changeLink(op: string, name: string, set: (change: Pointer) => void): void {
+    this.checkName(op, name);
+    this.run(op, (s) => {
+      const orig = this.kernelLink(s, op, name)!;
+      const change = this.rt.rtnl_link_alloc();
+      if (!change) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_link_put(change));
+      set(change);
+      this.check(op, this.rt.rtnl_link_change(this.sock(op), orig, change, 0));
+    });
+  }
+
+  private changeAddress(op: string, a: AddressSpec, add: boolean): void {
+    const { bytes, prefix } = this.parse(op, () => ipv4Cidr(a.cidr));
+    this.run(op, (s) => {
+      const index = this.ifindex(s, op, a.dev);
+      const addr = this.rt.rtnl_addr_alloc();
+      if (!addr) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_addr_put(addr));
+      this.rt.rtnl_addr_set_ifindex(addr, index);
+      this.check(op, this.rt.rtnl_addr_set_local(addr, this.addr(s, op, AF_INET, bytes, prefix)));
+      const sk = this.sock(op);
+      this.check(op, add ? this.rt.rtnl_addr_add(sk, addr, 0) : this.rt.rtnl_addr_delete(sk, addr, 0));
+    });
+  }
+
+  private route(op: string, r: RouteSpec, protocol: number, send: (sk: Pointer, route: Pointer) => number): void {
+    const dst = this.parse(op, () => ipv4Cidr(r.dst, { network: true }));
+    const gw = r.gateway !== undefined ? this.parse(op, () => ipv4Bytes(r.gateway!)) : undefined;
+    this.checkInt(op, "protocol", protocol, 0, 255);
+    if (r.onlink && r.dev === undefined) throw new NetlinkError(op, "onlink needs a dev");
+    this.run(op, (s) => {
+      const index = r.dev !== undefined ? this.ifindex(s, op, r.dev) : undefined;
+      const route = this.rt.rtnl_route_alloc();
+      if (!route) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_route_put(route));
+      this.check(op, this.rt.rtnl_route_set_dst(route, this.addr(s, op, AF_INET, dst.bytes, dst.prefix)));
+      this.rt.rtnl_route_set_table(route, RT_TABLE_MAIN);
+      this.rt.rtnl_route_set_protocol(route, protocol);
+      // A delete by prefix alone sends no nexthop, so the kernel matches any.
+      if (index !== undefined || gw) {
+        const nh = this.rt.rtnl_route_nh_alloc();
+        if (!nh) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+        if (index !== undefined) this.rt.rtnl_route_nh_set_ifindex(nh, index);
+        if (gw) this.rt.rtnl_route_nh_set_gateway(nh, this.addr(s, op, AF_INET, gw));
+        if (r.onlink) this.rt.rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
+        // From here the route owns the nexthop and frees it with itself.
+        this.rt.rtnl_route_add_nexthop(route, nh);
+      }
+      this.check(op, send(this.sock(op), route));
+    });
+  }
+
+  private neigh(op: string, dev: string, build: (s: Scope, neigh: Pointer) => (sk: Pointer) => number): void {
+    this.run(op, (s) => {
+      const index = this.ifindex(s, op, dev);
+      const neigh = this.rt.rtnl_neigh_alloc();
+      if (!neigh) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_neigh_put(neigh));
+      this.rt.rtnl_neigh_set_ifindex(neigh, index);
+      this.check(op, build(s, neigh)(this.sock(op)));
+    });
+  }
+
+  private fdb(op: string, f: FdbSpec, send: (sk: Pointer, neigh: Pointer) => number): void {
+    const mac = this.parse(op, () => macBytes(f.mac));
+    const dst = this.parse(op, () => ipv4Bytes(f.dst));
+    this.neigh(op, f.dev, (s, neigh) => {
+      // set_dst derives the family from the address, so AF_BRIDGE must come after it;
+      // rtnl_neigh_set_type is avoided because it resets the attribute mask.
+      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, AF_INET, dst)));
+      this.rt.rtnl_neigh_set_family(neigh, AF_BRIDGE);
+      this.rt.rtnl_neigh_set_lladdr(neigh, this.addr(s, op, AF_LLC, mac));
+      this.rt.rtnl_neigh_set_state(neigh, NUD_PERMANENT);
+      this.rt.rtnl_neigh_set_flags(neigh, NTF_SELF);
+      return (sk) => send(sk, neigh);
+    });
+  }
+
+  /** Neighbour cache entries of one family on one device that have both an IPv4 dst and a MAC. */
+  private listNeigh<T>(
+    op: string,
+    dev: string,
+    family: number,
+    alloc: (out: BigUint64Array) => number,
+    make: (ip: string, mac: string) => T,
+  ): T[] {
+    return this.run(op, (s) => {
+      const index = this.ifindex(s, op, dev);
+      const out: T[] = [];
+      for (const obj of this.cache(s, op, alloc)) {
+        if (this.rt.rtnl_neigh_get_family(obj) !== family || this.rt.rtnl_neigh_get_ifindex(obj) !== index) continue;
+        const dst = this.rt.rtnl_neigh_get_dst(obj);
+        const ll = this.rt.rtnl_neigh_get_lladdr(obj);
+        if (!dst || !ll || this.nl.nl_addr_get_family(dst) !== AF_INET) continue;
+        const mac = formatMac(this.addrBytes(ll));
+        if (mac) out.push(make(formatIpv4(this.addrBytes(dst)), mac));
+      }
+      return out;
+    });
+  }
+}
