@@ -81,7 +81,7 @@ export class GossipImpl implements GossipNode {
     this.sealer = new Sealer(o.deps.keyring, o.deps.clusterName);
     this.queue = new BroadcastQueue(o.config.broadcastQueueMax);
     this.awareness = new Awareness(o.config.awarenessMaxMultiplier);
-    this.rnd = seededRandom(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
+    this.rnd = seededRandom(o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!);
     this.ppSchema = pushPullSchema(o.config.maxMembers, o.config.maxStreamBytes);
     this.members_ = new Membership({
       name: o.name,
@@ -162,7 +162,8 @@ export class GossipImpl implements GossipNode {
   // ---- queries ---------------------------------------------------------------------
 
   members(): Member[] {
-    return this.members_.all().map(toMember);
+    const now = this.o.deps.clock.now();
+    return this.members_.all().map((s) => (s.name === this.o.name ? { ...toMember(s), lastSeen: now } : toMember(s)));
   }
 
   localName(): string {

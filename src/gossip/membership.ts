@@ -47,6 +47,7 @@ export class Membership {
   private readonly failed = new Map<string, { addr: string; since: number }>();
   private probeOrder: string[] = [];
   private probeIndex = 0;
+  private live = -1; // cached liveCount(); -1 = recount
   /** Set by leave(): rumours about us are no longer refuted. */
   leaving = false;
 
@@ -69,9 +70,11 @@ export class Membership {
 
   /** Members believed alive or suspect, self included: the N of the scaling formulas. */
   liveCount(): number {
-    let n = 0;
-    for (const s of this.nodes.values()) if (s.state === "alive" || s.state === "suspect") n++;
-    return n;
+    if (this.live < 0) {
+      this.live = 0;
+      for (const s of this.nodes.values()) if (isLive(s)) this.live++;
+    }
+    return this.live;
   }
 
   /** Up to k random members other than self (and `exclude`) that pass `filter`. */
@@ -121,6 +124,7 @@ export class Membership {
     for (const s of this.nodes.values()) {
       if (!isLive(s) && s.name !== this.o.name && now - s.stateChange > this.o.config.gossipToTheDeadMs) {
         this.nodes.delete(s.name);
+        this.live = -1;
         this.o.logger.debug("reaped member", { member: s.name, state: s.state });
       }
     }
@@ -138,6 +142,11 @@ export class Membership {
     }
     const st = this.nodes.get(a.name);
     if (!st) {
+      if (this.nodes.size >= this.o.config.maxMembers) {
+        this.o.logger.debug("ignored new member: member table full", { member: a.name, max: this.o.config.maxMembers });
+        return;
+      }
+      this.live = -1;
       const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now, ...(a.meta ? { meta: a.meta } : {}) };
       this.nodes.set(a.name, s);
       this.failed.delete(a.name);
@@ -167,6 +176,7 @@ export class Membership {
     else delete st.meta;
     st.lastSeen = now;
     if (st.state !== "alive") {
+      this.live = -1;
       st.state = "alive";
       st.stateChange = now;
     }
@@ -192,6 +202,7 @@ export class Membership {
     const now = this.o.clock.now();
     st.incarnation = s.inc;
     st.state = "suspect";
+    this.live = -1;
     st.stateChange = now;
     this.o.broadcast(memberKey(s.name), s);
     const { config: c } = this.o;
@@ -227,6 +238,7 @@ export class Membership {
     }
     st.incarnation = d.inc;
     st.state = d.from === d.name ? "left" : "dead";
+    this.live = -1;
     st.stateChange = this.o.clock.now();
     if (st.state === "dead" && d.name !== this.o.name) {
       this.failed.set(d.name, { addr: st.addr, since: st.stateChange });

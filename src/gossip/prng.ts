@@ -24,7 +24,13 @@ export function shuffle<T>(xs: T[], rnd: Random): T[] {
   return xs;
 }
 
-/** Up to `k` distinct random elements of `xs` (order random). */
+/** Up to `k` distinct random elements of `xs` (order random): a partial Fisher–Yates, O(k) swaps. */
 export function pick<T>(xs: readonly T[], k: number, rnd: Random): T[] {
-  return shuffle(xs.slice(), rnd).slice(0, Math.max(0, k));
+  const a = xs.slice();
+  const n = Math.min(Math.max(0, k), a.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rnd() * (a.length - i));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a.slice(0, n);
 }
