@@ -1,0 +1,112 @@
+/**
+ * Builds the API's StatusSource from the agent's parts. Structural input types (no
+ * imports from gossip/lease/backend) keep the API a leaf: the agent passes its gossip
+ * members, lease views and metric getters as they are.
+ */
+import type { AgentStatus, MetricsSnapshot, NodeState, NodeStatus, Readiness, StatusSource } from "./status.ts";
+
+type MemberLike = { state: "alive" | "suspect" | "dead" | "left" };
+type LeaseLike = {
+  nodeName: string;
+  publicIp: string;
+  subnet: string;
+  backend: { type: string; vtepMac?: string };
+  state: NodeState;
+  /** Clock ms (epoch ms with the real clock); 0 or non-finite = never. */
+  lastSeen: number;
+  deleted?: boolean;
+};
+
+export interface StatusParts {
+  node: string;
+  publicIp: string;
+  network: string;
+  backend: string;
+  mtu: number;
+  version: string;
+  /** Epoch ms of agent start (for uptime). */
+  startedAt: number;
+  now?: () => number;
+  /** The committed subnet, or null before commit. */
+  subnet: () => string | null;
+  members: () => MemberLike[];
+  leases: () => LeaseLike[];
+  readiness: () => Readiness;
+  healthy: () => boolean;
+  gossip?: () => MetricsSnapshot["gossip"];
+  cluster?: () => { leases: number; conflictsResolved: number };
+  reconcile?: () => MetricsSnapshot["reconcile"];
+  udp?: () => MetricsSnapshot["udp"];
+}
+
+const zeroGossip = (): MetricsSnapshot["gossip"] => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 });
+const zeroReconcile = (): MetricsSnapshot["reconcile"] => ({ runs: 0, errors: 0, lastDurationSeconds: 0, durationSecondsSum: 0 });
+
+/** Counts members by state (self included, as memberlist does). */
+export function countMembers(members: MemberLike[]): Record<"alive" | "suspect" | "dead" | "left", number> {
+  const c = { alive: 0, suspect: 0, dead: 0, left: 0 };
+  for (const m of members) if (m.state in c) c[m.state]++;
+  return c;
+}
+
+const iso = (ms: number): string | null => (Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : null);
+
+/**
+ * @example
+ * const source = createStatusSource({
+ *   node: flags.nodeName, publicIp, network: net.network, backend: net.backend.type, mtu,
+ *   version, startedAt: Date.now(), subnet: () => cluster.ownLease()?.subnet ?? null,
+ *   members: () => cluster.members(), leases: () => cluster.leases(),
+ *   readiness: () => readiness, healthy: () => loopsAlive,
+ *   gossip: () => gossip.metrics(), cluster: () => cluster.metrics(),
+ *   reconcile: () => reconciler.metrics(), udp: () => udpBackend?.counters() ?? { packetsForwarded: 0, packetsDropped: 0 },
+ * });
+ */
+export function createStatusSource(p: StatusParts): StatusSource {
+  const now = p.now ?? Date.now;
+  return {
+    status(): AgentStatus {
+      return {
+        node: p.node,
+        publicIp: p.publicIp,
+        network: p.network,
+        subnet: p.subnet(),
+        backend: p.backend,
+        mtu: p.mtu,
+        members: countMembers(p.members()),
+        version: p.version,
+        uptimeSeconds: Math.max(0, Math.floor((now() - p.startedAt) / 1000)),
+      };
+    },
+    nodes(): NodeStatus[] {
+      return p
+        .leases()
+        .filter((l) => !l.deleted)
+        .map((l) => ({
+          name: l.nodeName,
+          publicIp: l.publicIp,
+          subnet: l.subnet,
+          backend: l.backend.type,
+          state: l.state,
+          lastSeen: iso(l.lastSeen),
+          ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}),
+        }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+    },
+    readiness: () => p.readiness(),
+    healthy: () => p.healthy(),
+    metrics(): MetricsSnapshot {
+      const cluster = p.cluster?.() ?? { leases: p.leases().length, conflictsResolved: 0 };
+      const r = p.reconcile?.() ?? zeroReconcile();
+      const u = p.udp?.() ?? { packetsForwarded: 0, packetsDropped: 0 };
+      return {
+        membersByState: countMembers(p.members()),
+        leases: cluster.leases,
+        gossip: { ...zeroGossip(), ...(p.gossip?.() ?? {}) },
+        reconcile: { runs: r.runs, errors: r.errors, lastDurationSeconds: r.lastDurationSeconds, durationSecondsSum: r.durationSecondsSum },
+        conflictsResolved: cluster.conflictsResolved,
+        udp: { packetsForwarded: u.packetsForwarded, packetsDropped: u.packetsDropped },
+      };
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/** createStatusSource: the agent's parts mapped to the API's status types. */
+import { expect, test } from "bun:test";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { createApp } from "../../src/api/app.ts";
+import { countMembers, createStatusSource, type StatusParts } from "../../src/api/source.ts";
+
+const T0 = Date.parse("2026-11-24T12:00:00.000Z");
+
+function parts(over: Partial<StatusParts> = {}): StatusParts {
+  return {
+    node: "b",
+    publicIp: "192.0.2.12",
+    network: "10.244.0.0/16",
+    backend: "vxlan",
+    mtu: 1450,
+    version: "0.1.0",
+    startedAt: T0,
+    now: () => T0 + 90_500,
+    subnet: () => "10.244.2.0/24",
+    members: () => [{ state: "alive" }, { state: "alive" }, { state: "suspect" }, { state: "left" }],
+    leases: () => [
+      { nodeName: "b", publicIp: "192.0.2.12", subnet: "10.244.2.0/24", backend: { type: "vxlan", vtepMac: "aa:00:00:00:00:02" }, state: "alive", lastSeen: T0 + 90_000 },
+      { nodeName: "a", publicIp: "192.0.2.11", subnet: "10.244.1.0/24", backend: { type: "vxlan" }, state: "suspect", lastSeen: T0 },
+      { nodeName: "c", publicIp: "192.0.2.13", subnet: "10.244.3.0/24", backend: { type: "vxlan" }, state: "unknown", lastSeen: 0 },
+      { nodeName: "d", publicIp: "192.0.2.14", subnet: "10.244.4.0/24", backend: { type: "vxlan" }, state: "left", lastSeen: T0, deleted: true },
+    ],
+    readiness: () => ({ ready: false, reason: "waiting for lease commit" }),
+    healthy: () => true,
+    ...over,
+  };
+}
+
+test("status: identity, subnet, member counts, uptime in whole seconds", () => {
+  expect(createStatusSource(parts()).status()).toEqual({
+    node: "b",
+    publicIp: "192.0.2.12",
+    network: "10.244.0.0/16",
+    subnet: "10.244.2.0/24",
+    backend: "vxlan",
+    mtu: 1450,
+    members: { alive: 2, suspect: 1, dead: 0, left: 1 },
+    version: "0.1.0",
+    uptimeSeconds: 90,
+  });
+  expect(createStatusSource(parts({ subnet: () => null })).status().subnet).toBeNull();
+});
+
+test("nodes: sorted by name, tombstones dropped, lastSeen as ISO or null, vtepMac only when known", () => {
+  expect(createStatusSource(parts()).nodes()).toEqual([
+    { name: "a", publicIp: "192.0.2.11", subnet: "10.244.1.0/24", backend: "vxlan", state: "suspect", lastSeen: "2026-11-24T12:00:00.000Z" },
+    { name: "b", publicIp: "192.0.2.12", subnet: "10.244.2.0/24", backend: "vxlan", state: "alive", lastSeen: "2026-11-24T12:01:30.000Z", vtepMac: "aa:00:00:00:00:02" },
+    { name: "c", publicIp: "192.0.2.13", subnet: "10.244.3.0/24", backend: "vxlan", state: "unknown", lastSeen: null },
+  ]);
+});
+
+test("metrics: zeros for parts not given; given parts copied; renders through /metrics", async () => {
+  const bare = createStatusSource(parts()).metrics();
+  expect(bare.gossip.packetsIn).toBe(0);
+  expect(bare.leases).toBe(4);
+  expect(bare.reconcile.runs).toBe(0);
+  const full = createStatusSource(
+    parts({
+      gossip: () => ({ packetsIn: 1, packetsOut: 2, bytesIn: 3, bytesOut: 4, messagesIn: 5, messagesOut: 6, decryptFailures: 7, decodeFailures: 8 }),
+      cluster: () => ({ leases: 3, conflictsResolved: 2 }),
+      reconcile: () => ({ runs: 9, errors: 1, lastDurationSeconds: 0.5, durationSecondsSum: 2 }),
+      udp: () => ({ packetsForwarded: 11, packetsDropped: 12 }),
+    }),
+  );
+  const m = full.metrics();
+  expect(m).toEqual({
+    membersByState: { alive: 2, suspect: 1, dead: 0, left: 1 },
+    leases: 3,
+    gossip: { packetsIn: 1, packetsOut: 2, bytesIn: 3, bytesOut: 4, messagesIn: 5, messagesOut: 6, decryptFailures: 7, decodeFailures: 8 },
+    reconcile: { runs: 9, errors: 1, lastDurationSeconds: 0.5, durationSecondsSum: 2 },
+    conflictsResolved: 2,
+    udp: { packetsForwarded: 11, packetsDropped: 12 },
+  });
+  const text = await (await createApp(full).request("/metrics")).text();
+  const ready = parsePrometheusTextFormat(text).find((f) => f.name === "weft_ready")!;
+  expect(ready.metrics[0]!.value).toBe("0");
+  expect((await createApp(full).request("/readyz")).status).toBe(503);
+});
+
+test("countMembers ignores unknown states", () => {
+  expect(countMembers([{ state: "alive" }, { state: "bogus" as never }, { state: "dead" }])).toEqual({ alive: 1, suspect: 0, dead: 1, left: 0 });
+});
+
+// Compile-time: the agent's real parts fit StatusParts as they are (tsc checks this file).
+import type { Gossip } from "../../src/gossip/types.ts";
+import type { Cluster } from "../../src/lease/types.ts";
+import type { Reconciler } from "../../src/backend/reconciler.ts";
+import type { UdpBackend } from "../../src/backend/udp.ts";
+export const wiring = (c: Cluster, g: Gossip, r: Reconciler, u: UdpBackend): Partial<StatusParts> => ({
+  members: () => c.members(),
+  leases: () => c.leases(),
+  subnet: () => c.ownLease()?.subnet ?? null,
+  gossip: () => g.metrics(),
+  cluster: () => c.metrics(),
+  reconcile: () => r.metrics(),
+  udp: () => u.counters(),
+});
