@@ -330,3 +330,76 @@ export function createTopology({ prefix = "wtf-", nodes = 2 }: { prefix?: string
     throw e;
   }
 }
+
+/**
+ * Line-by-line reader over a child's stdout, for waiting on output with a deadline:
+ * `const out = new Lines(proc.stdout); await out.waitFor((l) => l.includes("ready"), 5000)`.
+ */
+export class Lines {
+  readonly seen: string[] = [];
+  private waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
+  private ended = false;
+  readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      const decoder = new TextDecoder();
+      let rest = "";
+      for await (const chunk of stream) {
+        rest += decoder.decode(chunk, { stream: true });
+        let i: number;
+        while ((i = rest.indexOf("\n")) >= 0) {
+          this.push(rest.slice(0, i));
+          rest = rest.slice(i + 1);
+        }
+      }
+      if (rest) this.push(rest);
+      this.ended = true;
+    })();
+  }
+
+  private push(line: string): void {
+    this.seen.push(line);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.pred(line)) return true;
+      w.resolve(line);
+      return false;
+    });
+  }
+
+  /** Resolves with the first line (already seen or future) matching `pred`; rejects at the deadline. */
+  waitFor(pred: (line: string) => boolean, timeoutMs: number): Promise<string> {
+    const hit = this.seen.find(pred);
+    if (hit !== undefined) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`no matching line within ${timeoutMs} ms${this.ended ? " (stream ended)" : ""}; saw: ${this.seen.slice(-10).join(" | ")}`));
+      }, timeoutMs);
+      const done = (l: string) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+      this.waiters.push({ pred, resolve: done });
+    });
+  }
+}
+
+/** Writes `source` to a temp file and returns its path and a remover (for {@link spawn} of `bun <file>`). */
+export function tempScript(source: string): { file: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "wtf-script-"));
+  const file = join(dir, "script.ts");
+  writeFileSync(file, source);
+  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Resolves with the exit code, or rejects if the process is still running at the deadline. */
+export function exitWithin(p: Subprocess, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`process ${p.pid} still running after ${timeoutMs} ms`)), timeoutMs);
+    p.exited.then((code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
