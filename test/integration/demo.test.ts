@@ -4,7 +4,7 @@
  * to end (root): every pod reaches every other pod and nothing is left behind.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { cniConfig, demoCommand, demoNamespaces, planDemo, setupCommands, type DemoOptions } from "../../src/cli/demo.ts";
@@ -144,6 +144,7 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
       if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
       expect(left).toEqual([]);
       expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+      expect(processesMentioning(prefix)).toEqual([]);
     }
   }, 120_000);
 
@@ -167,9 +168,22 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
       if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
       expect(left).toEqual([]);
       expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+      expect(processesMentioning(prefix)).toEqual([]);
     }
   }, 60_000);
 });
+
+/** Pids whose command line mentions `text` (demo agents carry their /tmp/<prefix>/ paths). */
+function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, "utf8").includes(text)) pids.push(Number(d));
+    } catch {}
+  }
+  return pids;
+}
 
 async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
