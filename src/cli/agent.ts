@@ -1,5 +1,50 @@
-/** Placeholder until the agent command lands; exits 1 with a clear message. */
-export async function agentCommand(): Promise<number> {
-  process.stderr.write("weft agent: not implemented in this build\n");
-  return 1;
+/**
+ * `weft agent`: flags/env → Config → Agent, until SIGTERM/SIGINT.
+ * Exit codes: 0 clean stop, 1 runtime failure, 2 config error (thrown as ConfigError).
+ */
+import { parseArgs } from "node:util";
+import { Agent } from "../agent.ts";
+import { agentFlagOptions, loadNetConf, resolveAgentFlags, type Config } from "../config.ts";
+import { loadKeyFile } from "../gossip/keyring.ts";
+import { createLogger } from "../log.ts";
+import { createNotifier } from "../sys/sdnotify.ts";
+
+export async function agentCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: agentFlagOptions, strict: true, allowPositionals: true });
+  if (positionals.length) throw Object.assign(new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`), { code: "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL" });
+  const flags = resolveAgentFlags(values);
+  const config: Config = { agent: flags, net: loadNetConf(flags.netConfPath) };
+  const keyring = flags.keyFile ? loadKeyFile(flags.keyFile) : null;
+  const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, component: "weft" });
+  if (!keyring) logger.warn("Running without encryption (--insecure): anyone who can reach the gossip port can join and announce leases");
+  const notifier = createNotifier(process.env, { logger: logger.child("systemd") });
+  const agent = new Agent({ config, keyring, logger, notifier });
+
+  let stopping: Promise<void> | undefined;
+  const done = new Promise<number>((resolve) => {
+    const onSignal = (sig: string) => {
+      if (stopping) return;
+      logger.info("Stopping", { signal: sig });
+      stopping = agent.stop().then(
+        () => resolve(0),
+        (e) => {
+          logger.error("Stop failed", { error: e as Error });
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+  });
+
+  try {
+    await agent.start();
+  } catch (e) {
+    if (stopping) return done;
+    logger.error("Agent failed", { error: e as Error });
+    await agent.stop().catch(() => {});
+    process.stderr.write(`weft agent: ${(e as Error).message}\n`);
+    return 1;
+  }
+  return done;
 }

@@ -1,0 +1,305 @@
+/**
+ * The one place that wires weft together. Start-up, in order:
+ *   underlay (iface, public IP, MTU) → status API (503 until ready) → gossip transport →
+ *   lease layer (join, claim, settle, commit) → ip_forward → bridge cni0 with the
+ *   subnet's gateway address → backend device → reconciler (first full apply, which also
+ *   drops stale weft entries) → ip-masq → subnet.env → ready (sd_notify READY=1).
+ * Stop (SIGTERM/SIGINT) halts loops and leaves the dataplane as it is, so pods keep
+ * working while the agent restarts; the next start adopts what is in the kernel.
+ */
+import type { Clock, TimerHandle } from "./clock.ts";
+import { realClock } from "./clock.ts";
+import type { BackendConf, Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { createStatusSource, serveApi, type ApiServer, type Readiness, type StatusSource } from "./api/index.ts";
+import { createBackend, type AnyBackend, type PeerLease } from "./backend/create-backend.ts";
+import { stableMac } from "./backend/mac.ts";
+import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
+import type { ApplyResult } from "./backend/backend.ts";
+import { createUdpTransport, lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
+import { SubnetExhaustedError } from "./lease/allocator.ts";
+import { createCluster, type ClusterCore } from "./lease/cluster.ts";
+import type { BackendData, Lease } from "./lease/types.ts";
+import { ensureBridge } from "./bridge.ts";
+import { writeSubnetEnv } from "./subnet-env.ts";
+import { resolveUnderlay, type Underlay } from "./sys/iface.ts";
+import { ensureIpMasq, removeIpMasq } from "./sys/ipmasq.ts";
+import { openNetlink } from "./sys/libnl.ts";
+import type { Netlink } from "./sys/netlink.ts";
+import { watchNetlinkEvents } from "./sys/netlink-events.ts";
+import type { Notifier } from "./sys/sdnotify.ts";
+import { writeSysctl } from "./sys/sysctl.ts";
+import { version } from "./version.ts";
+
+export interface AgentOptions {
+  config: Config;
+  /** null only with --insecure. */
+  keyring: Keyring | null;
+  logger: Logger;
+  clock?: Clock;
+  /** systemd notifier, or null when not under systemd. */
+  notifier?: Notifier | null;
+  /** Gossip timings; LAN defaults. */
+  gossipConfig?: GossipConfig;
+  /** Netlink port (tests may inject); the libnl implementation by default. */
+  netlink?: Netlink;
+}
+
+const VXLAN_OVERHEAD = 50;
+const UDP_OVERHEAD = 28;
+
+/** The MTU pods get (FLANNEL_MTU), the same formula the backends use. */
+export function podMtu(conf: BackendConf, underlayMtu: number): number {
+  if (conf.type === "vxlan") return conf.mtu ?? underlayMtu - VXLAN_OVERHEAD;
+  if (conf.type === "udp") return conf.mtu ?? underlayMtu - UDP_OVERHEAD;
+  return underlayMtu;
+}
+
+export class Agent {
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly startedAt: number;
+  private nl: Netlink | undefined;
+  private underlay: Underlay | undefined;
+  private api: ApiServer | undefined;
+  private cluster: ClusterCore | undefined;
+  private backend: AnyBackend | undefined;
+  private reconciler: Reconciler | undefined;
+  private watchdog: TimerHandle | null = null;
+  private readiness: Readiness = { ready: false, reason: "starting" };
+  private fatal: Error | undefined;
+  private stopped = false;
+  /** Gossip has synced with a seed (or there was none): the lease table is worth acting on. */
+  private joined = false;
+  private lastProblems: string[] = [];
+  private readonly stopController = new AbortController();
+
+  constructor(private readonly opts: AgentOptions) {
+    this.log = opts.logger;
+    this.clock = opts.clock ?? realClock;
+    this.startedAt = this.clock.now();
+  }
+
+  /** True while the agent's loops are alive (drives /healthz and the systemd watchdog). */
+  healthy(): boolean {
+    return !this.fatal && !this.stopped;
+  }
+
+  /** Runs the start-up sequence; resolves once ready. Throws (exit 1) on a failure that needs an operator. */
+  async start(): Promise<void> {
+    const { config, notifier } = this.opts;
+    const { agent: flags, net } = config;
+    const log = this.log;
+    this.nl = this.opts.netlink ?? openNetlink();
+    const underlay = resolveUnderlay(this.nl, { ...(flags.iface ? { iface: flags.iface } : {}), ...(flags.publicIp ? { publicIp: flags.publicIp } : {}) });
+    this.underlay = underlay;
+    const mtu = podMtu(net.backend, underlay.mtu);
+    log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, mtu: underlay.mtu, backend: net.backend.type, podMtu: mtu });
+    for (const k of net.ignoredKeys) log.warn("net-conf key is not used by weft; ignored", { key: k });
+
+    this.watchdog = notifier?.startWatchdog(this.clock, () => this.healthy()) ?? null;
+    notifier?.status("joining the cluster");
+    if (flags.apiListen) {
+      this.api = serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(mtu), logger: log.child("api") });
+    }
+
+    const transport = await createUdpTransport({ bindAddr: underlay.ip, port: flags.gossipPort, logger: log.child("gossip") });
+    const backendType = net.backend.type;
+    const cluster = createCluster({
+      net,
+      nodeName: flags.nodeName,
+      publicIp: underlay.ip,
+      advertiseAddr: transport.localAddr(),
+      seeds: flags.join.map((s) => `${s.host}:${s.port}`),
+      ownAddrs: [underlay.ip],
+      backend: (nodeId): BackendData => (backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : { type: backendType }),
+      stateDir: flags.stateDir,
+      transport,
+      gossipConfig: this.opts.gossipConfig ?? lanConfig(),
+      keyring: this.opts.keyring,
+      clock: this.clock,
+      logger: log,
+    });
+    this.cluster = cluster;
+    cluster.onRenumber((old, now) => this.renumbered(old, now));
+
+    this.readiness = { ready: false, reason: "waiting for a subnet lease to be committed" };
+    let lease: Lease;
+    try {
+      lease = await cluster.start(this.stopController.signal);
+    } catch (e) {
+      if (this.stopped) return;
+      // Stay up and say why: /readyz answers 503 with the reason (e.g. subnet exhausted).
+      this.readiness = { ready: false, reason: (e as Error).message };
+      notifier?.status(`not ready: ${(e as Error).message}`);
+      log.error("Cannot get a subnet lease", { error: e as Error });
+      // Exhaustion is a cluster condition, not a crash: keep answering /readyz with the reason.
+      if (e instanceof SubnetExhaustedError) return;
+      throw e;
+    }
+    log.info("Lease committed", { subnet: lease.subnet });
+
+    this.readiness = { ready: false, reason: "programming the dataplane" };
+    writeSysctl("net.ipv4.ip_forward", 1);
+    await this.programDataplane(lease, mtu);
+
+    writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
+    this.readiness = { ready: true };
+    notifier?.ready();
+    notifier?.status(`ready: ${lease.subnet} via ${backendType}`);
+    log.info("Ready", { subnet: lease.subnet, subnetFile: flags.subnetFile });
+  }
+
+  /** Creates the bridge, the backend and the reconciler for the own lease. */
+  private async programDataplane(lease: Lease, mtu: number): Promise<void> {
+    const { agent: flags, net } = this.opts.config;
+    const nl = this.nl!;
+    const underlay = this.underlay!;
+    const cluster = this.cluster!;
+    const log = this.log;
+    const nodeId = cluster.nodeId();
+    const backend = createBackend(net.backend, {
+      nl,
+      publicIp: underlay.ip,
+      underlayIface: underlay.iface,
+      underlayMtu: underlay.mtu,
+      ownSubnet: lease.subnet,
+      network: net.network,
+      ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
+      logger: log,
+    });
+    this.backend = backend;
+    await backend.up();
+
+    // The node-level pieces ride along with every backend apply, so the reconciler also
+    // keeps the bridge address and the masquerade rules in place.
+    const applyNode = (peers: PeerLease[]): ApplyResult => {
+      const r = backend.apply(peers);
+      if (flags.bridge) {
+        try {
+          r.changes += ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? lease.subnet, network: net.network, mtu });
+        } catch (e) {
+          r.errors.push((e as Error).message);
+        }
+      }
+      try {
+        const own = this.cluster?.ownLease()?.subnet ?? lease.subnet;
+        const m = flags.ipMasq ? ensureIpMasq({ network: net.network, subnet: own }) : removeIpMasq();
+        if (m.changed) r.changes++;
+      } catch (e) {
+        r.errors.push(`ip-masq: ${(e as Error).message}`);
+      }
+      this.reportProblems(r.problems);
+      return r;
+    };
+    const reconciler = createReconciler({
+      backend: { apply: applyNode },
+      peers: () => this.peers(),
+      clock: this.clock,
+      logger: log,
+      onLeasesChange: (fn) => cluster.onChange(fn),
+      watchEvents: (fn) => watchNetlinkEvents(fn, { onError: (e) => log.warn("netlink event socket error", { error: e }) }),
+    });
+    this.reconciler = reconciler;
+    // The first run also deletes weft entries no lease justifies. After a restart with a
+    // persisted lease we only know our own lease until gossip has synced, so wait for the
+    // join: what the kernel holds from the previous run keeps pods reachable meanwhile.
+    const first = () => {
+      if (this.stopped || this.reconciler !== reconciler) return;
+      const r = reconciler.start();
+      if (r.errors.length) log.warn("First reconcile had errors; retrying", { errors: r.errors });
+    };
+    if (this.joined) first();
+    else {
+      log.info("Waiting for the cluster join before the first full reconcile");
+      cluster.joined().then(() => {
+        this.joined = true;
+        first();
+      });
+    }
+  }
+
+  private reportProblems(problems: string[]): void {
+    const key = problems.join("\n");
+    if (key !== this.lastProblems.join("\n")) for (const p of problems) this.log.warn("Dataplane problem", { problem: p });
+    this.lastProblems = problems;
+  }
+
+  /** Valid leases of other nodes, as the backend needs them. Liveness does not matter here. */
+  private peers(): PeerLease[] {
+    const me = this.opts.config.agent.nodeName;
+    return (this.cluster?.leases() ?? [])
+      .filter((l) => l.nodeName !== me && !l.deleted)
+      .map((l) => ({ nodeName: l.nodeName, subnet: l.subnet, publicIp: l.publicIp, ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}) }));
+  }
+
+  /** Our lease lost a conflict after commit (e.g. a healed partition): move to the new subnet. */
+  private renumbered(old: Lease, now: Lease): void {
+    const { agent: flags, net } = this.opts.config;
+    this.log.warn("Lease renumbered after a conflict; pods on the old subnet must be recreated", { old: old.subnet, now: now.subnet });
+    const mtu = podMtu(net.backend, this.underlay!.mtu);
+    this.reconciler?.stop();
+    this.backend?.close();
+    this.readiness = { ready: false, reason: `renumbering from ${old.subnet} to ${now.subnet}` };
+    this.programDataplane(now, mtu)
+      .then(() => {
+        writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
+        this.readiness = { ready: true };
+      })
+      .catch((e) => {
+        this.fatal = e as Error;
+        this.readiness = { ready: false, reason: `renumber failed: ${(e as Error).message}` };
+        this.log.error("Renumbering the dataplane failed", { error: e as Error });
+      });
+  }
+
+  private statusSource(mtu: number): StatusSource {
+    const { agent: flags, net } = this.opts.config;
+    return createStatusSource({
+      node: flags.nodeName,
+      publicIp: this.underlay!.ip,
+      network: net.network,
+      backend: net.backend.type,
+      mtu,
+      version,
+      startedAt: this.startedAt,
+      now: () => this.clock.now(),
+      subnet: () => this.cluster?.ownLease()?.subnet ?? null,
+      members: () => this.cluster?.members() ?? [],
+      leases: () => this.cluster?.leases() ?? [],
+      readiness: () => this.readiness,
+      healthy: () => this.healthy(),
+      cluster: () => {
+        const m = this.cluster?.metrics();
+        return { leases: m?.leases ?? 0, conflictsResolved: m?.conflictsResolved ?? 0 };
+      },
+      reconcile: () => {
+        const r = this.reconciler?.metrics();
+        return { runs: r?.runs ?? 0, errors: r?.errors ?? 0, lastDurationSeconds: r?.lastDurationSeconds ?? 0, durationSecondsSum: r?.durationSecondsSum ?? 0 };
+      },
+      udp: () => {
+        const c = this.backend?.counters?.();
+        return { packetsForwarded: c?.packetsForwarded ?? 0, packetsDropped: c?.packetsDropped ?? 0 };
+      },
+    });
+  }
+
+  /** Stops loops and tells peers we leave; the dataplane stays so pods keep working. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.opts.notifier?.stopping();
+    this.stopController.abort();
+    this.watchdog?.cancel();
+    this.reconciler?.stop();
+    this.backend?.close();
+    try {
+      await this.cluster?.stop({ leave: true });
+    } catch (e) {
+      this.log.warn("Leaving the cluster failed", { error: e as Error });
+    }
+    await this.api?.stop();
+    this.nl?.close();
+    this.log.info("Stopped; dataplane left in place");
+  }
+}
