@@ -34,6 +34,16 @@ export function nftables() {
   return (lib ??= load());
 }
 
+/** False when libnftables cannot be loaded on this host (nothing of ours can exist then). */
+export function nftablesAvailable(): boolean {
+  try {
+    nftables();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs nft commands; each call is its own transaction. */
 export interface NftRunner {
   /** Runs `cmd` (nft syntax, several lines allowed) and returns nft's output. Throws on failure. */

@@ -12,7 +12,7 @@
  * it writes, and rewrites only on a difference, as one transaction (flush + add), so
  * there is never a moment without rules.
  */
-import { libnftablesRunner, type NftRunner } from "../../ffi/libnftables.ts";
+import { libnftablesRunner, nftablesAvailable, type NftRunner } from "../../ffi/libnftables.ts";
 import { canonicalCidr, contains, parseCidr } from "../net/cidr.ts";
 
 export const TABLE = "weft";
@@ -111,9 +111,20 @@ function writeCommands(spec: IpMasqSpec, fullyRandom: boolean): string {
   ].join("\n");
 }
 
-/** Deletes weft's table (and so every rule in it). changed=false if it was not there. */
+/**
+ * Deletes weft's table (and so every rule in it). changed=false if it was not there —
+ * including hosts without libnftables or without nf_tables in the kernel, so an agent
+ * running without --ip-masq can call this on every reconcile without reporting errors.
+ */
 export function removeIpMasq({ nft = libnftablesRunner }: Pick<IpMasqOptions, "nft"> = {}): { changed: boolean } {
-  const existed = tableExists(nft);
+  if (nft === libnftablesRunner && !nftablesAvailable()) return { changed: false };
+  let existed: boolean;
+  try {
+    existed = tableExists(nft);
+  } catch (e) {
+    if (/not supported/i.test((e as Error).message)) return { changed: false };
+    throw new Error(`remove ip-masq table ip ${TABLE}: ${(e as Error).message}`, { cause: e });
+  }
   if (!existed) return { changed: false };
   try {
     // "add" first makes the delete valid even if the table vanished in between.

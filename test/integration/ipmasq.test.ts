@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { normaliseSpec, parseChainJson } from "../../src/sys/ipmasq.ts";
+import type { NftRunner } from "../../ffi/libnftables.ts";
+import { ensureIpMasq, normaliseSpec, parseChainJson, removeIpMasq } from "../../src/sys/ipmasq.ts";
 
 const isRoot = process.getuid?.() === 0;
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -48,6 +49,53 @@ describe("ip-masq spec validation", () => {
   ] as const)("%j", (spec, err) => {
     if (err) expect(() => normaliseSpec(spec)).toThrow(err);
     else expect(normaliseSpec(spec).subnet.endsWith(".0/24")).toBe(true);
+  });
+});
+
+/** A fake nft: records commands, answers listings from canned JSON, fails on request. */
+function recorder(listing: { tables?: string; chain?: string; fail?: RegExp; failWith?: string } = {}) {
+  const ops: string[] = [];
+  const nft: NftRunner = {
+    run(cmd, o) {
+      ops.push(o?.json ? `json: ${cmd}` : cmd);
+      if (listing.fail?.test(cmd)) throw new Error(listing.failWith ?? "Error: Operation not supported");
+      if (cmd.startsWith("list tables")) return listing.tables ?? '{"nftables":[]}';
+      if (cmd.startsWith("list chain")) return listing.chain ?? '{"nftables":[]}';
+      return "";
+    },
+  };
+  return { nft, ops };
+}
+
+describe("ip-masq commands (fake nft)", () => {
+  test("ensure on an empty ruleset writes one transaction", () => {
+    const { nft, ops } = recorder();
+    expect(ensureIpMasq({ network: "10.244.0.1/16", subnet: "10.244.3.0/24" }, { nft, fullyRandom: true })).toEqual({ changed: true });
+    expect(ops).toEqual([
+      "json: list tables ip",
+      [
+        "add table ip weft",
+        "add chain ip weft postrouting { type nat hook postrouting priority srcnat; policy accept; }",
+        "flush chain ip weft postrouting",
+        "add rule ip weft postrouting meta mark & 0x4000 == 0x4000 return",
+        "add rule ip weft postrouting ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return",
+        "add rule ip weft postrouting ip saddr != 10.244.0.0/16 ip daddr 10.244.3.0/24 return",
+        "add rule ip weft postrouting ip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random",
+        "add rule ip weft postrouting ip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random",
+      ].join("\n"),
+    ]);
+  });
+
+  test("a kernel refusing fully-random gets plain masquerade", () => {
+    const { nft, ops } = recorder({ fail: /fully-random/, failWith: "Error: Could not process rule: Invalid argument" });
+    expect(ensureIpMasq({ network: "10.244.0.0/16", subnet: "10.244.3.0/24" }, { nft, fullyRandom: true })).toEqual({ changed: true });
+    expect(ops.at(-1)).toContain("daddr != 224.0.0.0/4 masquerade\n");
+    expect(ops.at(-1)).not.toContain("fully-random");
+  });
+
+  test("remove with nf_tables unsupported is a no-op, other failures name the operation", () => {
+    expect(removeIpMasq({ nft: recorder({ fail: /list tables/ }).nft })).toEqual({ changed: false });
+    expect(() => removeIpMasq({ nft: recorder({ fail: /list tables/, failWith: "Error: Operation not permitted" }).nft })).toThrow(/remove ip-masq table ip weft: Error: Operation not permitted/);
   });
 });
 
