@@ -16,6 +16,7 @@ export const LIBC_SYMBOLS = {
   close: { args: ["i32"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "ptr" },
+  if_nametoindex: { args: ["ptr"], returns: "u32" },
 } as const;
 
 export type LibcSymbols = Narrowed<ReturnType<typeof dlopen<typeof LIBC_SYMBOLS>>["symbols"]>;

@@ -14,9 +14,9 @@ import { toArrayBuffer, type Pointer } from "bun:ffi";
 import {
   AF_BRIDGE, AF_INET, AF_LLC, AF_UNSPEC, IFF_UP, NETLINK_ROUTE, NLE_NODEV, NLE_NOMEM, NLE_OBJ_NOTFOUND,
   NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, RT_TABLE_MAIN, RTN_UNICAST,
-  RTNH_F_ONLINK, RTPROT_UNSPEC,
+  RTNH_F_ONLINK, RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
 } from "../../ffi/constants.ts";
-import { cstr, readCString } from "../../ffi/libc.ts";
+import { cstr, loadLibc, readCString } from "../../ffi/libc.ts";
 import { loadLibnl, type LibnlLibraries } from "../../ffi/libnl.ts";
 import { dumpFdb } from "./rtnl-raw.ts";
 import {
@@ -204,17 +204,21 @@ export class LibnlNetlink implements Netlink {
   deleteRoute(r: RouteSpec): void {
     // Protocol 0 matches any protocol in the kernel's delete lookup.
     const op = `delete route ${routeText(r)}`;
-    let spec = r;
-    if (r.gateway === undefined) {
-      // libnl cannot send scope "nowhere" (match any): it guesses link scope for a route
-      // without a gateway, which misses gateway routes. Fill the gateway from the kernel.
-      const dst = this.parse(op, () => ipv4Cidr(r.dst, { network: true }));
-      const text = `${formatIpv4(dst.bytes)}/${dst.prefix}`;
-      const found = this.listRoutes({ protocol: r.protocol, dev: r.dev }).find((x) => x.dst === text);
-      if (!found) throw new NetlinkError(op, "Object not found", NLE_OBJ_NOTFOUND);
-      spec = { ...r, gateway: found.gateway, dev: r.dev ?? found.dev, onlink: r.onlink ?? found.onlink };
+    const protocol = r.protocol ?? RTPROT_UNSPEC;
+    const del = (scope?: number) => (sk: Pointer, route: Pointer) => {
+      if (scope !== undefined) this.rt.rtnl_route_set_scope(route, scope);
+      return this.rt.rtnl_route_delete(sk, route, 0);
+    };
+    if (r.gateway !== undefined) return this.route(op, r, protocol, del());
+    // The kernel matches any scope only for "nowhere", which libnl replaces with its
+    // guess (link scope without a gateway). So try universe (gateway routes) first,
+    // then link (device routes): two requests at most, no dump.
+    try {
+      this.route(op, r, protocol, del(RT_SCOPE_UNIVERSE));
+    } catch (e) {
+      if (!(e instanceof NetlinkError) || e.code !== NLE_OBJ_NOTFOUND) throw e;
+      this.route(op, r, protocol, del(RT_SCOPE_LINK));
     }
-    this.route(op, spec, r.protocol ?? RTPROT_UNSPEC, (sk, route) => this.rt.rtnl_route_delete(sk, route, 0));
   }
 
   listRoutes(filter: { protocol?: number; dev?: string } = {}): RouteInfo[] {
@@ -377,6 +381,11 @@ export class LibnlNetlink implements Netlink {
 
   private ifindex(s: Scope, op: string, dev: string): number {
     this.checkName(op, dev);
+    // An ioctl is several times cheaper than a netlink link query; on failure the
+    // netlink query runs to produce libnl's error text ("No such device").
+    const nameBuf = cstr(dev);
+    const index = loadLibc().if_nametoindex(nameBuf);
+    if (index > 0) return index;
     return this.rt.rtnl_link_get_ifindex(this.kernelLink(s, op, dev)!);
   }
 
