@@ -1,5 +1,7 @@
 /** `weft status` against a real served API with a fake source, and with nobody listening. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { serveApi, type ApiServer } from "../../src/api/serve.ts";
 import { formatStatus, relativeTime, statusCommand } from "../../src/cli/status.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -84,6 +86,22 @@ describe("weft status", () => {
     const { o, io } = capture();
     expect(await statusCommand(argv, io)).toBe(2);
     expect(o.err).toContain("weft status:");
+  });
+});
+
+const bin = resolve(import.meta.dir, "../../dist/weft");
+describe.skipIf(!existsSync(bin))("dist/weft status (compiled)", () => {
+  test("prints the table from a live API, and the no-agent message with exit 1", async () => {
+    const ok = Bun.spawn([bin, "status", "--api", api.url], { stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(ok.stdout).text(), ok.exited]);
+    expect(code).toBe(0);
+    expect(out).toMatch(/\*\s+wop-a\s+192\.0\.2\.11\s+10\.244\.1\.0\/24\s+vxlan\s+alive\s+self/);
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const url = `http://127.0.0.1:${l.port}`;
+    l.stop(true);
+    const r = Bun.spawnSync([bin, "status", "--api", url], { stdout: "pipe", stderr: "pipe" });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.toString()).toBe(`no weft agent answering at ${url}: connection refused — is \`weft agent\` running?\n`);
   });
 });
 

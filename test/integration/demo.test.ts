@@ -148,6 +148,32 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
     }
   }, 120_000);
 
+  test("--keep leaves a working cluster; --cleanup removes it", async () => {
+    const prefix = `wop-d${rand()}`;
+    try {
+      const p = Bun.spawnSync([bin, "demo", "--nodes", "2", "--keep", "--prefix", prefix], { stdout: "pipe", stderr: "pipe", timeout: 110_000 });
+      const out = p.stdout.toString();
+      if (p.exitCode !== 0) console.error(out, p.stderr.toString());
+      expect(p.exitCode).toBe(0);
+      expect(out).toContain(`weft demo --cleanup --prefix ${prefix}`);
+      expect(demoNamespaces(prefix, Bun.spawnSync(["ip", "netns", "list"]).stdout.toString()).sort()).toEqual([`${prefix}-node1`, `${prefix}-node2`, `${prefix}-pod1`, `${prefix}-pod2`, `${prefix}-ul`]);
+      expect(processesMentioning(prefix).length).toBe(2);
+      // The cluster still answers after the demo process is gone.
+      const st = Bun.spawnSync(["ip", "netns", "exec", `${prefix}-node2`, bin, "status", "--json"], { stdout: "pipe", stderr: "pipe" });
+      expect(st.exitCode).toBe(0);
+      expect((JSON.parse(st.stdout.toString()) as { nodes: unknown[] }).nodes.length).toBe(2);
+      const c = Bun.spawnSync([bin, "demo", "--cleanup", "--prefix", prefix], { stdout: "pipe", stderr: "pipe" });
+      expect(c.exitCode).toBe(0);
+      expect(c.stdout.toString()).toContain("removed 5 namespaces");
+    } finally {
+      const left = demoNamespaces(prefix, Bun.spawnSync(["ip", "netns", "list"]).stdout.toString());
+      if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
+      expect(left).toEqual([]);
+      expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+      expect(processesMentioning(prefix)).toEqual([]);
+    }
+  }, 120_000);
+
   test("Ctrl-C during the demo stops the agents and removes everything (exit 130)", async () => {
     const prefix = `wop-d${rand()}`;
     try {
