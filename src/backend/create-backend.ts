@@ -21,7 +21,7 @@ export type { UdpCounters } from "./udp-pump.ts";
 /** A backend; `counters` is present for udp (packets forwarded/dropped for /metrics). */
 export type AnyBackend = Backend & { counters?: () => UdpCounters };
 
-export function createBackend(conf: BackendConf, deps: BackendDeps & { udpSys?: Partial<UdpSys> }): AnyBackend {
+export function createBackend(conf: BackendConf, deps: BackendDeps & { udpSys?: Partial<UdpSys>; udpOffload?: boolean }): AnyBackend {
   for (const k of ["publicIp", "underlayIface", "ownSubnet", "network"] as const) {
     if (typeof deps[k] !== "string" || deps[k] === "") throw new Error(`create ${conf.type} backend: ${k} is required`);
   }
@@ -32,6 +32,6 @@ export function createBackend(conf: BackendConf, deps: BackendDeps & { udpSys?: 
     case "host-gw":
       return createHostGwBackend(deps);
     case "udp":
-      return createUdpBackend(conf, { ...deps, ...(deps.udpSys ? { sys: deps.udpSys } : {}) });
+      return createUdpBackend(conf, { ...deps, ...(deps.udpSys ? { sys: deps.udpSys } : {}), ...(deps.udpOffload !== undefined ? { offload: deps.udpOffload } : {}) });
   }
 }

@@ -21,7 +21,18 @@ export const C_DROP_NO_ROUTE = 4; // from the TUN, destination in no peer subnet
 export const C_DROP_INVALID = 5; // not IPv4 / truncated / received for a subnet not ours
 export const C_DROP_IO = 6; // sendto/write failed (buffers full, peer unreachable)
 export const C_LOOPS = 7; // loop slices run (liveness)
-export const COUNTER_SLOTS = 8;
+export const C_TX_SUPER = 8; // TUN → UDP datagrams that carried an offloaded (GSO/partial-checksum) packet
+export const C_RX_SUPER = 9;
+export const COUNTER_SLOTS = 10;
+
+/**
+ * Wire format. A datagram is either a plain IPv4 packet (flannel's udp format), or, with
+ * offload, WEFT_OFFLOAD_MARK (a byte whose version nibble is 5, never an IP packet)
+ * + the 10-byte virtio_net_hdr the sending TUN produced + the packet, which may be a
+ * TCP super-packet up to 64 KiB with a partial checksum. The receiving TUN gets the same
+ * header and segments/finishes it in the kernel, so neither side segments in JS.
+ */
+export const WEFT_OFFLOAD_MARK = 0x57;
 
 export interface PumpPeer {
   /** Subnet network address as an unsigned 32-bit number, and its prefix length. */
@@ -32,7 +43,7 @@ export interface PumpPeer {
 }
 
 export type ToWorker =
-  | { type: "start"; tunFd: number; udpFd: number; port: number; ownNet: number; ownPrefix: number; ctrl: SharedArrayBuffer; counters: SharedArrayBuffer }
+  | { type: "start"; tunFd: number; udpFd: number; port: number; ownNet: number; ownPrefix: number; offload: boolean; ctrl: SharedArrayBuffer; counters: SharedArrayBuffer }
   | { type: "peers"; peers: PumpPeer[] }
   | { type: "tun"; fd: number };
 

@@ -18,8 +18,10 @@ import {
   C_LOOPS,
   C_RX_BYTES,
   C_RX_PACKETS,
+  C_RX_SUPER,
   C_TX_BYTES,
   C_TX_PACKETS,
+  C_TX_SUPER,
   type FromWorker,
   type PumpPeer,
   type ToWorker,
@@ -44,6 +46,9 @@ export interface UdpCounters {
   packetsDropped: number;
   /** Loop slices run; stalls show as a counter that stops moving. */
   loops: number;
+  /** Datagrams that carried an offloaded super-packet (sent / received). */
+  txSuperPackets: number;
+  rxSuperPackets: number;
 }
 
 export interface Pump {
@@ -66,6 +71,8 @@ export interface PumpOptions {
   /** Own subnet network address (u32) and prefix: only packets for it are decapsulated. */
   ownNet: number;
   ownPrefix: number;
+  /** The TUN fd was opened with a virtio_net_hdr and TSO/checksum offload. */
+  offload: boolean;
   logger: Logger;
 }
 
@@ -109,7 +116,7 @@ export function startPump(o: PumpOptions): Pump {
     settle?.fail(new Error(`start udp packet loop: ${ev.message}`));
   };
   const send = (m: ToWorker) => worker.postMessage(m);
-  send({ type: "start", tunFd: o.tunFd, udpFd: o.udpFd, port: o.port, ownNet: o.ownNet, ownPrefix: o.ownPrefix, ctrl: ctrlBuf, counters: countersBuf });
+  send({ type: "start", tunFd: o.tunFd, udpFd: o.udpFd, port: o.port, ownNet: o.ownNet, ownPrefix: o.ownPrefix, offload: o.offload, ctrl: ctrlBuf, counters: countersBuf });
 
   return {
     ready,
@@ -131,6 +138,8 @@ export function startPump(o: PumpOptions): Pump {
         packetsForwarded: c[C_TX_PACKETS]! + c[C_RX_PACKETS]!,
         packetsDropped: noRoute + invalid + io,
         loops: c[C_LOOPS]!,
+        txSuperPackets: c[C_TX_SUPER]!,
+        rxSuperPackets: c[C_RX_SUPER]!,
       };
     },
     stop() {

@@ -9,7 +9,7 @@
  * delivered; the stop word in shared memory is checked on every poll.
  */
 import { ptr, type Pointer } from "bun:ffi";
-import { EAGAIN, POLLERR, POLLHUP, POLLIN, POLLNVAL, errno, packetSyscalls, sockaddrIn, strerror } from "../sys/tun.ts";
+import { EAGAIN, POLLERR, POLLHUP, POLLIN, POLLNVAL, VNET_HDR_SIZE, errno, packetSyscalls, sockaddrIn, strerror } from "../sys/tun.ts";
 import {
   CTRL_DONE,
   CTRL_STATE,
@@ -22,8 +22,11 @@ import {
   C_LOOPS,
   C_RX_BYTES,
   C_RX_PACKETS,
+  C_RX_SUPER,
   C_TX_BYTES,
   C_TX_PACKETS,
+  C_TX_SUPER,
+  WEFT_OFFLOAD_MARK,
   PrefixTable,
   maskOf,
   type FromWorker,
@@ -50,6 +53,7 @@ const pfdPtr = ptr(pfd);
 let tunFd = -1;
 let udpFd = -1;
 let port = 0;
+let offload = false;
 let ownNet = 0;
 let ownMask = 0;
 let ctrl: Int32Array;
@@ -74,24 +78,37 @@ function setPollFds(): void {
 }
 
 function tunToUdp(): void {
+  // With offload the TUN prepends a virtio_net_hdr: read it to txBuf[1..10] so the
+  // packet starts at 11 and a marked datagram (mark at 0) needs no copy.
+  const off = offload ? 1 + VNET_HDR_SIZE : 0;
+  const readPtr = (offload ? txPtr + 1 : txPtr) as Pointer;
   for (let i = 0; i < BATCH; i++) {
-    const n = sys.read(tunFd, txPtr, BUF) as number;
-    if (n < 0) {
+    const r = sys.read(tunFd, readPtr, BUF - 1) as number;
+    if (r < 0) {
       const e = errno();
       if (e !== EAGAIN) tunFailed(e);
       return;
     }
-    if (n < 20 || txBuf[0]! >> 4 !== 4) {
+    const n = offload ? r - VNET_HDR_SIZE : r; // IP packet length
+    if (n < 20 || txBuf[off]! >> 4 !== 4) {
       local[C_DROP_INVALID]!++;
       continue;
     }
-    const dst = ((txBuf[16]! << 24) | (txBuf[17]! << 16) | (txBuf[18]! << 8) | txBuf[19]!) >>> 0;
+    const dst = ((txBuf[off + 16]! << 24) | (txBuf[off + 17]! << 16) | (txBuf[off + 18]! << 8) | txBuf[off + 19]!) >>> 0;
     const sa = table.lookup(dst);
     if (sa === undefined) {
       local[C_DROP_NO_ROUTE]!++;
       continue;
     }
-    if ((sys.sendto(udpFd, txPtr, n, 0, sa, 16) as number) < 0) {
+    let sent: number;
+    if (offload && (txBuf[1] !== 0 || txBuf[2] !== 0)) {
+      txBuf[0] = WEFT_OFFLOAD_MARK;
+      sent = sys.sendto(udpFd, txPtr, r + 1, 0, sa, 16) as number;
+      if (sent >= 0) local[C_TX_SUPER]!++;
+    } else {
+      sent = sys.sendto(udpFd, (txPtr + off) as Pointer, n, 0, sa, 16) as number;
+    }
+    if (sent < 0) {
       local[C_DROP_IO]!++;
       continue;
     }
@@ -101,23 +118,45 @@ function tunToUdp(): void {
 }
 
 function udpToTun(): void {
+  // Received at rxBuf[10..]: a plain packet then gets a zero virtio_net_hdr in [0..9]
+  // for an offload TUN; a marked datagram already carries its header at [11..20].
+  const base = offload ? VNET_HDR_SIZE : 0;
+  const recvPtr = (rxPtr + base) as Pointer;
   for (let i = 0; i < BATCH; i++) {
-    const n = sys.recvfrom(udpFd, rxPtr, BUF, 0, null, null) as number;
+    const n = sys.recvfrom(udpFd, recvPtr, BUF - base, 0, null, null) as number;
     if (n < 0) return; // EAGAIN, or a transient ICMP error reported on the socket
-    if (n < 20 || rxBuf[0]! >> 4 !== 4 || (rxBuf[0]! & 0xf) < 5) {
+    let ip = base; // where the IP header starts
+    let len = n; // bytes from there on
+    let super_ = false;
+    if (n > 0 && rxBuf[base] === WEFT_OFFLOAD_MARK) {
+      if (!offload) {
+        local[C_DROP_INVALID]!++; // peer offloads, this TUN cannot take its headers
+        continue;
+      }
+      ip = base + 1 + VNET_HDR_SIZE;
+      len = n - 1 - VNET_HDR_SIZE;
+      super_ = true;
+    }
+    if (len < 20 || rxBuf[ip]! >> 4 !== 4 || (rxBuf[ip]! & 0xf) < 5) {
       local[C_DROP_INVALID]!++;
       continue;
     }
-    const total = (rxBuf[2]! << 8) | rxBuf[3]!;
-    const dst = ((rxBuf[16]! << 24) | (rxBuf[17]! << 16) | (rxBuf[18]! << 8) | rxBuf[19]!) >>> 0;
-    if (total < 20 || total > n || ((dst & ownMask) >>> 0) !== ownNet) {
+    const total = (rxBuf[ip + 2]! << 8) | rxBuf[ip + 3]!;
+    const dst = ((rxBuf[ip + 16]! << 24) | (rxBuf[ip + 17]! << 16) | (rxBuf[ip + 18]! << 8) | rxBuf[ip + 19]!) >>> 0;
+    if (total < 20 || total > len || ((dst & ownMask) >>> 0) !== ownNet) {
       local[C_DROP_INVALID]!++;
       continue;
     }
-    if (tunFd < 0 || (sys.write(tunFd, rxPtr, total) as number) < 0) {
+    let from = ip;
+    if (offload) {
+      from = ip - VNET_HDR_SIZE;
+      if (!super_) rxBuf.fill(0, 0, VNET_HDR_SIZE);
+    }
+    if (tunFd < 0 || (sys.write(tunFd, (rxPtr + from) as Pointer, ip - from + total) as number) < 0) {
       local[C_DROP_IO]!++;
       continue;
     }
+    if (super_) local[C_RX_SUPER]!++;
     local[C_RX_PACKETS]!++;
     local[C_RX_BYTES]! += total;
   }
@@ -172,6 +211,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       tunFd = m.tunFd;
       udpFd = m.udpFd;
       port = m.port;
+      offload = m.offload;
       ownMask = maskOf(m.ownPrefix);
       ownNet = (m.ownNet & ownMask) >>> 0;
       shared = new Float64Array(m.counters);

@@ -32,22 +32,33 @@ export interface UdpBackend extends Backend {
 
 /** OS seams, replaced in tests that run without root. */
 export interface UdpSys {
-  openTun(name: string): number;
+  /** Opens/attaches the TUN; `offload` = virtio_net_hdr + TSO/checksum offload. */
+  openTun(name: string, offload: boolean): number;
   openUdpSocket(ip: string, port: number): number;
   closeFd(fd: number, what: string): void;
   startPump(o: PumpOptions): Pump;
 }
 
 const realSys: UdpSys = {
-  openTun: (name) => sysOpenTun(name, { persist: true }),
+  openTun: (name, offload) => sysOpenTun(name, { persist: true, offload }),
   openUdpSocket: (ip, port) => sysOpenUdpSocket(ip, port),
   closeFd: sysCloseFd,
   startPump: realStartPump,
 };
 
-const zeroCounters = (): UdpCounters => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, packetsForwarded: 0, packetsDropped: 0, loops: 0 });
+const zeroCounters = (): UdpCounters => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, packetsForwarded: 0, packetsDropped: 0, loops: 0, txSuperPackets: 0, rxSuperPackets: 0 });
 
-export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, deps: BackendDeps & { sys?: Partial<UdpSys> }): UdpBackend {
+export interface UdpDeps extends BackendDeps {
+  sys?: Partial<UdpSys>;
+  /**
+   * TUN segmentation offload: true/false forces it; undefined (default) tries it and
+   * falls back. With it, TCP crosses as 64 KiB super-packets in weft's marked framing
+   * (peers must be weft); without it, each datagram is one plain IP packet (flannel's).
+   */
+  offload?: boolean;
+}
+
+export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, deps: UdpDeps): UdpBackend {
   const { nl, network, ownSubnet, publicIp } = deps;
   const sys: UdpSys = { ...realSys, ...deps.sys };
   const mtu = conf.mtu ?? deps.underlayMtu - UDP_OVERHEAD;
@@ -61,6 +72,22 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
   const retired: number[] = [];
   let pump: Pump | undefined;
   let sentTable = "";
+  /** Decided at the first open: offload unless the kernel refuses it; kept for reopens (the worker's framing is fixed). */
+  let offload: boolean | undefined = deps.offload;
+
+  function openTunFd(): number {
+    if (offload === undefined) {
+      try {
+        const fd = sys.openTun(TUN_NAME, true);
+        offload = true;
+        return fd;
+      } catch (e) {
+        log.warn(`TUN offload unavailable, forwarding packet by packet: ${(e as Error).message}`);
+        offload = false;
+      }
+    }
+    return sys.openTun(TUN_NAME, offload);
+  }
 
   function ensureDevice(result: ApplyResult): void {
     let link = nl.getLink(TUN_NAME);
@@ -71,7 +98,7 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
     // weft0 of a previous run: without an attached fd it has no carrier), or when the
     // worker saw our fd die.
     if (!link || tunFd < 0 || (pump && pump.tunDead())) {
-      const fd = sys.openTun(TUN_NAME);
+      const fd = openTunFd();
       if (tunFd >= 0) retired.push(tunFd);
       tunFd = fd;
       pump?.setTun(fd);
@@ -99,10 +126,10 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       ensureDevice(result);
       if (result.errors.length) throw new Error(`start udp backend: ${result.errors.join("; ")}`);
       udpFd = sys.openUdpSocket(publicIp, conf.port);
-      pump = sys.startPump({ tunFd, udpFd, port: conf.port, ownNet: Number(own.addr), ownPrefix: own.prefix, logger: log });
+      pump = sys.startPump({ tunFd, udpFd, port: conf.port, ownNet: Number(own.addr), ownPrefix: own.prefix, offload: offload ?? false, logger: log });
       sentTable = "";
       await pump.ready;
-      log.info(`packet loop running`, { tun: TUN_NAME, listen: `${publicIp}:${conf.port}`, mtu });
+      log.info(`packet loop running`, { tun: TUN_NAME, listen: `${publicIp}:${conf.port}`, mtu, offload });
       return { type: "udp" };
     },
     apply(peers: PeerLease[]): ApplyResult {

@@ -6,7 +6,7 @@ import { PrefixTable, ipToU32 } from "../../src/backend/udp-pump-protocol.ts";
 import type { Pump, PumpOptions } from "../../src/backend/udp-pump.ts";
 import { silentLogger } from "../../src/log.ts";
 
-function node() {
+function node({ offloadRefused = false } = {}) {
   const nl = new RecordingNetlink();
   nl.outside((n) => {
     n.addLinkRaw({ name: "eth0", mtu: 1500 });
@@ -22,7 +22,7 @@ function node() {
     setPeers: (p) => void tables.push(p),
     setTun: (fd) => void events.push(`setTun ${fd}`),
     tunDead: () => dead,
-    counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, packetsForwarded: 4, packetsDropped: 18, loops: 9 }),
+    counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, packetsForwarded: 4, packetsDropped: 18, loops: 9, txSuperPackets: 0, rxSuperPackets: 0 }),
     stop: () => void events.push("stop"),
   };
   const backend = createBackend(
@@ -36,10 +36,11 @@ function node() {
       network: "10.244.0.0/16",
       logger: silentLogger,
       udpSys: {
-        openTun(name) {
+        openTun(name, offload) {
+          if (offloadRefused && offload) throw new Error("open TUN weft0: TUNSETOFFLOAD: Invalid argument");
           // like the kernel: TUNSETIFF creates the device down, or re-attaches a persistent one
           if (!nl.getLink(name)) nl.outside((n) => n.addLinkRaw({ name, kind: "tun", mtu: 1500, up: false }));
-          events.push(`openTun ${name} -> ${nextFd}`);
+          events.push(`openTun ${name}${offload ? " offload" : ""} -> ${nextFd}`);
           return nextFd++;
         },
         openUdpSocket(ip, port) {
@@ -63,8 +64,8 @@ describe("udp backend", () => {
     expect(await backend.up()).toEqual({ type: "udp" });
     expect(backend.mtu()).toBe(1472);
     expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
-    expect(events).toEqual(["openTun weft0 -> 40", "openUdp 192.0.2.11:8285"]);
-    expect(started()).toMatchObject({ tunFd: 40, udpFd: 99, port: 8285, ownNet: ipToU32("10.244.1.0"), ownPrefix: 24 });
+    expect(events).toEqual(["openTun weft0 offload -> 40", "openUdp 192.0.2.11:8285"]);
+    expect(started()).toMatchObject({ tunFd: 40, udpFd: 99, port: 8285, ownNet: ipToU32("10.244.1.0"), ownPrefix: 24, offload: true });
     // the kernel routes the whole Network into the TUN
     expect(nl.dump()).toContain("route 10.244.0.0/16 dev weft0 proto 2");
   });
@@ -76,7 +77,7 @@ describe("udp backend", () => {
       n.addAddress({ dev: "weft0", cidr: "10.244.1.0/16" });
     });
     await backend.up();
-    expect(events).toEqual(["openTun weft0 -> 40", "openUdp 192.0.2.11:8285"]);
+    expect(events).toEqual(["openTun weft0 offload -> 40", "openUdp 192.0.2.11:8285"]);
     expect(nl.takeOps()).toEqual([]);
   });
 
@@ -119,12 +120,23 @@ describe("udp backend", () => {
     nl.takeOps();
     const r = backend.apply([]);
     expect(r.changes).toBe(4);
-    expect(events.slice(2)).toEqual(["openTun weft0 -> 41", "setTun 41"]);
+    expect(events.slice(2)).toEqual(["openTun weft0 offload -> 41", "setTun 41"]);
     expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
     backend.close();
     expect(events.slice(4)).toEqual(["stop", "close 99 UDP socket 192.0.2.11:8285", "close 41 weft0", "close 40 retired weft0 fd"]);
     expect(nl.getLink("weft0")).toBeDefined();
     expect(nl.takeOps()).toEqual([]);
+  });
+
+  test("a kernel refusing TUN offload falls back to plain packets, also on reopen", async () => {
+    const { nl, backend, events, started, setDead } = node({ offloadRefused: true });
+    await backend.up();
+    expect(events).toEqual(["openTun weft0 -> 40", "openUdp 192.0.2.11:8285"]);
+    expect(started()?.offload).toBe(false);
+    nl.outside((n) => n.deleteLink("weft0"));
+    setDead(true);
+    backend.apply([]);
+    expect(events[2]).toBe("openTun weft0 -> 41");
   });
 
   test("counters come from the loop", async () => {
