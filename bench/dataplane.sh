@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Pod-to-pod TCP throughput (iperf3) per backend over one namespace topology:
+#   underlay ns (bridge br0) ── node0 ns (eth0 192.0.2.11, cni0 10.244.1.1/24) ── pod0 ns
+#                            └─ node1 ns (eth0 192.0.2.12, cni0 10.244.2.1/24) ── pod1 ns
+# For each case the topology is built fresh, the dataplane programmed, and pod0 → pod1
+# measured. Cases: vxlan and host-gw programmed by weft (test/backend/node-agent.ts, the
+# real libnl Netlink and backends) beside the same dataplane set up by hand with ip/bridge;
+# udp by weft (TUN + Worker) beside socat TUN<->UDP. Prints Gbit/s and the ratios.
+# Root only. Knobs: BENCH_SECONDS (iperf3 -t, default 5), BENCH_CASES (space separated).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench/dataplane.sh: needs root (network namespaces)" >&2; exit 2; }
+for t in ip bridge iperf3 socat; do command -v "$t" >/dev/null || { echo "bench/dataplane.sh: $t not installed" >&2; exit 2; }; done
+BUN=${BUN:-$PWD/node_modules/.bin/bun}
+SECS=${BENCH_SECONDS:-5}
+CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft host-gw-hand host-gw-weft udp-socat udp-weft"}
+ID="wbk-bench-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+TMP=$(mktemp -d /tmp/wbk-bench.XXXXXX)
+MAC0=0a:58:0a:f4:01:00
+MAC1=0a:58:0a:f4:02:00
+declare -A RESULT
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  PIDS=()
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$ID" || true); do ip netns pids "$ns" | xargs -r kill 2>/dev/null || true; ip netns del "$ns"; done
+}
+trap 'cleanup; rm -rf "$TMP"' EXIT
+
+node() { echo "$ID-n$1"; }
+pod() { echo "$ID-p$1"; }
+
+topology() { # $1 = pod MTU
+  ip netns add "$ID-ul"
+  ip -n "$ID-ul" link add br0 type bridge && ip -n "$ID-ul" link set br0 up
+  for i in 0 1; do
+    local n p sub=$((i + 1))
+    n=$(node $i) p=$(pod $i)
+    ip netns add "$n"; ip netns add "$p"
+    ip -n "$n" link set lo up; ip -n "$p" link set lo up
+    ip -n "$ID-ul" link add "n$i" type veth peer name eth0 netns "$n"
+    ip -n "$ID-ul" link set "n$i" master br0 up
+    ip -n "$n" addr add "192.0.2.$((11 + i))/24" dev eth0 && ip -n "$n" link set eth0 up
+    ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$n" link add cni0 type bridge && ip -n "$n" addr add "10.244.$sub.1/24" dev cni0 && ip -n "$n" link set cni0 up
+    ip -n "$n" link add "veth$i" mtu "$1" type veth peer name eth0 netns "$p" mtu "$1"
+    ip -n "$n" link set "veth$i" master cni0 up
+    ip -n "$p" addr add "10.244.$sub.2/24" dev eth0 && ip -n "$p" link set eth0 up
+    ip -n "$p" route add default via "10.244.$sub.1"
+  done
+}
+
+by_hand_vxlan() {
+  local macs=("$MAC0" "$MAC1")
+  for i in 0 1; do
+    local j=$((1 - i)) n; n=$(node $i)
+    ip -n "$n" link add weft.1 type vxlan id 1 local "192.0.2.$((11 + i))" dstport 8472 nolearning dev eth0
+    ip -n "$n" link set weft.1 address "${macs[$i]}" mtu 1450 up
+    ip -n "$n" addr add "10.244.$((i + 1)).0/32" dev weft.1
+    ip -n "$n" neigh replace "10.244.$((j + 1)).0" lladdr "${macs[$j]}" dev weft.1 nud permanent
+    bridge -n "$n" fdb append "${macs[$j]}" dev weft.1 dst "192.0.2.$((11 + j))" self permanent
+    ip -n "$n" route replace "10.244.$((j + 1)).0/24" via "10.244.$((j + 1)).0" dev weft.1 onlink
+  done
+}
+
+by_hand_host_gw() {
+  for i in 0 1; do
+    local j=$((1 - i))
+    ip -n "$(node $i)" route replace "10.244.$((j + 1)).0/24" via "192.0.2.$((11 + j))" dev eth0
+  done
+}
+
+socat_udp() {
+  for i in 0 1; do
+    local j=$((1 - i))
+    ip netns exec "$(node $i)" socat -b65536 "TUN:10.244.$((i + 1)).0/16,tun-name=weft0,iff-up,iff-no-pi,tun-type=tun" \
+      "UDP-DATAGRAM:192.0.2.$((11 + j)):8285,bind=192.0.2.$((11 + i)):8285" 2>"$TMP/socat$i.err" &
+    PIDS+=($!)
+  done
+  for i in 0 1; do
+    for _ in $(seq 50); do ip -n "$(node $i)" link show weft0 >/dev/null 2>&1 && break; sleep 0.1; done
+    ip -n "$(node $i)" link set weft0 mtu 1472 || { echo "socat on node$i failed: $(cat "$TMP/socat$i.err")" >&2; exit 1; }
+  done
+}
+
+weft() { # $1 = backend conf JSON; agents stay up (udp needs its packet loop) until cleanup
+  local peers='[{"nodeName":"node0","subnet":"10.244.1.0/24","publicIp":"192.0.2.11","vtepMac":"'$MAC0'"},{"nodeName":"node1","subnet":"10.244.2.0/24","publicIp":"192.0.2.12","vtepMac":"'$MAC1'"}]'
+  local macs=("$MAC0" "$MAC1")
+  for i in 0 1; do
+    local conf='{"backend":'$1',"publicIp":"192.0.2.'$((11 + i))'","underlayIface":"eth0","underlayMtu":1500,"ownSubnet":"10.244.'$((i + 1))'.0/24","network":"10.244.0.0/16","vtepMac":"'${macs[$i]}'","peers":'$peers'}'
+    rm -f "$TMP/in$i"; mkfifo "$TMP/in$i"
+    ip netns exec "$(node $i)" "$BUN" test/backend/node-agent.ts "$conf" <"$TMP/in$i" >"$TMP/out$i" 2>"$TMP/err$i" &
+    PIDS+=($!)
+    sleep infinity >"$TMP/in$i" & # holds the fifo open so the agent keeps running
+    PIDS+=($!)
+  done
+  for i in 0 1; do
+    for _ in $(seq 100); do grep -q '"ready"' "$TMP/out$i" 2>/dev/null && break; sleep 0.1; done
+    grep -q '"ready":true' "$TMP/out$i" || { echo "weft agent $i failed: $(cat "$TMP/out$i" "$TMP/err$i")" >&2; exit 1; }
+  done
+}
+
+measure() { # prints Gbit/s pod0 -> pod1
+  ip netns exec "$(pod 1)" iperf3 -s -1 >/dev/null 2>&1 &
+  local srv=$!
+  for _ in $(seq 50); do ip netns exec "$(pod 1)" ss -ltn 2>/dev/null | grep -q ':5201' && break; sleep 0.1; done
+  ip netns exec "$(pod 0)" ping -c 1 -W 2 10.244.2.2 >/dev/null || { echo "no connectivity pod0 -> pod1" >&2; kill $srv; echo 0; return; }
+  ip netns exec "$(pod 0)" timeout $((SECS + 15)) iperf3 -c 10.244.2.2 -t "$SECS" -J >"$TMP/iperf.json" || true
+  kill $srv 2>/dev/null || true
+  "$BUN" -e 'const j = await Bun.file(process.argv[1]).json(); const b = j.end?.sum_received?.bits_per_second; console.log(b ? (b / 1e9).toFixed(3) : "0")' "$TMP/iperf.json"
+}
+
+for c in $CASES; do
+  case $c in
+    vxlan-hand) topology 1450; by_hand_vxlan ;;
+    vxlan-weft) topology 1450; weft '{"type":"vxlan","vni":1,"port":8472,"directRouting":false}' ;;
+    host-gw-hand) topology 1500; by_hand_host_gw ;;
+    host-gw-weft) topology 1500; weft '{"type":"host-gw"}' ;;
+    udp-socat) topology 1472; socat_udp ;;
+    udp-weft) topology 1472; weft '{"type":"udp","port":8285}' ;;
+    *) echo "unknown case $c" >&2; exit 2 ;;
+  esac
+  RESULT[$c]=$(measure)
+  printf '%-14s %8s Gbit/s\n' "$c" "${RESULT[$c]}"
+  if [ "$c" = udp-weft ]; then # the packet loop's own counters, to spot drops
+    for i in 0 1; do
+      echo '{"counters":1}' >"$TMP/in$i"
+      for _ in $(seq 50); do grep -q '"counters"' "$TMP/out$i" && break; sleep 0.1; done
+      echo "  node$i $(grep '"counters"' "$TMP/out$i" | tail -1)"
+    done
+  fi
+  cleanup
+done
+
+ratio() { [ -n "${RESULT[$1]:-}" ] && [ -n "${RESULT[$2]:-}" ] && awk -v a="${RESULT[$1]}" -v b="${RESULT[$2]}" -v l="$3" -v t="$4" 'BEGIN { r = (b > 0) ? a / b : 0; printf "%-26s %6.2f  (target >= %s)\n", l, r, t }' || true; }
+echo "--- ratios ($(date -u +%F), $(nproc) vCPU, iperf3 -t $SECS)"
+ratio vxlan-weft vxlan-hand "vxlan weft / by hand" 0.95
+ratio host-gw-weft host-gw-hand "host-gw weft / by hand" 0.95
+ratio udp-weft udp-socat "udp weft / socat" 5
+[ -n "${RESULT[udp-weft]:-}" ] && echo "udp weft absolute: ${RESULT[udp-weft]} Gbit/s (target >= 1)"
