@@ -89,3 +89,37 @@ describe.skipIf(!!skip)("two nodes over VXLAN", () => {
     expect(txAfter).toBeGreaterThan(txBefore);
   });
 });
+
+describe.skipIf(!!skip)("harness topology (as used by 3-node agent tests)", () => {
+  let topo: Topology;
+  beforeAll(() => {
+    topo = createTopology({ prefix: "wtf-", nodes: 3 });
+  });
+  afterAll(async () => {
+    await topo?.cleanup();
+  });
+
+  test("three nodes on 192.0.2.0/24 reach each other and their gateway; each has a default route via eth0", () => {
+    expect(topo.nodes.map((n) => n.ip)).toEqual(["192.0.2.11", "192.0.2.12", "192.0.2.13"]);
+    expect(ping(topo.nodes[0]!.ns, topo.nodes[2]!.ip)).toBe(true);
+    expect(ping(topo.nodes[2]!.ns, topo.underlay.gateway)).toBe(true);
+    for (const n of topo.nodes) {
+      expect(ipJson(n.ns, "route", "show", "default")).toEqual([{ dst: "default", gateway: "192.0.2.1", dev: "eth0", flags: [] }]);
+    }
+  });
+
+  test("addPod names the missing bridge; exec reports exit codes", () => {
+    expect(() => topo.addPod(0, { cidr: "10.244.1.2/24", bridge: "nobr0" })).toThrow(/master nobr0/);
+    expect(topo.exec(topo.nodes[0]!.ns, ["sh", "-c", "exit 3"], { check: false }).code).toBe(3);
+    expect(() => topo.exec(topo.nodes[0]!.ns, ["sh", "-c", "exit 3"])).toThrow("exited 3");
+  });
+
+  test("cleanup kills spawned processes and removes every namespace, including extra ones", async () => {
+    const extra = topo.addNamespace("x");
+    const p = topo.spawn(topo.nodes[1]!.ns, ["sleep", "60"]);
+    expect(listNamespaces(topo.id)).toContain(extra);
+    await topo.cleanup();
+    expect(p.exitCode !== null || p.signalCode !== null).toBe(true);
+    expect(listNamespaces(topo.id)).toEqual([]);
+  });
+});
