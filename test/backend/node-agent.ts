@@ -6,13 +6,19 @@
  *   {"peers":[...]}  → apply, answers {"result":ApplyResult}
  *   {"counters":1}   → answers {"counters":UdpCounters|null}
  *   {"close":1}      → close() (dataplane stays), answers {"closed":true} and exits
+ *   {"metrics":1}    → answers {"metrics":ReconcilerMetrics|null}
  * At start it answers {"ready":true,"data":BackendData,"result":ApplyResult}.
+ * With "reconcile" in the config a Reconciler drives the backend (real clock, kernel
+ * events from watchNetlinkEvents) and {"peers"} updates its lease source instead.
  */
 import { createBackend } from "../../src/backend/create-backend.ts";
 import type { BackendConf } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { openNetlink } from "../../src/sys/libnl.ts";
 import type { PeerLease } from "../../src/backend/backend.ts";
+import { createReconciler, type Reconciler } from "../../src/backend/reconciler.ts";
+import { realClock } from "../../src/clock.ts";
+import { watchNetlinkEvents } from "../../src/sys/netlink-events.ts";
 
 interface NodeAgentConfig {
   backend: BackendConf;
@@ -25,6 +31,7 @@ interface NodeAgentConfig {
   /** udp: force TUN offload on/off (default: try it). */
   udpOffload?: boolean;
   peers: PeerLease[];
+  reconcile?: { periodMs?: number };
 }
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
@@ -43,9 +50,23 @@ const backend = createBackend(cfg.backend, {
   ...(cfg.udpOffload !== undefined ? { udpOffload: cfg.udpOffload } : {}),
   logger,
 });
+let peers = cfg.peers;
+const leaseListeners = new Set<() => void>();
+let reconciler: Reconciler | undefined;
 try {
   const data = await backend.up();
-  out({ ready: true, data, result: backend.apply(cfg.peers) });
+  if (cfg.reconcile) {
+    reconciler = createReconciler({
+      backend,
+      peers: () => peers,
+      clock: realClock,
+      logger,
+      onLeasesChange: (fn) => (leaseListeners.add(fn), () => void leaseListeners.delete(fn)),
+      watchEvents: (fn) => watchNetlinkEvents(fn),
+      ...(cfg.reconcile.periodMs ? { periodMs: cfg.reconcile.periodMs } : {}),
+    });
+    out({ ready: true, data, result: reconciler.start() });
+  } else out({ ready: true, data, result: backend.apply(peers) });
 } catch (e) {
   out({ ready: false, error: (e as Error).message });
   process.exit(1);
@@ -61,9 +82,15 @@ for await (const chunk of Bun.stdin.stream()) {
     if (!line) continue;
     try {
       const cmd = JSON.parse(line) as { peers?: PeerLease[]; counters?: unknown; close?: unknown };
-      if (cmd.peers) out({ result: backend.apply(cmd.peers) });
+      if (cmd.peers && reconciler) {
+        peers = cmd.peers;
+        for (const l of leaseListeners) l();
+        out({ ok: true });
+      } else if (cmd.peers) out({ result: backend.apply(cmd.peers) });
+      else if ((cmd as { metrics?: unknown }).metrics) out({ metrics: reconciler?.metrics() ?? null });
       else if (cmd.counters) out({ counters: backend.counters?.() ?? null });
       else if (cmd.close) {
+        reconciler?.stop();
         backend.close();
         nl.close();
         out({ closed: true });
@@ -74,5 +101,6 @@ for await (const chunk of Bun.stdin.stream()) {
     }
   }
 }
+reconciler?.stop();
 backend.close();
 nl.close();

@@ -34,14 +34,20 @@ afterAll(async () => {
 });
 
 /** Starts node-agent in node i (from source, or as the compiled binary `agentBin`). */
-function startAgent(c: { topo: Topology; peers: PeerLease[] }, i: number, backend: BackendConf, agentBin?: string, udpOffload?: boolean): NodeAgentClient {
+interface AgentOpts {
+  agentBin?: string;
+  udpOffload?: boolean;
+  reconcile?: { periodMs?: number };
+}
+
+function startAgent(c: { topo: Topology; peers: PeerLease[] }, i: number, backend: BackendConf, { agentBin, udpOffload, reconcile }: AgentOpts = {}): NodeAgentClient {
   const n = c.topo.nodes[i]!;
-  const conf = { backend, publicIp: n.ip, underlayIface: "eth0", underlayMtu: 1500, ownSubnet: c.peers[i]!.subnet, network: NETWORK, vtepMac: c.peers[i]!.vtepMac, peers: c.peers, ...(udpOffload !== undefined ? { udpOffload } : {}) };
+  const conf = { backend, publicIp: n.ip, underlayIface: "eth0", underlayMtu: 1500, ownSubnet: c.peers[i]!.subnet, network: NETWORK, vtepMac: c.peers[i]!.vtepMac, peers: c.peers, ...(udpOffload !== undefined ? { udpOffload } : {}), ...(reconcile ? { reconcile } : {}) };
   const cmd = agentBin ? [agentBin, JSON.stringify(conf)] : [process.execPath, NODE_AGENT, JSON.stringify(conf)];
   return new NodeAgentClient(c.topo.spawn(n.ns, cmd, { stdin: "pipe" }) as never);
 }
 
-async function cluster(backend: BackendConf, { nodes = 2, agentBin, udpOffload }: { nodes?: number; agentBin?: string; udpOffload?: boolean } = {}): Promise<Cluster> {
+async function cluster(backend: BackendConf, { nodes = 2, ...agentOpts }: { nodes?: number } & AgentOpts = {}): Promise<Cluster> {
   const topo = createTopology({ prefix: PREFIX, nodes });
   open.push(topo);
   const peers: PeerLease[] = topo.nodes.map((n, i) => ({ nodeName: `node${i}`, subnet: `10.244.${i + 1}.0/24`, publicIp: n.ip, vtepMac: stableMac(`node${i}`) }));
@@ -52,7 +58,7 @@ async function cluster(backend: BackendConf, { nodes = 2, agentBin, udpOffload }
     exec(n.ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     return topo.addPod(i, { cidr: `10.244.${i + 1}.2/24`, gateway: `10.244.${i + 1}.1` });
   });
-  const agents = topo.nodes.map((_, i) => startAgent({ topo, peers }, i, backend, agentBin, udpOffload));
+  const agents = topo.nodes.map((_, i) => startAgent({ topo, peers }, i, backend, agentOpts));
   for (const a of agents) {
     const r = await a.next();
     expect(r).toMatchObject({ ready: true });
@@ -136,6 +142,29 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     expect(bridgeFdb(n0, "weft.1").filter((x) => x.dst)).toEqual([]);
     await c.agents[1]!.call({ close: 1 });
     expect(ipJson<any[]>(c.topo.nodes[1]!.ns, "link", "show", "weft.1")).toHaveLength(1);
+  }, 60_000);
+
+  test("reconciler with kernel events: an outsider's deletions are repaired without being asked; lease changes applied", async () => {
+    const c = await cluster({ type: "vxlan", vni: 1, port: 8472, directRouting: false }, { reconcile: { periodMs: 60_000 } });
+    const n0 = c.topo.nodes[0]!.ns;
+    const waitFor = async (cond: () => boolean, ms = 5_000) => {
+      const end = Date.now() + ms;
+      while (!cond() && Date.now() < end) await Bun.sleep(25);
+      return cond();
+    };
+    ip(n0, "route", "del", "10.244.2.0/24");
+    // the periodic pass is a minute away: only the netlink event can bring it back this fast
+    expect(await waitFor(() => routesProto87(n0).length === 1)).toBe(true);
+    ip(n0, "link", "del", "weft.1");
+    expect(await waitFor(() => routesProto87(n0).length === 1 && ipJson<any[]>(n0, "neigh", "show", "dev", "weft.1").length === 1)).toBe(true);
+    expect(ping(c.pods[0]!.ns, c.pods[1]!.ip)).toBe(true);
+    // a lease expiring (peer list shrinks) removes the peer's entries
+    expect(await c.agents[0]!.call({ peers: [c.peers[0]] })).toEqual({ ok: true });
+    expect(await waitFor(() => routesProto87(n0).length === 0)).toBe(true);
+    const m = (await c.agents[0]!.call({ metrics: 1 })).metrics;
+    expect(m.runs).toBeGreaterThanOrEqual(4);
+    expect(m.errors).toBe(0);
+    expect(m.changes).toBeGreaterThanOrEqual(1 + 5 + 3);
   }, 60_000);
 
   test("vxlan DirectRouting: same-segment peer gets a plain underlay route", async () => {
