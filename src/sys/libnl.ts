@@ -286,13 +286,26 @@ export class LibnlNetlink implements Netlink {
   }
 
   deleteFdb(f: FdbSpec): void {
-    this.fdb(`delete fdb ${f.mac} dst ${f.dst} dev ${f.dev}`, f, (sk, neigh) => this.rt.rtnl_neigh_delete(sk, neigh, 0));
+    const op = `delete fdb ${f.mac} dst ${f.dst} dev ${f.dev}`;
+    // The kernel reports success when the MAC exists without this dst; the contract says
+    // a missing object throws, so look first (FDB deletes are rare; one dump).
+    const mac = this.parse(op, () => formatMac(macBytes(f.mac)));
+    const dst = this.parse(op, () => formatIpv4(ipv4Bytes(f.dst)));
+    if (!this.listFdbOp(op, f.dev).some((e) => e.mac === mac && e.dst === dst)) {
+      throw new NetlinkError(op, "Object not found", NLE_OBJ_NOTFOUND);
+    }
+    this.fdb(op, f, (sk, neigh) => this.rt.rtnl_neigh_delete(sk, neigh, 0));
   }
 
   listFdb(dev: string): FdbSpec[] {
+    return this.listFdbOp(`list fdb dev ${dev}`, dev);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private listFdbOp(op: string, dev: string): FdbSpec[] {
     // libnl's neigh cache keys bridge entries by MAC, merging remotes of one MAC; a raw
     // PF_BRIDGE dump keeps every (mac, dst) pair.
-    const op = `list fdb dev ${dev}`;
     return this.run(op, (s) => {
       const index = this.ifindex(s, op, dev);
       let entries;
@@ -304,8 +317,6 @@ export class LibnlNetlink implements Netlink {
       return entries.filter((e) => e.ifindex === index).map((e) => ({ dev, mac: e.mac, dst: e.dst }));
     });
   }
-
-  // ---------------------------------------------------------------- helpers
 
   private sock(op: string): Pointer {
     if (!this.sk) throw new NetlinkError(op, "netlink socket closed");
