@@ -48,6 +48,7 @@ export class Membership {
   private probeOrder: string[] = [];
   private probeIndex = 0;
   private live = -1; // cached liveCount(); -1 = recount
+  private list: NodeState[] | null = null; // cached nodes.values() for random sampling
   /** Set by leave(): rumours about us are no longer refuted. */
   leaving = false;
 
@@ -79,8 +80,19 @@ export class Membership {
 
   /** Up to k random members other than self (and `exclude`) that pass `filter`. */
   randomMembers(k: number, filter: (s: NodeState) => boolean, exclude?: string): NodeState[] {
-    const xs = [...this.nodes.values()].filter((s) => s.name !== this.o.name && s.name !== exclude && filter(s));
-    return pick(xs, k, this.o.rnd);
+    if (k <= 0) return [];
+    const list = this.list ??= [...this.nodes.values()];
+    const ok = (s: NodeState) => s.name !== this.o.name && s.name !== exclude && filter(s);
+    // Usually most members pass: sample random slots (O(k)) instead of scanning all N.
+    if (list.length > 4 * k + 8) {
+      const got = new Set<NodeState>();
+      for (let tries = 0; tries < 4 * k + 8 && got.size < k; tries++) {
+        const s = list[Math.floor(this.o.rnd() * list.length)]!;
+        if (ok(s)) got.add(s);
+      }
+      if (got.size === k) return [...got];
+    }
+    return pick(list.filter(ok), k, this.o.rnd);
   }
 
   /** Live members plus dead/left ones still inside the gossip-to-the-dead window. */
@@ -125,6 +137,7 @@ export class Membership {
       if (!isLive(s) && s.name !== this.o.name && now - s.stateChange > this.o.config.gossipToTheDeadMs) {
         this.nodes.delete(s.name);
         this.live = -1;
+        this.list = null;
         this.o.logger.debug("reaped member", { member: s.name, state: s.state });
       }
     }
@@ -147,12 +160,16 @@ export class Membership {
         return;
       }
       this.live = -1;
+      this.list = null;
       const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now, ...(a.meta ? { meta: a.meta } : {}) };
       this.nodes.set(a.name, s);
       this.failed.delete(a.name);
       // Random slot in the current round so new members are probed soon but unpredictably.
-      const at = this.probeIndex + Math.floor(this.o.rnd() * (this.probeOrder.length - this.probeIndex + 1));
-      this.probeOrder.splice(at, 0, a.name);
+      // (append, then swap with a random not-yet-probed slot: O(1), unlike a splice).
+      const order = this.probeOrder;
+      order.push(a.name);
+      const at = this.probeIndex + Math.floor(this.o.rnd() * (order.length - this.probeIndex));
+      [order[at], order[order.length - 1]] = [order[order.length - 1]!, order[at]!];
       this.o.broadcast(memberKey(a.name), a);
       this.o.listener?.onJoin?.(toMember(s));
       return;
