@@ -45,7 +45,12 @@ export interface ClusterCoreOptions {
   settleMs?: number;
   /** Owners re-announce (version+1, renewedAt=now) this often, ms (1 h). */
   refreshMs?: number;
-  /** Most members push-pulled in one settle window (64); larger clusters are sampled. */
+  /**
+   * Most members push-pulled in one settle window (8): all of them in clusters up to 9
+   * nodes, a random sample beyond. Each push-pull moves the whole table both ways, so
+   * "all members" would cost O(N²) bytes per join storm; the claim broadcast reaches the
+   * rest during the settle window, and a conflict found after commit is renumbered.
+   */
   settlePeers?: number;
   /** Expiry/GC sweep period, ms (60 s). */
   sweepMs?: number;
@@ -63,6 +68,8 @@ export interface ClusterCore extends Cluster {
   onRecord(fn: (l: Lease) => void): () => void;
   /** Resolves once a background join (persisted-lease start) has reached a seed. */
   joined(): Promise<void>;
+  /** The gossip layer saw a member join or leave: member states in leases() changed. */
+  membershipChanged(): void;
 }
 
 class Aborted extends Error {
@@ -79,7 +86,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     leaseTtlMs = 24 * HOUR,
     settleMs = 2000,
     refreshMs = HOUR,
-    settlePeers = 64,
+    settlePeers = 8,
     sweepMs = 60_000,
     random = Math.random,
   } = opts;
@@ -170,10 +177,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       }
       let changed = false;
       for (const raw of d.raw) {
-        // Push-pull resends mostly records we hold: identical ones need no validation.
-        const name = Array.isArray(raw) ? raw[0] : undefined;
-        const held = typeof name === "string" ? table.get(name) : undefined;
-        if (held && sameAsWire(raw, held)) continue;
+        // Push-pull resends mostly records we hold. One that is older than (or identical
+        // to) the held record cannot change the table, so it is skipped unvalidated.
+        if (cannotWin(raw)) continue;
         const l = validator.check(raw);
         if (typeof l === "string") {
           m.rejectedRecords++;
@@ -192,6 +198,18 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       m.rejectedRecords++;
       log.warn("Cannot merge lease payload", { from, what, error: e as Error });
     }
+  }
+
+  function cannotWin(raw: unknown): boolean {
+    if (!Array.isArray(raw) || typeof raw[0] !== "string") return false;
+    const held = table.get(raw[0]);
+    if (!held) return false;
+    const gen = raw[2];
+    const ver = raw[3];
+    if (typeof gen !== "number" || typeof ver !== "number") return false;
+    if (gen !== held.generation) return gen < held.generation;
+    if (ver !== held.version) return ver < held.version;
+    return sameAsWire(raw, held);
   }
 
   function afterChange(): void {
@@ -568,6 +586,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     nodeId: () => identity?.nodeId,
     table: () => table,
     joined: () => joinedP,
+    membershipChanged: () => {
+      if (!stopped) emitChange();
+    },
   };
   return facade;
 }

@@ -1,0 +1,134 @@
+/**
+ * Lease convergence on the real gossip layer: N nodes on one MemNetwork with lan timings
+ * and a FakeClock (simulated time, so results do not depend on the machine's speed, only
+ * the wall time does). Convergence of a lease = simulated time from its owner committing
+ * it until every live node holds it (0 if all held it already at commit).
+ *
+ *   bun run bench/convergence.ts [--nodes 100] [--loss 0] [--partition-ms 0] [--seed 1]
+ *                                [--staggered] [--steady-ms 120000] [--json]
+ */
+import { parseArgs } from "node:util";
+import { parseNetConf } from "../src/config.ts";
+import { parseKeyFile } from "../src/gossip/keyring.ts";
+import { GossipSim } from "../test/lease/gossip-sim.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    nodes: { type: "string", default: "100" },
+    loss: { type: "string", default: "0" },
+    "partition-ms": { type: "string", default: "0" },
+    seed: { type: "string", default: "1" },
+    staggered: { type: "boolean", default: false },
+    "steady-ms": { type: "string", default: "120000" },
+    json: { type: "boolean", default: false },
+  },
+});
+const N = Number(a.nodes);
+const loss = Number(a.loss);
+const partitionMs = Number(a["partition-ms"]);
+const seed = Number(a.seed);
+const steadyMs = Number(a["steady-ms"]);
+if (!(Number.isInteger(N) && N >= 2 && N <= 4000)) throw new Error(`--nodes: expected 2..4000, got ${a.nodes}`);
+if (!(loss >= 0 && loss < 1)) throw new Error(`--loss: expected 0 ≤ p < 1, got ${a.loss}`);
+if (!(partitionMs >= 0)) throw new Error(`--partition-ms: expected ≥ 0, got ${a["partition-ms"]}`);
+
+const wall0 = performance.now();
+// A /12 cut into /24s: 4096 subnets, room for the largest run.
+const net = parseNetConf({ Network: "10.240.0.0/12", SubnetLen: 24, Backend: { Type: "vxlan" } });
+const keyring = parseKeyFile(Buffer.alloc(32, 42).toString("base64"));
+const sim = new GossipSim({ seed, net, loss, keyring, settleMs: 2000, delayMs: [1, 10] });
+const start0 = sim.clock.now();
+
+// Per lease (name|generation|subnet|claimedAt): when committed, how many nodes hold it, when the last got it.
+interface Track {
+  commitAt?: number;
+  holders: number;
+  fullAt?: number;
+}
+const tracks = new Map<string, Track>();
+const keyOf = (l: { nodeName: string; generation: number; subnet: string; claimedAt: number }) => `${l.nodeName}|${l.generation}|${l.subnet}|${l.claimedAt}`;
+const track = (k: string) => {
+  let t = tracks.get(k);
+  if (!t) tracks.set(k, (t = { holders: 0 }));
+  return t;
+};
+let live = 0;
+const names = Array.from({ length: N }, (_, i) => `node-${i}`);
+const seeds = [GossipSim.addr(1)];
+for (const [i, name] of names.entries()) {
+  const n = sim.add(name, GossipSim.addr(i + 1), seeds);
+  n.cluster.onRecord((l) => {
+    const t = track(keyOf(l));
+    t.holders++;
+    if (t.holders >= live && t.fullAt === undefined) t.fullAt = sim.clock.now();
+  });
+  n.cluster.onRenumber((_old, now) => void (track(keyOf(now)).commitAt = sim.clock.now()));
+}
+
+const startNode = (name: string) => {
+  live++;
+  sim.start(name).then((l) => void (track(keyOf(l)).commitAt = sim.clock.now()), () => {});
+};
+if (a.staggered) {
+  names.forEach((name, i) => sim.clock.after(i * 100, () => startNode(name)));
+} else {
+  for (const name of names) startNode(name);
+}
+if (partitionMs > 0) {
+  const half = names.slice(0, Math.floor(N / 2)).map((_, i) => GossipSim.addr(i + 1));
+  sim.clock.after(500, () => sim.network.partition([half]));
+  sim.clock.after(500 + partitionMs, () => sim.network.heal());
+}
+
+const allCommitted = () => live === N && sim.upNodes().every((n) => n.lease || n.error);
+const okCommit = await sim.runUntil(allCommitted, 600_000, 50);
+const committedAtMs = sim.clock.now() - start0;
+// Wait until every committed lease is held everywhere (and a partition has healed).
+const pending = () => [...tracks.values()].some((t) => t.commitAt !== undefined && t.fullAt === undefined);
+const okConverge = await sim.runUntil(() => !pending() && sim.clock.now() - start0 > 500 + partitionMs, 600_000, 50);
+const convergedAtMs = sim.clock.now() - start0;
+
+// Steady state: bytes on the wire per node per second over a quiet window.
+const before = sim.network.stats().bytes;
+await sim.run(steadyMs, 100);
+const bytesPerNodePerSec = (sim.network.stats().bytes - before) / N / (steadyMs / 1000);
+
+const conv = [...tracks.values()]
+  .filter((t) => t.commitAt !== undefined && t.fullAt !== undefined)
+  .map((t) => Math.max(0, t.fullAt! - t.commitAt!))
+  .sort((x, y) => x - y);
+const pct = (p: number) => (conv.length ? conv[Math.min(conv.length - 1, Math.ceil((p / 100) * conv.length) - 1)]! : NaN);
+let conflictsResolved = 0;
+let renumbers = 0;
+let rejected = 0;
+for (const n of sim.upNodes()) {
+  const m = n.cluster.metrics();
+  conflictsResolved += m.conflictsResolved;
+  renumbers += m.renumbers;
+  rejected += m.rejectedRecords;
+}
+const result = {
+  nodes: N,
+  loss,
+  partitionMs,
+  staggered: a.staggered,
+  seed,
+  committed: sim.upNodes().filter((n) => n.cluster.ownLease()).length,
+  errors: sim.upNodes().filter((n) => n.error).length,
+  allCommittedAtMs: okCommit ? committedAtMs : null,
+  allConvergedAtMs: okConverge ? convergedAtMs : null,
+  convergenceP50Ms: pct(50),
+  convergenceP99Ms: pct(99),
+  convergenceMaxMs: conv.at(-1) ?? NaN,
+  duplicates: sim.duplicates().length,
+  views: sim.views(),
+  bytesPerNodePerSec: Math.round(bytesPerNodePerSec),
+  conflictsResolved,
+  renumbers,
+  rejectedRecords: rejected,
+  wallMs: Math.round(performance.now() - wall0),
+};
+await sim.stopAll();
+if (a.json) console.log(JSON.stringify(result));
+else for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(20)} ${v}`);
+process.exit(0);

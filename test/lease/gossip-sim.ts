@@ -1,0 +1,142 @@
+/**
+ * N lease nodes on the real gossip layer over one MemNetwork, driven by a FakeClock:
+ * what the randomized lease simulations and bench/convergence.ts run. Nothing sleeps in
+ * real time; `run`/`runUntil` advance fake time and let promise continuations run.
+ */
+import type { NetConf } from "../../src/config.ts";
+import { type GossipConfig, lanConfig } from "../../src/gossip/config.ts";
+import { MemNetwork } from "../../src/gossip/mem-transport.ts";
+import type { Keyring } from "../../src/gossip/types.ts";
+import { type ClusterCore, createCluster } from "../../src/lease/cluster.ts";
+import type { ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
+import type { Lease } from "../../src/lease/types.ts";
+import { silentLogger, type Logger } from "../../src/log.ts";
+import { FakeClock } from "../fakes/clock.ts";
+import { MemStore, seeded } from "./harness.ts";
+
+export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+export interface GossipSimOptions {
+  seed: number;
+  net: NetConf;
+  loss?: number;
+  delayMs?: [number, number];
+  gossip?: Partial<GossipConfig>;
+  keyring?: Keyring | null;
+  settleMs?: number;
+  logger?: Logger;
+  extra?: Partial<ClusterCoreOptions>;
+}
+
+export interface GossipSimNode {
+  name: string;
+  addr: string;
+  cluster: ClusterCore;
+  store: MemStore;
+  lease?: Lease;
+  error?: Error;
+  up: boolean;
+}
+
+export class GossipSim {
+  readonly clock = new FakeClock();
+  readonly network: MemNetwork;
+  readonly nodes = new Map<string, GossipSimNode>();
+  readonly random: () => number;
+  private readonly config: GossipConfig;
+
+  constructor(readonly o: GossipSimOptions) {
+    this.network = new MemNetwork({ clock: this.clock, seed: o.seed, loss: o.loss ?? 0, delayMs: o.delayMs ?? [1, 5] });
+    this.random = seeded(o.seed * 7919);
+    this.config = lanConfig(o.gossip);
+  }
+
+  static addr(i: number): string {
+    return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7946`;
+  }
+
+  add(name: string, addr: string, seeds: string[], opts: { store?: MemStore; keyring?: Keyring | null } = {}): GossipSimNode {
+    const store = opts.store ?? this.nodes.get(name)?.store ?? new MemStore();
+    const cluster = createCluster({
+      net: this.o.net,
+      nodeName: name,
+      publicIp: addr.replace(/:\d+$/, ""),
+      advertiseAddr: addr,
+      seeds,
+      backend: (nodeId) => ({ type: "vxlan", vtepMac: `0e:${nodeId.slice(0, 10).replace(/(..)(?!$)/g, "$1:")}` }),
+      stateDir: "(memory)",
+      store,
+      transport: this.network.transport(addr),
+      gossipConfig: this.config,
+      keyring: opts.keyring === undefined ? (this.o.keyring ?? null) : opts.keyring,
+      clock: this.clock,
+      logger: this.o.logger ?? silentLogger,
+      settleMs: this.o.settleMs ?? 1000,
+      random: this.random,
+      seed: Math.floor(this.random() * 2 ** 31),
+      ...this.o.extra,
+    });
+    const node: GossipSimNode = { name, addr, cluster, store, up: true };
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  start(name: string): Promise<Lease> {
+    const n = this.nodes.get(name)!;
+    const p = n.cluster.start();
+    p.then(
+      (l) => void (n.lease = l),
+      (e) => void (n.error = e as Error),
+    );
+    return p;
+  }
+
+  async kill(name: string): Promise<void> {
+    const n = this.nodes.get(name)!;
+    n.up = false;
+    await n.cluster.stop({ leave: false });
+  }
+
+  async run(ms: number, step = 20): Promise<void> {
+    const end = this.clock.now() + ms;
+    while (this.clock.now() < end) {
+      this.clock.advance(Math.min(step, end - this.clock.now()));
+      await flush();
+    }
+  }
+
+  async runUntil(cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
+    const end = this.clock.now() + maxMs;
+    while (!cond()) {
+      if (this.clock.now() >= end) return false;
+      this.clock.advance(step);
+      await flush();
+    }
+    return true;
+  }
+
+  upNodes(): GossipSimNode[] {
+    return [...this.nodes.values()].filter((n) => n.up);
+  }
+
+  duplicates(): string[] {
+    const seen = new Map<string, string>();
+    const dup: string[] = [];
+    for (const n of this.upNodes()) {
+      const own = n.cluster.ownLease();
+      if (!own) continue;
+      if (seen.has(own.subnet)) dup.push(`${own.subnet} (${seen.get(own.subnet)}, ${n.name})`);
+      else seen.set(own.subnet, n.name);
+    }
+    return dup;
+  }
+
+  /** Distinct views (name=subnet lists) among up nodes; 1 = agreement. */
+  views(): number {
+    return new Set(this.upNodes().map((n) => n.cluster.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort().join(","))).size;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const n of this.upNodes()) await n.cluster.stop({ leave: false });
+  }
+}

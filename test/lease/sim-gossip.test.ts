@@ -1,0 +1,46 @@
+/**
+ * Randomized allocation on the REAL gossip layer (SWIM, sealed packets, push-pull) over
+ * MemNetwork with a FakeClock: 50 nodes join at once into exactly 50 subnets with 10%
+ * packet loss and a partition that heals. Fewer seeds than sim-fake.test.ts because each
+ * costs ~2 s of CPU; WEFT_GOSSIP_SIM_SEEDS raises the count.
+ */
+import { expect, test } from "bun:test";
+import { parseKeyFile } from "../../src/gossip/keyring.ts";
+import { GossipSim } from "./gossip-sim.ts";
+import { net50, seeded } from "./harness.ts";
+
+const SEEDS = Number(process.env.WEFT_GOSSIP_SIM_SEEDS ?? 6);
+const N = 50;
+const keyring = parseKeyFile(Buffer.alloc(32, 7).toString("base64"));
+
+test(`${SEEDS} seeds on real gossip: 50 joins into exactly 50 subnets, 10% loss, healed partition`, async () => {
+  const t0 = performance.now();
+  let renumbers = 0;
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    const sim = new GossipSim({ seed, net: net50, loss: 0.1, keyring, settleMs: 1000 });
+    const rnd = seeded(seed);
+    const addrs = Array.from({ length: N }, (_, i) => GossipSim.addr(i + 1));
+    for (let i = 0; i < N; i++) {
+      const other = addrs[Math.floor(rnd() * N)]!;
+      sim.add(`n${i}`, addrs[i]!, i === 0 ? [] : [addrs[0]!, other]);
+    }
+    for (let i = 0; i < N; i++) sim.start(`n${i}`);
+    const at = Math.floor(rnd() * 3000);
+    const len = 2000 + Math.floor(rnd() * 8000);
+    await sim.run(at);
+    const cut = addrs.filter(() => rnd() < 0.5);
+    sim.network.partition([cut]);
+    await sim.run(len);
+    sim.network.heal();
+    const committed = await sim.runUntil(() => sim.upNodes().every((n) => n.lease || n.error) && sim.duplicates().length === 0, 120_000, 50);
+    const agreed = await sim.runUntil(() => sim.views() === 1 && sim.duplicates().length === 0, 240_000, 500);
+    const summary = `seed ${seed}: partition at ${at} ms for ${len} ms of ${cut.length} nodes; committed ${sim.upNodes().filter((n) => n.lease).length}, views ${sim.views()}, dups ${sim.duplicates()}`;
+    expect(sim.upNodes().filter((n) => n.error).map((n) => `${n.name}: ${n.error!.message}`), summary).toEqual([]);
+    expect(committed, summary).toBe(true);
+    expect(agreed, summary).toBe(true);
+    expect(sim.duplicates(), summary).toEqual([]);
+    for (const n of sim.upNodes()) renumbers += n.cluster.metrics().renumbers;
+    await sim.stopAll();
+  }
+  console.log(`${SEEDS} real-gossip seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s wall; renumbers after commit ${renumbers}`);
+}, 600_000);
