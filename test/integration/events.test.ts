@@ -34,26 +34,35 @@ describe.skipIf(!!skip)("netlink events", () => {
     ip(ns, "link", "set", "ev0", "up");
     ip(ns, "link", "set", "ev1", "up");
     ip(ns, "route", "add", "10.244.4.0/24", "via", "192.0.2.4", "proto", "87");
+    ip(ns, "link", "add", "ev2", "type", "veth", "peer", "name", "ev3");
   });
   afterAll(async () => {
     await group?.cleanup();
     if (group) expect(listNamespaces(group.id)).toEqual([]);
   });
 
-  test("deleting a route with ip produces a route del event; close() lets the process exit", async () => {
+  test("changes made with ip (neigh, addr, link del, route del) arrive as events; close() lets the process exit", async () => {
     const script = tempScript(WATCHER);
     try {
       const p = group.spawn(ns, [process.execPath, script.file]);
       const out = new Lines(p.stdout);
       await out.waitFor((l) => l.includes('"ready"'), 10_000);
       ip(ns, "neigh", "replace", "192.0.2.9", "lladdr", "02:00:00:00:00:09", "dev", "ev0", "nud", "permanent");
+      ip(ns, "addr", "add", "192.0.2.22/24", "dev", "ev0");
+      ip(ns, "link", "del", "ev2");
       const sent = Date.now();
       ip(ns, "route", "del", "10.244.4.0/24");
       const line = await out.waitFor((l) => l.includes('"route"') && l.includes('"del"'), 5000);
       const ev = JSON.parse(line);
       expect(ev).toMatchObject({ kind: "route", action: "del" });
       console.log(`route del noticed after ${ev.at - sent} ms (drain interval 100 ms)`);
-      expect(out.seen.map((l) => JSON.parse(l)).some((e) => e.kind === "neigh" && e.action === "new")).toBe(true);
+      const kinds = new Set(out.seen.map((l) => JSON.parse(l)).map((e) => `${e.kind} ${e.action}`));
+      expect([...kinds].filter((k) => ["neigh new", "addr new", "link del", "route del"].includes(k)).sort()).toEqual([
+        "addr new",
+        "link del",
+        "neigh new",
+        "route del",
+      ]);
       expect(await exitWithin(p, 5000)).toBe(0);
     } finally {
       script.remove();
