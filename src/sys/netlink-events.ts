@@ -67,7 +67,7 @@ export interface WatchOptions {
   maxPerDrain?: number;
   /** Called when notifications were lost; default: one "del" event per watched kind. */
   onOverflow?: () => void;
-  /** Called on an unexpected receive error (the watcher keeps running); default: ignored. */
+  /** Called on a receive error or a throw from `onEvent` (the watcher keeps running); default: receive errors ignored, handler errors propagate. */
   onError?: (e: Error) => void;
 }
 
@@ -76,8 +76,8 @@ export interface Watcher {
 }
 
 /**
- * Starts watching; `onEvent` runs on the event loop for each notification. A throw from
- * `onEvent` propagates out of the timer callback, so handle errors in it.
+ * Starts watching; `onEvent` runs on the event loop for each notification. Without
+ * `onError`, a throw from `onEvent` propagates out of the timer callback.
  *
  * @example
  * const w = watchNetlinkEvents((e) => { if (e.kind === "route" && e.action === "del") scheduleReconcile(); });
@@ -96,7 +96,17 @@ export function watchNetlinkEvents(onEvent: (e: NetlinkEvent) => void, opts: Wat
     if (g === undefined) throw new Error(`watch netlink events: unknown kind ${JSON.stringify(k)}`);
     groups |= g;
   }
-  const onOverflow = opts.onOverflow ?? (() => kinds.forEach((kind) => onEvent({ kind, action: "del" })));
+  // A throwing consumer must not lose the rest of the batch: with onError it is reported
+  // there and draining continues; without, it propagates as an uncaught timer error.
+  const emit = (ev: NetlinkEvent) => {
+    if (!opts.onError) return onEvent(ev);
+    try {
+      onEvent(ev);
+    } catch (e) {
+      opts.onError(new Error(`netlink event handler failed on ${ev.kind} ${ev.action}: ${(e as Error)?.message ?? e}`, { cause: e }));
+    }
+  };
+  const onOverflow = opts.onOverflow ?? (() => kinds.forEach((kind) => emit({ kind, action: "del" })));
   const libc = loadLibc();
   let fd = openRouteSocket({ groups, nonblock: true });
   const buf = new Uint8Array(64 * 1024);
@@ -116,7 +126,7 @@ export function watchNetlinkEvents(onEvent: (e: NetlinkEvent) => void, opts: Wat
         return;
       }
       if (n === 0) return;
-      for (const ev of decodeEvents(buf, Number(n))) onEvent(ev);
+      for (const ev of decodeEvents(buf, Number(n))) emit(ev);
     }
   };
 

@@ -85,4 +85,39 @@ describe.skipIf(!!skip)("netlink events", () => {
       script.remove();
     }
   });
+
+  test("with onError, a throwing handler is reported and later events still arrive", async () => {
+    ip(ns, "route", "add", "10.244.5.0/24", "via", "192.0.2.5", "proto", "87");
+    const script = tempScript(`
+      import { watchNetlinkEvents } from ${JSON.stringify(REPO + "/src/sys/netlink-events.ts")};
+      const keepAlive = setTimeout(() => process.exit(3), 15000);
+      let first = true;
+      const w = watchNetlinkEvents(
+        (e) => {
+          if (first) { first = false; throw new Error("handler bug"); }
+          console.log(JSON.stringify(e));
+          if (e.kind === "route" && e.action === "del") { w.close(); clearTimeout(keepAlive); }
+        },
+        { kinds: ["route"], onError: (err) => console.log(JSON.stringify({ error: err.message })) },
+      );
+      console.log(JSON.stringify({ ready: true }));
+    `);
+    try {
+      const p = group.spawn(ns, [process.execPath, script.file]);
+      const out = new Lines(p.stdout);
+      await out.waitFor((l) => l.includes('"ready"'), 10_000);
+      ip(ns, "route", "add", "10.244.6.0/24", "via", "192.0.2.6", "proto", "87");
+      await out.waitFor((l) => l.includes("handler bug"), 5000);
+      ip(ns, "route", "del", "10.244.5.0/24");
+      await out.waitFor((l) => l.includes('"del"'), 5000);
+      expect(out.seen.map((l) => JSON.parse(l))).toEqual([
+        { ready: true },
+        { error: "netlink event handler failed on route new: handler bug" },
+        { kind: "route", action: "del" },
+      ]);
+      expect(await exitWithin(p, 5000)).toBe(0);
+    } finally {
+      script.remove();
+    }
+  });
 });
