@@ -17,7 +17,7 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
-import type { Gossip, GossipDelegate, Member } from "../gossip/types.ts";
+import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
 import { claimWinner, pickSubnet } from "./allocator.ts";
 import { RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
@@ -70,6 +70,8 @@ export interface ClusterCore extends Cluster {
   joined(): Promise<void>;
   /** The gossip layer saw a member join or leave: member states in leases() changed. */
   membershipChanged(): void;
+  /** The gossip layer's counters (for /metrics); zeros before start. */
+  gossipMetrics(): GossipMetrics;
 }
 
 class Aborted extends Error {
@@ -586,6 +588,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     nodeId: () => identity?.nodeId,
     table: () => table,
     joined: () => joinedP,
+    gossipMetrics: () =>
+      gossip?.metrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 },
     membershipChanged: () => {
       if (!stopped) emitChange();
     },
