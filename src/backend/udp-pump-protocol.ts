@@ -23,7 +23,8 @@ export const C_DROP_IO = 6; // sendto/write failed (buffers full, peer unreachab
 export const C_LOOPS = 7; // loop slices run (liveness)
 export const C_TX_SUPER = 8; // TUN → UDP datagrams that carried an offloaded (GSO/partial-checksum) packet
 export const C_RX_SUPER = 9;
-export const COUNTER_SLOTS = 10;
+export const C_DROP_SENDER = 10; // UDP datagram from an address that is no peer's public IP
+export const COUNTER_SLOTS = 11;
 
 /**
  * Wire format. A datagram is either a plain IPv4 packet (flannel's udp format), or, with

@@ -15,6 +15,7 @@ import {
   C_DROP_INVALID,
   C_DROP_IO,
   C_DROP_NO_ROUTE,
+  C_DROP_SENDER,
   C_LOOPS,
   C_RX_BYTES,
   C_RX_PACKETS,
@@ -40,6 +41,8 @@ export interface UdpCounters {
   droppedInvalid: number;
   /** sendto/write failed (socket or TUN queue full, peer unreachable). */
   droppedIo: number;
+  /** UDP datagrams from an address that is no peer's public IP. */
+  droppedUnknownSender: number;
   /** txPackets + rxPackets, for /metrics. */
   packetsForwarded: number;
   /** All drops, for /metrics. */
@@ -127,6 +130,7 @@ export function startPump(o: PumpOptions): Pump {
       const noRoute = c[C_DROP_NO_ROUTE]!;
       const invalid = c[C_DROP_INVALID]!;
       const io = c[C_DROP_IO]!;
+      const sender = c[C_DROP_SENDER]!;
       return {
         txPackets: c[C_TX_PACKETS]!,
         txBytes: c[C_TX_BYTES]!,
@@ -135,8 +139,9 @@ export function startPump(o: PumpOptions): Pump {
         droppedNoRoute: noRoute,
         droppedInvalid: invalid,
         droppedIo: io,
+        droppedUnknownSender: sender,
         packetsForwarded: c[C_TX_PACKETS]! + c[C_RX_PACKETS]!,
-        packetsDropped: noRoute + invalid + io,
+        packetsDropped: noRoute + invalid + io + sender,
         loops: c[C_LOOPS]!,
         txSuperPackets: c[C_TX_SUPER]!,
         rxSuperPackets: c[C_RX_SUPER]!,

@@ -19,6 +19,7 @@ import {
   C_DROP_INVALID,
   C_DROP_IO,
   C_DROP_NO_ROUTE,
+  C_DROP_SENDER,
   C_LOOPS,
   C_RX_BYTES,
   C_RX_PACKETS,
@@ -28,6 +29,7 @@ import {
   C_TX_SUPER,
   WEFT_OFFLOAD_MARK,
   PrefixTable,
+  ipToU32,
   maskOf,
   type FromWorker,
   type ToWorker,
@@ -49,6 +51,10 @@ const pfdView = new DataView(pfd.buffer);
 const txPtr = ptr(txBuf);
 const rxPtr = ptr(rxBuf);
 const pfdPtr = ptr(pfd);
+const srcAddr = new Uint8Array(new ArrayBuffer(16));
+const srcAddrLen = new Uint32Array(new ArrayBuffer(4));
+const srcAddrPtr = ptr(srcAddr);
+const srcAddrLenPtr = ptr(srcAddrLen);
 
 let tunFd = -1;
 let udpFd = -1;
@@ -60,6 +66,8 @@ let ctrl: Int32Array;
 let shared: Float64Array;
 const local = new Float64Array(COUNTER_SLOTS);
 let table = new PrefixTable<Pointer>([]);
+/** Peers' public IPs (u32): only they may inject packets into our pods. */
+let senders = new Set<number>();
 /** Keeps every sockaddr referenced as long as its pointer is in the table. */
 let sockaddrs: Uint8Array[] = [];
 let running = false;
@@ -123,8 +131,13 @@ function udpToTun(): void {
   const base = offload ? VNET_HDR_SIZE : 0;
   const recvPtr = (rxPtr + base) as Pointer;
   for (let i = 0; i < BATCH; i++) {
-    const n = sys.recvfrom(udpFd, recvPtr, BUF - base, 0, null, null) as number;
+    srcAddrLen[0] = 16;
+    const n = sys.recvfrom(udpFd, recvPtr, BUF - base, 0, srcAddrPtr, srcAddrLenPtr) as number;
     if (n < 0) return; // EAGAIN, or a transient ICMP error reported on the socket
+    if (!senders.has(((srcAddr[4]! << 24) | (srcAddr[5]! << 16) | (srcAddr[6]! << 8) | srcAddr[7]!) >>> 0)) {
+      local[C_DROP_SENDER]!++;
+      continue;
+    }
     let ip = base; // where the IP header starts
     let len = n; // bytes from there on
     let super_ = false;
@@ -229,6 +242,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       });
       table = new PrefixTable(entries);
       sockaddrs = next;
+      senders = new Set(m.peers.map((p) => ipToU32(p.ip)));
     } else if (m.type === "tun") {
       tunFd = m.fd;
       Atomics.store(ctrl, CTRL_TUN_DEAD, 0);

@@ -22,7 +22,7 @@ function node({ offloadRefused = false } = {}) {
     setPeers: (p) => void tables.push(p),
     setTun: (fd) => void events.push(`setTun ${fd}`),
     tunDead: () => dead,
-    counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, packetsForwarded: 4, packetsDropped: 18, loops: 9, txSuperPackets: 0, rxSuperPackets: 0 }),
+    counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, droppedUnknownSender: 0, packetsForwarded: 4, packetsDropped: 18, loops: 9, txSuperPackets: 0, rxSuperPackets: 0 }),
     stop: () => void events.push("stop"),
   };
   const backend = createBackend(

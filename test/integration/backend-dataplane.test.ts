@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, requireRoot, createTopology, type Topology } from "./harness.ts";
+import { REPO, runTs, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, requireRoot, createTopology, type Topology } from "./harness.ts";
 import { NODE_AGENT, NodeAgentClient } from "../backend/node-agent-client.ts";
 import { stableMac } from "../../src/backend/mac.ts";
 import type { BackendConf } from "../../src/config.ts";
@@ -206,6 +206,25 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     expect(counters.txPackets).toBeGreaterThanOrEqual(4);
     expect(counters.rxPackets).toBeGreaterThanOrEqual(4);
     expect(counters.droppedNoRoute).toBeGreaterThanOrEqual(2);
+    // injected datagrams: from a non-peer (the underlay router) → dropped as unknown sender;
+    // from a peer but for a subnet not ours → dropped as invalid; neither reaches the TUN
+    const inject = (ns: string, dst: string) =>
+      runTs(ns, `
+        const p = new Uint8Array(28); p[0] = 0x45; p[3] = 28; p[8] = 64; p[9] = 17;
+        p.set([192, 0, 2, 99], 12); p.set(${JSON.stringify(dst.split(".").map(Number))}, 16);
+        const s = await Bun.udpSocket({});
+        for (let i = 0; i < 3; i++) s.send(p, 8285, "192.0.2.11");
+        s.close(); console.log("{}");`);
+    const before = (await c.agents[0]!.call({ counters: 1 })).counters;
+    await inject(c.topo.underlay.ns, "10.244.1.2");
+    await inject(c.topo.nodes[1]!.ns, "10.244.9.9");
+    let injected: any;
+    const end = Date.now() + 3000;
+    do injected = (await c.agents[0]!.call({ counters: 1 })).counters;
+    while ((injected.droppedUnknownSender < before.droppedUnknownSender + 3 || injected.droppedInvalid < before.droppedInvalid + 3) && Date.now() < end && (await Bun.sleep(50), true));
+    expect(injected.droppedUnknownSender - before.droppedUnknownSender).toBe(3);
+    expect(injected.droppedInvalid - before.droppedInvalid).toBe(3);
+    expect(injected.rxPackets).toBe(before.rxPackets);
     // TCP crosses intact as offloaded super-packets (kernel TSO on weft0, marked framing)
     await tcpTransferIntact(c);
     const after = (await c.agents[0]!.call({ counters: 1 })).counters;
