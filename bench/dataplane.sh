@@ -5,14 +5,17 @@
 # For each case the topology is built fresh, the dataplane programmed, and pod0 → pod1
 # measured. Cases: vxlan and host-gw programmed by weft (test/backend/node-agent.ts, the
 # real libnl Netlink and backends) beside the same dataplane set up by hand with ip/bridge;
-# udp by weft (TUN + Worker) beside socat TUN<->UDP. Prints Gbit/s and the ratios.
-# Root only. Knobs: BENCH_SECONDS (iperf3 -t, default 5), BENCH_CASES (space separated).
+# udp by weft (TUN + Worker) beside socat TUN<->UDP. Cases are interleaved over
+# BENCH_ROUNDS rounds (the machine is shared and noisy) and the medians compared.
+# Root only. Knobs: BENCH_SECONDS (iperf3 -t, default 5), BENCH_ROUNDS (default 3),
+# BENCH_CASES (space separated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/dataplane.sh: needs root (network namespaces)" >&2; exit 2; }
 for t in ip bridge iperf3 socat; do command -v "$t" >/dev/null || { echo "bench/dataplane.sh: $t not installed" >&2; exit 2; }; done
 BUN=${BUN:-$PWD/node_modules/.bin/bun}
 SECS=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft host-gw-hand host-gw-weft udp-socat udp-weft"}
 ID="wbk-bench-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TMP=$(mktemp -d /tmp/wbk-bench.XXXXXX)
@@ -111,30 +114,39 @@ measure() { # prints Gbit/s pod0 -> pod1
   "$BUN" -e 'const j = await Bun.file(process.argv[1]).json(); const b = j.end?.sum_received?.bits_per_second; console.log(b ? (b / 1e9).toFixed(3) : "0")' "$TMP/iperf.json"
 }
 
+declare -A ALL
+for r in $(seq "$ROUNDS"); do
+  for c in $CASES; do
+    case $c in
+      vxlan-hand) topology 1450; by_hand_vxlan ;;
+      vxlan-weft) topology 1450; weft '{"type":"vxlan","vni":1,"port":8472,"directRouting":false}' ;;
+      host-gw-hand) topology 1500; by_hand_host_gw ;;
+      host-gw-weft) topology 1500; weft '{"type":"host-gw"}' ;;
+      udp-socat) topology 1472; socat_udp ;;
+      udp-weft) topology 1472; weft '{"type":"udp","port":8285}' ;;
+      *) echo "unknown case $c" >&2; exit 2 ;;
+    esac
+    v=$(measure)
+    ALL[$c]="${ALL[$c]:-} $v"
+    printf 'round %d %-14s %8s Gbit/s\n' "$r" "$c" "$v"
+    if [ "$c" = udp-weft ] && [ "$r" = "$ROUNDS" ]; then # the packet loop's own counters, to spot drops
+      for i in 0 1; do
+        echo '{"counters":1}' >"$TMP/in$i"
+        for _ in $(seq 50); do grep -q '"counters"' "$TMP/out$i" && break; sleep 0.1; done
+        echo "  node$i $(grep '"counters"' "$TMP/out$i" | tail -1)"
+      done
+    fi
+    cleanup
+  done
+done
+echo "--- medians over $ROUNDS rounds"
 for c in $CASES; do
-  case $c in
-    vxlan-hand) topology 1450; by_hand_vxlan ;;
-    vxlan-weft) topology 1450; weft '{"type":"vxlan","vni":1,"port":8472,"directRouting":false}' ;;
-    host-gw-hand) topology 1500; by_hand_host_gw ;;
-    host-gw-weft) topology 1500; weft '{"type":"host-gw"}' ;;
-    udp-socat) topology 1472; socat_udp ;;
-    udp-weft) topology 1472; weft '{"type":"udp","port":8285}' ;;
-    *) echo "unknown case $c" >&2; exit 2 ;;
-  esac
-  RESULT[$c]=$(measure)
-  printf '%-14s %8s Gbit/s\n' "$c" "${RESULT[$c]}"
-  if [ "$c" = udp-weft ]; then # the packet loop's own counters, to spot drops
-    for i in 0 1; do
-      echo '{"counters":1}' >"$TMP/in$i"
-      for _ in $(seq 50); do grep -q '"counters"' "$TMP/out$i" && break; sleep 0.1; done
-      echo "  node$i $(grep '"counters"' "$TMP/out$i" | tail -1)"
-    done
-  fi
-  cleanup
+  RESULT[$c]=$(echo ${ALL[$c]} | tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  printf '%-14s %8s Gbit/s   (runs:%s)\n' "$c" "${RESULT[$c]}" "${ALL[$c]}"
 done
 
 ratio() { [ -n "${RESULT[$1]:-}" ] && [ -n "${RESULT[$2]:-}" ] && awk -v a="${RESULT[$1]}" -v b="${RESULT[$2]}" -v l="$3" -v t="$4" 'BEGIN { r = (b > 0) ? a / b : 0; printf "%-26s %6.2f  (target >= %s)\n", l, r, t }' || true; }
-echo "--- ratios ($(date -u +%F), $(nproc) vCPU, iperf3 -t $SECS)"
+echo "--- ratios of medians ($(date -u +%F), $(nproc) vCPU, iperf3 -t $SECS, load $(cut -d' ' -f1-3 /proc/loadavg))"
 ratio vxlan-weft vxlan-hand "vxlan weft / by hand" 0.95
 ratio host-gw-weft host-gw-hand "host-gw weft / by hand" 0.95
 ratio udp-weft udp-socat "udp weft / socat" 5
