@@ -269,6 +269,7 @@ export class Agent {
       leases: () => this.cluster?.leases() ?? [],
       readiness: () => this.readiness,
       healthy: () => this.healthy(),
+      gossip: () => this.cluster?.gossipMetrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 },
       cluster: () => {
         const m = this.cluster?.metrics();
         return { leases: m?.leases ?? 0, conflictsResolved: m?.conflictsResolved ?? 0 };
