@@ -14,6 +14,7 @@
  * node that is taken over that way does not fight back (it logs an error and goes quiet).
  * Details and windows: docs/leases.md.
  */
+import { lookup } from "node:dns/promises";
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
@@ -56,6 +57,8 @@ export interface ClusterCoreOptions {
   sweepMs?: number;
   /** Extra addresses ("ip:port" or "ip") that count as this node's own when filtering seeds. */
   ownAddrs?: string[];
+  /** Resolves a seed host name to addresses (default: the system resolver, IPv4). */
+  resolveHost?: (host: string) => Promise<string[]>;
   random?: () => number;
 }
 
@@ -91,6 +94,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     settlePeers = 8,
     sweepMs = 60_000,
     random = Math.random,
+    resolveHost = async (host: string) => (await lookup(host, { all: true, family: 4 })).map((a) => a.address),
   } = opts;
   const log = opts.logger.child("lease");
   const range = rangeOf(net);
@@ -431,17 +435,38 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
 
   // ---- seeds --------------------------------------------------------------------------
 
-  function otherSeeds(): string[] {
-    const own = new Set([opts.advertiseAddr, ...(opts.ownAddrs ?? [])]);
+  /**
+   * Seeds as "ip:port", without this node's own address (so every node can share one
+   * list). Host names are resolved; one that does not resolve is kept as written and
+   * left to the gossip layer's retries.
+   */
+  async function otherSeeds(): Promise<string[]> {
     const advIp = opts.advertiseAddr.replace(/:\d+$/, "");
     const advPort = opts.advertiseAddr.slice(advIp.length + 1);
-    return opts.seeds.filter((s) => {
-      if (own.has(s)) return false;
-      const ip = s.replace(/:\d+$/, "");
-      const port = s.slice(ip.length + 1);
-      if (port === advPort && (ip === advIp || ip === opts.publicIp || (opts.ownAddrs ?? []).includes(ip))) return false;
-      return true;
-    });
+    const ownIps = new Set([advIp, opts.publicIp, ...(opts.ownAddrs ?? [])]);
+    const out: string[] = [];
+    for (const seed of opts.seeds) {
+      const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(seed);
+      if (!m) {
+        log.warn("Ignoring malformed seed (expected host:port)", { seed });
+        continue;
+      }
+      const [, host, port] = m as unknown as [string, string, string];
+      let ips = [host];
+      if (!/^[\d.]+$/.test(host) && !host.includes(":")) {
+        try {
+          const found = await resolveHost(host);
+          if (found.length > 0) ips = found;
+        } catch (e) {
+          log.warn("Cannot resolve seed; the gossip layer will retry it", { seed, error: e as Error });
+        }
+      }
+      if (port === advPort && ips.some((ip) => ownIps.has(ip))) continue;
+      if (opts.ownAddrs?.includes(seed)) continue;
+      const addr = `${ips[0]}:${port}`;
+      if (!out.includes(addr)) out.push(addr);
+    }
+    return out;
   }
 
   // ---- the facade ---------------------------------------------------------------------
@@ -463,7 +488,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     log.info("Node identity", { nodeId: identity.nodeId, generation: identity.generation });
     gossip = makeGossip(delegate);
     await gossip.start();
-    const seeds = otherSeeds();
+    const seeds = await otherSeeds();
     every(refreshMs, refresh);
     every(sweepMs, sweep);
 
@@ -510,7 +535,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     const combined = AbortSignal.any([signal, bg.signal]);
     if (seeds.length > 0) {
       log.info("Joining cluster before claiming", { seeds });
-      await gossip.join(seeds, combined);
+      const answered = await gossip.join(seeds, combined);
+      if (answered === 0 || combined.aborted) throw new Aborted("Cannot start cluster: aborted while joining (no seed answered)");
     } else {
       log.info("No other seeds: bootstrapping a new cluster");
     }

@@ -203,3 +203,34 @@ describe("cluster on a fake gossip layer", () => {
     expect(sim.nodes.get("a")!.cluster.table().get("evil")).toBeUndefined();
   });
 });
+
+describe("seeds", () => {
+  test("own address (literal or resolved name) is skipped; names resolve; abort while joining rejects", async () => {
+    const sim = new FakeSim({
+      seed: 11,
+      extra: { resolveHost: async (h) => (h === "me.example" ? ["a"] : h === "peer.example" ? ["b"] : []) },
+    });
+    sim.addNode("b", []);
+    sim.start("b");
+    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    // "me.example" resolves to a's own address: with only that seed, a bootstraps at once.
+    const lone = new FakeSim({ seed: 12, extra: { resolveHost: async () => ["a"] } });
+    lone.addNode("a", ["me.example:7946"]);
+    lone.start("a");
+    expect(await lone.runUntil(() => !!lone.nodes.get("a")!.lease, 3000)).toBe(true);
+    // A seed name that resolves to a peer is joined through the peer.
+    sim.addNode("a", ["me.example:7946", "peer.example:7946"]);
+    sim.start("a");
+    expect(await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000)).toBe(true);
+    expect(sim.nodes.get("a")!.cluster.table().get("b")).toBeDefined();
+    // Unreachable seeds and an abort: start rejects, nothing is claimed.
+    const ac = new AbortController();
+    sim.addNode("c", ["nowhere:7946"]);
+    sim.start("c", ac.signal);
+    await sim.run(3000);
+    ac.abort();
+    expect(await sim.runUntil(() => !!sim.nodes.get("c")!.error, 3000)).toBe(true);
+    expect(sim.nodes.get("c")!.error!.name).toBe("AbortError");
+    expect(sim.nodes.get("c")!.store.lease).toBeUndefined();
+  });
+});

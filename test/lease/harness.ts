@@ -75,6 +75,7 @@ export class FakeSim {
         logger: this.o.logger ?? silentLogger,
         settleMs: this.o.settleMs ?? 500,
         random: this.random,
+        resolveHost: async (h) => [h], // fake names ("n3") are not DNS names
         ...this.o.extra,
       },
       (d) => this.hub.gossip(name, addr, d),
