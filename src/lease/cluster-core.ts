@@ -147,7 +147,11 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   };
 
   function lastSeenOf(l: Lease, members: Map<string, Member> | undefined, now: number): number {
-    if (l.nodeName === nodeName && committed && !displaced) return now;
+    if (l.nodeName === nodeName) {
+      if (committed && !displaced) return now;
+      // Before commit the member under our name is us, not the record's past owner.
+      return l.renewedAt ?? l.claimedAt;
+    }
     let seen = l.renewedAt ?? l.claimedAt;
     const mb = members?.get(l.nodeName);
     if (mb) seen = Math.max(seen, mb.state === "alive" || mb.state === "suspect" ? now : mb.lastSeen);
@@ -290,7 +294,12 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     return typeof opts.backend === "function" ? opts.backend(nodeId) : opts.backend;
   }
 
-  function newClaim(previousName?: Lease): Lease {
+  /**
+   * The next claim. `previousName` is a still-live record under our name (re-learned from
+   * peers: it keeps its claimedAt, i.e. its seniority). `prefer` is a subnet we held
+   * before whose lease expired: taken again if free, but as a new claim.
+   */
+  function newClaim(previousName?: Lease, prefer?: string): Lease {
     const now = stamp();
     const members = memberMap();
     const base = {
@@ -310,7 +319,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         return mine;
       }
     }
-    const subnet = pickSubnet(nodeName, range, (s) => subnetTakenByOther(s, members, now), attempt);
+    const taken = (s: string) => subnetTakenByOther(s, members, now);
+    const subnet = prefer && !subnetProblem(prefer, range) && !taken(prefer) ? prefer : pickSubnet(nodeName, range, taken, attempt);
     return { ...base, subnet, claimedAt: Math.max(now, maxClaimedAt + 1) };
   }
 
@@ -328,11 +338,12 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   }
 
   /** Announce → settle → push-pull → verify, until a claim survives. Returns the claim. */
-  async function claimLoop(signal: AbortSignal, first: Lease | undefined): Promise<Lease> {
+  async function claimLoop(signal: AbortSignal, first: Lease | undefined, prefer?: string): Promise<Lease> {
     let learned = first;
     for (;;) {
-      const mine = newClaim(learned);
+      const mine = newClaim(learned, prefer);
       learned = undefined;
+      prefer = undefined;
       publish(mine);
       log.info("Claiming subnet", { subnet: mine.subnet, claimedAt: mine.claimedAt, attempt });
       await sleep(settleMs, signal);
@@ -498,7 +509,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         ? `it belongs to node ${persisted.nodeName}`
         : persisted.deleted
           ? "it was released"
-          : subnetProblem(persisted.subnet, range)
+          : (persisted.renewedAt ?? persisted.claimedAt) + leaseTtlMs <= clock.now()
+            ? "it expired while this node was down (peers may have handed it out)"
+            : subnetProblem(persisted.subnet, range)
       : "none persisted";
     if (persisted && !problem) {
       const now = stamp();
@@ -546,7 +559,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     if (previous && previous !== own) bumpGenerationAbove(previous.generation);
     claiming = true;
     try {
-      const l = await claimLoop(combined, previous);
+      // An expired own lease is preferred again, as a new claim, if nobody took it.
+      const prefer = persisted && persisted.nodeName === nodeName && !persisted.deleted ? persisted.subnet : previous?.subnet;
+      const l = await claimLoop(combined, previous, prefer);
       commit(l);
       log.info("Committed lease", { subnet: l.subnet });
       emitChange();

@@ -204,6 +204,57 @@ describe("cluster on a fake gossip layer", () => {
   });
 });
 
+describe("expiry and returning nodes", () => {
+  test("a node down longer than the TTL does not evict the node that took its freed subnet", async () => {
+    const net1 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.3.0", Backend: { Type: "host-gw" } });
+    const sim = new FakeSim({ seed: 13, net: net1, extra: { leaseTtlMs: 2 * HOUR, refreshMs: HOUR / 2 } });
+    for (const n of ["a", "b", "c"]) {
+      sim.addNode(n, n === "a" ? [] : ["a:7946"]);
+      sim.start(n);
+    }
+    expect(await sim.runUntil(() => ["a", "b", "c"].every((n) => sim.nodes.get(n)!.lease), 10_000)).toBe(true);
+    const cOld = sim.nodes.get("c")!.lease!;
+    await sim.nodes.get("c")!.cluster.stop({ leave: false });
+    // The network is full until c's lease expires; then d gets c's old subnet.
+    sim.addNode("d", ["a:7946"]);
+    sim.start("d");
+    expect(await sim.runUntil(() => !!sim.nodes.get("d")!.error, 10_000)).toBe(true);
+    expect(sim.nodes.get("d")!.error!.message).toMatch(/^subnet exhausted: all 3 subnets/);
+    await sim.nodes.get("d")!.cluster.stop({ leave: false });
+    await sim.run(2 * HOUR + 5 * 60_000, 60_000);
+    sim.addNode("d", ["a:7946"]);
+    sim.start("d");
+    expect(await sim.runUntil(() => !!sim.nodes.get("d")!.lease, 10_000)).toBe(true);
+    expect(sim.nodes.get("d")!.lease!.subnet).toBe(cOld.subnet);
+    // c returns with its persisted (expired) lease: it must not take the subnet back.
+    sim.addNode("c", ["a:7946"]);
+    sim.start("c");
+    expect(await sim.runUntil(() => !!sim.nodes.get("c")!.error || !!sim.nodes.get("c")!.lease, 10_000)).toBe(true);
+    expect(sim.nodes.get("c")!.error?.message).toMatch(/^subnet exhausted/);
+    expect(sim.nodes.get("d")!.cluster.ownLease()!.subnet).toBe(cOld.subnet);
+    expect(sim.nodes.get("d")!.cluster.metrics().renumbers).toBe(0);
+  });
+
+  test("a node down longer than the TTL gets its old subnet back if nobody took it, as a new claim", async () => {
+    const sim = new FakeSim({ seed: 14, extra: { leaseTtlMs: 2 * HOUR, refreshMs: HOUR / 2 } });
+    sim.addNode("a", []);
+    sim.addNode("b", ["a:7946"]);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    sim.start("b");
+    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    const old = sim.nodes.get("b")!.lease!;
+    await sim.nodes.get("b")!.cluster.stop({ leave: false });
+    await sim.run(3 * HOUR, 60_000);
+    sim.addNode("b", ["a:7946"]);
+    sim.start("b");
+    expect(await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 10_000)).toBe(true);
+    const now = sim.nodes.get("b")!.lease!;
+    expect(now.subnet).toBe(old.subnet);
+    expect(now.claimedAt).toBeGreaterThan(old.claimedAt);
+  });
+});
+
 describe("seeds", () => {
   test("own address (literal or resolved name) is skipped; names resolve; abort while joining rejects", async () => {
     const sim = new FakeSim({
