@@ -64,6 +64,8 @@ export class GossipImpl implements GossipNode {
   private readonly m: GossipMetrics = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 };
   private readonly acks = new Map<number, AckWaiter>();
   private readonly timers = new Set<TimerHandle>();
+  /** Things to end on shutdown: in-flight streams' aborts and pending sleeps. */
+  private readonly onStop = new Set<() => void>();
   private readonly userSeen = new Map<string, number>();
   private readonly lastLog = new Map<string, number>();
   private readonly ppSchema;
@@ -153,6 +155,8 @@ export class GossipImpl implements GossipNode {
     this.stopped = true;
     for (const t of this.timers) t.cancel();
     this.timers.clear();
+    for (const f of [...this.onStop]) f();
+    this.onStop.clear();
     this.acks.clear();
     this.members_.stop();
     this.queue.clear();
@@ -470,13 +474,17 @@ export class GossipImpl implements GossipNode {
     this.m.messagesOut++;
     const ac = new AbortController();
     const timer = this.after(this.o.config.streamTimeoutMs, () => ac.abort());
+    const stop = () => ac.abort();
+    this.onStop.add(stop);
     let reply: Uint8Array;
     try {
       reply = await this.o.transport.stream(addr, req, { signal: ac.signal, maxBytes: this.o.config.maxStreamBytes });
     } catch (err) {
-      throw new Error(`push-pull with ${addr}: ${ac.signal.aborted ? `no reply within ${this.o.config.streamTimeoutMs} ms` : errText(err)}`, { cause: err });
+      const why = this.stopped ? "gossip stopped" : ac.signal.aborted ? `no reply within ${this.o.config.streamTimeoutMs} ms` : errText(err);
+      throw new Error(`push-pull with ${addr}: ${why}`, { cause: err });
     } finally {
       this.cancel(timer);
+      this.onStop.delete(stop);
     }
     if (this.stopped) throw new Error(`push-pull with ${addr}: gossip stopped`);
     const msg = this.openStream(reply, addr);
@@ -551,15 +559,17 @@ export class GossipImpl implements GossipNode {
   /** Resolves true after `ms` on the clock, false early if `signal` aborts or we stop. */
   private sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
     return new Promise((resolve) => {
-      const onAbort = () => {
+      if (this.stopped || signal?.aborted) return resolve(false);
+      const end = (v: boolean) => {
         this.cancel(t);
-        resolve(false);
-      };
-      const t = this.after(ms, () => {
         signal?.removeEventListener("abort", onAbort);
-        resolve(true);
-      });
+        this.onStop.delete(onAbort);
+        resolve(v);
+      };
+      const onAbort = () => end(false);
+      const t = this.after(ms, () => end(true));
       signal?.addEventListener("abort", onAbort, { once: true });
+      this.onStop.add(onAbort);
     });
   }
 

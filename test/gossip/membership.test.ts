@@ -181,6 +181,25 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(await c.gossip.join([c.addr])).toBe(0); // only ourselves: bootstrap at once
   });
 
+  test("shutdown ends a retrying join and a black-holed push-pull at once", async () => {
+    const sim = new Sim({ seed: 23 });
+    const a = await sim.add("a", 0);
+    const b = await sim.add("b", 1);
+    sim.net.partition([[a.addr], [b.addr]]);
+    const joining = b.gossip.join([a.addr]);
+    await sim.run(100); // first attempt is hanging in the black hole
+    await b.gossip.shutdown();
+    expect(await joining).toBe(0);
+    sim.net.heal();
+    const c = await sim.add("c", 2);
+    await sim.runUntilSettled(c.gossip.join([a.addr]), 2_000);
+    sim.net.partition([[a.addr], [c.addr]]);
+    const pp = c.gossip.pushPull("a");
+    await sim.run(100);
+    await c.gossip.shutdown();
+    await expect(pp).rejects.toThrow(/gossip stopped/);
+  });
+
   test("the same seed gives the same run", async () => {
     const trace = async () => {
       const sim = new Sim({ seed: 22, net: { loss: 0.1, delayMs: [1, 30], reorder: true } });
