@@ -16,7 +16,7 @@ for t in ip bridge iperf3 socat; do command -v "$t" >/dev/null || { echo "bench/
 BUN=${BUN:-$PWD/node_modules/.bin/bun}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft host-gw-hand host-gw-weft udp-socat udp-weft"}
+CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft host-gw-hand host-gw-weft udp-socat udp-weft udp-weft-plain"}
 ID="wbk-bench-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TMP=$(mktemp -d /tmp/wbk-bench.XXXXXX)
 MAC0=0a:58:0a:f4:01:00
@@ -87,11 +87,11 @@ socat_udp() {
   done
 }
 
-weft() { # $1 = backend conf JSON; agents stay up (udp needs its packet loop) until cleanup
+weft() { # $1 = backend conf JSON, $2 = extra config JSON fields; agents stay up (udp needs its packet loop) until cleanup
   local peers='[{"nodeName":"node0","subnet":"10.244.1.0/24","publicIp":"192.0.2.11","vtepMac":"'$MAC0'"},{"nodeName":"node1","subnet":"10.244.2.0/24","publicIp":"192.0.2.12","vtepMac":"'$MAC1'"}]'
   local macs=("$MAC0" "$MAC1")
   for i in 0 1; do
-    local conf='{"backend":'$1',"publicIp":"192.0.2.'$((11 + i))'","underlayIface":"eth0","underlayMtu":1500,"ownSubnet":"10.244.'$((i + 1))'.0/24","network":"10.244.0.0/16","vtepMac":"'${macs[$i]}'","peers":'$peers'}'
+    local conf='{"backend":'$1',"publicIp":"192.0.2.'$((11 + i))'","underlayIface":"eth0","underlayMtu":1500,"ownSubnet":"10.244.'$((i + 1))'.0/24","network":"10.244.0.0/16","vtepMac":"'${macs[$i]}'","peers":'$peers${2:+,$2}'}'
     rm -f "$TMP/in$i"; mkfifo "$TMP/in$i"
     ip netns exec "$(node $i)" "$BUN" test/backend/node-agent.ts "$conf" <"$TMP/in$i" >"$TMP/out$i" 2>"$TMP/err$i" &
     PIDS+=($!)
@@ -124,6 +124,7 @@ for r in $(seq "$ROUNDS"); do
       host-gw-weft) topology 1500; weft '{"type":"host-gw"}' ;;
       udp-socat) topology 1472; socat_udp ;;
       udp-weft) topology 1472; weft '{"type":"udp","port":8285}' ;;
+      udp-weft-plain) topology 1472; weft '{"type":"udp","port":8285}' '"udpOffload":false' ;; # flannel framing, packet by packet
       *) echo "unknown case $c" >&2; exit 2 ;;
     esac
     v=$(measure)
@@ -150,4 +151,5 @@ echo "--- ratios of medians ($(date -u +%F), $(nproc) vCPU, iperf3 -t $SECS, loa
 ratio vxlan-weft vxlan-hand "vxlan weft / by hand" 0.95
 ratio host-gw-weft host-gw-hand "host-gw weft / by hand" 0.95
 ratio udp-weft udp-socat "udp weft / socat" 5
+ratio udp-weft-plain udp-socat "udp weft (no offload) / socat" "- (informative)"
 [ -n "${RESULT[udp-weft]:-}" ] && echo "udp weft absolute: ${RESULT[udp-weft]} Gbit/s (target >= 1)"

@@ -62,6 +62,8 @@ export interface Pump {
   setTun(fd: number): void;
   /** True once the worker saw the TUN fd fail (device deleted). */
   tunDead(): boolean;
+  /** True once the worker thread died (an uncaught error); the owner starts a new one. */
+  died(): boolean;
   counters(): UdpCounters;
   /** Stops the loop and waits (up to ~1 s) until the worker no longer touches the fds. */
   stop(): void;
@@ -103,6 +105,7 @@ export function startPump(o: PumpOptions): Pump {
   const c = new Float64Array(countersBuf);
   const worker = new Worker(pumpWorkerUrl());
   let stopped = false;
+  let died = false;
   let settle: { ok: () => void; fail: (e: Error) => void } | undefined;
   const ready = new Promise<void>((ok, fail) => (settle = { ok, fail }));
   ready.catch(() => {}); // callers that never await must not see an unhandled rejection
@@ -115,6 +118,7 @@ export function startPump(o: PumpOptions): Pump {
     }
   };
   worker.onerror = (ev) => {
+    died = true;
     o.logger.error(`udp packet loop died: ${ev.message}`);
     settle?.fail(new Error(`start udp packet loop: ${ev.message}`));
   };
@@ -126,6 +130,7 @@ export function startPump(o: PumpOptions): Pump {
     setPeers: (peers) => send({ type: "peers", peers }),
     setTun: (fd) => send({ type: "tun", fd }),
     tunDead: () => Atomics.load(ctrl, CTRL_TUN_DEAD) === 1,
+    died: () => died && !stopped,
     counters() {
       const noRoute = c[C_DROP_NO_ROUTE]!;
       const invalid = c[C_DROP_INVALID]!;

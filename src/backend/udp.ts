@@ -116,6 +116,8 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
     for (const a of addrs) if (a.cidr !== ownAddr) attempt(result, () => nl.deleteAddress(a), { missingIsFine: true });
   }
 
+  const startLoop = (): Pump => sys.startPump({ tunFd, udpFd, port: conf.port, ownNet: Number(own.addr), ownPrefix: own.prefix, offload: offload ?? false, logger: log });
+
   return {
     type: "udp",
     device: TUN_NAME,
@@ -126,7 +128,7 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       ensureDevice(result);
       if (result.errors.length) throw new Error(`start udp backend: ${result.errors.join("; ")}`);
       udpFd = sys.openUdpSocket(publicIp, conf.port);
-      pump = sys.startPump({ tunFd, udpFd, port: conf.port, ownNet: Number(own.addr), ownPrefix: own.prefix, offload: offload ?? false, logger: log });
+      pump = startLoop();
       sentTable = "";
       await pump.ready;
       log.info(`packet loop running`, { tun: TUN_NAME, listen: `${publicIp}:${conf.port}`, mtu, offload });
@@ -135,6 +137,14 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
     apply(peers: PeerLease[]): ApplyResult {
       const result = emptyResult();
       if (!pump) throw new Error("apply udp backend: up() has not run");
+      if (pump.died()) {
+        // The fds are still ours and valid: a new worker takes them over.
+        log.error("udp packet loop died; starting a new one");
+        pump.stop();
+        pump = startLoop();
+        sentTable = "";
+        result.changes++;
+      }
       ensureDevice(result);
       const checked = checkPeers(peers, { network, ownSubnet, needMac: false });
       result.problems.push(...checked.problems);

@@ -16,12 +16,15 @@ function node({ offloadRefused = false } = {}) {
   const events: string[] = [];
   let nextFd = 40;
   let dead = false;
+  let died = false;
+  let pumps = 0;
   let started: PumpOptions | undefined;
   const pump: Pump = {
     ready: Promise.resolve(),
     setPeers: (p) => void tables.push(p),
     setTun: (fd) => void events.push(`setTun ${fd}`),
     tunDead: () => dead,
+    died: () => died,
     counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, droppedUnknownSender: 0, packetsForwarded: 4, packetsDropped: 18, loops: 9, txSuperPackets: 0, rxSuperPackets: 0 }),
     stop: () => void events.push("stop"),
   };
@@ -50,12 +53,14 @@ function node({ offloadRefused = false } = {}) {
         closeFd: (fd, what) => void events.push(`close ${fd} ${what}`),
         startPump(o) {
           started = o;
+          pumps++;
+          died = false;
           return pump;
         },
       },
     },
   );
-  return { nl, backend, tables, events, setDead: (d: boolean) => (dead = d), started: () => started };
+  return { nl, backend, tables, events, setDead: (d: boolean) => (dead = d), kill: () => (died = true), pumps: () => pumps, started: () => started };
 }
 
 describe("udp backend", () => {
@@ -137,6 +142,20 @@ describe("udp backend", () => {
     setDead(true);
     backend.apply([]);
     expect(events[2]).toBe("openTun weft0 -> 41");
+  });
+
+  test("a dead packet worker is replaced on the next apply and gets the peer table again", async () => {
+    const { backend, events, tables, kill, pumps } = node();
+    await backend.up();
+    const peers = [{ nodeName: "b", subnet: "10.244.2.0/24", publicIp: "192.0.2.12" }];
+    backend.apply(peers);
+    kill();
+    const r = backend.apply(peers);
+    expect(r.changes).toBe(2); // new loop + its table
+    expect(pumps()).toBe(2);
+    expect(events).toContain("stop");
+    expect(tables).toHaveLength(2);
+    expect(backend.apply(peers).changes).toBe(0);
   });
 
   test("counters come from the loop", async () => {
