@@ -37,6 +37,10 @@ const dead = z.object({ t: z.literal(T.dead), name, inc, from: name });
 /** A user broadcast; (origin, key, seq) identifies it so receivers re-gossip each one once. */
 const user = z.object({ t: z.literal(T.user), origin: name, key: z.string().max(MAX_KEY), seq: inc, payload: bytes(65_536) });
 
+/** A ping over a stream (TCP fallback probe) is answered by an ack over the same stream. */
+export const streamPingSchema = ping;
+export const streamAckSchema = ack;
+
 export const messageSchema = z.discriminatedUnion("t", [ping, indirect, ack, nack, alive, suspect, dead, user]);
 export type Message = z.infer<typeof messageSchema>;
 export type PingMsg = z.infer<typeof ping>;

@@ -11,6 +11,8 @@ export interface GossipConfig {
   probeTimeoutMs: number;
   /** Peers asked to probe a silent member on our behalf (SWIM's k). */
   indirectChecks: number;
+  /** Also probe over TCP when a UDP probe goes unanswered, so a UDP-lossy path alone does not raise suspicion (memberlist's TCP fallback ping). */
+  tcpFallbackPing: boolean;
   /** Time between gossip rounds that push queued broadcasts, ms. */
   gossipIntervalMs: number;
   /** Random members each gossip round sends to. */
@@ -55,6 +57,7 @@ export function lanConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
     probeIntervalMs: 1000,
     probeTimeoutMs: 500,
     indirectChecks: 3,
+    tcpFallbackPing: true,
     gossipIntervalMs: 200,
     gossipNodes: 3,
     gossipToTheDeadMs: 30_000,
@@ -98,7 +101,8 @@ export function localConfig(overrides: Partial<GossipConfig> = {}): GossipConfig
 }
 
 function validate(c: GossipConfig): GossipConfig {
-  const positive: (keyof GossipConfig)[] = [
+  type NumericKey = { [K in keyof GossipConfig]: GossipConfig[K] extends number ? K : never }[keyof GossipConfig];
+  const positive: NumericKey[] = [
     "probeIntervalMs", "probeTimeoutMs", "gossipIntervalMs", "retransmitMult", "suspicionMult",
     "suspicionMaxTimeoutMult", "awarenessMaxMultiplier", "udpBufferSize", "maxStreamBytes",
     "streamTimeoutMs", "joinRetryMinMs", "joinRetryMaxMs", "broadcastQueueMax", "maxMembers",
@@ -109,6 +113,7 @@ function validate(c: GossipConfig): GossipConfig {
   for (const k of ["indirectChecks", "gossipNodes", "gossipToTheDeadMs", "pushPullIntervalMs", "deadNodeReclaimMs", "reconnectIntervalMs", "reconnectTimeoutMs"] as const) {
     if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new RangeError(`gossip config ${k}: must be a number ≥ 0, got ${c[k]}`);
   }
+  if (typeof c.tcpFallbackPing !== "boolean") throw new RangeError(`gossip config tcpFallbackPing: must be true or false, got ${c.tcpFallbackPing}`);
   if (c.probeTimeoutMs > c.probeIntervalMs) throw new RangeError(`gossip config probeTimeoutMs: must not exceed probeIntervalMs (${c.probeIntervalMs})`);
   if (c.udpBufferSize < 512 || c.udpBufferSize > 65_000) throw new RangeError(`gossip config udpBufferSize: must be within 512..65000 bytes, got ${c.udpBufferSize}`);
   return c;

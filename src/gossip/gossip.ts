@@ -12,8 +12,9 @@ import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";
 import {
   COMPOUND_HEADER, MAX_MSGS_PER_PACKET, MAX_META, type IndirectMsg, type Message, type PingMsg, type PushPullMsg, STATE_CODE, STATE_NAME,
-  T, type UserMsg, compound, decode, decodePacket, encode, pushPullSchema,
+  T, type UserMsg, compound, decode, decodePacket, encode, pushPullSchema, streamAckSchema, streamPingSchema,
 } from "./codec.ts";
+import type { z } from "zod";
 import { type GossipConfig, pushPullScale, retransmitLimit } from "./config.ts";
 import { Membership, isLive, memberKey, toMember } from "./membership.ts";
 import { type Random, seededRandom } from "./prng.ts";
@@ -362,15 +363,24 @@ export class GossipImpl implements GossipNode {
       onNack: () => void nacks++,
     });
     this.send(target.addr, [{ t: T.ping, seq, target: target.name, from: this.o.name }]);
+    const probeTimeout = this.awareness.scale(c.probeTimeoutMs);
+    const probeInterval = this.awareness.scale(c.probeIntervalMs);
     timers.push(
-      this.after(this.awareness.scale(c.probeTimeoutMs), () => {
+      this.after(probeTimeout, () => {
         const peers = this.members_.randomMembers(c.indirectChecks, (s) => s.state === "alive", target.name);
         expectedNacks = peers.length;
         for (const p of peers) this.send(p.addr, [{ t: T.indirect, seq, target: target.name, targetAddr: target.addr, from: this.o.name }]);
+        if (c.tcpFallbackPing) {
+          this.tcpPing(target.addr, target.name, seq, probeInterval - probeTimeout).then((ok) => {
+            if (!ok || acked) return;
+            this.logLimited("tcp-ping", "member answered over TCP but not over UDP: is UDP blocked?", { member: target.name });
+            this.acks.get(seq)?.onAck();
+          });
+        }
       }),
     );
     timers.push(
-      this.after(this.awareness.scale(c.probeIntervalMs), () => {
+      this.after(probeInterval, () => {
         this.acks.delete(seq);
         if (acked) return;
         // Peers that could not even send a nack hint that our own network is the problem.
@@ -443,28 +453,54 @@ export class GossipImpl implements GossipNode {
     return sealed;
   }
 
-  /** Opens and validates a push-pull message; counts and throws on failure. */
-  private openStream(data: Uint8Array, from: string): PushPullMsg {
+  /** Opens and msgpack-decodes a stream message; counts and throws on failure. */
+  private openStream(data: Uint8Array, from: string): unknown {
     this.m.bytesIn += data.length;
     const plain = this.sealer.open(data);
     if (!plain) {
       this.m.decryptFailures++;
       this.logLimited("decrypt", "dropped stream that failed to decrypt (wrong key or cluster name?)", { from });
-      throw new Error(`push-pull with ${from}: message failed to decrypt (wrong key or cluster name?)`);
+      throw new Error(`stream from ${from}: message failed to decrypt (wrong key or cluster name?)`);
     }
-    let parsed;
     try {
-      parsed = this.ppSchema.safeParse(decode(plain));
-    } catch (err) {
-      parsed = { success: false as const, error: err };
+      return decode(plain);
+    } catch {
+      return this.malformed(from);
     }
-    if (!parsed.success) {
-      this.m.decodeFailures++;
-      this.logLimited("decode", "dropped malformed push-pull message", { from });
-      throw new Error(`push-pull with ${from}: malformed message`);
-    }
+  }
+
+  /** Validates a decoded stream message; counts and throws on failure. */
+  private check<S extends z.ZodType>(schema: S, v: unknown, from: string): z.infer<S> {
+    const r = schema.safeParse(v);
+    if (!r.success) return this.malformed(from);
     this.m.messagesIn++;
-    return parsed.data;
+    return r.data;
+  }
+
+  private malformed(from: string): never {
+    this.m.decodeFailures++;
+    this.logLimited("decode", "dropped malformed stream message", { from });
+    throw new Error(`stream from ${from}: malformed message`);
+  }
+
+  /** Pings over a stream; resolves true on the matching ack, false on anything else. */
+  private async tcpPing(addr: string, target: string, seq: number, deadlineMs: number): Promise<boolean> {
+    const ac = new AbortController();
+    const timer = this.after(deadlineMs, () => ac.abort());
+    const stop = () => ac.abort();
+    this.onStop.add(stop);
+    try {
+      const req = this.sealer.seal(encode({ t: T.ping, seq, target, from: this.o.name }));
+      this.m.bytesOut += req.length;
+      this.m.messagesOut++;
+      const reply = await this.o.transport.stream(addr, req, { signal: ac.signal, maxBytes: 1024 });
+      return this.check(streamAckSchema, this.openStream(reply, addr), addr).seq === seq;
+    } catch {
+      return false;
+    } finally {
+      this.cancel(timer);
+      this.onStop.delete(stop);
+    }
   }
 
   private async pushPullAddr(addr: string, join: boolean): Promise<string> {
@@ -487,14 +523,24 @@ export class GossipImpl implements GossipNode {
       this.onStop.delete(stop);
     }
     if (this.stopped) throw new Error(`push-pull with ${addr}: gossip stopped`);
-    const msg = this.openStream(reply, addr);
+    const msg = this.check(this.ppSchema, this.openStream(reply, addr), addr);
     this.merge(msg);
     return msg.from;
   }
 
   private async onStream(req: Uint8Array, from: string): Promise<Uint8Array> {
     if (this.stopped) throw new Error("gossip stopped");
-    const msg = this.openStream(req, from);
+    const v = this.openStream(req, from);
+    if (typeof v === "object" && v !== null && (v as { t?: unknown }).t === T.ping) {
+      const ping = this.check(streamPingSchema, v, from);
+      if (ping.target !== this.o.name) throw new Error(`stream ping for ${ping.target}, not us`);
+      this.members_.markSeen(ping.from);
+      const ack = this.sealer.seal(encode({ t: T.ack, seq: ping.seq }));
+      this.m.bytesOut += ack.length;
+      this.m.messagesOut++;
+      return ack;
+    }
+    const msg = this.check(this.ppSchema, v, from);
     // Reply with our view before merging theirs, as memberlist does.
     const reply = this.localStateMsg(msg.join);
     this.m.bytesOut += reply.length;

@@ -118,6 +118,20 @@ describe("membership on MemNetwork (FakeClock)", () => {
     });
   }
 
+  for (const tcp of [true, false]) {
+    test(`with UDP fully lost, the TCP fallback ping ${tcp ? "prevents" : "(disabled) does not prevent"} suspicion`, async () => {
+      const sim = new Sim({ seed: 24, config: { tcpFallbackPing: tcp } });
+      const nodes = await sim.cluster(4);
+      await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 5_000);
+      for (const n of nodes) n.delegate.events.length = 0;
+      sim.net.setLoss(1);
+      await sim.run(3_000);
+      const suspicions = nodes.flatMap((n) => n.delegate.events.filter((e) => e.endsWith("suspect")));
+      if (tcp) expect(suspicions).toEqual([]);
+      else expect(suspicions.length).toBeGreaterThan(0);
+    });
+  }
+
   test("a newer broadcast with the same key replaces a queued older one", async () => {
     const sim = new Sim({ seed: 18 });
     const nodes = await sim.cluster(4);
