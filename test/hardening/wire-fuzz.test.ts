@@ -122,7 +122,7 @@ function unsealedOf(frame: Uint8Array): Uint8Array {
   return sealer.open(frame) ?? new Uint8Array([0x90]);
 }
 
-const incarnations = (ms: Member[]) => Object.fromEntries(ms.map((m) => [m.name, [m.state, m.incarnation]]));
+const incarnations = (ms: Member[]): Record<string, [string, number]> => Object.fromEntries(ms.map((m) => [m.name, [m.state, m.incarnation]]));
 
 function heapMb(): number {
   Bun.gc(true);
@@ -240,9 +240,9 @@ describe("wire fuzzing over MemNetwork (FakeClock)", () => {
     expect(target.delegate.messages.map((m) => m.payload)).toEqual(["old", "new"]);
     // No member went back to an older incarnation or out of "alive".
     const incAfter = incarnations(target.gossip.members());
-    for (const [name, [state, inc]] of Object.entries(incBefore) as [string, [string, number]][]) {
+    for (const [name, [state, inc]] of Object.entries(incBefore)) {
       expect({ name, state: incAfter[name]![0] }).toEqual({ name, state });
-      expect(incAfter[name]![1] as number).toBeGreaterThanOrEqual(inc);
+      expect(incAfter[name]![1]).toBeGreaterThanOrEqual(inc);
     }
     expect(allSee(nodes, ["n0", "n1", "n2"], "alive")).toBe(true);
     await Promise.all(nodes.map((n) => n.gossip.shutdown()));
