@@ -13,6 +13,7 @@
 import type { BackendConf } from "../config.ts";
 import type { BackendData } from "../lease/types.ts";
 import { parseCidr } from "../net/cidr.ts";
+import { writeSysctl } from "../sys/sysctl.ts";
 import { closeFd as sysCloseFd, openTun as sysOpenTun, openUdpSocket as sysOpenUdpSocket } from "../sys/tun.ts";
 import { type ApplyResult, type Backend, type BackendDeps, type PeerLease, emptyResult } from "./backend.ts";
 import { checkPeers } from "./peers.ts";
@@ -37,6 +38,8 @@ export interface UdpSys {
   openUdpSocket(ip: string, port: number): number;
   closeFd(fd: number, what: string): void;
   startPump(o: PumpOptions): Pump;
+  /** Turns IPv6 off on the TUN: weft's udp carries IPv4 only, and the kernel's link-local chatter would only be dropped. */
+  disableIpv6(dev: string): void;
 }
 
 const realSys: UdpSys = {
@@ -44,6 +47,7 @@ const realSys: UdpSys = {
   openUdpSocket: (ip, port) => sysOpenUdpSocket(ip, port),
   closeFd: sysCloseFd,
   startPump: realStartPump,
+  disableIpv6: (dev) => writeSysctl(["net", "ipv6", "conf", dev, "disable_ipv6"], 1),
 };
 
 const zeroCounters = (): UdpCounters => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, droppedUnknownSender: 0, packetsForwarded: 0, packetsDropped: 0, loops: 0, txSuperPackets: 0, rxSuperPackets: 0 });
@@ -108,6 +112,11 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       }
       link = nl.getLink(TUN_NAME);
       if (!link) throw new Error(`start udp backend: ${TUN_NAME} not visible after opening it`);
+      try {
+        sys.disableIpv6(TUN_NAME);
+      } catch (e) {
+        log.debug(`IPv6 stays on ${TUN_NAME}: ${(e as Error).message}`); // e.g. a kernel without IPv6
+      }
     }
     if (link.mtu !== mtu) attempt(result, () => nl.setMtu(TUN_NAME, mtu));
     if (!link.up) attempt(result, () => nl.setLinkUp(TUN_NAME));

@@ -18,6 +18,7 @@ function node({ offloadRefused = false } = {}) {
   let dead = false;
   let died = false;
   let pumps = 0;
+  const sysctls: string[] = [];
   let started: PumpOptions | undefined;
   const pump: Pump = {
     ready: Promise.resolve(),
@@ -51,6 +52,7 @@ function node({ offloadRefused = false } = {}) {
           return 99;
         },
         closeFd: (fd, what) => void events.push(`close ${fd} ${what}`),
+        disableIpv6: (dev) => void sysctls.push(`${dev} disable_ipv6=1`),
         startPump(o) {
           started = o;
           pumps++;
@@ -60,13 +62,14 @@ function node({ offloadRefused = false } = {}) {
       },
     },
   );
-  return { nl, backend, tables, events, setDead: (d: boolean) => (dead = d), kill: () => (died = true), pumps: () => pumps, started: () => started };
+  return { nl, backend, tables, events, setDead: (d: boolean) => (dead = d), kill: () => (died = true), sysctls, pumps: () => pumps, started: () => started };
 }
 
 describe("udp backend", () => {
   test("up opens weft0 (MTU underlay-28, Network-prefix address) and starts the loop on UDP 8285", async () => {
-    const { nl, backend, events, started } = node();
+    const { nl, backend, events, started, sysctls } = node();
     expect(await backend.up()).toEqual({ type: "udp" });
+    expect(sysctls).toEqual(["weft0 disable_ipv6=1"]);
     expect(backend.mtu()).toBe(1472);
     expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
     expect(events).toEqual(["openTun weft0 offload -> 40", "openUdp 192.0.2.11:8285"]);

@@ -216,6 +216,9 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
         for (let i = 0; i < 3; i++) s.send(p, 8285, "192.0.2.11");
         s.close(); console.log("{}");`);
     const before = (await c.agents[0]!.call({ counters: 1 })).counters;
+    // IPv6 is off on weft0, so the kernel's link-local chatter never reaches the loop
+    expect(exec(n0, ["sysctl", "-n", "net.ipv6.conf.weft0.disable_ipv6"]).stdout.trim()).toBe("1");
+    expect(before.droppedInvalid).toBe(0);
     await inject(c.topo.underlay.ns, "10.244.1.2");
     await inject(c.topo.nodes[1]!.ns, "10.244.9.9");
     let injected: any;
