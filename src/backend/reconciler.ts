@@ -5,7 +5,13 @@
  *    left over from before a restart),
  *  - shortly after a lease change (debounced, so a burst of gossip updates is one run),
  *  - shortly after a netlink event (an outsider deleted a route or the device),
- *  - every `periodMs` regardless, and after `retryMs` when a run had errors.
+ *  - every `periodMs` regardless, and after `retryMs` when a run had errors (doubling
+ *    while errors persist, up to `periodMs`, so a lasting failure is not retried and
+ *    logged every second).
+ * Kernel events only say what kind of object changed, and pods' ARP entries on cni0
+ * change state all the time: by default new/changed neighbours are left to the periodic
+ * pass (outsiders deleting things is what needs the fast path), and event-driven runs are
+ * at least `eventMinIntervalMs` apart.
  * Leases, not liveness, decide routes: the caller hands in every valid lease.
  */
 import type { Clock, TimerHandle } from "../clock.ts";
@@ -26,8 +32,12 @@ export interface ReconcilerOptions {
   periodMs?: number;
   /** Delay from a change notification to the run, ms; coalesces bursts. */
   debounceMs?: number;
-  /** Delay before retrying a run that had errors, ms. */
+  /** Delay before retrying a run that had errors, ms; doubles per failed run up to periodMs. */
   retryMs?: number;
+  /** Minimum spacing of runs caused by kernel events, ms. */
+  eventMinIntervalMs?: number;
+  /** Which kernel events deserve a run; default: all but {kind:"neigh",action:"new"}. */
+  eventFilter?: (e: unknown) => boolean;
   /** Monotonic ms for measuring run duration (performance.now by default). */
   monotonicMs?: () => number;
 }
@@ -57,6 +67,12 @@ export interface Reconciler {
   metrics(): ReconcilerMetrics;
 }
 
+/** Drops neighbour creations/updates (pods' ARP churn on cni0); everything else counts. */
+export function defaultEventFilter(e: unknown): boolean {
+  if (e && typeof e === "object" && "kind" in e && "action" in e) return !((e as { kind: unknown }).kind === "neigh" && (e as { action: unknown }).action === "new");
+  return true;
+}
+
 export function createReconciler({
   backend,
   peers,
@@ -67,9 +83,11 @@ export function createReconciler({
   periodMs = 10_000,
   debounceMs = 100,
   retryMs = 1_000,
+  eventMinIntervalMs = 500,
+  eventFilter = defaultEventFilter,
   monotonicMs = () => performance.now(),
 }: ReconcilerOptions): Reconciler {
-  for (const [k, v] of Object.entries({ periodMs, debounceMs, retryMs })) {
+  for (const [k, v] of Object.entries({ periodMs, debounceMs, retryMs, eventMinIntervalMs })) {
     if (!Number.isFinite(v) || v < 0) throw new Error(`create reconciler: ${k} must be a non-negative number, got ${v}`);
   }
   const log = logger.child("reconcile");
@@ -78,6 +96,8 @@ export function createReconciler({
   let timerAt = Infinity;
   let stopped = true;
   let pendingReason: string | undefined;
+  let failedRuns = 0; // consecutive
+  let lastRunAt = -Infinity;
   const unsubs: (() => void)[] = [];
 
   function schedule(delay: number, reason: string): void {
@@ -109,13 +129,18 @@ export function createReconciler({
     m.durationSecondsSum += dt;
     m.lastProblems = result.problems;
     m.lastErrors = result.errors;
+    lastRunAt = clock.now();
     if (result.errors.length) {
       m.errors++;
-      log.warn(`reconcile (${reason}) had ${result.errors.length} error(s); retrying in ${retryMs} ms`, { errors: result.errors.join("; ") });
-      schedule(retryMs, "retry");
+      const delay = Math.min(retryMs * 2 ** failedRuns, Math.max(retryMs, periodMs));
+      failedRuns++;
+      log.warn(`reconcile (${reason}) had ${result.errors.length} error(s); retrying in ${delay} ms`, { errors: result.errors.join("; ") });
+      schedule(delay, "retry");
     } else if (result.changes) {
+      failedRuns = 0;
       log.info(`reconcile (${reason}) made ${result.changes} change(s)`, { ms: +(dt * 1000).toFixed(2) });
     } else {
+      failedRuns = 0;
       log.debug(`reconcile (${reason}): no changes`);
     }
     // The periodic pass is measured from the last run of any kind.
@@ -134,7 +159,10 @@ export function createReconciler({
       stopped = false;
       if (onLeasesChange) unsubs.push(onLeasesChange(() => schedule(debounceMs, "lease change")));
       if (watchEvents) {
-        const h = watchEvents(() => schedule(debounceMs, "netlink event"));
+        const h = watchEvents((e) => {
+          if (!eventFilter(e)) return;
+          schedule(Math.max(debounceMs, lastRunAt + eventMinIntervalMs - clock.now()), "netlink event");
+        });
         if (typeof h === "function") unsubs.push(h);
         else if (h && "close" in h) unsubs.push(() => h.close());
         else if (h && "stop" in h) unsubs.push(() => h.stop());

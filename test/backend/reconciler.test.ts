@@ -110,6 +110,60 @@ describe("reconciler", () => {
     rec.stop();
   });
 
+  test("lasting errors back off (1, 2, 4, 8, 10, 10 s) and the backoff resets after a clean run", () => {
+    const clock = new FakeClock();
+    let failing = true;
+    const runsAt: number[] = [];
+    const t0 = clock.now();
+    const rec = createReconciler({
+      backend: {
+        apply() {
+          runsAt.push(clock.now() - t0);
+          return failing ? { changes: 0, errors: ["replace route 10.244.2.0/24: Operation not permitted"], problems: [] } : { changes: 0, errors: [], problems: [] };
+        },
+      },
+      peers: () => [],
+      clock,
+      logger: silentLogger,
+    });
+    rec.start();
+    clock.advance(35_000);
+    expect(runsAt).toEqual([0, 1_000, 3_000, 7_000, 15_000, 25_000, 35_000]);
+    failing = false;
+    clock.advance(10_000); // clean run at 45 s
+    failing = true;
+    clock.advance(10_000); // fails at 55 s → next retry after 1 s again
+    clock.advance(1_000);
+    expect(runsAt.slice(7)).toEqual([45_000, 55_000, 56_000]);
+    rec.stop();
+  });
+
+  test("kernel events: neighbour churn is left to the periodic pass; event runs are spaced", () => {
+    const clock = new FakeClock();
+    let runs = 0;
+    let emit: (e: unknown) => void = () => {};
+    const rec = createReconciler({
+      backend: { apply: () => (runs++, { changes: 0, errors: [], problems: [] }) },
+      peers: () => [],
+      clock,
+      logger: silentLogger,
+      watchEvents: (fn) => void (emit = fn),
+    });
+    rec.start();
+    emit({ kind: "neigh", action: "new" });
+    clock.advance(1_000);
+    expect(runs).toBe(1);
+    emit({ kind: "route", action: "del" });
+    clock.advance(100);
+    expect(runs).toBe(2);
+    emit({ kind: "neigh", action: "del" }); // right after the last run: waits until 500 ms after it
+    clock.advance(499);
+    expect(runs).toBe(2);
+    clock.advance(1);
+    expect(runs).toBe(3);
+    rec.stop();
+  });
+
   test("a backend that throws counts as an error and does not stop the loop", () => {
     const clock = new FakeClock();
     let calls = 0;
