@@ -4,7 +4,7 @@
  * two peers claiming one subnet (the lease layer should never allow it) the first by
  * name wins so every run picks the same one.
  */
-import { canonicalCidr, contains, parseCidr, parseIp } from "../net/cidr.ts";
+import { canonicalCidr, contains, formatCidr, isNetworkAddress, networkOf, parseCidr, parseIp } from "../net/cidr.ts";
 import type { PeerLease } from "./backend.ts";
 import { isUsableMac } from "./mac.ts";
 
@@ -26,8 +26,8 @@ export function checkPeers(peers: PeerLease[], opts: { network: string; ownSubne
       const c = parseCidr(p.subnet);
       if (c.family !== 4) throw new Error("not IPv4");
       if (!contains(net, c)) throw new Error(`not inside Network ${opts.network}`);
-      subnet = canonicalCidr(p.subnet);
-      if (subnet !== p.subnet) throw new Error(`host bits set (expected ${subnet})`);
+      if (!isNetworkAddress(c)) throw new Error(`host bits set (expected ${formatCidr(networkOf(c))})`);
+      subnet = p.subnet;
     } catch (e) {
       problems.push(`${who}: skipped, subnet ${JSON.stringify(p.subnet)}: ${(e as Error).message}`);
       continue;

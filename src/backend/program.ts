@@ -56,18 +56,24 @@ export function programPeers(nl: Netlink, network: string, want: DesiredPeers, r
   const curNeighs = want.dev ? nl.listNeighbors(want.dev) : [];
   const curFdb = want.dev ? nl.listFdb(want.dev) : [];
 
+  // Indexed once: a cluster of 1000 peers must not cost 1000 × 1000 comparisons per run.
+  const neighByIp = new Map(curNeighs.map((c) => [c.ip, c.mac.toLowerCase()]));
+  const fdbKeys = new Set(curFdb.map((c) => `${c.mac.toLowerCase()} ${c.dst}`));
+  const routeByDst = new Map(curRoutes.map((c) => [c.dst, c]));
+
   // 1. entries behind the routes
   for (const n of want.neighs) {
-    if (curNeighs.some((c) => c.ip === n.ip && c.mac.toLowerCase() === n.mac)) continue;
+    if (neighByIp.get(n.ip) === n.mac) continue;
     attempt(result, () => nl.replaceNeighbor(n));
   }
   for (const f of want.fdb) {
-    if (curFdb.some((c) => c.mac.toLowerCase() === f.mac && c.dst === f.dst)) continue;
+    if (fdbKeys.has(`${f.mac} ${f.dst}`)) continue;
     attempt(result, () => nl.appendFdb(f));
   }
   // 2. routes, last
   for (const r of want.routes) {
-    if (curRoutes.some((c) => sameRoute(c, r))) continue;
+    const c = routeByDst.get(r.dst);
+    if (c && sameRoute(c, r)) continue;
     attempt(result, () => nl.replaceRoute({ ...r, protocol: WEFT_ROUTE_PROTOCOL }));
   }
   // 3. removals: routes first, then what they pointed at
