@@ -28,10 +28,6 @@ interface Cluster {
 }
 
 const open: Topology[] = [];
-afterAll(async () => {
-  for (const t of open) await t.cleanup();
-  expect(listNamespaces(PREFIX).filter((n) => open.some((t) => n.startsWith(t.id)))).toEqual([]);
-});
 
 /** Starts node-agent in node i (from source, or as the compiled binary `agentBin`). */
 interface AgentOpts {
@@ -98,6 +94,11 @@ async function tcpTransferIntact(c: Cluster): Promise<void> {
 const routesProto87 = (ns: string) => ipJson<any[]>(ns, "route", "show", "proto", "87").map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${r.flags?.includes("onlink") ? " onlink" : ""}`);
 
 describe.skipIf(!!skip)("backends on two namespace nodes", () => {
+  afterAll(async () => {
+    for (const t of open) await t.cleanup();
+    expect(listNamespaces(PREFIX).filter((n) => open.some((t) => n.startsWith(t.id)))).toEqual([]);
+  });
+
   test("vxlan: kernel state as flannel programs it, pods ping across, idempotent re-apply", async () => {
     const c = await cluster({ type: "vxlan", vni: 1, port: 8472, directRouting: false });
     const n0 = c.topo.nodes[0]!.ns;
