@@ -149,6 +149,14 @@ function udpToTun(): void {
       ip = base + 1 + VNET_HDR_SIZE;
       len = n - 1 - VNET_HDR_SIZE;
       super_ = true;
+      // Only what a TUN with CSUM|TSO4|TSO_ECN produces: the NEEDS_CSUM flag, TCPv4 GSO
+      // (optionally ECN) with a non-zero segment size. The kernel checks the rest.
+      const h = base + 1;
+      const gso = rxBuf[h + 1]!;
+      if ((rxBuf[h]! & ~1) !== 0 || (gso !== 0 && gso !== 1 && gso !== 0x81) || (gso !== 0 && (rxBuf[h + 4]! | (rxBuf[h + 5]! << 8)) === 0)) {
+        local[C_DROP_INVALID]!++;
+        continue;
+      }
     }
     if (len < 20 || rxBuf[ip]! >> 4 !== 4 || (rxBuf[ip]! & 0xf) < 5) {
       local[C_DROP_INVALID]!++;
