@@ -143,6 +143,9 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     expect(bridgeFdb(n0, "weft.1").filter((x) => x.dst)).toEqual([]);
     await c.agents[1]!.call({ close: 1 });
     expect(ipJson<any[]>(c.topo.nodes[1]!.ns, "link", "show", "weft.1")).toHaveLength(1);
+    // a restart adopts the device and finds nothing to change
+    const restarted = startAgent(c, 1, { type: "vxlan", vni: 1, port: 8472, directRouting: false });
+    expect(await restarted.next()).toEqual({ ready: true, data: { type: "vxlan", vtepMac: stableMac("node1") }, result: { changes: 0, errors: [], problems: [] } });
   }, 60_000);
 
   test("reconciler with kernel events: an outsider's deletions are repaired without being asked; lease changes applied", async () => {
@@ -184,6 +187,9 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     const far = await c.agents[0]!.call({ peers: [...c.peers, { nodeName: "far", subnet: "10.244.9.0/24", publicIp: "198.51.100.9" }] });
     expect(far.result.changes).toBe(0);
     expect(far.result.problems[0]).toContain("peer far: no route to 10.244.9.0/24");
+    expect(await c.agents[1]!.call({ close: 1 })).toEqual({ closed: true });
+    const restarted = startAgent(c, 1, { type: "host-gw" });
+    expect(await restarted.next()).toEqual({ ready: true, data: { type: "host-gw" }, result: { changes: 0, errors: [], problems: [] } });
   }, 60_000);
 
   test("udp: TUN weft0 + worker encapsulation carry pod traffic both ways; counters move", async () => {
