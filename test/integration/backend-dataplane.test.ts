@@ -242,6 +242,12 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     await tcpTransferIntact(c);
     const after = (await c.agents[0]!.call({ counters: 1 })).counters;
     expect(after.txSuperPackets).toBeGreaterThan(0);
+    // weft0 deleted under the running loop: the next apply opens a new one and hands it over
+    ip(n0, "link", "del", "weft0");
+    const rebuilt = await c.agents[0]!.call({ peers: c.peers });
+    expect(rebuilt.result.errors).toEqual([]);
+    expect(ipJson<any[]>(n0, "-4", "addr", "show", "dev", "weft0")[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`)).toEqual(["10.244.1.0/16"]);
+    expect(ping(c.pods[0]!.ns, c.pods[1]!.ip)).toBe(true);
     // close stops the worker but keeps weft0; a restart re-attaches and traffic flows again
     expect(await c.agents[0]!.call({ close: 1 })).toEqual({ closed: true });
     expect(ipJson<any[]>(n0, "link", "show", "weft0")).toHaveLength(1);
