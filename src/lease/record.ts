@@ -1,7 +1,7 @@
 /**
  * Lease records on the wire and their total order.
  *
- * Records travel as msgpack tuples (compact: a 1000-node table is ~110 KB) and every
+ * Records travel as msgpack tuples (compact: a 1000-node table is ~70 KB) and every
  * decoded tuple is validated with zod before it can touch the table; malformed input is
  * reported to the caller, never thrown. The order (generation, version, canonical text)
  * is total, so "keep the greater record" is a commutative, associative and idempotent
@@ -10,82 +10,119 @@
 import { z } from "zod";
 import { pack, unpack } from "msgpackr";
 import type { NetConf } from "../config.ts";
-import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp } from "../net/cidr.ts";
+import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
 import type { Lease } from "./types.ts";
 
 /** Wire format version; bumped on incompatible tuple changes. */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 const KIND_RECORD = 1;
 const KIND_STATE = 2;
 
 export const nodeNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const nodeIdPattern = /^[0-9a-f]{32}$/;
-const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 // 2^53 keeps counters exact in msgpack and JS numbers.
 const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const u32 = z.number().int().min(0).max(0xffffffff);
+const bytes = (n: number) => z.instanceof(Uint8Array).refine((b) => b.length === n, `expected ${n} bytes`);
+const backendTypes = ["vxlan", "host-gw", "udp"] as const;
 
-// A strict dotted quad (no leading zeros); a regex, because this runs for every record.
-const octet = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
-const ipv4Pattern = new RegExp(`^${octet}(\\.${octet}){3}$`);
-const ipv4Text = z.string().max(15).regex(ipv4Pattern, "expected an IPv4 address");
-
+/**
+ * One record on the wire (~70 bytes): addresses as u32, nodeId and MAC as raw bytes.
+ * [nodeName, nodeId, generation, version, subnetAddr, subnetPrefix, publicIp,
+ *  backendType, vtepMac|null, claimedAt, renewedAt, deleted]
+ */
 const recordTuple = z.tuple([
-  z.string().regex(nodeNamePattern), // nodeName
-  z.string().regex(nodeIdPattern), // nodeId
-  counter.min(1), // generation
-  counter, // version
-  z.string().max(43), // subnet (range-checked separately: needs the NetConf)
-  ipv4Text, // publicIp
-  z.enum(["vxlan", "host-gw", "udp"]), // backend type
-  z.string().regex(macPattern).nullable(), // vtepMac
-  time, // claimedAt
-  time, // renewedAt
-  z.boolean(), // deleted
+  z.string().regex(nodeNamePattern),
+  bytes(16),
+  counter.min(1),
+  counter,
+  u32,
+  z.number().int().min(0).max(32),
+  u32,
+  z.number().int().min(0).max(backendTypes.length - 1),
+  bytes(6).nullable(),
+  time,
+  time,
+  z.boolean(),
 ]);
 
 type RecordTuple = z.infer<typeof recordTuple>;
+type Cell = string | number | boolean | null | Uint8Array;
 
-const toTuple = (l: Lease): RecordTuple => [
-  l.nodeName,
-  l.nodeId,
-  l.generation,
-  l.version,
-  l.subnet,
-  l.publicIp,
-  l.backend.type,
-  l.backend.vtepMac ?? null,
-  l.claimedAt,
-  l.renewedAt ?? l.claimedAt,
-  l.deleted === true,
-];
+const hex = (b: Uint8Array, sep = ""): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(sep);
+const unhex = (s: string) => Uint8Array.from(s.replaceAll(":", "").match(/../g) ?? [], (h) => parseInt(h, 16));
+const ipText = (a: number): string => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+function ipNum(text: string): number {
+  const p = text.split(".");
+  if (p.length !== 4) return -1;
+  let a = 0;
+  for (const x of p) {
+    if (!/^(0|[1-9]\d{0,2})$/.test(x) || Number(x) > 255) return -1;
+    a = a * 256 + Number(x);
+  }
+  return a;
+}
+
+// Records are immutable once made, so their wire forms are cached per object.
+const tuples = new WeakMap<Lease, RecordTuple>();
+const packed = new WeakMap<Lease, Uint8Array>();
+
+function toTuple(l: Lease): RecordTuple {
+  const cached = tuples.get(l);
+  if (cached) return cached;
+  const slash = l.subnet.indexOf("/");
+  const t: RecordTuple = [
+    l.nodeName,
+    unhex(l.nodeId),
+    l.generation,
+    l.version,
+    ipNum(l.subnet.slice(0, slash)),
+    Number(l.subnet.slice(slash + 1)),
+    ipNum(l.publicIp),
+    backendTypes.indexOf(l.backend.type),
+    l.backend.vtepMac ? unhex(l.backend.vtepMac) : null,
+    l.claimedAt,
+    l.renewedAt ?? l.claimedAt,
+    l.deleted === true,
+  ];
+  tuples.set(l, t);
+  return t;
+}
 
 function fromTuple(t: RecordTuple): Lease {
+  const type = backendTypes[t[7]]!;
   const lease: Lease = {
     nodeName: t[0],
-    nodeId: t[1],
+    nodeId: hex(t[1]),
     generation: t[2],
     version: t[3],
-    subnet: t[4],
-    publicIp: t[5],
-    backend: t[7] === null ? { type: t[6] } : { type: t[6], vtepMac: t[7] },
-    claimedAt: t[8],
-    renewedAt: t[9],
+    subnet: `${ipText(t[4])}/${t[5]}`,
+    publicIp: ipText(t[6]),
+    backend: t[8] === null ? { type } : { type, vtepMac: hex(t[8], ":") },
+    claimedAt: t[9],
+    renewedAt: t[10],
   };
-  if (t[10]) lease.deleted = true;
+  if (t[11]) lease.deleted = true;
+  tuples.set(lease, t);
   return lease;
 }
 
 /** Canonical text of a record: equal records give equal text. */
-export const canonicalText = (l: Lease): string => JSON.stringify(toTuple(l));
+export const canonicalText = (l: Lease): string =>
+  JSON.stringify(toTuple(l), (_k, v: unknown) => (v instanceof Uint8Array ? hex(v) : v));
 
-type Cell = string | number | boolean | null;
-const cmpCell = (a: Cell, b: Cell): number => {
+function cmpCell(a: Cell, b: Cell): number {
   if (a === b) return 0;
   if (a === null) return -1;
   if (b === null) return 1;
-  return a < b ? -1 : 1;
-};
+  if (a instanceof Uint8Array && b instanceof Uint8Array) {
+    const n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+    return a.length - b.length;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 /** Element-wise order of two wire tuples (same schema, so cells have the same types). */
 function compareTuples(a: readonly Cell[], b: readonly Cell[]): number {
@@ -109,7 +146,7 @@ export function compareRecords(a: Lease, b: Lease): number {
 
 /** True if an undecoded wire tuple is exactly `l` (a known record: no need to validate it again). */
 export function sameAsWire(raw: unknown, l: Lease): boolean {
-  if (!Array.isArray(raw) || raw.length !== 11) return false;
+  if (!Array.isArray(raw) || raw.length !== 12) return false;
   if (raw[2] !== l.generation || raw[3] !== l.version) return false;
   return compareTuples(raw as Cell[], toTuple(l)) === 0;
 }
@@ -153,29 +190,63 @@ export function subnetProblem(subnet: string, range: SubnetRange): string | unde
   return undefined;
 }
 
-/** Validates records against the schema and the range; caches subnet verdicts. */
+/** Validates wire tuples against the schema and the pod-network range. */
 export class RecordValidator {
-  private readonly verdicts = new Map<string, string | undefined>();
   constructor(readonly range: SubnetRange) {}
 
   /** The lease, or a reason string for rejecting it. */
   check(raw: unknown): Lease | string {
     const parsed = recordTuple.safeParse(raw);
-    if (!parsed.success) return `malformed record: ${parsed.error.issues[0]?.message ?? "invalid"}`;
-    const lease = fromTuple(parsed.data);
-    let verdict = this.verdicts.get(lease.subnet);
-    if (verdict === undefined && !this.verdicts.has(lease.subnet)) {
-      verdict = subnetProblem(lease.subnet, this.range);
-      if (this.verdicts.size > 100_000) this.verdicts.clear();
-      this.verdicts.set(lease.subnet, verdict);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      return `malformed record: ${i ? `[${i.path.join(".")}] ${i.message}` : "invalid"}`;
     }
-    return verdict ?? lease;
+    const problem = this.tupleProblem(parsed.data);
+    return problem ?? fromTuple(parsed.data);
   }
+
+  private tupleProblem(t: RecordTuple): string | undefined {
+    const r = this.range;
+    const addr = BigInt(t[4]);
+    const subnet = `${ipText(t[4])}/${t[5]}`;
+    if (t[5] !== r.subnetLen) return `subnet ${subnet} is not a /${r.subnetLen}`;
+    if ((addr & (sizeOf(4, t[5]) - 1n)) !== 0n) return `subnet ${subnet} has host bits set`;
+    if (!contains(r.network, { family: 4, addr, prefix: t[5] })) return `subnet ${subnet} is not inside ${formatCidr(r.network)}`;
+    if (addr < r.min || addr > r.max) return `subnet ${subnet} is outside SubnetMin..SubnetMax`;
+    return undefined;
+  }
+}
+
+function packedRecord(l: Lease): Uint8Array {
+  let b = packed.get(l);
+  if (!b) packed.set(l, (b = pack(toTuple(l))));
+  return b;
 }
 
 export const encodeRecord = (l: Lease): Uint8Array => pack([WIRE_VERSION, KIND_RECORD, toTuple(l)]);
 
-export const encodeState = (ls: Iterable<Lease>): Uint8Array => pack([WIRE_VERSION, KIND_STATE, Array.from(ls, toTuple)]);
+/**
+ * The whole table as one payload. Built by concatenating each record's cached msgpack
+ * bytes under a hand-written array header, so a push-pull costs a copy, not a re-encode.
+ */
+export function encodeState(ls: Iterable<Lease>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let len = 0;
+  for (const l of ls) {
+    const b = packedRecord(l);
+    parts.push(b);
+    len += b.length;
+  }
+  const head = [0x93, WIRE_VERSION, KIND_STATE, 0xdd, (parts.length >>> 24) & 255, (parts.length >>> 16) & 255, (parts.length >>> 8) & 255, parts.length & 255];
+  const out = new Uint8Array(head.length + len);
+  out.set(head, 0);
+  let off = head.length;
+  for (const b of parts) {
+    out.set(b, off);
+    off += b.length;
+  }
+  return out;
+}
 
 /** Raw (unvalidated) record tuples from a broadcast or a state payload. */
 export function decodePayload(bytes: Uint8Array): { raw: unknown[] } | { error: string } {
