@@ -16,7 +16,7 @@ export interface UdpTransportOptions {
   logger: Logger;
   /** Largest datagram accepted, bytes; larger ones are dropped (default 65507). */
   maxPacket?: number;
-  /** Most concurrent incoming streams; more are refused (default 64). */
+  /** Most concurrent incoming streams; more are refused (default 32). Bounds what unauthenticated peers can make us buffer: maxStreams × maxBytes. */
   maxStreams?: number;
   /** Server side: an incoming stream idle this long is closed, seconds (default 10). */
   streamIdleSeconds?: number;
@@ -47,7 +47,7 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Tra
   throw new Error(`bind gossip transport ${opts.bindAddr}:${opts.port}: ${(lastErr as Error)?.message ?? lastErr}`, { cause: lastErr });
 }
 
-async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 64, streamIdleSeconds = 10 }: UdpTransportOptions): Promise<Transport> {
+async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 32, streamIdleSeconds = 10 }: UdpTransportOptions): Promise<Transport> {
   const log = logger.child("transport");
   let packetHandler: PacketHandler | null = null;
   let streamHandler: StreamHandler | null = null;

@@ -30,7 +30,8 @@ async function node(name: string, ip: string, keyring: Keyring | null, port = 0)
     name,
     advertiseAddr: transport.localAddr(),
     transport,
-    config: localConfig(),
+    // Generous stream deadline: CI machines may be busy; membership timings stay local.
+    config: localConfig({ streamTimeoutMs: 10_000 }),
     deps: { clock: realClock, logger: silentLogger, delegate, keyring, clusterName: "udp-test" },
   });
   await gossip.start();
