@@ -46,7 +46,16 @@ export function serveApi({ host, port, source, logger, maxRequestBodySize = 1024
       hostname: host,
       port,
       maxRequestBodySize,
-      fetch: (req) => app.fetch(req),
+      fetch: (req) => {
+        // An empty or non-ASCII Host header makes Bun's req.url throw "Invalid URL" inside
+        // Hono, which would surface as a 500: it is the client's malformed request.
+        try {
+          new URL(req.url);
+        } catch {
+          return Response.json({ error: "bad request: invalid Host header or request target" }, { status: 400 });
+        }
+        return app.fetch(req);
+      },
       // Reached only if Hono itself fails; keep the server up and answer JSON.
       error(err) {
         logger.error("status API request failed", { error: err });
