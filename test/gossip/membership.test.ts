@@ -174,6 +174,40 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(again.gossip.members().find((m) => m.name === "n4")!.incarnation).toBeGreaterThan(0);
   });
 
+  test("meta is advertised, and updateMeta reaches everyone as an update", async () => {
+    const sim = new Sim({ seed: 25 });
+    const a = await sim.add("a", 0, { meta: enc("ip=192.0.2.1") });
+    const b = await sim.add("b", 1);
+    const c = await sim.add("c", 2);
+    await sim.runUntilSettled(Promise.all([b.gossip.join([a.addr]), c.gossip.join([a.addr])]), 5_000);
+    const metaOf = (n: typeof a, name: string) => new TextDecoder().decode(n.gossip.members().find((m) => m.name === name)?.meta ?? new Uint8Array());
+    expect(await sim.runUntil(() => metaOf(b, "a") === "ip=192.0.2.1" && metaOf(c, "a") === "ip=192.0.2.1", 5_000)).toBeGreaterThanOrEqual(0);
+    a.gossip.updateMeta(enc("ip=192.0.2.99"));
+    expect(await sim.runUntil(() => metaOf(b, "a") === "ip=192.0.2.99" && metaOf(c, "a") === "ip=192.0.2.99", 5_000)).toBeGreaterThanOrEqual(0);
+    expect(b.delegate.events).toContain("update a alive");
+    expect(() => a.gossip.updateMeta(new Uint8Array(257))).toThrow(/at most 256 bytes/);
+  });
+
+  test("a name moves to a new address only once its old entry is dead for deadNodeReclaimMs", async () => {
+    const sim = new Sim({ seed: 26, config: { deadNodeReclaimMs: 3_000 } });
+    const nodes = await sim.cluster(4);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 5_000);
+    // A second live "n3" at another address is a name clash: ignored while the first lives.
+    const clash = await sim.add("n3", 9);
+    await sim.runUntilSettled(clash.gossip.join([nodes[0]!.addr]), 5_000);
+    await sim.run(2_000);
+    expect(nodes[0]!.gossip.members().find((m) => m.name === "n3")!.addr).toBe(nodes[3]!.addr);
+    await clash.gossip.shutdown();
+    // The original dies; after the reclaim time a new instance at a new address takes over.
+    await nodes[3]!.gossip.shutdown();
+    const rest = nodes.slice(0, 3);
+    await sim.runUntil(() => allSee(rest, ["n3"], "dead"), 10_000);
+    await sim.run(3_000);
+    const moved = await sim.add("n3", 10);
+    await sim.runUntilSettled(moved.gossip.join([nodes[0]!.addr]), 5_000);
+    expect(await sim.runUntil(() => rest.every((n) => n.gossip.members().some((m) => m.name === "n3" && m.state === "alive" && m.addr === moved.addr)), 5_000)).toBeGreaterThanOrEqual(0);
+  });
+
   test("join retries with backoff until a seed answers, and stops when aborted", async () => {
     const sim = new Sim({ seed: 21 });
     const a = await sim.add("a", 0);
