@@ -24,14 +24,20 @@ export interface Member {
 
 /** Callbacks the gossip layer makes into its user. They must not block or throw. */
 export interface GossipDelegate {
-  /** A user broadcast arrived (possibly a duplicate, possibly old: merge must cope). */
+  /**
+   * A user broadcast arrived; `from` is its origin's name. Never called for our own
+   * broadcasts. The gossip layer delivers each (origin, key, version) at most once and
+   * drops versions older than one already delivered, but merge must still cope with
+   * stale content (push-pull may have brought newer state meanwhile).
+   */
   notifyMessage(payload: Uint8Array, from: string): void;
-  /** Full local state for a TCP push-pull exchange (join = first exchange with that peer). */
+  /** Full local state for a TCP push-pull exchange (join = the exchange is a join). Must stay under maxStreamBytes. */
   localState(join: boolean): Uint8Array;
-  /** The remote side's full state from a push-pull exchange. */
+  /** The remote side's full state from a push-pull exchange; called on both sides of every exchange. */
   mergeRemoteState(payload: Uint8Array, join: boolean, from: string): void;
 }
 
+/** Membership events; never about the local node; called synchronously inside packet handling. */
 export interface MembershipListener {
   onJoin?(m: Member): void;
   onUpdate?(m: Member): void;
@@ -52,11 +58,21 @@ export interface Gossip {
   /**
    * Contacts seeds ("host:port"), retrying with backoff until one answers or `signal`
    * aborts; performs a push-pull with the first that answers. Resolves to how many answered.
+   * Starts the node if needed. Resolves 0 at once when no seed other than ourselves is
+   * given (bootstrap), and 0 when `signal` aborts or the node shuts down; never rejects.
    */
   join(seeds: string[], signal?: AbortSignal): Promise<number>;
-  /** Queues a payload for piggybacked dissemination; a newer payload with the same key replaces a queued older one. */
+  /**
+   * Queues a payload for piggybacked dissemination; a newer payload with the same key
+   * replaces a queued older one. Throws RangeError if it cannot fit one packet (~1.3 kB).
+   */
   broadcast(key: string, payload: Uint8Array): void;
-  /** Full-state TCP exchange with one member now (used by the allocator's settle window). */
+  /**
+   * Full-state TCP exchange with one member now (used by the allocator's settle window).
+   * Resolves after both sides merged; rejects for an unknown member ("unknown member"),
+   * an unreachable one (after config.streamTimeoutMs) or a failed exchange. For our own
+   * name it resolves at once.
+   */
   pushPull(memberName: string): Promise<void>;
   /** All members known, self included. */
   members(): Member[];
