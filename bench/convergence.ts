@@ -5,7 +5,7 @@
  * it until every live node holds it (0 if all held it already at commit).
  *
  *   bun run bench/convergence.ts [--nodes 100] [--loss 0] [--partition-ms 0] [--seed 1]
- *                                [--staggered] [--steady-ms 120000] [--json]
+ *                                [--staggered] [--quiet-ms 30000] [--steady-ms 60000] [--json]
  */
 import { parseArgs } from "node:util";
 import { parseNetConf } from "../src/config.ts";
@@ -19,7 +19,8 @@ const { values: a } = parseArgs({
     "partition-ms": { type: "string", default: "0" },
     seed: { type: "string", default: "1" },
     staggered: { type: "boolean", default: false },
-    "steady-ms": { type: "string", default: "120000" },
+    "quiet-ms": { type: "string", default: "30000" },
+    "steady-ms": { type: "string", default: "60000" },
     json: { type: "boolean", default: false },
   },
 });
@@ -28,6 +29,7 @@ const loss = Number(a.loss);
 const partitionMs = Number(a["partition-ms"]);
 const seed = Number(a.seed);
 const steadyMs = Number(a["steady-ms"]);
+const quietMs = Number(a["quiet-ms"]);
 if (!(Number.isInteger(N) && N >= 2 && N <= 4000)) throw new Error(`--nodes: expected 2..4000, got ${a.nodes}`);
 if (!(loss >= 0 && loss < 1)) throw new Error(`--loss: expected 0 ≤ p < 1, got ${a.loss}`);
 if (!(partitionMs >= 0)) throw new Error(`--partition-ms: expected ≥ 0, got ${a["partition-ms"]}`);
@@ -88,7 +90,9 @@ const pending = () => [...tracks.values()].some((t) => t.commitAt !== undefined 
 const okConverge = await sim.runUntil(() => !pending() && sim.clock.now() - start0 > 500 + partitionMs, 600_000, 50);
 const convergedAtMs = sim.clock.now() - start0;
 
-// Steady state: bytes on the wire per node per second over a quiet window.
+// Steady state: after the join storm's broadcasts have drained, bytes on the wire
+// (packets + push-pull requests and replies) per node per second.
+await sim.run(quietMs, 100);
 const before = sim.network.stats().bytes;
 await sim.run(steadyMs, 100);
 const bytesPerNodePerSec = (sim.network.stats().bytes - before) / N / (steadyMs / 1000);

@@ -258,7 +258,15 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         // Our own older start (restored state dir) or, before commit, a previous owner of
         // the name: take the name with a higher generation.
         bumpGenerationAbove(rec.generation);
-        publish({ ...own, generation: identity!.generation, version: 0, renewedAt: stamp() });
+        const next = { ...own, generation: identity!.generation, version: 0, renewedAt: stamp() };
+        publish(next);
+        if (committed && !claiming) {
+          try {
+            commit(next);
+          } catch (e) {
+            log.error("Cannot persist lease with raised generation", { error: e as Error });
+          }
+        }
       } else {
         displaced = true;
         m.nameConflicts++;

@@ -188,6 +188,24 @@ describe("cluster on a fake gossip layer", () => {
     expect(a.cluster.table().get("a")!.nodeId).toBe("f".repeat(32));
   });
 
+  test("a record under our name and nodeId with a higher generation (restored state dir) is overtaken", async () => {
+    const sim = new FakeSim({ seed: 10 });
+    sim.addNode("a", []);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    const a = sim.nodes.get("a")!;
+    const own = a.lease!;
+    const newer: Lease = { ...own, generation: own.generation + 3, version: 2 };
+    sim.hub.nodes.get("a")!.delegate.notifyMessage(encodeRecord(newer), "x");
+    const now = a.cluster.ownLease()!;
+    expect(now.generation).toBe(own.generation + 4);
+    expect(now.subnet).toBe(own.subnet);
+    expect(a.cluster.table().get("a")).toEqual(now);
+    expect(a.store.lease).toEqual(now);
+    expect(a.store.identity!.generation).toBe(own.generation + 4);
+    expect(a.cluster.metrics().nameConflicts).toBe(0);
+  });
+
   test("malformed payloads and out-of-range records are dropped and counted, never thrown", async () => {
     const sim = new FakeSim({ seed: 9 });
     sim.addNode("a", []);
