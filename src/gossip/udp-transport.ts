@@ -136,8 +136,14 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
       if (!host) return;
       try {
         udp.send(data, p, host);
-      } catch (err) {
-        log.debug("udp send failed", { to, err: (err as Error).message });
+      } catch {
+        // A pending ICMP error from an earlier send to a dead peer surfaces here and
+        // consumes this send; the error is cleared now, so one retry goes through.
+        try {
+          udp.send(data, p, host);
+        } catch (err) {
+          log.debug("udp send failed", { to, err: (err as Error).message });
+        }
       }
     },
     onPacket(h) {

@@ -135,4 +135,22 @@ describe("gossip over real UDP/TCP on 127.0.0.x", () => {
       await t2.close();
     }
   }, 10_000);
+
+  test("transport: an ICMP error from a dead peer does not swallow the next packet to a live one", async () => {
+    const a = await createUdpTransport({ bindAddr: "127.0.0.53", port: 0, logger: silentLogger });
+    const b = await createUdpTransport({ bindAddr: "127.0.0.54", port: 0, logger: silentLogger });
+    try {
+      let got = 0;
+      b.onPacket(() => got++);
+      for (let i = 0; i < 500; i++) {
+        a.sendPacket("127.0.0.55:9", new Uint8Array([1])); // nobody there: port unreachable
+        await new Promise((r) => setImmediate(r)); // let the ICMP error arrive
+        a.sendPacket(b.localAddr(), new Uint8Array([2]));
+      }
+      expect(await poll(() => got === 500, 3_000)).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, 10_000);
 });
