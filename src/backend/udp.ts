@@ -7,8 +7,9 @@
  * arriving on UDP 8285 for our own subnet are written back into the TUN.
  *
  * The TUN is persistent: close() stops the loop but leaves weft0, its address and route,
- * and the next start re-attaches. Routes weft owns (proto 87 in Network) are not used by
- * this backend, so any left over from another backend are removed.
+ * and the next start re-attaches. The Network route into weft0 (created by the kernel
+ * with the address) is replaced by an identical one marked as weft's (proto 87), so it is
+ * repaired when deleted; any other weft route in Network (left by another backend) goes.
  */
 import type { BackendConf } from "../config.ts";
 import type { BackendData } from "../lease/types.ts";
@@ -157,7 +158,9 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       ensureDevice(result);
       const checked = checkPeers(peers, { network, ownSubnet, needMac: false });
       result.problems.push(...checked.problems);
-      programPeers(nl, network, { routes: [], neighs: [], fdb: [] }, result);
+      // The route of the whole Network into weft0 comes with the address (proto kernel);
+      // weft takes it over as its own so a deleted one is put back like any other route.
+      programPeers(nl, network, { routes: [{ dst: network, dev: TUN_NAME }], neighs: [], fdb: [] }, result);
       const table: PumpPeer[] = checked.peers.map((p) => {
         const c = parseCidr(p.subnet);
         return { net: Number(c.addr), prefix: c.prefix, ip: p.publicIp };

@@ -97,8 +97,10 @@ describe("udp backend", () => {
       { nodeName: "b", subnet: "10.244.2.0/24", publicIp: "192.0.2.12" },
       { nodeName: "a", subnet: "10.244.1.0/24", publicIp: "192.0.2.11" },
     ];
-    expect(backend.apply(peers)).toEqual({ changes: 1, errors: [], problems: [] });
+    expect(backend.apply(peers)).toEqual({ changes: 2, errors: [], problems: [] });
     expect(tables).toEqual([[{ net: ipToU32("10.244.2.0"), prefix: 24, ip: "192.0.2.12" }]]);
+    // the kernel's Network route into weft0 becomes weft's own
+    expect(nl.takeOps()).toEqual(["replace route 10.244.0.0/16 dev weft0 proto 87"]);
     expect(backend.apply(peers)).toEqual({ changes: 0, errors: [], problems: [] });
     expect(tables).toHaveLength(1);
     expect(nl.takeOps()).toEqual([]);
@@ -115,8 +117,18 @@ describe("udp backend", () => {
     await backend.up();
     nl.takeOps();
     backend.apply([]);
-    expect(nl.takeOps()).toEqual(["delete route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87"]);
+    expect(nl.takeOps()).toEqual(["replace route 10.244.0.0/16 dev weft0 proto 87", "delete route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87"]);
     expect(nl.dump()).toContain("route 10.244.3.0/24 via 192.0.2.13 dev eth0 proto 4");
+  });
+
+  test("the Network route into weft0 is put back when someone deletes it", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    backend.apply([]);
+    nl.outside((n) => n.deleteRoute({ dst: "10.244.0.0/16" }));
+    nl.takeOps();
+    expect(backend.apply([]).changes).toBe(1);
+    expect(nl.takeOps()).toEqual(["replace route 10.244.0.0/16 dev weft0 proto 87"]);
   });
 
   test("a deleted weft0 is reopened and the new fd handed to the loop; close keeps the device", async () => {
@@ -127,9 +139,9 @@ describe("udp backend", () => {
     setDead(true);
     nl.takeOps();
     const r = backend.apply([]);
-    expect(r.changes).toBe(4);
+    expect(r.changes).toBe(5);
     expect(events.slice(2)).toEqual(["openTun weft0 offload -> 41", "setTun 41"]);
-    expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
+    expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0", "replace route 10.244.0.0/16 dev weft0 proto 87"]);
     backend.close();
     expect(events.slice(4)).toEqual(["stop", "close 99 UDP socket 192.0.2.11:8285", "close 41 weft0", "close 40 retired weft0 fd"]);
     expect(nl.getLink("weft0")).toBeDefined();

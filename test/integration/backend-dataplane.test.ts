@@ -92,6 +92,7 @@ async function tcpTransferIntact(c: Cluster): Promise<void> {
 }
 
 const routesProto87 = (ns: string) => ipJson<any[]>(ns, "route", "show", "proto", "87").map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${r.flags?.includes("onlink") ? " onlink" : ""}`);
+// (udp's Network route has no gateway: it shows as "via undefined")
 
 describe.skipIf(!!skip)("backends on two namespace nodes", () => {
   afterAll(async () => {
@@ -199,8 +200,13 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     expect(link.mtu).toBe(1472);
     expect(link.linkinfo?.info_kind).toBe("tun");
     expect(ipJson<any[]>(n0, "-4", "addr", "show", "dev", "weft0")[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`)).toEqual(["10.244.1.0/16"]);
+    expect(routesProto87(n0)).toEqual(["10.244.0.0/16 via undefined dev weft0"]);
     expect(ping(c.pods[0]!.ns, c.pods[1]!.ip)).toBe(true);
     expect(ping(c.pods[1]!.ns, c.pods[0]!.ip)).toBe(true);
+    // the Network route deleted by hand comes back with the next apply
+    ip(n0, "route", "del", "10.244.0.0/16");
+    expect((await c.agents[0]!.call({ peers: c.peers })).result).toEqual({ changes: 1, errors: [], problems: [] });
+    expect(ping(c.pods[0]!.ns, c.pods[1]!.ip)).toBe(true);
     // a large packet (fits the TUN MTU, not the pod's 1500) still goes through
     expect(exec(c.pods[0]!.ns, ["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-s", "1400", c.pods[1]!.ip], { check: false }).code).toBe(0);
     // unknown destination inside Network: dropped and counted, not sent
