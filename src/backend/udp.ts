@@ -140,7 +140,13 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       udpFd = sys.openUdpSocket(publicIp, conf.port);
       pump = startLoop();
       sentTable = "";
-      await pump.ready;
+      try {
+        await pump.ready;
+      } catch (e) {
+        pump.stop();
+        pump = undefined; // so a later up() tries again instead of trusting a dead loop
+        throw e;
+      }
       log.info(`packet loop running`, { tun: TUN_NAME, listen: `${publicIp}:${conf.port}`, mtu, offload });
       return { type: "udp" };
     },

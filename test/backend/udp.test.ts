@@ -19,6 +19,7 @@ function node({ offloadRefused = false } = {}) {
   let died = false;
   let pumps = 0;
   const sysctls: string[] = [];
+  let failStart = false;
   let started: PumpOptions | undefined;
   const pump: Pump = {
     ready: Promise.resolve(),
@@ -57,12 +58,16 @@ function node({ offloadRefused = false } = {}) {
           started = o;
           pumps++;
           died = false;
+          if (failStart) {
+            failStart = false;
+            return { ...pump, ready: Promise.reject(new Error("start udp packet loop: worker exploded")) };
+          }
           return pump;
         },
       },
     },
   );
-  return { nl, backend, tables, events, setDead: (d: boolean) => (dead = d), kill: () => (died = true), sysctls, pumps: () => pumps, started: () => started };
+  return { nl, backend, tables, events, setDead: (d: boolean) => (dead = d), kill: () => (died = true), sysctls, failNextStart: () => (failStart = true), pumps: () => pumps, started: () => started };
 }
 
 describe("udp backend", () => {
@@ -171,6 +176,16 @@ describe("udp backend", () => {
     expect(events).toContain("stop");
     expect(tables).toHaveLength(2);
     expect(backend.apply(peers).changes).toBe(0);
+  });
+
+  test("a loop that fails to start makes up() fail, and a later up() starts a new one", async () => {
+    const { backend, pumps, failNextStart } = node();
+    failNextStart();
+    await expect(backend.up()).rejects.toThrow("start udp packet loop: worker exploded");
+    expect(() => backend.apply([])).toThrow("up() has not run");
+    await backend.up();
+    expect(pumps()).toBe(2);
+    expect(backend.apply([]).errors).toEqual([]);
   });
 
   test("counters come from the loop", async () => {
