@@ -63,6 +63,12 @@ export interface UdpDeps extends BackendDeps {
   offload?: boolean;
 }
 
+function addCounters(a: UdpCounters, b: UdpCounters): UdpCounters {
+  const out = { ...a };
+  for (const k of Object.keys(out) as (keyof UdpCounters)[]) out[k] = a[k] + b[k];
+  return out;
+}
+
 export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, deps: UdpDeps): UdpBackend {
   const { nl, network, ownSubnet, publicIp } = deps;
   const sys: UdpSys = { ...realSys, ...deps.sys };
@@ -77,6 +83,7 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
   const retired: number[] = [];
   let pump: Pump | undefined;
   let sentTable = "";
+  let carried = zeroCounters();
   /** Decided at the first open: offload unless the kernel refuses it; kept for reopens (the worker's framing is fixed). */
   let offload: boolean | undefined = deps.offload;
 
@@ -156,6 +163,7 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       if (pump.died()) {
         // The fds are still ours and valid: a new worker takes them over.
         log.error("udp packet loop died; starting a new one");
+        carried = addCounters(carried, pump.counters()); // counters must not go backwards
         pump.stop();
         pump = startLoop();
         sentTable = "";
@@ -180,7 +188,7 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       problemLog.update(result.problems);
       return result;
     },
-    counters: () => pump?.counters() ?? zeroCounters(),
+    counters: () => addCounters(carried, pump?.counters() ?? zeroCounters()),
     close() {
       pump?.stop();
       pump = undefined;

@@ -176,6 +176,8 @@ describe("udp backend", () => {
     expect(events).toContain("stop");
     expect(tables).toHaveLength(2);
     expect(backend.apply(peers).changes).toBe(0);
+    // the dead loop's counts are carried over (the fake reports the same numbers each time)
+    expect(backend.counters?.().packetsForwarded).toBe(8);
   });
 
   test("a loop that fails to start makes up() fail, and a later up() starts a new one", async () => {
