@@ -1,0 +1,151 @@
+/**
+ * SWIM failure detection (memberlist state.go probeNode): each probe pings one member;
+ * no ack within the probe timeout → `indirectChecks` peers ping it for us (and a TCP
+ * ping is tried, in case only UDP is lost); no ack by the end of the probe interval →
+ * the member becomes suspect. Indirect requests from peers are served here too. Local
+ * health (awareness) scales the timeouts and learns from missing nacks.
+ */
+import type { TimerHandle } from "../clock.ts";
+import type { Awareness } from "./awareness.ts";
+import { type IndirectMsg, type Message, type PingMsg, T, streamAckSchema, streamPingSchema } from "./codec.ts";
+import type { GossipConfig } from "./config.ts";
+import type { Membership } from "./membership.ts";
+import type { Runtime } from "./runtime.ts";
+import type { Streams } from "./streams.ts";
+
+interface AckWaiter {
+  onAck(): void;
+  onNack(): void;
+}
+
+export interface ProberOptions {
+  name: string;
+  config: GossipConfig;
+  rt: Runtime;
+  members: Membership;
+  awareness: Awareness;
+  streams: Streams;
+  /** Sends messages in one packet (with piggybacked broadcasts). */
+  send(addr: string, msgs: Message[]): void;
+}
+
+export class Prober {
+  private readonly acks = new Map<number, AckWaiter>();
+  private seq = 0;
+
+  constructor(private readonly o: ProberOptions) {}
+
+  onAck(seq: number): void {
+    this.acks.get(seq)?.onAck();
+  }
+
+  onNack(seq: number): void {
+    this.acks.get(seq)?.onNack();
+  }
+
+  clear(): void {
+    this.acks.clear();
+  }
+
+  onPing(msg: PingMsg, from: string): void {
+    // A ping meant for a previous owner of this address: stay silent so they look dead.
+    if (msg.target !== this.o.name) return;
+    this.o.members.markSeen(msg.from);
+    this.o.send(from, [{ t: T.ack, seq: msg.seq }]);
+  }
+
+  /** Answers a TCP fallback ping (a stream whose request is a ping). */
+  answerStreamPing(v: unknown, from: string): Uint8Array {
+    const ping = this.o.streams.check(streamPingSchema, v, from);
+    if (ping.target !== this.o.name) throw new Error(`stream ping for ${ping.target}, not us`);
+    this.o.members.markSeen(ping.from);
+    return this.o.streams.seal({ t: T.ack, seq: ping.seq });
+  }
+
+  onIndirect(msg: IndirectMsg, from: string): void {
+    const { rt } = this.o;
+    const seq = this.nextSeq();
+    let answered = false;
+    const timer = rt.after(this.o.config.probeTimeoutMs, () => {
+      this.acks.delete(seq);
+      if (!answered) this.o.send(from, [{ t: T.nack, seq: msg.seq }]);
+    });
+    this.acks.set(seq, {
+      onAck: () => {
+        if (answered) return;
+        answered = true;
+        this.acks.delete(seq);
+        rt.cancel(timer);
+        this.o.send(from, [{ t: T.ack, seq: msg.seq }]);
+      },
+      onNack: () => {},
+    });
+    this.o.send(msg.targetAddr, [{ t: T.ping, seq, target: msg.target, from: this.o.name }]);
+  }
+
+  /** One probe of the next member in the round-robin order. */
+  probe(): void {
+    const { rt, members, awareness, config: c } = this.o;
+    const target = members.nextProbeTarget();
+    if (!target) return;
+    const seq = this.nextSeq();
+    const inc = target.incarnation;
+    let acked = false;
+    let nacks = 0;
+    let expectedNacks = 0;
+    const timers: TimerHandle[] = [];
+    this.acks.set(seq, {
+      onAck: () => {
+        if (acked) return;
+        acked = true;
+        this.acks.delete(seq);
+        timers.forEach((t) => rt.cancel(t));
+        awareness.applyDelta(-1);
+        members.markSeen(target.name);
+      },
+      onNack: () => void nacks++,
+    });
+    this.o.send(target.addr, [{ t: T.ping, seq, target: target.name, from: this.o.name }]);
+    const probeTimeout = awareness.scale(c.probeTimeoutMs);
+    const probeInterval = awareness.scale(c.probeIntervalMs);
+    timers.push(
+      rt.after(probeTimeout, () => {
+        const peers = members.randomMembers(c.indirectChecks, (s) => s.state === "alive", target.name);
+        expectedNacks = peers.length;
+        for (const p of peers) this.o.send(p.addr, [{ t: T.indirect, seq, target: target.name, targetAddr: target.addr, from: this.o.name }]);
+        if (c.tcpFallbackPing) {
+          this.tcpPing(target.addr, target.name, seq, probeInterval - probeTimeout).then((ok) => {
+            if (!ok || acked) return;
+            rt.logLimited("tcp-ping", "member answered over TCP but not over UDP: is UDP blocked?", { member: target.name });
+            this.acks.get(seq)?.onAck();
+          });
+        }
+      }),
+    );
+    timers.push(
+      rt.after(probeInterval, () => {
+        this.acks.delete(seq);
+        if (acked) return;
+        // Peers that could not even send a nack hint that our own network is the problem.
+        awareness.applyDelta(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1);
+        rt.log.debug("probe failed, suspecting member", { member: target.name, nacks, expectedNacks });
+        members.suspectNode({ t: T.suspect, name: target.name, inc, from: this.o.name });
+      }),
+    );
+  }
+
+  /** Resolves true on the matching ack over TCP, false on anything else. */
+  private async tcpPing(addr: string, target: string, seq: number, deadlineMs: number): Promise<boolean> {
+    try {
+      const ack = await this.o.streams.request("tcp ping", addr, { t: T.ping, seq, target, from: this.o.name }, streamAckSchema, deadlineMs, 1024);
+      return ack.seq === seq;
+    } catch {
+      return false;
+    }
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+}

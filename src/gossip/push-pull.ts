@@ -1,0 +1,106 @@
+/**
+ * Full-state anti-entropy over streams (memberlist net.go pushPullNode/mergeState):
+ * both sides send their member list and the delegate's localState(), both merge. Also
+ * the periodic exchange with a random member and the reconnect attempts to failed
+ * members that heal partitions after both sides reaped each other.
+ */
+import { type PushPullMsg, STATE_CODE, STATE_NAME, T, pushPullSchema } from "./codec.ts";
+import { type GossipConfig } from "./config.ts";
+import type { Membership } from "./membership.ts";
+import { type Runtime, errText } from "./runtime.ts";
+import type { Streams } from "./streams.ts";
+import type { GossipDelegate } from "./types.ts";
+
+export interface PushPullOptions {
+  name: string;
+  config: GossipConfig;
+  rt: Runtime;
+  members: Membership;
+  streams: Streams;
+  delegate: GossipDelegate;
+}
+
+export class PushPull {
+  private readonly schema;
+
+  constructor(private readonly o: PushPullOptions) {
+    this.schema = pushPullSchema(o.config.maxMembers, o.config.maxStreamBytes);
+  }
+
+  /** One exchange with `addr`; resolves to the remote's name once both sides merged. */
+  async exchange(addr: string, join: boolean): Promise<string> {
+    const msg = await this.o.streams.request("push-pull", addr, this.localState(join), this.schema, this.o.config.streamTimeoutMs);
+    this.merge(msg);
+    return msg.from;
+  }
+
+  /** Serves an incoming push-pull (already opened): our state back, then merge theirs. */
+  serve(v: unknown, from: string): Uint8Array {
+    const msg = this.o.streams.check(this.schema, v, from);
+    // Reply with our view before merging theirs, as memberlist does.
+    const reply = this.o.streams.seal(this.localState(msg.join));
+    this.merge(msg);
+    return reply;
+  }
+
+  periodic(): void {
+    const [peer] = this.o.members.randomMembers(1, (s) => s.state === "alive");
+    if (!peer) return;
+    this.exchange(peer.addr, false).catch((err) => this.o.rt.logLimited("pushpull", "periodic push-pull failed", { peer: peer.name, err: errText(err) }));
+  }
+
+  /**
+   * Tries to reach one failed member (serf's reconnect): after a partition both sides
+   * may hold each other dead — or have reaped each other — and nothing else would ever
+   * make them talk again. If the first exchange revealed a disagreement (it told us we
+   * were dead, or we still hold it dead at its incarnation), both sides have refuted
+   * by now and a second exchange carries the new incarnations.
+   */
+  reconnect(): void {
+    const { members, rt } = this.o;
+    const cand = members.reconnectCandidate();
+    if (!cand) return;
+    const incBefore = members.self().incarnation;
+    this.exchange(cand.addr, false)
+      .then((remote) => {
+        const st = members.get(remote);
+        if (members.self().incarnation !== incBefore || !st || st.state !== "alive") return this.exchange(cand.addr, false);
+      })
+      .then(
+        () => rt.log.debug("reconnected to failed member", { member: cand.name }),
+        (err) => rt.logLimited("reconnect", "reconnect to failed member failed", { member: cand.name, err: errText(err) }),
+      );
+  }
+
+  private localState(join: boolean): PushPullMsg {
+    const members = this.o.members.all().map((s) => ({
+      name: s.name,
+      addr: s.addr,
+      inc: s.incarnation,
+      state: STATE_CODE[s.state],
+      ...(s.meta ? { meta: s.meta } : {}),
+    }));
+    return { join, from: this.o.name, members, user: this.o.delegate.localState(join) };
+  }
+
+  private merge(msg: PushPullMsg): void {
+    const { members, rt } = this.o;
+    for (const r of msg.members) {
+      try {
+        const state = STATE_NAME[r.state]!;
+        if (state === "alive") members.aliveNode({ t: T.alive, name: r.name, addr: r.addr, inc: r.inc, ...(r.meta ? { meta: r.meta } : {}) });
+        else if (state === "left") members.deadNode({ t: T.dead, name: r.name, inc: r.inc, from: r.name });
+        // A remote "dead" is only a suspicion here: we give the member a chance to refute.
+        else members.suspectNode({ t: T.suspect, name: r.name, inc: r.inc, from: msg.from });
+      } catch (err) {
+        rt.logLimited("handler", "merging member failed", { member: r.name, err: errText(err) });
+      }
+    }
+    members.markSeen(msg.from);
+    try {
+      this.o.delegate.mergeRemoteState(msg.user, msg.join, msg.from);
+    } catch (err) {
+      rt.logLimited("delegate", "delegate mergeRemoteState threw", { from: msg.from, err: errText(err) });
+    }
+  }
+}

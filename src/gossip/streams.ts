@@ -1,0 +1,80 @@
+/**
+ * Sealed request/reply exchanges over the transport's streams: one place that seals,
+ * opens, decodes, validates and counts stream traffic, and bounds each exchange by a
+ * deadline on the clock (and by shutdown).
+ */
+import type { z } from "zod";
+import { decode, encode } from "./codec.ts";
+import { type Runtime, errText } from "./runtime.ts";
+import type { Sealer } from "./security.ts";
+import type { Transport } from "./transport.ts";
+
+export class Streams {
+  constructor(
+    private readonly rt: Runtime,
+    private readonly transport: Transport,
+    private readonly sealer: Sealer,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Seals a message for sending, counting it; throws if it exceeds the stream limit. */
+  seal(msg: unknown): Uint8Array {
+    const data = this.sealer.seal(encode(msg));
+    if (data.length > this.maxBytes) throw new Error(`stream message of ${data.length} bytes exceeds maxStreamBytes ${this.maxBytes}`);
+    this.rt.metrics.bytesOut += data.length;
+    this.rt.metrics.messagesOut++;
+    return data;
+  }
+
+  /**
+   * Sends `msg` to `addr` and returns the reply validated by `schema`. Rejects with
+   * "<what> with <addr>: …" on timeout ("no reply within N ms"), shutdown, transport
+   * errors or a reply that does not open or validate.
+   */
+  async request<S extends z.ZodType>(what: string, addr: string, msg: unknown, schema: S, timeoutMs: number, maxReply = this.maxBytes): Promise<z.infer<S>> {
+    if (this.rt.stopped) throw new Error(`${what} with ${addr}: gossip stopped`);
+    const req = this.seal(msg);
+    const dl = this.rt.deadline(timeoutMs);
+    let reply: Uint8Array;
+    try {
+      reply = await this.transport.stream(addr, req, { signal: dl.signal, maxBytes: maxReply });
+    } catch (err) {
+      const why = this.rt.stopped ? "gossip stopped" : dl.signal.aborted ? `no reply within ${timeoutMs} ms` : errText(err);
+      throw new Error(`${what} with ${addr}: ${why}`, { cause: err });
+    } finally {
+      dl.done();
+    }
+    if (this.rt.stopped) throw new Error(`${what} with ${addr}: gossip stopped`);
+    return this.check(schema, this.open(reply, addr), addr);
+  }
+
+  /** Opens and msgpack-decodes a stream message; counts and throws on failure. */
+  open(data: Uint8Array, from: string): unknown {
+    this.rt.metrics.bytesIn += data.length;
+    const plain = this.sealer.open(data);
+    if (!plain) {
+      this.rt.metrics.decryptFailures++;
+      this.rt.logLimited("decrypt", "dropped stream that failed to decrypt (wrong key or cluster name?)", { from });
+      throw new Error(`stream from ${from}: message failed to decrypt (wrong key or cluster name?)`);
+    }
+    try {
+      return decode(plain);
+    } catch {
+      return this.malformed(from);
+    }
+  }
+
+  /** Validates a decoded stream message; counts and throws on failure. */
+  check<S extends z.ZodType>(schema: S, v: unknown, from: string): z.infer<S> {
+    const r = schema.safeParse(v);
+    if (!r.success) return this.malformed(from);
+    this.rt.metrics.messagesIn++;
+    return r.data;
+  }
+
+  private malformed(from: string): never {
+    this.rt.metrics.decodeFailures++;
+    this.rt.logLimited("decode", "dropped malformed stream message", { from });
+    throw new Error(`stream from ${from}: malformed message`);
+  }
+}
