@@ -45,6 +45,16 @@ function agreedView(nodes: AgentNode[], want: string[]): Map<string, string> | u
   return new Map(rows.map((r) => [r.name, r.subnet]));
 }
 
+/** Waits for {@link agreedView}; on timeout the error shows what each agent listed. */
+async function agree(nodes: AgentNode[], want: string[], timeoutMs: number): Promise<Map<string, string>> {
+  try {
+    return await until(`${want.length} agents to agree with everyone alive`, timeoutMs, () => agreedView(nodes, want), 500);
+  } catch (e) {
+    const seen = nodes.map((n) => `${n.name}: ${(nodesOf(n) ?? []).map((r) => `${r.name}=${r.subnet}:${r.state}`).join(" ")}`);
+    throw new Error(`${(e as Error).message}\n${seen.join("\n")}`);
+  }
+}
+
 function expectNoTwoOwners(nodes: AgentNode[]): void {
   for (const n of nodes) {
     const rows = nodesOf(n) ?? [];
@@ -73,9 +83,10 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
   const withLog = async <T>(n: AgentNode, p: Promise<T>): Promise<T> => p.catch((e: Error) => { throw new Error(`${e.message}\n--- ${n.name} log (tail) ---\n${logOf(n).slice(-4000)}`); });
 
   beforeAll(async () => {
-    topo = createTopology({ prefix: `${PREFIX}f`, nodes: 4 });
+    topo = createTopology({ prefix: `${PREFIX}f`, nodes: 5 });
     dir = mkdtempSync(join(tmpdir(), "weft-faults-"));
     writeFileSync(join(dir, "key"), key, { mode: 0o600 });
+    writeFileSync(join(dir, "wrong-key"), Buffer.alloc(32, 24).toString("base64") + "\n", { mode: 0o600 });
     writeFileSync(join(dir, "net-conf.json"), JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }));
     opts = { netConf: join(dir, "net-conf.json"), keyFile: join(dir, "key"), join: topo.nodes.slice(0, 3).map((t) => `${t.ip}:7946`) };
     topo.nodes.forEach((t, i) => nodes.push(agentNode(`node${i + 1}`, t.ns, t.ip, dir)));
@@ -90,6 +101,58 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
     expect(listNamespaces(`${PREFIX}f`)).toEqual([]);
   }, 30_000);
+
+  const metric = (n: AgentNode, name: string): number => {
+    const m = new RegExp(`^${name} (\\d+)`, "m").exec(api(n, "/metrics")?.body ?? "");
+    if (!m) throw new Error(`${n.name}: no metric ${name}`);
+    return Number(m[1]);
+  };
+
+  test("garbage datagrams to a real agent's gossip port are counted as decrypt failures; nothing else changes", async () => {
+    const target = nodes[0]!;
+    const before = metric(target, "weft_gossip_decrypt_failures_total");
+    const view = agreedView(nodes.slice(0, 3), ["node1", "node2", "node3"]);
+    expect(view).toBeDefined();
+    const sent = await topo.runTs<number>(topo.underlay.ns, `
+      const s = await Bun.udpSocket({ hostname: "192.0.2.1", port: 0 });
+      let x = 12345, n = 0;
+      for (let i = 0; i < 500; i++) {
+        const b = new Uint8Array(1 + (i * 7) % 1300);
+        for (let j = 0; j < b.length; j++) { x = (x * 1103515245 + 12345) >>> 0; b[j] = x >>> 24; }
+        while (!s.send(b, 7946, "192.0.2.11")) await Bun.sleep(1);
+        n++;
+        if (i % 50 === 49) await Bun.sleep(5);
+      }
+      s.close();
+      console.log(JSON.stringify(n));
+    `);
+    expect(sent).toBe(500);
+    const delta = await until("500 decrypt failures counted", 10_000, () => {
+      const d = metric(target, "weft_gossip_decrypt_failures_total") - before;
+      return d >= 500 ? d : undefined;
+    });
+    expect(delta).toBe(500);
+    expect(api(target, "/healthz")?.status).toBe(200);
+    expect(agreedView(nodes.slice(0, 3), ["node1", "node2", "node3"])).toEqual(view);
+  }, 60_000);
+
+  test("an agent with the wrong cluster key never joins, never claims, and its packets are counted as decrypt failures", async () => {
+    const stranger = nodes[4]!;
+    const before = metric(nodes[0]!, "weft_gossip_decrypt_failures_total");
+    startAgent(stranger, { ...opts, keyFile: join(dir, "wrong-key") });
+    try {
+      await until("the stranger to log failed join attempts", 20_000, () => /WARN.*join: no seed answered/.test(logOf(stranger)), 250);
+      const r = readiness(stranger);
+      expect(r?.ready).toBe(false);
+      expect(r?.reason ?? "").toMatch(/lease/);
+      expect(stranger.proc!.exitCode).toBeNull();
+      expect(existsSync(stranger.subnetFile)).toBe(false);
+      expect(metric(nodes[0]!, "weft_gossip_decrypt_failures_total")).toBeGreaterThan(before);
+      for (const n of nodes.slice(0, 3)) expect((nodesOf(n) ?? []).map((x) => x.name)).not.toContain("node5");
+    } finally {
+      await stopAgent(stranger);
+    }
+  }, 60_000);
 
   test("a node partitioned longer than the suspicion timeout is declared dead, keeps its lease, and after healing the cluster converges", async () => {
     const victim = nodes[2]!;
@@ -112,7 +175,7 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
       faults(topo, []);
     }
     const t1 = Date.now();
-    const after = await until("all three agents to agree again with everyone alive", 90_000, () => agreedView(nodes.slice(0, 3), ["node1", "node2", "node3"]), 500);
+    const after = await agree(nodes.slice(0, 3), ["node1", "node2", "node3"], 90_000);
     console.log(`partition healed: converged ${Date.now() - t1} ms after the heal`);
     expect([...after.entries()].sort()).toEqual([...before!.entries()].sort());
     expectNoTwoOwners(nodes.slice(0, 3));
@@ -132,8 +195,8 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
     } finally {
       faults(topo, []);
     }
-    await until("four agents to agree", 60_000, () => agreedView(nodes, ["node1", "node2", "node3", "node4"]), 500);
-    expectNoTwoOwners(nodes);
+    await agree(nodes.slice(0, 4), ["node1", "node2", "node3", "node4"], 60_000);
+    expectNoTwoOwners(nodes.slice(0, 4));
     addPodFor(3);
     allPing(["node1", "node4"]);
     allPing(["node3", "node4"]);
@@ -161,8 +224,8 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
     expect(JSON.parse(readFileSync(leasePath, "utf8")).nodeName).toBe("node2");
     // Peers still held node2's record: it re-learns the same subnet (docs/leases.md).
     expect(subnetOf(victim)).toBe(subnet);
-    await until("four agents to agree after the recovery", 60_000, () => agreedView(nodes, ["node1", "node2", "node3", "node4"]), 500);
-    expectNoTwoOwners(nodes);
+    await agree(nodes.slice(0, 4), ["node1", "node2", "node3", "node4"], 60_000);
+    expectNoTwoOwners(nodes.slice(0, 4));
     allPing(["node2", "node1", "node4"]);
   }, 120_000);
 });
