@@ -9,7 +9,7 @@ import type { Logger } from "../log.ts";
 import type { PacketHandler, StreamHandler, Transport } from "./transport.ts";
 
 export interface UdpTransportOptions {
-  /** IPv4 address to bind, e.g. "192.0.2.10" or "127.0.0.2". */
+  /** Address to bind, e.g. "192.0.2.10", "127.0.0.2" or "::1" (then addresses read "[::1]:port"). */
   bindAddr: string;
   /** Port for both UDP and TCP; 0 picks a free one (the same number for both). */
   port: number;
@@ -63,7 +63,7 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
       data(_s, data, rport, raddr) {
         if (closed || !packetHandler || data.length > maxPacket) return;
         try {
-          packetHandler(data, `${raddr}:${rport}`);
+          packetHandler(data, joinAddr(raddr, rport));
         } catch (err) {
           log.debug("packet handler threw", { err: (err as Error).message });
         }
@@ -91,7 +91,7 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
           }
           active++;
           sock.timeout(streamIdleSeconds);
-          const from = `${sock.remoteAddress}:${sock.remotePort}`;
+          const from = joinAddr(sock.remoteAddress, sock.remotePort);
           sock.data = newConn(streamMax, (req) => {
             streamHandler!(req, from).then(
               (reply) => writeFrame(sock, reply),
@@ -126,7 +126,7 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
     udp.close();
     throw err;
   }
-  const addr = `${bindAddr}:${udp.port}`;
+  const addr = joinAddr(bindAddr, udp.port);
 
   return {
     localAddr: () => addr,
@@ -268,9 +268,16 @@ function concat(parts: Uint8Array[], len: number): Uint8Array {
   return out;
 }
 
+/** "ip:port", with IPv6 addresses in brackets ("[::1]:7946"). */
+function joinAddr(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 function splitAddr(a: string): [string | null, number] {
   const i = a.lastIndexOf(":");
   const port = Number(a.slice(i + 1));
   if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) return [null, 0];
-  return [a.slice(0, i), port];
+  let host = a.slice(0, i);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  return [host, port];
 }

@@ -18,6 +18,11 @@ const key = (b: number): Keyring => {
   return { primary: k, keys: [k] };
 };
 
+const hasV6 = await createUdpTransport({ bindAddr: "::1", port: 0, logger: silentLogger }).then(
+  async (t) => (await t.close(), true),
+  () => false,
+);
+
 const running: GossipNode[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((g) => g.shutdown()));
@@ -152,5 +157,16 @@ describe("gossip over real UDP/TCP on 127.0.0.x", () => {
       await a.close();
       await b.close();
     }
+  }, 10_000);
+
+  // Skipped (with this reason) on hosts where IPv6 loopback is disabled.
+  test.skipIf(!hasV6)("IPv6 loopback: two nodes join over [::1]", async () => {
+    const a = await node("v6a", "::1", key(4));
+    const b = await node("v6b", "::1", key(4));
+    expect(a.addr).toMatch(/^\[::1\]:\d+$/);
+    expect(await b.gossip.join([a.addr])).toBe(1);
+    expect(await poll(() => stateOf(a.gossip, "v6b") === "alive" && stateOf(b.gossip, "v6a") === "alive", 5_000)).toBe(true);
+    b.gossip.broadcast("k", new TextEncoder().encode("over-v6"));
+    expect(await poll(() => a.delegate.messages.some((m) => m.payload === "over-v6"), 5_000)).toBe(true);
   }, 10_000);
 });
