@@ -228,6 +228,24 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
     expectNoTwoOwners(nodes.slice(0, 4));
     allPing(["node2", "node1", "node4"]);
   }, 120_000);
+
+  test("an agent killed (SIGKILL) and down past the suspicion timeout: peers keep its lease and routes, its pod stays reachable, a restart reuses the lease", async () => {
+    const victim = nodes[2]!;
+    const subnet = subnetOf(victim)!;
+    await stopAgent(victim, "SIGKILL");
+    await until("node1 and node2 to declare node3 dead", 60_000, () =>
+      [nodes[0]!, nodes[1]!].every((n) => nodesOf(n)?.find((r) => r.name === "node3")?.state === "dead"), 250);
+    // Dead is not expired: the lease (and so the route) stays for the TTL (24 h).
+    expect(nodesOf(nodes[0]!)!.find((r) => r.name === "node3")?.subnet).toBe(networkOfGateway(subnet));
+    // The kernel keeps forwarding without the agent.
+    allPing(["node1", "node3"]);
+    startAgent(victim, opts);
+    await withLog(victim, until("node3 ready again", 60_000, () => readiness(victim)?.ready === true, 250));
+    expect(subnetOf(victim)).toBe(subnet);
+    await agree(nodes.slice(0, 4), ["node1", "node2", "node3", "node4"], 60_000);
+    expectNoTwoOwners(nodes.slice(0, 4));
+    allPing(["node3", "node2", "node4"]);
+  }, 150_000);
 });
 
 describe.skipIf(!!skip)("subnet exhaustion: room for exactly 2 subnets, 3 agents", () => {
