@@ -189,7 +189,8 @@ export class Agent {
       } catch (e) {
         r.errors.push(`ip-masq: ${(e as Error).message}`);
       }
-      this.reportProblems(r.problems);
+      // The backends log each problem when it appears and clears; status shows the current set.
+      this.lastProblems = r.problems;
       return r;
     };
     const reconciler = createReconciler({
@@ -217,12 +218,6 @@ export class Agent {
         first();
       });
     }
-  }
-
-  private reportProblems(problems: string[]): void {
-    const key = problems.join("\n");
-    if (key !== this.lastProblems.join("\n")) for (const p of problems) this.log.warn("Dataplane problem", { problem: p });
-    this.lastProblems = problems;
   }
 
   /** Valid leases of other nodes, as the backend needs them. Liveness does not matter here. */
@@ -269,6 +264,7 @@ export class Agent {
       leases: () => this.cluster?.leases() ?? [],
       readiness: () => this.readiness,
       healthy: () => this.healthy(),
+      problems: () => this.lastProblems,
       gossip: () => this.cluster?.gossipMetrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 },
       cluster: () => {
         const m = this.cluster?.metrics();

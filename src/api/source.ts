@@ -33,6 +33,8 @@ export interface StatusParts {
   leases: () => LeaseLike[];
   readiness: () => Readiness;
   healthy: () => boolean;
+  /** Current dataplane problems (last reconcile), shown in /v1/status and `weft status`. */
+  problems?: () => string[];
   gossip?: () => MetricsSnapshot["gossip"];
   cluster?: () => { leases: number; conflictsResolved: number };
   reconcile?: () => MetricsSnapshot["reconcile"];
@@ -76,6 +78,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
         members: countMembers(p.members()),
         version: p.version,
         uptimeSeconds: Math.max(0, Math.floor((now() - p.startedAt) / 1000)),
+        problems: p.problems?.() ?? [],
       };
     },
     nodes(): NodeStatus[] {

@@ -26,6 +26,11 @@ export interface AgentStatus {
   members: { alive: number; suspect: number; dead: number; left: number };
   version: string;
   uptimeSeconds: number;
+  /**
+   * Dataplane conditions an operator must fix (e.g. a host-gw peer that is not on-link).
+   * An addition to the contract's fields; empty when all is well.
+   */
+  problems: string[];
 }
 
 export interface Readiness {

@@ -153,5 +153,6 @@ export function formatStatus(s: AgentStatus, nodes: NodeStatus[], nowMs: number,
   const sorted = [...nodes].sort((a, b) => a.name.localeCompare(b.name));
   const rows = [["", "NAME", "PUBLIC IP", "SUBNET", "BACKEND", "STATE", "LAST SEEN"]];
   for (const n of sorted) rows.push([n.name === s.node ? "*" : "", n.name, n.publicIp, n.subnet, n.backend, n.state, n.name === s.node ? "self" : relativeTime(n.lastSeen, nowMs)]);
-  return `${head}\n${table(rows)}`;
+  const problems = (s.problems ?? []).map((p) => `problem: ${p}\n`).join("");
+  return `${head}${problems}\n${table(rows)}`;
 }

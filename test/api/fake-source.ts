@@ -23,6 +23,7 @@ export function sampleState(): FakeSourceState {
       members: { alive: 2, suspect: 1, dead: 0, left: 0 },
       version: "0.1.0",
       uptimeSeconds: 42,
+      problems: [],
     },
     nodes: [
       { name: "wop-a", publicIp: "192.0.2.11", subnet: "10.244.1.0/24", backend: "vxlan", state: "alive", lastSeen: "2026-11-24T12:00:00.000Z", vtepMac: "aa:bb:cc:00:00:01" },

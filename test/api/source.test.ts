@@ -41,8 +41,10 @@ test("status: identity, subnet, member counts, uptime in whole seconds", () => {
     members: { alive: 2, suspect: 1, dead: 0, left: 1 },
     version: "0.1.0",
     uptimeSeconds: 90,
+    problems: [],
   });
   expect(createStatusSource(parts({ subnet: () => null })).status().subnet).toBeNull();
+  expect(createStatusSource(parts({ problems: () => ["host-gw: peer n3 (192.0.2.99) is not on-link"] })).status().problems).toEqual(["host-gw: peer n3 (192.0.2.99) is not on-link"]);
 });
 
 test("nodes: sorted by name, tombstones dropped, lastSeen as ISO or null, vtepMac only when known", () => {

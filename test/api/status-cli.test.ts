@@ -121,4 +121,12 @@ describe("formatting", () => {
     st.status.subnet = null;
     expect(formatStatus(st.status, [], NOW)).toContain("(no lease yet)");
   });
+
+  test("dataplane problems are listed, one per line", () => {
+    const st = sampleState();
+    expect(formatStatus(st.status, [], NOW)).not.toContain("problem:");
+    st.status.problems = ["host-gw: peer n3 (198.51.100.7) is not on-link", "second"];
+    const out = formatStatus(st.status, [], NOW);
+    expect(out).toContain("problem: host-gw: peer n3 (198.51.100.7) is not on-link\nproblem: second\n");
+  });
 });
