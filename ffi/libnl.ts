@@ -62,6 +62,12 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_link_vxlan_set_local: { args: ["ptr", "ptr"], returns: "i32" },
   rtnl_link_vxlan_set_learning: { args: ["ptr", "u8"], returns: "i32" },
   rtnl_link_vxlan_set_link: { args: ["ptr", "u32"], returns: "i32" },
+  // VXLAN getters: the same assert applies, so only call them on a link whose type is
+  // "vxlan" (libnl then has attached its vxlan info). get_id fills a uint32_t, get_local
+  // hands back a new nl_addr the caller must put, get_learning returns the value.
+  rtnl_link_vxlan_get_id: { args: ["ptr", "ptr"], returns: "i32" },
+  rtnl_link_vxlan_get_local: { args: ["ptr", "ptr"], returns: "i32" },
+  rtnl_link_vxlan_get_learning: { args: ["ptr"], returns: "i32" },
   // addresses
   rtnl_addr_alloc: { args: [], returns: "ptr" },
   rtnl_addr_put: { args: ["ptr"], returns: "void" },
@@ -123,10 +129,15 @@ export const LIBNL_ROUTE_SYMBOLS = {
 /**
  * Symbols bound individually; a missing one is `undefined` and the wrapper reports
  * which feature is unavailable instead of failing to load at all.
- * rtnl_link_vxlan_set_port arrived in libnl 3.2.29; older hosts can still run host-gw.
+ * rtnl_link_vxlan_set_port/get_port arrived in libnl 3.2.29; older hosts can still run
+ * host-gw (and read VXLAN links without the port).
  */
 export const LIBNL_ROUTE_OPTIONAL = {
   rtnl_link_vxlan_set_port: { args: ["ptr", "u32"], returns: "i32" },
+  // Same release as set_port; fills a uint32_t in host byte order (libnl does the ntohs).
+  rtnl_link_vxlan_get_port: { args: ["ptr", "ptr"], returns: "i32" },
+  // Checks exactly what the vxlan getters assert (the attached type ops are vxlan's).
+  rtnl_link_is_vxlan: { args: ["ptr"], returns: "i32" },
 } as const;
 
 /**

@@ -7,9 +7,9 @@
  * With DirectRouting, a peer whose public IP is on-link on the underlay gets a plain
  * `subnet via publicIp dev <underlay>` route instead (no encapsulation, like host-gw).
  *
- * An existing device is adopted when it matches (kind, MAC, and VNI/local/port when
- * the Netlink implementation reports them); otherwise it is recreated. The MAC is kept
- * stable across recreation so peers' entries stay valid.
+ * An existing device is adopted when it matches (kind, MAC, and VNI/local/port/learning
+ * off when the Netlink implementation reports them); otherwise it is recreated. The MAC
+ * is kept stable across recreation so peers' entries stay valid.
  */
 import type { BackendData } from "../lease/types.ts";
 import type { LinkInfo, NeighSpec, FdbSpec, RouteSpec } from "../sys/netlink.ts";
@@ -19,9 +19,6 @@ import { checkPeers, isOnLink, onLinkPrefixes } from "./peers.ts";
 import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
 import { isUsableMac } from "./mac.ts";
-
-/** LinkInfo as a Netlink implementation may extend it with VXLAN parameters. */
-type MaybeVxlanLink = LinkInfo & { vxlan?: { vni?: number; local?: string; port?: number } };
 
 /** Bytes VXLAN adds over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
@@ -36,18 +33,21 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
   let mac = deps.vtepMac;
   const ownAddr = `${ownSubnet.slice(0, ownSubnet.indexOf("/"))}/32`;
 
-  function mismatch(l: MaybeVxlanLink): string | undefined {
+  function mismatch(l: LinkInfo): string | undefined {
     if (l.kind !== "vxlan") return `kind ${l.kind ?? "none"} is not vxlan`;
     if (mac !== undefined && l.mac !== undefined && l.mac.toLowerCase() !== mac) return `MAC ${l.mac} is not ${mac}`;
     const v = l.vxlan;
-    if (v?.vni !== undefined && v.vni !== conf.vni) return `VNI ${v.vni} is not ${conf.vni}`;
-    if (v?.local !== undefined && v.local !== publicIp) return `local ${v.local} is not ${publicIp}`;
-    if (v?.port !== undefined && v.port !== conf.port) return `port ${v.port} is not ${conf.port}`;
+    // Without reported parameters (a Netlink that cannot read them) kind and MAC decide.
+    if (v === undefined) return undefined;
+    if (v.vni !== conf.vni) return `VNI ${v.vni} is not ${conf.vni}`;
+    if (v.local !== publicIp) return `local ${v.local ?? "unset"} is not ${publicIp}`;
+    if (v.port !== conf.port) return `port ${v.port} is not ${conf.port}`;
+    if (v.learning === true) return "learning is on (weft programs the FDB itself)";
     return undefined;
   }
 
   function ensureDevice(result: ApplyResult): void {
-    let link: MaybeVxlanLink | undefined = nl.getLink(name);
+    let link: LinkInfo | undefined = nl.getLink(name);
     if (link) {
       const why = mismatch(link);
       if (why) {

@@ -3,7 +3,7 @@
  * MAC text <-> bytes, interface names, and the error text format. No FFI here so the
  * rules are unit-tested without root or libnl.
  */
-import { formatCidr, networkOf, parseCidr, parseIp } from "../net/cidr.ts";
+import { formatCidr, formatIp, networkOf, parseCidr, parseIp } from "../net/cidr.ts";
 
 /** The error every Netlink method throws: "<operation> <object>: <detail>". */
 export class NetlinkError extends Error {
@@ -52,6 +52,15 @@ export function formatIpv4(bytes: Uint8Array): string {
   if (bytes.length === 0) return "0.0.0.0";
   if (bytes.length !== 4) throw new Error(`IPv4 address must be 4 bytes, got ${bytes.length}`);
   return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+}
+
+/** Text of a 4-byte (IPv4) or 16-byte (IPv6) address in network order, e.g. a VXLAN's local. */
+export function formatIpBytes(bytes: Uint8Array): string {
+  if (bytes.length === 4) return formatIpv4(bytes);
+  if (bytes.length !== 16) throw new Error(`IP address must be 4 or 16 bytes, got ${bytes.length}`);
+  let addr = 0n;
+  for (const b of bytes) addr = (addr << 8n) | BigInt(b);
+  return formatIp({ family: 6, addr });
 }
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;

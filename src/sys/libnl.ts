@@ -20,7 +20,7 @@ import { cstr, loadLibc, readCString } from "../../ffi/libc.ts";
 import { loadLibnl, type LibnlLibraries } from "../../ffi/libnl.ts";
 import { dumpFdb } from "./rtnl-raw.ts";
 import {
-  formatIpv4, formatMac, invalidIfName, invalidInt, ipv4Bytes, ipv4Cidr, macBytes, NetlinkError, routeText,
+  formatIpBytes, formatIpv4, formatMac, invalidIfName, invalidInt, ipv4Bytes, ipv4Cidr, macBytes, NetlinkError, routeText,
 } from "./libnl-codec.ts";
 import {
   WEFT_ROUTE_PROTOCOL, type AddressSpec, type FdbSpec, type LinkInfo, type NeighSpec, type Netlink, type RouteInfo,
@@ -420,7 +420,51 @@ export class LibnlNetlink implements Netlink {
     if (mac) info.mac = mac;
     const master = this.rt.rtnl_link_get_master(link);
     if (master > 0) info.master = master;
+    if (kind === "vxlan" && this.isVxlan(link)) {
+      const vxlan = this.vxlanParams(link);
+      if (vxlan) info.vxlan = vxlan;
+    }
     return info;
+  }
+
+  /**
+   * The vxlan getters assert that libnl attached its vxlan type ops, and the assert
+   * aborts the process: ask rtnl_link_is_vxlan, which tests exactly that. A libnl
+   * without it still attaches the ops for every kind "vxlan" (rtnl_link_set_type), so
+   * the caller's kind check is the fallback.
+   */
+  private isVxlan(link: Pointer): boolean {
+    const is = this.opt.rtnl_link_is_vxlan;
+    return is ? is(link) !== 0 : true;
+  }
+
+  /**
+   * VNI, local, port and learning of a link known to be VXLAN; undefined when the VNI
+   * or port cannot be read (no get_port in this libnl, attribute absent), so callers
+   * never act on half the parameters. local is absent when the device has none.
+   */
+  private vxlanParams(link: Pointer): LinkInfo["vxlan"] {
+    const getPort = this.opt.rtnl_link_vxlan_get_port;
+    if (!getPort) return undefined;
+    const u32 = new Uint32Array(1);
+    if (this.rt.rtnl_link_vxlan_get_id(link, u32) < 0) return undefined;
+    const vni = u32[0]!;
+    if (getPort(link, u32) < 0) return undefined;
+    const out: NonNullable<LinkInfo["vxlan"]> = { vni, port: u32[0]! };
+    const addrOut = new BigUint64Array(1);
+    if (this.rt.rtnl_link_vxlan_get_local(link, addrOut) >= 0 && addrOut[0]) {
+      // get_local builds a new nl_addr for us: ours to put.
+      const local = Number(addrOut[0]) as Pointer;
+      try {
+        const bytes = this.addrBytes(local);
+        if (bytes.length === 4 || bytes.length === 16) out.local = formatIpBytes(bytes);
+      } finally {
+        this.nl.nl_addr_put(local);
+      }
+    }
+    const learning = this.rt.rtnl_link_vxlan_get_learning(link);
+    if (learning >= 0) out.learning = learning !== 0;
+    return out;
   }
 
   private linkNames(s: Scope, op: string): Map<number, string> {

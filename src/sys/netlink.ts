@@ -24,6 +24,12 @@ export interface LinkInfo {
   up: boolean;
   /** ifindex of the master (bridge) device, if enslaved. */
   master?: number;
+  /**
+   * VXLAN parameters as the kernel reports them, only for kind "vxlan" (and only when
+   * the implementation can read VNI and port). `local` is absent when the device has no
+   * local address; `learning` when the kernel did not say.
+   */
+  vxlan?: { vni: number; local?: string; port: number; learning?: boolean };
 }
 
 export interface VxlanSpec {

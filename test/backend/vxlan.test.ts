@@ -182,6 +182,62 @@ describe("vxlan backend", () => {
     expect(nl.takeOps()).toEqual(["set link weft.1 mtu 1450"]);
   });
 
+  test("getLink reports the VXLAN parameters weft created the device with (what the adoption check reads)", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    expect(nl.getLink("weft.1")?.vxlan).toEqual({ vni: 1, local: "192.0.2.11", port: 8472, learning: false });
+    expect(nl.getLink("eth0")?.vxlan).toBeUndefined();
+    expect(nl.listLinks().find((l) => l.name === "weft.1")?.vxlan).toEqual({ vni: 1, local: "192.0.2.11", port: 8472, learning: false });
+  });
+
+  // Each case: an existing weft.1 with our MAC and MTU that differs in one VXLAN
+  // parameter. It must be deleted and created again with the configured parameters.
+  const misconfigured: [string, Parameters<RecordingNetlink["addLinkRaw"]>[0]["vxlan"], string][] = [
+    ["a wrong VNI", { vni: 2, local: "192.0.2.11", port: 8472, learning: false }, "VNI 2 is not 1"],
+    ["a wrong port", { vni: 1, local: "192.0.2.11", port: 4789, learning: false }, "port 4789 is not 8472"],
+    ["a wrong local", { vni: 1, local: "192.0.2.99", port: 8472, learning: false }, "local 192.0.2.99 is not 192.0.2.11"],
+    ["no local", { vni: 1, port: 8472, learning: false }, "local unset is not 192.0.2.11"],
+    ["learning on", { vni: 1, local: "192.0.2.11", port: 8472, learning: true }, "learning is on"],
+  ];
+  for (const [what, vxlan, why] of misconfigured) {
+    test(`an existing weft.1 with ${what} is recreated, logging why`, async () => {
+      const lines: string[] = [];
+      const nl = new RecordingNetlink();
+      nl.outside((n) => {
+        n.addLinkRaw({ name: "eth0", mtu: 1500 });
+        n.addLinkRaw({ name: "weft.1", kind: "vxlan", mtu: 1450, mac: own, up: true, vxlan });
+      });
+      const backend = createVxlanBackend(
+        { type: "vxlan", vni: 1, port: 8472, directRouting: false },
+        { nl, publicIp: "192.0.2.11", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", vtepMac: own, logger: createLogger({ write: (l) => lines.push(l) }) },
+      );
+      await backend.up();
+      expect(nl.takeOps()).toEqual([
+        "delete link weft.1",
+        `add link weft.1 type vxlan id 1 local 192.0.2.11 dstport 8472 nolearning mtu 1450 address ${own} dev-index 2`,
+        "add address 10.244.1.0/32 dev weft.1",
+      ]);
+      expect(lines.some((l) => l.includes("WARN") && l.includes(`recreating weft.1: ${why}`))).toBe(true);
+      expect(nl.getLink("weft.1")?.vxlan).toEqual({ vni: 1, local: "192.0.2.11", port: 8472, learning: false });
+    });
+  }
+
+  test("an existing weft.1 matching in every reported parameter is adopted with zero changes", async () => {
+    const nl = new RecordingNetlink();
+    nl.outside((n) => {
+      n.addLinkRaw({ name: "eth0", mtu: 1500 });
+      n.addLinkRaw({ name: "weft.1", kind: "vxlan", mtu: 1450, mac: own, up: true, vxlan: { vni: 1, local: "192.0.2.11", port: 8472, learning: false } });
+      n.addAddress({ dev: "weft.1", cidr: "10.244.1.0/32" });
+    });
+    const backend = createVxlanBackend(
+      { type: "vxlan", vni: 1, port: 8472, directRouting: false },
+      { nl, publicIp: "192.0.2.11", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", vtepMac: own, logger: silentLogger },
+    );
+    await backend.up();
+    expect(backend.apply([]).changes).toBe(0);
+    expect(nl.takeOps()).toEqual([]);
+  });
+
   test("a renumbered own subnet replaces the lease address", async () => {
     const { nl, backend } = node();
     await backend.up();

@@ -25,7 +25,8 @@ const RTPROT_KERNEL = 2;
 const RT_TABLE_MAIN = 254;
 
 export interface FakeLink extends LinkInfo {
-  vxlan?: Omit<VxlanSpec, "name" | "mtu" | "mac">;
+  /** What the kernel keeps of a VXLAN; getLink/listLinks report it in LinkInfo's shape. */
+  vxlan?: Omit<VxlanSpec, "name" | "mtu" | "mac" | "local"> & { local?: string; learning?: boolean };
 }
 
 export interface NetlinkEvent {
@@ -120,19 +121,19 @@ export class RecordingNetlink implements Netlink {
     this.begin(op);
     if (this.links.has(s.name)) throw new Error(`${op}: Object exists`);
     const mac = s.mac ?? "02:00:00:00:00:" + this.nextIndex.toString(16).padStart(2, "0");
-    const vxlan: FakeLink["vxlan"] = { vni: s.vni, local: s.local, port: s.port, ...(s.underlayIndex !== undefined ? { underlayIndex: s.underlayIndex } : {}) };
+    const vxlan: FakeLink["vxlan"] = { vni: s.vni, local: s.local, port: s.port, learning: false, ...(s.underlayIndex !== undefined ? { underlayIndex: s.underlayIndex } : {}) };
     const link = this.addLinkRaw({ name: s.name, kind: "vxlan", mtu: s.mtu, mac, up: true, vxlan });
     this.record(op);
-    return { ...link };
+    return linkView(link);
   }
 
   getLink(name: string): LinkInfo | undefined {
     const l = this.links.get(name);
-    return l ? { ...l } : undefined;
+    return l ? linkView(l) : undefined;
   }
 
   listLinks(): LinkInfo[] {
-    return [...this.links.values()].map((l) => ({ ...l }));
+    return [...this.links.values()].map(linkView);
   }
 
   setLinkUp(name: string): void {
@@ -329,6 +330,16 @@ export class RecordingNetlink implements Netlink {
     const ip = parseIp(gw);
     return this.addrs.some((a) => (dev === undefined || a.dev === dev) && contains(parseCidr(a.cidr), ip) && parseCidr(a.cidr).prefix < 32);
   }
+}
+
+/** A copy of a link as the real implementation reports it (vxlan: vni/local/port/learning only). */
+function linkView(l: FakeLink): LinkInfo {
+  const { vxlan, ...rest } = l;
+  if (!vxlan) return { ...rest };
+  const v: NonNullable<LinkInfo["vxlan"]> = { vni: vxlan.vni, port: vxlan.port };
+  if (vxlan.local !== undefined) v.local = vxlan.local;
+  if (vxlan.learning !== undefined) v.learning = vxlan.learning;
+  return { ...rest, vxlan: v };
 }
 
 /** iproute2-like text of a route: "10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87". */

@@ -74,6 +74,46 @@ describe.skipIf(!!skip)("LibnlNetlink against the kernel", () => {
     expect(names).toEqual(["lo:-", "ul0:veth", "ul1:veth", "wbr0:bridge", "wbr9:bridge", "wv0:veth", "wv1:veth", "weft.1:vxlan"].sort());
   });
 
+  test("getLink/listLinks report VNI, local, port (host order) and learning of VXLANs, and no vxlan field elsewhere", async () => {
+    // One made by ip with non-default choices, one with no local and learning on (the
+    // kernel default), one with an IPv6 local; weft.1 was made by createVxlan above.
+    ip(ns, "link", "add", "wvx42", "type", "vxlan", "id", "42", "local", "192.0.2.11", "dstport", "4789", "nolearning");
+    ip(ns, "link", "add", "wvx43", "type", "vxlan", "id", "43", "dstport", "4789");
+    ip(ns, "link", "add", "wvx44", "type", "vxlan", "id", "44", "local", "fd00::11", "dstport", "8472");
+    try {
+      // A vxlan getter on a non-VXLAN object would abort this child (exit 134) and fail here.
+      const [weft, v42, v43, v44, bridge, veth, lo, all] = (await netlinkOk(ns, [
+        { method: "getLink", args: ["weft.1"] },
+        { method: "getLink", args: ["wvx42"] },
+        { method: "getLink", args: ["wvx43"] },
+        { method: "getLink", args: ["wvx44"] },
+        { method: "getLink", args: ["wbr0"] },
+        { method: "getLink", args: ["ul0"] },
+        { method: "getLink", args: ["lo"] },
+        { method: "listLinks" },
+      ])) as any[];
+      expect(weft.vxlan).toEqual({ vni: 1, local: "192.0.2.11", port: 8472, learning: false });
+      expect(v42.vxlan).toEqual({ vni: 42, local: "192.0.2.11", port: 4789, learning: false });
+      expect(v43.vxlan).toEqual({ vni: 43, port: 4789, learning: true });
+      expect(v44.vxlan).toEqual({ vni: 44, local: "fd00::11", port: 8472, learning: true });
+      // iproute2 as the independent reader of the same attributes
+      for (const [name, got] of [["weft.1", weft], ["wvx42", v42], ["wvx43", v43]] as const) {
+        const d = link(name).linkinfo.info_data;
+        expect(got.vxlan).toEqual({ vni: d.id, port: d.port, learning: d.learning, ...(d.local ? { local: d.local } : {}) });
+      }
+      for (const l of [bridge, veth, lo]) expect(Object.keys(l)).not.toContain("vxlan");
+      expect(bridge.kind).toBe("bridge");
+      expect(veth.kind).toBe("veth");
+      const listed = new Map((all as any[]).map((l) => [l.name, l]));
+      for (const l of [weft, v42, v43, v44]) expect(listed.get(l.name).vxlan).toEqual(l.vxlan);
+      const others = (all as any[]).filter((l) => l.kind !== "vxlan");
+      expect(others.length).toBeGreaterThanOrEqual(5);
+      for (const l of others) expect(Object.keys(l)).not.toContain("vxlan");
+    } finally {
+      for (const n of ["wvx42", "wvx43", "wvx44"]) ip(ns, "link", "del", n);
+    }
+  });
+
   test("setLinkUp, setMtu and deleteLink change what ip sees; errors name the link", async () => {
     const r = await netlinkBatch(ns, [
       { method: "setLinkUp", args: ["wv1"] },
