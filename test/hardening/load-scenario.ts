@@ -21,6 +21,12 @@ export interface LoadOptions {
   requests?: number;
   /** Give up waiting for the routes after this long, ms. */
   timeoutMs?: number;
+  /**
+   * Afterwards, flood the agent's gossip TCP port from the peer namespace with `flood`
+   * connections, each sending (without the key) all but the last bytes of a maximal
+   * (8 MB) push-pull request, and record the agent's RSS while they are pending.
+   */
+  flood?: number;
 }
 
 export interface LoadResult {
@@ -43,7 +49,36 @@ export interface LoadResult {
   nodesP99Ms: number;
   nodesMaxMs: number;
   nodesBytes: number;
+  /** With `flood`: connections opened, the agent's peak RSS while they were pending (MB), and whether it stayed ready. */
+  floodConnections?: number;
+  floodRssPeakMb?: number;
+  floodStillReady?: boolean;
 }
+
+const FLOOD_SOURCE = `
+const { host, n } = JSON.parse(process.argv[2]);
+const size = 8 * 1024 * 1024 - 64;
+const body = new Uint8Array(size - 16).fill(1);
+let opened = 0;
+for (let i = 0; i < n; i++) {
+  try {
+    const s = await Bun.connect({ hostname: host, port: 7946, socket: { data() {}, drain() {}, close() {}, error() {} } });
+    const hdr = new Uint8Array(4);
+    new DataView(hdr.buffer).setUint32(0, size);
+    s.write(hdr);
+    let off = 0;
+    const end = Date.now() + 5000;
+    while (off < body.length && Date.now() < end) {
+      const w = s.write(body.subarray(off));
+      if (w <= 0) await Bun.sleep(2);
+      else off += w;
+    }
+    opened++;
+  } catch {}
+}
+console.log("flood sent " + opened);
+setInterval(() => {}, 1 << 30);
+`;
 
 const PEER_SOURCE = (repo: string) => `
 import { createGossip, createUdpTransport, lanConfig, loadKeyFile } from ${JSON.stringify(join(repo, "src/gossip/index.ts"))};
@@ -96,7 +131,7 @@ console.log(JSON.stringify({ listed, bytes, p50: q(0.5), p99: q(0.99), max: time
 const countRoutes = (ns: string) => ipJson<unknown[]>(ns, "route", "show", "proto", "87").length;
 
 /** Runs the scenario; always tears down its namespaces and processes. */
-export async function runLoadScenario({ leases = 1000, prefix = "whd-l", requests = 200, timeoutMs = 120_000 }: LoadOptions = {}): Promise<LoadResult> {
+export async function runLoadScenario({ leases = 1000, prefix = "whd-l", requests = 200, timeoutMs = 120_000, flood = 0 }: LoadOptions = {}): Promise<LoadResult> {
   if (leases < 1 || leases > 1000) throw new RangeError(`leases: 1..1000, got ${leases}`);
   let topo: Topology | undefined;
   const dir = mkdtempSync(join(tmpdir(), "weft-load-"));
@@ -132,7 +167,27 @@ export async function runLoadScenario({ leases = 1000, prefix = "whd-l", request
     const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
     if (comm !== "weft") throw new Error(`pid ${pid} is ${comm}, not the agent`);
     const mem = rssMb(pid)!;
+    const floodFigures: Partial<LoadResult> = {};
+    if (flood > 0) {
+      writeFileSync(join(dir, "flood.ts"), FLOOD_SOURCE);
+      const f = topo.spawn(p.ns, [process.execPath, join(dir, "flood.ts"), JSON.stringify({ host: a.ip, n: flood })]);
+      const fout = new Lines(f.stdout);
+      let peak = rssMb(pid)!.rss;
+      const sampler = setInterval(() => {
+        const m = rssMb(pid);
+        if (m) peak = Math.max(peak, m.rss);
+      }, 100);
+      const line = await fout.waitFor((l) => l.startsWith("flood sent"), 60_000);
+      await Bun.sleep(2000);
+      clearInterval(sampler);
+      floodFigures.floodConnections = Number(line.split(" ")[2]);
+      floodFigures.floodRssPeakMb = Math.round(peak * 10) / 10;
+      floodFigures.floodStillReady = readiness(n)?.ready === true;
+      f.kill("SIGKILL");
+      await f.exited;
+    }
     return {
+      ...floodFigures,
       leases,
       routes,
       neighbours,
