@@ -71,8 +71,7 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
       // Bun passes the error as the only argument (types say socket, error): accept both.
       // ECONNREFUSED here is an ICMP port-unreachable from a dead peer: routine.
       error(...args: unknown[]) {
-        const err = args.find((a) => a instanceof Error) as Error | undefined;
-        log.debug("udp socket error", { err: err?.message ?? "unknown" });
+        log.debug("udp socket error", { err: errorIn(args) });
       },
     },
   });
@@ -117,8 +116,8 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
             sock.data.done = true;
           }
         },
-        error(_sock, err) {
-          log.debug("stream error", { err: err.message });
+        error(...args: unknown[]) {
+          log.debug("stream error", { err: errorIn(args) });
         },
       },
     });
@@ -192,11 +191,11 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
             close() {
               settle(new Error(`stream to ${to}: closed without a reply`));
             },
-            connectError(_s, err) {
-              settle(new Error(`stream to ${to}: ${err.message}`));
+            connectError(...args: unknown[]) {
+              settle(new Error(`stream to ${to}: ${errorIn(args)}`));
             },
-            error(_s, err) {
-              settle(new Error(`stream to ${to}: ${err.message}`));
+            error(...args: unknown[]) {
+              settle(new Error(`stream to ${to}: ${errorIn(args)}`));
             },
           },
         }).catch((err: Error) => settle(new Error(`stream to ${to}: ${err.message}`)));
@@ -266,6 +265,12 @@ function concat(parts: Uint8Array[], len: number): Uint8Array {
     off += p.length;
   }
   return out;
+}
+
+/** The message of the Error among a callback's arguments (Bun's argument order varies). */
+function errorIn(args: unknown[]): string {
+  const err = args.find((a) => a instanceof Error) as Error | undefined;
+  return err?.message ?? "unknown error";
 }
 
 /** "ip:port", with IPv6 addresses in brackets ("[::1]:7946"). */
