@@ -47,10 +47,11 @@ export interface ClusterCoreOptions {
   /** Owners re-announce (version+1, renewedAt=now) this often, ms (1 h). */
   refreshMs?: number;
   /**
-   * Most members push-pulled in one settle window (8): all of them in clusters up to 9
-   * nodes, a random sample beyond. Each push-pull moves the whole table both ways, so
-   * "all members" would cost O(N²) bytes per join storm; the claim broadcast reaches the
-   * rest during the settle window, and a conflict found after commit is renumbered.
+   * Most members push-pulled in one settle window (3): all of them in clusters up to 4
+   * nodes, a random sample beyond. Each push-pull moves the whole table and member list
+   * both ways, so "every member" costs O(N²) bytes per join storm (1000 simultaneous
+   * joins with 8 peers moved 900 MB in one simulated second); the claim broadcast reaches
+   * the rest during the settle window, and a conflict found after commit is renumbered.
    */
   settlePeers?: number;
   /** Expiry/GC sweep period, ms (60 s). */
@@ -91,7 +92,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     leaseTtlMs = 24 * HOUR,
     settleMs = 2000,
     refreshMs = HOUR,
-    settlePeers = 8,
+    settlePeers = 3,
     sweepMs = 60_000,
     random = Math.random,
     resolveHost = async (host: string) => (await lookup(host, { all: true, family: 4 })).map((a) => a.address),
