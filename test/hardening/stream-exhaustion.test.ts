@@ -70,8 +70,8 @@ describe("slow unauthenticated streams on the gossip TCP port", () => {
   });
 
   test("without an attacker the join answers at once (control)", async () => {
-    const a = await node("127.0.0.76");
-    const b = await node("127.0.0.77");
+    const a = await node("127.0.0.86");
+    const b = await node("127.0.0.87");
     nodes.push(a.g, b.g);
     expect(await b.g.join([a.addr], AbortSignal.timeout(10_000))).toBe(1);
   });
@@ -82,8 +82,8 @@ describe("slow unauthenticated streams on the gossip TCP port", () => {
   // who can reach the port — no key needed — keeps honest nodes from joining (observed: no
   // join in 40 s; 128 attacker connections).
   test.failing("32 trickling connections that reconnect when closed do not stop an honest join", async () => {
-    const a = await node("127.0.0.71");
-    const b = await node("127.0.0.72");
+    const a = await node("127.0.0.81");
+    const b = await node("127.0.0.82");
     nodes.push(a.g, b.g);
     const [host, port] = a.addr.split(":") as [string, string];
     const attacker = slowloris(host, Number(port), 32);
