@@ -76,6 +76,13 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
       }
     };
 
+    /** What weft programs on a node: routes, permanent neighbours, the VXLAN FDB. */
+    const kernelState = (n: Node) =>
+      JSON.stringify([
+        ipJson(n.ns, "route", "show"),
+        ipJson(n.ns, "neigh", "show", "nud", "permanent"),
+        backend === "vxlan" ? exec(n.ns, ["bridge", "-j", "fdb", "show", "dev", "weft.1"]).stdout : "",
+      ]);
     const subnetOf = (n: Node) => parseSubnetEnv(readFileSync(n.subnetFile, "utf8")).FLANNEL_SUBNET;
     const logOf = (n: Node) => (existsSync(n.logFile) ? readFileSync(n.logFile, "utf8") : "");
 
@@ -137,6 +144,10 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
     test("kill -9 one agent, then restart it: same subnet, ready again, reachable", async () => {
       const victim = nodes[1]!;
       const before = subnetOf(victim);
+      const device = backend === "vxlan" ? "weft.1" : backend === "udp" ? "weft0" : undefined;
+      const ifindex = () => (device ? ipJson<{ ifindex: number }[]>(victim.ns, "link", "show", device)[0]?.ifindex : undefined);
+      const indexBefore = ifindex();
+      const stateBefore = kernelState(victim);
       victim.agent!.kill(9);
       await victim.agent!.exited;
       if (backend !== "udp") {
@@ -144,9 +155,17 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
         expect(ping(nodes[0]!.pod!.ns, victim.pod!.ip)).toBe(true);
         expect(ping(nodes[2]!.pod!.ns, victim.pod!.ip)).toBe(true);
       }
+      writeFileSync(victim.logFile, "");
       startAgent(victim);
       await until(`${victim.name} ready again`, 30_000, () => readiness(victim)?.ready === true);
       expect(subnetOf(victim)).toBe(before);
+      // The restart adopted the kernel state: same device, and its first full reconcile
+      // (after the join) found nothing to change.
+      expect(ifindex()).toBe(indexBefore);
+      await until("the restarted agent's first reconcile", 10_000, () => logOf(victim).includes("reconcile (start)"));
+      expect(kernelState(victim)).toBe(stateBefore);
+      // udp counts handing the peer table to its new in-process packet loop as a change.
+      if (backend !== "udp") expect(logOf(victim)).toContain("reconcile (start): no changes");
       expect(ping(nodes[0]!.pod!.ns, victim.pod!.ip)).toBe(true);
       expect(ping(victim.pod!.ns, nodes[2]!.pod!.ip)).toBe(true);
     }, 60_000);
@@ -169,13 +188,7 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
 
     test("a reconcile when nothing changed makes no changes", async () => {
       const n = nodes[2]!;
-      // Only what weft programs: routes, permanent neighbours, the VXLAN device's FDB.
-      const snapshot = () =>
-        JSON.stringify([
-          ipJson(n.ns, "route", "show"),
-          ipJson(n.ns, "neigh", "show", "nud", "permanent"),
-          backend === "vxlan" ? exec(n.ns, ["bridge", "-j", "fdb", "show", "dev", "weft.1"]).stdout : "",
-        ]);
+      const snapshot = () => kernelState(n);
       const before = snapshot();
       const marks = () => (logOf(n).match(/reconcile \(netlink event\): no changes/g) ?? []).length;
       const m0 = marks();
