@@ -315,6 +315,38 @@ describe("wire fuzzing over MemNetwork (FakeClock)", () => {
   }, 60_000);
 });
 
+describe("a key-holder flooding membership with fictitious members", () => {
+  // Not a wire error (the packets are valid), but the same question: does hostile input
+  // grow memory without bound or push honest members out? The member table is capped at
+  // maxMembers; fictitious members never answer probes, so they are suspected, declared
+  // dead and reaped. docs/hardening-findings.md L6: while the table is full a new honest
+  // member is ignored, for about (fakes × probe interval).
+  test("the member table stays capped, honest members stay alive, and a new honest node gets in once the fakes are reaped", async () => {
+    const cap = 40;
+    const sim = new Sim({ seed: (SEED % 1000) + 5, keyring, clusterName: CLUSTER, config: { maxMembers: cap } });
+    const nodes = await sim.cluster(3);
+    expect(await sim.runUntil(() => allSee(nodes, ["n0", "n1", "n2"], "alive"), 10_000)).toBeGreaterThanOrEqual(0);
+    const evil = sim.net.transport("10.66.0.5:7946");
+    for (let i = 0; i < 200; i++) {
+      const msg = compound([encode({ t: T.alive, name: `fake-${i}`, addr: `10.77.${i >> 8}.${i & 255}:7946`, inc: 1 })]);
+      for (const n of nodes) evil.sendPacket(n.addr, sealer.seal(msg));
+    }
+    await sim.run(500);
+    for (const n of nodes) expect(n.gossip.members().length).toBeLessThanOrEqual(cap);
+    expect(nodes[0]!.gossip.members().length).toBe(cap);
+    expect(allSee(nodes, ["n0", "n1", "n2"], "alive")).toBe(true);
+    const late = await sim.add("late", 9);
+    const joined = late.gossip.join([nodes[0]!.addr]);
+    const took = await sim.runUntil(() => allSee(nodes, ["late"], "alive"), 600_000, 50);
+    await joined;
+    for (const n of nodes) expect(n.gossip.members().length).toBeLessThanOrEqual(cap);
+    expect(took).toBeGreaterThanOrEqual(0);
+    expect(allSee(nodes, ["n0", "n1", "n2"], "alive")).toBe(true);
+    console.log(`member flood: ${cap - 3} fakes held the table full; the late honest node was seen by everyone after ${took} fake ms`);
+    await Promise.all([...nodes, late].map((n) => n.gossip.shutdown()));
+  }, 60_000);
+});
+
 describe("wire fuzzing over real UDP/TCP on 127.0.0.x", () => {
   const nodes: { g: GossipNode; addr: string; d: RecordingDelegate }[] = [];
   afterAll(async () => {
