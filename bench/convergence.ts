@@ -5,7 +5,7 @@
  * it until every live node holds it (0 if all held it already at commit).
  *
  *   bun run bench/convergence.ts [--nodes 100] [--loss 0] [--partition-ms 0] [--seed 1]
- *                                [--staggered] [--quiet-ms 30000] [--steady-ms 60000] [--json]
+ *                                [--staggered] [--quiet-ms 30000] [--steady-ms 200000] [--json]
  */
 import { parseArgs } from "node:util";
 import { parseNetConf } from "../src/config.ts";
@@ -20,7 +20,7 @@ const { values: a } = parseArgs({
     seed: { type: "string", default: "1" },
     staggered: { type: "boolean", default: false },
     "quiet-ms": { type: "string", default: "30000" },
-    "steady-ms": { type: "string", default: "60000" },
+    "steady-ms": { type: "string", default: "200000" },
     json: { type: "boolean", default: false },
   },
 });
@@ -91,7 +91,8 @@ const okConverge = await sim.runUntil(() => !pending() && sim.clock.now() - star
 const convergedAtMs = sim.clock.now() - start0;
 
 // Steady state: after the join storm's broadcasts have drained, bytes on the wire
-// (packets + push-pull requests and replies) per node per second.
+// (packets + push-pull requests and replies) per node per second. The default window
+// (200 s) spans one periodic push-pull round even at N=1000 (30 s scaled ×6).
 await sim.run(quietMs, 100);
 const before = sim.network.stats().bytes;
 await sim.run(steadyMs, 100);

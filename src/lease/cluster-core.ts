@@ -141,6 +141,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
 
   // ---- expiry -------------------------------------------------------------------------
 
+  // Last time each owner was seen alive, kept after the gossip layer reaps a dead member,
+  // so expiry counts from the last sign of life, not from the last refresh.
+  const lastAlive = new Map<string, number>();
+
   const memberMap = (): Map<string, Member> => {
     const out = new Map<string, Member>();
     if (gossip) for (const mb of gossip.members()) out.set(mb.name, mb);
@@ -153,9 +157,15 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       // Before commit the member under our name is us, not the record's past owner.
       return l.renewedAt ?? l.claimedAt;
     }
-    let seen = l.renewedAt ?? l.claimedAt;
+    let seen = Math.max(l.renewedAt ?? l.claimedAt, lastAlive.get(l.nodeName) ?? 0);
     const mb = members?.get(l.nodeName);
-    if (mb) seen = Math.max(seen, mb.state === "alive" || mb.state === "suspect" ? now : mb.lastSeen);
+    if (mb) {
+      if (mb.state === "alive" || mb.state === "suspect") {
+        lastAlive.set(l.nodeName, now);
+        return now;
+      }
+      seen = Math.max(seen, mb.lastSeen);
+    }
     return seen;
   }
 
@@ -445,7 +455,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       if (seen + 2 * leaseTtlMs <= now) gone.push(l.nodeName);
       else if (!l.deleted && seen + leaseTtlMs > now) liveKey += `${l.nodeName}|`;
     }
-    for (const n of gone) table.remove(n);
+    for (const n of gone) {
+      table.remove(n);
+      lastAlive.delete(n);
+    }
     m.expired += gone.length;
     if (liveKey !== lastLiveKey) {
       if (lastLiveKey !== "") emitChange();

@@ -50,7 +50,12 @@ const recordTuple = z.tuple([
 type RecordTuple = z.infer<typeof recordTuple>;
 type Cell = string | number | boolean | null | Uint8Array;
 
-const hex = (b: Uint8Array, sep = ""): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(sep);
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+function hex(b: Uint8Array, sep = ""): string {
+  let out = "";
+  for (let i = 0; i < b.length; i++) out += (i > 0 ? sep : "") + HEX[b[i]!]!;
+  return out;
+}
 const unhex = (s: string) => Uint8Array.from(s.replaceAll(":", "").match(/../g) ?? [], (h) => parseInt(h, 16));
 const ipText = (a: number): string => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 function ipNum(text: string): number {
