@@ -1,11 +1,20 @@
 /**
  * The real wire: UDP datagrams for probes and gossip, TCP for push-pull streams, both
- * on the same port number (Bun.udpSocket, Bun.listen/Bun.connect). A stream carries
+ * on the same port number (Bun.udpSocket, Bun.listen; outgoing streams via node:net). A stream carries
  * one length-prefixed request and one length-prefixed reply ([u32 big-endian][bytes]),
  * then closes. Sizes are checked against the prefix before anything is buffered.
+ *
+ * Incoming streams are unauthenticated until their whole request is in, so they are
+ * admitted by StreamAdmission (slot caps per source and in total, evicting the oldest
+ * incomplete request, and a shared budget for announced request bytes) and must deliver
+ * the length prefix within `prefixTimeoutMs` and the whole request within
+ * `requestTimeoutMs` of being accepted, however slowly they trickle.
  */
 import type { Socket, TCPSocketListener } from "bun";
+import { connect } from "node:net";
+import { type Clock, type TimerHandle, realClock } from "../clock.ts";
 import type { Logger } from "../log.ts";
+import { StreamAdmission } from "./stream-admission.ts";
 import type { PacketHandler, StreamHandler, Transport } from "./transport.ts";
 
 export interface UdpTransportOptions {
@@ -16,10 +25,20 @@ export interface UdpTransportOptions {
   logger: Logger;
   /** Largest datagram accepted, bytes; larger ones are dropped (default 65507). */
   maxPacket?: number;
-  /** Most concurrent incoming streams; more are refused (default 32). Bounds what unauthenticated peers can make us buffer: maxStreams × maxBytes. */
+  /** Most concurrent incoming streams (default 32). */
   maxStreams?: number;
-  /** Server side: an incoming stream idle this long is closed, seconds (default 10). */
+  /** Most concurrent incoming streams from one IP address (default 8). */
+  maxStreamsPerSource?: number;
+  /** Budget shared by the announced lengths of incoming requests not yet complete, bytes (default 32 MiB): what unauthenticated peers can make us buffer. */
+  pendingBudgetBytes?: number;
+  /** An incoming stream must send its 4-byte length within this of being accepted, ms (default 2000). */
+  prefixTimeoutMs?: number;
+  /** An incoming stream must deliver its whole request within this of being accepted, ms (default 10000). */
+  requestTimeoutMs?: number;
+  /** Server side: a stream idle this long (e.g. not reading our reply) is closed, seconds (default 10). */
   streamIdleSeconds?: number;
+  /** Clock for the deadlines above (default the real clock). */
+  clock?: Clock;
 }
 
 interface Conn {
@@ -30,6 +49,10 @@ interface Conn {
   out: Uint8Array | null;
   onMessage(msg: Uint8Array): void;
   onFail(err: Error): void;
+  /** Server side: the prefix announced `n` bytes; false refuses the request. */
+  onLength?(n: number): boolean;
+  /** Server side: releases deadlines. */
+  cleanup?(): void;
   done: boolean;
 }
 
@@ -47,13 +70,39 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Tra
   throw new Error(`bind gossip transport ${opts.bindAddr}:${opts.port}: ${(lastErr as Error)?.message ?? lastErr}`, { cause: lastErr });
 }
 
-async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 32, streamIdleSeconds = 10 }: UdpTransportOptions): Promise<Transport> {
+async function bind({
+  bindAddr,
+  port,
+  logger,
+  maxPacket = 65_507,
+  maxStreams = 32,
+  maxStreamsPerSource = 8,
+  pendingBudgetBytes = 32 * 1024 * 1024,
+  prefixTimeoutMs = 2_000,
+  requestTimeoutMs = 10_000,
+  streamIdleSeconds = 10,
+  clock = realClock,
+}: UdpTransportOptions): Promise<Transport> {
   const log = logger.child("transport");
   let packetHandler: PacketHandler | null = null;
   let streamHandler: StreamHandler | null = null;
   let streamMax = 1 << 20;
-  let active = 0;
   let closed = false;
+  const admission = new StreamAdmission<Socket<Conn>>({ maxStreams, maxPerSource: maxStreamsPerSource, budgetBytes: pendingBudgetBytes });
+  let lastDropLog = -Infinity;
+  const dropStream = (sock: Socket<Conn>, why: string) => {
+    admission.release(sock);
+    if (sock.data) {
+      sock.data.done = true;
+      sock.data.cleanup?.();
+    }
+    sock.end();
+    // Under a flood this happens constantly: say it at most every 10 s.
+    if (clock.now() - lastDropLog >= 10_000) {
+      lastDropLog = clock.now();
+      log.debug("closed incoming stream", { why, from: sock.remoteAddress, open: admission.size() });
+    }
+  };
 
   const udp = await Bun.udpSocket({
     hostname: bindAddr,
@@ -84,22 +133,43 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
       socket: {
         binaryType: "uint8array",
         open(sock) {
-          if (closed || !streamHandler || active >= maxStreams) {
+          if (closed || !streamHandler) {
             sock.end();
             return;
           }
-          active++;
+          const evict = admission.admit(sock, sock.remoteAddress);
+          if (!evict) return dropStream(sock, "no free slot: every stream is serving a complete request");
+          for (const v of evict) dropStream(v, "evicted: oldest incomplete request, slot needed");
           sock.timeout(streamIdleSeconds);
           const from = joinAddr(sock.remoteAddress, sock.remotePort);
-          sock.data = newConn(streamMax, (req) => {
-            streamHandler!(req, from).then(
-              (reply) => writeFrame(sock, reply),
-              (err: unknown) => {
-                log.debug("stream handler failed", { from, err: (err as Error)?.message ?? String(err) });
-                sock.end();
-              },
-            );
-          }, () => sock.end());
+          const timers: TimerHandle[] = [];
+          const conn = newConn(
+            streamMax,
+            (req) => {
+              admission.complete(sock);
+              conn.cleanup!();
+              streamHandler!(req, from).then(
+                (reply) => writeFrame(sock, reply),
+                (err: unknown) => {
+                  log.debug("stream handler failed", { from, err: (err as Error)?.message ?? String(err) });
+                  sock.end();
+                },
+              );
+            },
+            () => dropStream(sock, "request larger than the stream limit"),
+          );
+          conn.onLength = (n) => {
+            const ev = admission.reserve(sock, n);
+            if (!ev) return false;
+            for (const v of ev) dropStream(v, "evicted: oldest incomplete request, budget needed");
+            return true;
+          };
+          conn.cleanup = () => timers.splice(0).forEach((t) => t.cancel());
+          timers.push(
+            clock.after(prefixTimeoutMs, () => conn.need < 0 && !conn.done && dropStream(sock, "no length prefix in time")),
+            clock.after(requestTimeoutMs, () => !conn.done && dropStream(sock, "request not complete in time")),
+          );
+          sock.data = conn;
         },
         data(sock, data) {
           if (sock.data) feed(sock.data, data as Uint8Array);
@@ -111,9 +181,10 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
           sock.end();
         },
         close(sock) {
+          admission.release(sock);
           if (sock.data) {
-            active--;
             sock.data.done = true;
+            sock.data.cleanup?.();
           }
         },
         error(...args: unknown[]) {
@@ -157,13 +228,16 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
         if (closed) return reject(new Error(`stream to ${to}: transport closed`));
         const [host, p] = splitAddr(to);
         if (!host) return reject(new Error(`stream to ${to}: not an "ip:port" address`));
-        let sock: Socket<Conn> | null = null;
         let settled = false;
+        // node:net because Bun.connect cannot pick the source address: outgoing streams
+        // leave from our bind address, so peers account them to us (per-source limits)
+        // and multi-homed hosts do not appear under another IP.
+        const sock = connect({ host, port: p, localAddress: bindAddr });
         const settle = (err: Error | null, v?: Uint8Array) => {
           if (settled) return;
           settled = true;
           signal.removeEventListener("abort", onAbort);
-          sock?.end();
+          sock.destroy();
           if (err) reject(err);
           else resolve(v!);
         };
@@ -171,34 +245,15 @@ async function bind({ bindAddr, port, logger, maxPacket = 65_507, maxStreams = 3
         if (signal.aborted) return onAbort();
         signal.addEventListener("abort", onAbort);
         const conn = newConn(maxBytes, (reply) => settle(null, reply), (err) => settle(err));
-        Bun.connect<Conn>({
-          hostname: host,
-          port: p,
-          data: conn,
-          socket: {
-            binaryType: "uint8array",
-            open(s) {
-              sock = s;
-              if (settled) return void s.end();
-              writeFrame(s, request, false);
-            },
-            data(s, data) {
-              feed(s.data, data as Uint8Array);
-            },
-            drain(s) {
-              flush(s);
-            },
-            close() {
-              settle(new Error(`stream to ${to}: closed without a reply`));
-            },
-            connectError(...args: unknown[]) {
-              settle(new Error(`stream to ${to}: ${errorIn(args)}`));
-            },
-            error(...args: unknown[]) {
-              settle(new Error(`stream to ${to}: ${errorIn(args)}`));
-            },
-          },
-        }).catch((err: Error) => settle(new Error(`stream to ${to}: ${err.message}`)));
+        sock.on("connect", () => {
+          const frame = new Uint8Array(4 + request.length);
+          new DataView(frame.buffer).setUint32(0, request.length);
+          frame.set(request, 4);
+          sock.write(frame);
+        });
+        sock.on("data", (chunk: Buffer) => feed(conn, chunk));
+        sock.on("error", (err: Error) => settle(new Error(`stream to ${to}: ${err.message}`)));
+        sock.on("close", () => settle(new Error(`stream to ${to}: closed without a reply`)));
       });
     },
     async close() {
@@ -223,9 +278,9 @@ function feed(c: Conn, data: Uint8Array): void {
     const all = concat(c.buf, c.len);
     c.buf = [all];
     c.need = new DataView(all.buffer, all.byteOffset, 4).getUint32(0);
-    if (c.need > c.max) {
+    if (c.need > c.max || (c.onLength && !c.onLength(c.need))) {
       c.done = true;
-      c.onFail(new Error(`message of ${c.need} bytes exceeds limit ${c.max}`));
+      c.onFail(new Error(`message of ${c.need} bytes exceeds limit ${c.max} or the pending budget`));
       return;
     }
   }

@@ -10,6 +10,8 @@ import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
 import { createUdpTransport } from "../../src/gossip/udp-transport.ts";
 import type { Keyring, MemberState } from "../../src/gossip/types.ts";
 import { RecordingDelegate } from "./harness.ts";
+import { FakeClock } from "../fakes/clock.ts";
+import { type Socket, connect } from "node:net";
 import { Sealer } from "../../src/gossip/security.ts";
 import { T, compound, encode } from "../../src/gossip/codec.ts";
 
@@ -168,5 +170,64 @@ describe("gossip over real UDP/TCP on 127.0.0.x", () => {
     expect(await poll(() => stateOf(a.gossip, "v6b") === "alive" && stateOf(b.gossip, "v6a") === "alive", 5_000)).toBe(true);
     b.gossip.broadcast("k", new TextEncoder().encode("over-v6"));
     expect(await poll(() => a.delegate.messages.some((m) => m.payload === "over-v6"), 5_000)).toBe(true);
+  }, 10_000);
+
+  test("a keyless slow-stream flood from one host cannot lock honest joins out", async () => {
+    const a = await node("s0", "127.0.0.56", key(5));
+    const b = await node("s1", "127.0.0.57", key(5));
+    const [host, port] = a.addr.split(":") as [string, string];
+    let stopped = false;
+    let opened = 0;
+    let refusedOrClosed = 0;
+    const socks = new Set<Socket>();
+    // 40 connections from 127.0.0.59, each announcing 4 MiB and trickling it a byte at a
+    // time, reopened as soon as they are closed or refused.
+    const open = () => {
+      if (stopped) return;
+      const s = connect({ host, port: Number(port), localAddress: "127.0.0.59" });
+      s.on("connect", () => {
+        opened++;
+        s.write(Uint8Array.of(0, 0x40, 0, 0));
+        socks.add(s);
+      });
+      s.on("error", () => {});
+      s.on("close", () => {
+        socks.delete(s);
+        refusedOrClosed++;
+        if (!stopped) setTimeout(open, 1);
+      });
+    };
+    const trickle = setInterval(() => socks.forEach((s) => s.write(Uint8Array.of(0x42))), 50);
+    try {
+      for (let i = 0; i < 40; i++) open();
+      expect(await poll(() => opened >= 40, 5_000)).toBe(true);
+      const t0 = Date.now();
+      expect(await b.gossip.join([a.addr])).toBe(1);
+      expect(Date.now() - t0).toBeLessThan(1_000);
+      expect(await poll(() => stateOf(a.gossip, "s1") === "alive", 5_000)).toBe(true);
+      expect(refusedOrClosed).toBeGreaterThan(0); // the flood was refused beyond its share
+    } finally {
+      stopped = true;
+      clearInterval(trickle);
+      for (const s of socks) s.destroy();
+    }
+  }, 20_000);
+
+  test("an incoming stream that never sends its length prefix is closed by the deadline", async () => {
+    const clock = new FakeClock();
+    const t = await createUdpTransport({ bindAddr: "127.0.0.58", port: 0, logger: silentLogger, clock, prefixTimeoutMs: 2_000 });
+    t.onStream(async (r) => r, { maxBytes: 100 });
+    const [host, port] = t.localAddr().split(":") as [string, string];
+    let closed = false;
+    const s = await Bun.connect({ hostname: host, port: Number(port), socket: { data() {}, close: () => void (closed = true), error() {} } });
+    try {
+      clock.advance(1_999);
+      expect(await poll(() => closed, 100)).toBe(false);
+      clock.advance(1);
+      expect(await poll(() => closed, 2_000)).toBe(true);
+    } finally {
+      s.end();
+      await t.close();
+    }
   }, 10_000);
 });
