@@ -134,6 +134,8 @@ const flagCases: [string, string[], Record<string, string>, string][] = [
   ["--net-conf invalid", ["--net-conf", join(dir, "nc-Backend_VNI_negative.json")], {}, "VNI"],
   ["unknown flag", ["--frobnicate"], {}, "frobnicate"],
   ["boolean flag with a value", ["--insecure=maybe"], {}, "insecure"],
+  ["--ip-masq with a value", ["--ip-masq=yes"], {}, "ip-masq"],
+  ["WEFT_INSECURE bad", ["--key-file", ""], { WEFT_INSECURE: "perhaps" }, "WEFT_INSECURE"],
   ["stray positional argument", ["extra"], {}, "extra"],
   ["WEFT_GOSSIP_PORT bad", [], { WEFT_GOSSIP_PORT: "http" }, "--gossip-port"],
   ["WEFT_IP_MASQ bad", [], { WEFT_IP_MASQ: "maybe" }, "WEFT_IP_MASQ"],
