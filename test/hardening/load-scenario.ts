@@ -52,6 +52,8 @@ export interface LoadResult {
   /** With `flood`: connections opened, the agent's peak RSS while they were pending (MB), and whether it stayed ready. */
   floodConnections?: number;
   floodRssPeakMb?: number;
+  /** RSS 2 s after the flood finished sending (its connections still open), MB. */
+  floodRssAfterMb?: number;
   floodStillReady?: boolean;
 }
 
@@ -182,6 +184,7 @@ export async function runLoadScenario({ leases = 1000, prefix = "whd-l", request
       clearInterval(sampler);
       floodFigures.floodConnections = Number(line.split(" ")[2]);
       floodFigures.floodRssPeakMb = Math.round(peak * 10) / 10;
+      floodFigures.floodRssAfterMb = Math.round((rssMb(pid)?.rss ?? NaN) * 10) / 10;
       floodFigures.floodStillReady = readiness(n)?.ready === true;
       f.kill("SIGKILL");
       await f.exited;
