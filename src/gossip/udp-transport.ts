@@ -29,12 +29,14 @@ export interface UdpTransportOptions {
   maxStreams?: number;
   /** Most concurrent incoming streams from one IP address (default 8). */
   maxStreamsPerSource?: number;
-  /** Budget shared by the announced lengths of incoming requests not yet complete, bytes (default 32 MiB): what unauthenticated peers can make us buffer. */
+  /** Budget shared by the announced lengths of incoming requests (> 64 KiB) not yet complete, bytes (default 32 MiB; one source may hold a quarter): with maxStreams × 64 KiB, what unauthenticated peers can make us buffer. */
   pendingBudgetBytes?: number;
   /** An incoming stream must send its 4-byte length within this of being accepted, ms (default 2000). */
   prefixTimeoutMs?: number;
   /** An incoming stream must deliver its whole request within this of being accepted, ms (default 10000). */
   requestTimeoutMs?: number;
+  /** An incoming request still incomplete after this may be closed to make room for others, ms (default 1000). */
+  staleStreamMs?: number;
   /** Server side: a stream idle this long (e.g. not reading our reply) is closed, seconds (default 10). */
   streamIdleSeconds?: number;
   /** Clock for the deadlines above (default the real clock). */
@@ -42,8 +44,12 @@ export interface UdpTransportOptions {
 }
 
 interface Conn {
-  buf: Uint8Array[];
-  len: number;
+  /** The 4-byte length prefix as it arrives. */
+  head: Uint8Array;
+  headLen: number;
+  /** The body, allocated once its length is known and admitted: no chunk copies, no concat. */
+  body: Uint8Array | null;
+  bodyLen: number;
   need: number;
   max: number;
   out: Uint8Array | null;
@@ -80,6 +86,7 @@ async function bind({
   pendingBudgetBytes = 32 * 1024 * 1024,
   prefixTimeoutMs = 2_000,
   requestTimeoutMs = 10_000,
+  staleStreamMs = 1_000,
   streamIdleSeconds = 10,
   clock = realClock,
 }: UdpTransportOptions): Promise<Transport> {
@@ -88,7 +95,10 @@ async function bind({
   let streamHandler: StreamHandler | null = null;
   let streamMax = 1 << 20;
   let closed = false;
-  const admission = new StreamAdmission<Socket<Conn>>({ maxStreams, maxPerSource: maxStreamsPerSource, budgetBytes: pendingBudgetBytes });
+  const admission = new StreamAdmission<Socket<Conn>>(
+    { maxStreams, maxPerSource: maxStreamsPerSource, budgetBytes: pendingBudgetBytes, staleAfterMs: staleStreamMs, smallBytes: 64 * 1024 },
+    () => clock.now(),
+  );
   let lastDropLog = -Infinity;
   const dropStream = (sock: Socket<Conn>, why: string) => {
     admission.release(sock);
@@ -96,7 +106,8 @@ async function bind({
       sock.data.done = true;
       sock.data.cleanup?.();
     }
-    sock.end();
+    // terminate, not end: a half-closed socket would keep reading what the peer sends.
+    sock.terminate();
     // Under a flood this happens constantly: say it at most every 10 s.
     if (clock.now() - lastDropLog >= 10_000) {
       lastDropLog = clock.now();
@@ -138,8 +149,8 @@ async function bind({
             return;
           }
           const evict = admission.admit(sock, sock.remoteAddress);
-          if (!evict) return dropStream(sock, "no free slot: every stream is serving a complete request");
-          for (const v of evict) dropStream(v, "evicted: oldest incomplete request, slot needed");
+          if (!evict) return dropStream(sock, "no free slot (per-source cap, or no stale stream to evict)");
+          for (const v of evict) dropStream(v, "evicted: stale incomplete request, slot needed");
           sock.timeout(streamIdleSeconds);
           const from = joinAddr(sock.remoteAddress, sock.remotePort);
           const timers: TimerHandle[] = [];
@@ -161,7 +172,7 @@ async function bind({
           conn.onLength = (n) => {
             const ev = admission.reserve(sock, n);
             if (!ev) return false;
-            for (const v of ev) dropStream(v, "evicted: oldest incomplete request, budget needed");
+            for (const v of ev) dropStream(v, "evicted: stale incomplete request, budget needed");
             return true;
           };
           conn.cleanup = () => timers.splice(0).forEach((t) => t.cancel());
@@ -266,28 +277,35 @@ async function bind({
 }
 
 function newConn(max: number, onMessage: (m: Uint8Array) => void, onFail: (e: Error) => void): Conn {
-  return { buf: [], len: 0, need: -1, max, out: null, onMessage, onFail, done: false };
+  return { head: new Uint8Array(4), headLen: 0, body: null, bodyLen: 0, need: -1, max, out: null, onMessage, onFail, done: false };
 }
 
-/** Accumulates bytes until one full frame arrived; rejects frames over the limit from their prefix. */
+/** Reads one length-prefixed frame; rejects frames over the limit (or refused by onLength) from their prefix. */
 function feed(c: Conn, data: Uint8Array): void {
-  if (c.done) return;
-  c.buf.push(data.slice());
-  c.len += data.length;
-  if (c.need < 0 && c.len >= 4) {
-    const all = concat(c.buf, c.len);
-    c.buf = [all];
-    c.need = new DataView(all.buffer, all.byteOffset, 4).getUint32(0);
-    if (c.need > c.max || (c.onLength && !c.onLength(c.need))) {
-      c.done = true;
-      c.onFail(new Error(`message of ${c.need} bytes exceeds limit ${c.max} or the pending budget`));
-      return;
+  let off = 0;
+  while (!c.done && off < data.length) {
+    if (c.need < 0) {
+      const n = Math.min(4 - c.headLen, data.length - off);
+      c.head.set(data.subarray(off, off + n), c.headLen);
+      c.headLen += n;
+      off += n;
+      if (c.headLen < 4) return;
+      c.need = new DataView(c.head.buffer).getUint32(0);
+      if (c.need > c.max || (c.onLength && !c.onLength(c.need))) {
+        c.done = true;
+        c.onFail(new Error(`message of ${c.need} bytes exceeds limit ${c.max} or the pending budget`));
+        return;
+      }
+      c.body = new Uint8Array(c.need);
     }
-  }
-  if (c.need >= 0 && c.len >= 4 + c.need) {
-    c.done = true;
-    const all = concat(c.buf, c.len);
-    c.onMessage(all.subarray(4, 4 + c.need));
+    const n = Math.min(c.need - c.bodyLen, data.length - off);
+    c.body!.set(data.subarray(off, off + n), c.bodyLen);
+    c.bodyLen += n;
+    off += n;
+    if (c.bodyLen === c.need) {
+      c.done = true;
+      c.onMessage(c.body!);
+    }
   }
 }
 
@@ -309,17 +327,6 @@ function flush(sock: Socket<Conn>): void {
   const n = sock.write(c.out);
   c.out = n >= c.out.length ? null : c.out.subarray(Math.max(0, n));
   if (!c.out && endAfterFlush.get(sock)) sock.end();
-}
-
-function concat(parts: Uint8Array[], len: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(len);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** The message of the Error among a callback's arguments (Bun's argument order varies). */
