@@ -247,6 +247,21 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
     allPing(["node3", "node2", "node4"]);
   }, 150_000);
 
+  test("SIGTERM while still trying to join unreachable seeds: a clean exit 0 within seconds, nothing claimed", async () => {
+    const lonely = agentNode("lonely", nodes[4]!.ns, nodes[4]!.ip, join(dir, "lonely"));
+    startAgent(lonely, { ...opts, join: ["192.0.2.200:7946", "192.0.2.201:7946"] });
+    await until("join attempts to be logged", 30_000, () => /join: no seed answered/.test(logOf(lonely)), 250);
+    expect(readiness(lonely)?.ready).toBe(false);
+    const t0 = Date.now();
+    lonely.proc!.kill("SIGTERM");
+    const code = await Promise.race([lonely.proc!.exited, Bun.sleep(10_000).then(() => "still running")]);
+    const took = Date.now() - t0;
+    if (code === "still running") await stopAgent(lonely);
+    expect({ code, log: code === 0 ? "" : logOf(lonely).slice(-2000) }).toEqual({ code: 0, log: "" });
+    expect(took).toBeLessThan(10_000);
+    expect(existsSync(lonely.subnetFile)).toBe(false);
+  }, 60_000);
+
   // Operator error, e.g. a cloned VM: a second machine starts with an existing node's name.
   // By design the newest start owns the name (docs/leases.md) and re-learns the live lease;
   // the running owner stops announcing. Both must not go on serving one subnet as ready.
