@@ -130,6 +130,17 @@ export class Membership {
     return { name, addr: this.failed.get(name)!.addr };
   }
 
+  /** Table full: drops the longest-dead (or left) member early to make room; false if none. */
+  private evictDeadest(): boolean {
+    let victim: NodeState | undefined;
+    for (const s of this.nodes.values()) if (!isLive(s) && s.name !== this.o.name && (!victim || s.stateChange < victim.stateChange)) victim = s;
+    if (!victim) return false;
+    this.nodes.delete(victim.name);
+    this.live = -1;
+    this.list = null;
+    return true;
+  }
+
   /** Removes dead/left members past the gossip-to-the-dead window. */
   reap(): void {
     const now = this.o.clock.now();
@@ -155,7 +166,7 @@ export class Membership {
     }
     const st = this.nodes.get(a.name);
     if (!st) {
-      if (this.nodes.size >= this.o.config.maxMembers) {
+      if (this.nodes.size >= this.o.config.maxMembers && !this.evictDeadest()) {
         this.o.logger.debug("ignored new member: member table full", { member: a.name, max: this.o.config.maxMembers });
         return;
       }

@@ -208,6 +208,20 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(await sim.runUntil(() => rest.every((n) => n.gossip.members().some((m) => m.name === "n3" && m.state === "alive" && m.addr === moved.addr)), 5_000)).toBeGreaterThanOrEqual(0);
   });
 
+  test("with the member table full, a new member takes a dead member's place", async () => {
+    const sim = new Sim({ seed: 27, config: { maxMembers: 4 } });
+    const nodes = await sim.cluster(4);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 5_000);
+    await nodes[3]!.gossip.shutdown();
+    const rest = nodes.slice(0, 3);
+    await sim.runUntil(() => allSee(rest, ["n3"], "dead"), 10_000);
+    const late = await sim.add("late", 9);
+    await sim.runUntilSettled(late.gossip.join([nodes[0]!.addr]), 5_000);
+    // Well inside the gossip-to-the-dead window (5 s), so only the full-table eviction explains it.
+    expect(await sim.runUntil(() => allSee(rest, ["late"], "alive"), 2_000)).toBeGreaterThanOrEqual(0);
+    expect(view(rest[0]!).has("n3")).toBe(false);
+  });
+
   test("join retries with backoff until a seed answers, and stops when aborted", async () => {
     const sim = new Sim({ seed: 21 });
     const a = await sim.add("a", 0);
