@@ -108,9 +108,17 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
     return Number(m[1]);
   };
 
+  /** The node namespace's UDP receive-buffer overflows (/proc/net/snmp is per namespace). */
+  const rcvbufErrors = (n: AgentNode): number => {
+    const lines = exec(n.ns, ["cat", "/proc/net/snmp"]).stdout.split("\n").filter((l) => l.startsWith("Udp:"));
+    const [head, vals] = lines.map((l) => l.split(/\s+/));
+    return Number(vals![head!.indexOf("RcvbufErrors")]);
+  };
+
   test("garbage datagrams to a real agent's gossip port are counted as decrypt failures; nothing else changes", async () => {
     const target = nodes[0]!;
     const before = metric(target, "weft_gossip_decrypt_failures_total");
+    const overflowBefore = rcvbufErrors(target);
     const view = agreedView(nodes.slice(0, 3), ["node1", "node2", "node3"]);
     expect(view).toBeDefined();
     const sent = await topo.runTs<number>(topo.underlay.ns, `
@@ -121,17 +129,21 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
         for (let j = 0; j < b.length; j++) { x = (x * 1103515245 + 12345) >>> 0; b[j] = x >>> 24; }
         while (!s.send(b, 7946, "192.0.2.11")) await Bun.sleep(1);
         n++;
-        if (i % 50 === 49) await Bun.sleep(5);
+        if (i % 20 === 19) await Bun.sleep(5);
       }
       s.close();
       console.log(JSON.stringify(n));
     `);
     expect(sent).toBe(500);
-    const delta = await until("500 decrypt failures counted", 10_000, () => {
+    // Every datagram is either counted by the agent or was dropped by the kernel before it
+    // (receive buffer full on a loaded machine); nothing is lost in between.
+    const delta = await until("500 garbage datagrams accounted for", 10_000, () => {
       const d = metric(target, "weft_gossip_decrypt_failures_total") - before;
-      return d >= 500 ? d : undefined;
+      const dropped = rcvbufErrors(target) - overflowBefore;
+      return d + dropped >= 500 ? { d, dropped } : undefined;
     });
-    expect(delta).toBe(500);
+    expect(delta.d + delta.dropped).toBe(500);
+    expect(delta.d).toBeGreaterThan(0);
     expect(api(target, "/healthz")?.status).toBe(200);
     expect(agreedView(nodes.slice(0, 3), ["node1", "node2", "node3"])).toEqual(view);
   }, 60_000);
