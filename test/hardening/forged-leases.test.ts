@@ -78,8 +78,9 @@ interface World {
 }
 
 /**
- * Every time an honest node's leases change, its view must have one owner per subnet and
- * only subnets inside the range, and the peer routes a backend would program from it
+ * Every time an honest node's leases change, its view must have one owner per subnet,
+ * that owner must win the subnet by the rule among all records claiming it, only subnets
+ * inside the range, and the peer routes a backend would program from it
  * (agent peers() then checkPeers) never include the node's own committed subnet.
  * `shadowed` records when the agent-level list still holds it (the backend drops it).
  */
@@ -93,6 +94,11 @@ function watchInvariants(nodes: GossipSimNode[], violations: string[], shadowed:
         owners.set(l.subnet, l.nodeName);
         const p = subnetProblem(l.subnet, range);
         if (p) violations.push(`${n.name}: out-of-range lease of ${l.nodeName}: ${p}`);
+        // The rule, recomputed here: earliest claimedAt, then smaller name, among every
+        // record claiming the subnet (all records in these tests are within their TTL).
+        const rivals = n.cluster.table().claimants(l.subnet);
+        const best = rivals.reduce((a, b) => (b.claimedAt < a.claimedAt || (b.claimedAt === a.claimedAt && b.nodeName < a.nodeName) ? b : a));
+        if (best.nodeName !== l.nodeName) violations.push(`${n.name}: ${l.subnet} shown as ${l.nodeName}'s but ${best.nodeName} wins it`);
       }
       const own = n.cluster.ownLease();
       if (!own) return;
