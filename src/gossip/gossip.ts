@@ -120,17 +120,44 @@ export class GossipImpl implements GossipNode {
     let delay = this.o.config.joinRetryMinMs;
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted || this.rt.stopped) return 0;
-      const results = await Promise.allSettled(targets.map((s) => this.pushPull_.exchange(s, true)));
-      const ok = results.filter((r) => r.status === "fulfilled").length;
+      const { ok, errors } = await this.joinRound(targets);
       if (ok > 0) {
         this.rt.log.info("joined cluster", { answered: ok, seeds: targets.length, members: this.members_.liveCount() });
         return ok;
       }
-      const reasons = results.map((r) => (r.status === "rejected" ? errText(r.reason) : "ok"));
-      this.rt.log.warn("join: no seed answered, retrying", { attempt, retryInMs: delay, errors: reasons.join("; ") });
+      this.rt.log.warn("join: no seed answered, retrying", { attempt, retryInMs: delay, errors: errors.join("; ") });
       if (!(await this.rt.sleep(delay, signal))) return 0;
       delay = Math.min(delay * 2, this.o.config.joinRetryMaxMs);
     }
+  }
+
+  /**
+   * Push-pulls with every seed at once. Settles when all have answered or failed, or one
+   * probe interval after the first answer: a black-holed seed must not hold up a join
+   * that already succeeded (its exchange still completes, or fails, in the background).
+   */
+  private joinRound(targets: string[]): Promise<{ ok: number; errors: string[] }> {
+    return new Promise((resolve) => {
+      let ok = 0;
+      let pending = targets.length;
+      let done = false;
+      const errors: string[] = [];
+      const finish = () => {
+        if (done) return;
+        done = true;
+        resolve({ ok, errors });
+      };
+      for (const s of targets) {
+        this.pushPull_.exchange(s, true).then(
+          () => {
+            if (++ok === 1 && !done) this.rt.after(this.o.config.probeIntervalMs, finish);
+          },
+          (err) => void errors.push(errText(err)),
+        ).finally(() => {
+          if (--pending === 0) finish();
+        });
+      }
+    });
   }
 
   async leave(timeoutMs: number): Promise<void> {

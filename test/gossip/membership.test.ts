@@ -243,6 +243,18 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(await c.gossip.join([c.addr])).toBe(0); // only ourselves: bootstrap at once
   });
 
+  test("a black-holed seed does not hold up a join another seed answered", async () => {
+    const sim = new Sim({ seed: 28 });
+    const a = await sim.add("a", 0);
+    const dark = await sim.add("dark", 1);
+    const b = await sim.add("b", 2);
+    sim.net.partition([[a.addr, b.addr], [dark.addr]]);
+    const start = sim.clock.now();
+    expect(await sim.runUntilSettled(b.gossip.join([dark.addr, a.addr]), 5_000)).toBe(1);
+    // One probe interval (200 ms) after the first answer, not the 2 s stream timeout.
+    expect(sim.clock.now() - start).toBeLessThan(500);
+  });
+
   test("shutdown ends a retrying join and a black-holed push-pull at once", async () => {
     const sim = new Sim({ seed: 23 });
     const a = await sim.add("a", 0);
