@@ -203,7 +203,7 @@ describe("gossip over real UDP/TCP on 127.0.0.x", () => {
       expect(await poll(() => opened >= 40, 5_000)).toBe(true);
       const t0 = Date.now();
       expect(await b.gossip.join([a.addr])).toBe(1);
-      expect(Date.now() - t0).toBeLessThan(1_000);
+      expect(Date.now() - t0).toBeLessThan(5_000); // ~20 ms idle; generous for busy CI machines
       expect(await poll(() => stateOf(a.gossip, "s1") === "alive", 5_000)).toBe(true);
       expect(refusedOrClosed).toBeGreaterThan(0); // the flood was refused beyond its share
     } finally {
