@@ -106,7 +106,7 @@ console.log(JSON.stringify({ filled, errors, same: before.lease === after.lease 
     let topo: Topology | undefined;
     afterAll(async () => {
       await topo?.cleanup();
-      expect(listNamespaces("whd-d")).toEqual([]);
+      if (topo) expect(listNamespaces(topo.id)).toEqual([]);
     });
 
     test("exits 1 with a message naming the state file and ENOSPC", async () => {

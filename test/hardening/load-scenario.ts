@@ -209,7 +209,7 @@ export async function runLoadScenario({ leases = 1000, prefix = "whd-l", request
     if (agent.node) await stopAgent(agent.node);
     await topo?.cleanup();
     rmSync(dir, { recursive: true, force: true });
-    const left = listNamespaces(prefix);
+    const left = topo ? listNamespaces(topo.id) : [];
     if (left.length) throw new Error(`namespaces left behind: ${left.join(", ")}`);
   }
 }
