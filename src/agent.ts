@@ -122,6 +122,7 @@ export class Agent {
     });
     this.cluster = cluster;
     cluster.onRenumber((old, now) => this.renumbered(old, now));
+    cluster.onChange(() => this.checkDisplaced());
 
     this.readiness = { ready: false, reason: "waiting for a subnet lease to be committed" };
     let lease: Lease;
@@ -226,6 +227,22 @@ export class Agent {
     return (this.cluster?.leases() ?? [])
       .filter((l) => l.nodeName !== me && !l.deleted)
       .map((l) => ({ nodeName: l.nodeName, subnet: l.subnet, publicIp: l.publicIp, ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}) }));
+  }
+
+  /**
+   * Another machine started with our node name and took it over (newest start owns a
+   * name): we no longer own the subnet, so we must not go on claiming to serve it.
+   * Stop reconciling (the newcomer's routes now win everywhere) and say why in /readyz;
+   * the operator has to fix the duplicate name.
+   */
+  private checkDisplaced(): void {
+    if (!this.readiness.ready || this.cluster?.ownLease()) return;
+    const name = this.opts.config.agent.nodeName;
+    const reason = `node name ${name} was taken over by another machine; this agent no longer owns its subnet (fix the duplicate node name, then restart)`;
+    this.readiness = { ready: false, reason };
+    this.reconciler?.stop();
+    this.opts.notifier?.status(`not ready: ${reason}`);
+    this.log.error("Displaced: node name taken over; stopped programming the dataplane", { node: name });
   }
 
   /** Our lease lost a conflict after commit (e.g. a healed partition): move to the new subnet. */
