@@ -44,6 +44,8 @@ const start0 = sim.clock.now();
 // Per lease (name|generation|subnet|claimedAt): when committed, how many nodes hold it, when the last got it.
 interface Track {
   commitAt?: number;
+  /** Replaced by a renumbered lease before everyone held it: not counted. */
+  superseded?: boolean;
   holders: number;
   fullAt?: number;
 }
@@ -64,7 +66,10 @@ for (const [i, name] of names.entries()) {
     t.holders++;
     if (t.holders >= live && t.fullAt === undefined) t.fullAt = sim.clock.now();
   });
-  n.cluster.onRenumber((_old, now) => void (track(keyOf(now)).commitAt = sim.clock.now()));
+  n.cluster.onRenumber((old, now) => {
+    track(keyOf(old)).superseded = true;
+    track(keyOf(now)).commitAt = sim.clock.now();
+  });
 }
 
 const startNode = (name: string) => {
@@ -86,7 +91,7 @@ const allCommitted = () => live === N && sim.upNodes().every((n) => n.lease || n
 const okCommit = await sim.runUntil(allCommitted, 600_000, 50);
 const committedAtMs = sim.clock.now() - start0;
 // Wait until every committed lease is held everywhere (and a partition has healed).
-const pending = () => [...tracks.values()].some((t) => t.commitAt !== undefined && t.fullAt === undefined);
+const pending = () => [...tracks.values()].some((t) => t.commitAt !== undefined && t.fullAt === undefined && !t.superseded);
 const okConverge = await sim.runUntil(() => !pending() && sim.clock.now() - start0 > 500 + partitionMs, 600_000, 50);
 const convergedAtMs = sim.clock.now() - start0;
 
@@ -99,7 +104,7 @@ await sim.run(steadyMs, 100);
 const bytesPerNodePerSec = (sim.network.stats().bytes - before) / N / (steadyMs / 1000);
 
 const conv = [...tracks.values()]
-  .filter((t) => t.commitAt !== undefined && t.fullAt !== undefined)
+  .filter((t) => t.commitAt !== undefined && t.fullAt !== undefined && !t.superseded)
   .map((t) => Math.max(0, t.fullAt! - t.commitAt!))
   .sort((x, y) => x - y);
 const pct = (p: number) => (conv.length ? conv[Math.min(conv.length - 1, Math.ceil((p / 100) * conv.length) - 1)]! : NaN);
