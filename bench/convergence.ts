@@ -2,7 +2,8 @@
  * Lease convergence on the real gossip layer: N nodes on one MemNetwork with lan timings
  * and a FakeClock (simulated time, so results do not depend on the machine's speed, only
  * the wall time does). Convergence of a lease = simulated time from its owner committing
- * it until every live node holds it (0 if all held it already at commit).
+ * it until every node that was running at commit time holds it (0 if all held it
+ * already at commit; nodes started later get the table when they join).
  *
  *   bun run bench/convergence.ts [--nodes 100] [--loss 0] [--partition-ms 0] [--seed 1]
  *                                [--staggered] [--quiet-ms 30000] [--steady-ms 200000] [--json]
@@ -11,6 +12,7 @@ import { parseArgs } from "node:util";
 import { parseNetConf } from "../src/config.ts";
 import { parseKeyFile } from "../src/gossip/keyring.ts";
 import { GossipSim } from "../test/lease/gossip-sim.ts";
+import type { Lease } from "../src/lease/types.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -41,40 +43,55 @@ const keyring = parseKeyFile(Buffer.alloc(32, 42).toString("base64"));
 const sim = new GossipSim({ seed, net, loss, keyring, settleMs: 2000, delayMs: [1, 10] });
 const start0 = sim.clock.now();
 
-// Per lease (name|generation|subnet|claimedAt): when committed, how many nodes hold it, when the last got it.
+// Per lease (name|generation|subnet|claimedAt): which nodes hold it; at commit, how many
+// of the nodes started by then still miss it; when the last of those got it.
 interface Track {
+  heldBy: Uint8Array;
   commitAt?: number;
+  /** Nodes started before the commit that do not hold the lease yet. */
+  missing?: number;
+  /** Only nodes with index < this (started before the commit) are waited for. */
+  required?: number;
+  fullAt?: number;
   /** Replaced by a renumbered lease before everyone held it: not counted. */
   superseded?: boolean;
-  holders: number;
-  fullAt?: number;
 }
 const tracks = new Map<string, Track>();
 const keyOf = (l: { nodeName: string; generation: number; subnet: string; claimedAt: number }) => `${l.nodeName}|${l.generation}|${l.subnet}|${l.claimedAt}`;
 const track = (k: string) => {
   let t = tracks.get(k);
-  if (!t) tracks.set(k, (t = { holders: 0 }));
+  if (!t) tracks.set(k, (t = { heldBy: new Uint8Array(N) }));
   return t;
 };
 let live = 0;
 const names = Array.from({ length: N }, (_, i) => `node-${i}`);
 const seeds = [GossipSim.addr(1)];
+const committed = (l: Lease) => {
+  const t = track(keyOf(l));
+  t.commitAt = sim.clock.now();
+  t.required = live;
+  let missing = 0;
+  for (let i = 0; i < live; i++) if (!t.heldBy[i]) missing++;
+  t.missing = missing;
+  if (missing === 0) t.fullAt = t.commitAt;
+};
 for (const [i, name] of names.entries()) {
   const n = sim.add(name, GossipSim.addr(i + 1), seeds);
   n.cluster.onRecord((l) => {
     const t = track(keyOf(l));
-    t.holders++;
-    if (t.holders >= live && t.fullAt === undefined) t.fullAt = sim.clock.now();
+    if (t.heldBy[i]) return;
+    t.heldBy[i] = 1;
+    if (t.missing !== undefined && i < t.required! && --t.missing === 0) t.fullAt = sim.clock.now();
   });
   n.cluster.onRenumber((old, now) => {
     track(keyOf(old)).superseded = true;
-    track(keyOf(now)).commitAt = sim.clock.now();
+    committed(now);
   });
 }
 
 const startNode = (name: string) => {
   live++;
-  sim.start(name).then((l) => void (track(keyOf(l)).commitAt = sim.clock.now()), () => {});
+  sim.start(name).then(committed, () => {});
 };
 if (a.staggered) {
   names.forEach((name, i) => sim.clock.after(i * 100, () => startNode(name)));
