@@ -72,8 +72,12 @@ export interface ClusterCore extends Cluster {
   onRecord(fn: (l: Lease) => void): () => void;
   /** Resolves once a background join (persisted-lease start) has reached a seed. */
   joined(): Promise<void>;
-  /** The gossip layer saw a member join or leave: member states in leases() changed. */
-  membershipChanged(): void;
+  /**
+   * Feed of the gossip layer's membership events (createCluster wires it). Member states
+   * in leases() change; a member that comes back from suspect/dead (a healed partition)
+   * gets a full-state push-pull, so claims made on either side meet at once.
+   */
+  memberEvent(kind: "join" | "update" | "leave", m: Member): void;
   /** The gossip layer's counters (for /metrics); zeros before start. */
   gossipMetrics(): GossipMetrics;
 }
@@ -115,7 +119,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   let claiming = false; // a claim procedure (first claim or renumber) is running
   let attempt = 0;
   let maxClaimedAt = 0;
-  const timers: TimerHandle[] = [];
+  const timers = new Set<TimerHandle>();
   const bg = new AbortController();
   let joinedResolve!: () => void;
   const joinedP = new Promise<void>((r) => (joinedResolve = r));
@@ -425,6 +429,27 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     if (!stopped && committed) checkOwn();
   }
 
+  // ---- partition heal -----------------------------------------------------------------
+
+  const memberStates = new Map<string, Member["state"]>();
+  // Token bucket: at most 3 recovery push-pulls at once, one more every 5 s, so a heal
+  // between two halves of a large cluster does not start N²/4 exchanges.
+  let recoveryTokens = 3;
+  let recoveryRefillAt = 0;
+  function recoveryPushPull(name: string): void {
+    const now = clock.now();
+    if (now >= recoveryRefillAt) {
+      recoveryTokens = Math.min(3, recoveryTokens + Math.max(1, Math.floor((now - recoveryRefillAt) / 5000)));
+      recoveryRefillAt = now + 5000;
+    }
+    if (recoveryTokens <= 0 || !gossip) return;
+    recoveryTokens--;
+    later(random() * 500, () => {
+      if (stopped || !gossip) return;
+      gossip.pushPull(name).catch((e) => log.debug("Recovery push-pull failed", { member: name, error: e as Error }));
+    });
+  }
+
   // ---- periodic work ------------------------------------------------------------------
 
   function every(ms: number, fn: () => void): void {
@@ -435,9 +460,18 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       } catch (e) {
         log.error("Periodic lease task failed", { error: e as Error });
       }
-      timers.push(clock.after(ms, tick));
+      later(ms, tick);
     };
-    timers.push(clock.after(ms, tick));
+    later(ms, tick);
+  }
+
+  /** A timer that stop() cancels; forgotten once it fired. */
+  function later(ms: number, fn: () => void): void {
+    const h = clock.after(ms, () => {
+      timers.delete(h);
+      fn();
+    });
+    timers.add(h);
   }
 
   function refresh(): void {
@@ -661,8 +695,12 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     joined: () => joinedP,
     gossipMetrics: () =>
       gossip?.metrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 },
-    membershipChanged: () => {
-      if (!stopped) emitChange();
+    memberEvent: (kind, mb) => {
+      if (stopped) return;
+      const prev = memberStates.get(mb.name);
+      memberStates.set(mb.name, mb.state);
+      if (kind !== "leave" && mb.state === "alive" && (prev === "suspect" || prev === "dead" || prev === "left")) recoveryPushPull(mb.name);
+      if (kind !== "update" || prev !== mb.state) emitChange();
     },
   };
   return facade;

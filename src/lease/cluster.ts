@@ -40,7 +40,6 @@ export function createCluster(opts: ClusterOptions): ClusterCore {
   const { stateDir, transport, gossipConfig, keyring, clusterName = "weft", meta, seed, store, ...core } = opts;
   const st = store ?? createStateStore({ dir: stateDir, logger: opts.logger.child("state") });
   let cluster: ClusterCore | undefined;
-  const membership = () => cluster?.membershipChanged();
   cluster = createClusterCore({ ...core, store: st }, (delegate) =>
     createGossip({
       name: opts.nodeName,
@@ -53,7 +52,11 @@ export function createCluster(opts: ClusterOptions): ClusterCore {
         clock: opts.clock,
         logger: opts.logger,
         delegate,
-        listener: { onJoin: membership, onLeave: membership },
+        listener: {
+          onJoin: (m) => cluster?.memberEvent("join", m),
+          onUpdate: (m) => cluster?.memberEvent("update", m),
+          onLeave: (m) => cluster?.memberEvent("leave", m),
+        },
         keyring,
         clusterName,
       },

@@ -275,6 +275,40 @@ describe("expiry and returning nodes", () => {
   });
 });
 
+describe("partition heal", () => {
+  test("a member back from suspect/dead gets a push-pull, rate-limited to 3 then 1 per 5 s", async () => {
+    const sim = new FakeSim({ seed: 15, pushPullMs: 0 });
+    sim.addNode("a", []);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    const names = ["p0", "p1", "p2", "p3", "p4", "p5"];
+    for (const n of names) {
+      sim.addNode(n, ["a:7946"]);
+      sim.start(n);
+    }
+    await sim.runUntil(() => names.every((n) => sim.nodes.get(n)!.lease), 10_000);
+    const a = sim.nodes.get("a")!.cluster;
+    const count = () => sim.hub.pushPulls.get("a") ?? 0;
+    const member = (name: string, state: "alive" | "suspect" | "dead") => ({ name, addr: `${name}:7946`, state, incarnation: 1, lastSeen: sim.clock.now() });
+    let changes = 0;
+    a.onChange(() => changes++);
+    const before = count();
+    a.memberEvent("update", member("p0", "alive")); // first sight: no exchange
+    await sim.run(1000);
+    expect(count()).toBe(before);
+    for (const n of names) a.memberEvent("update", member(n, "suspect"));
+    for (const n of names) a.memberEvent("update", member(n, "alive"));
+    await sim.run(1000);
+    expect(count()).toBe(before + 3);
+    expect(changes).toBeGreaterThanOrEqual(12);
+    await sim.run(5000);
+    a.memberEvent("leave", member("p5", "dead"));
+    a.memberEvent("join", member("p5", "alive"));
+    await sim.run(1000);
+    expect(count()).toBe(before + 4);
+  });
+});
+
 describe("seeds", () => {
   test("own address (literal or resolved name) is skipped; names resolve; abort while joining rejects", async () => {
     const sim = new FakeSim({

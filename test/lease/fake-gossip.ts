@@ -33,6 +33,8 @@ export class FakeGossipHub {
   private readonly byAddr = new Map<string, Node>();
   private group: Map<string, number> | null = null;
   bytes = 0;
+  /** Push-pull exchanges by initiator name. */
+  readonly pushPulls = new Map<string, number>();
 
   constructor(private readonly o: FakeHubOptions) {}
 
@@ -61,6 +63,7 @@ export class FakeGossipHub {
     const self: Node = { name, addr, delegate, up: false, joined: false, lastSeen: new Map() };
     const exchange = (peer: Node, join: boolean): boolean => {
       if (!hub.reach(name, peer.name)) return false;
+      hub.pushPulls.set(name, (hub.pushPulls.get(name) ?? 0) + 1);
       const mine = self.delegate.localState(join);
       const theirs = peer.delegate.localState(join);
       hub.bytes += mine.length + theirs.length;

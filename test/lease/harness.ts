@@ -46,6 +46,8 @@ export interface SimOptions {
   net?: NetConf;
   loss?: number;
   settleMs?: number;
+  /** Fake anti-entropy period (0 = off). */
+  pushPullMs?: number;
   logger?: Logger;
   extra?: Partial<ClusterCoreOptions>;
 }
@@ -57,7 +59,7 @@ export class FakeSim {
   readonly nodes = new Map<string, { cluster: ClusterCore; store: MemStore; addr: string; started?: Promise<Lease>; error?: Error; lease?: Lease }>();
   constructor(readonly o: SimOptions) {
     this.random = seeded(o.seed);
-    this.hub = new FakeGossipHub({ clock: this.clock, random: this.random, loss: o.loss ?? 0, delayMs: [2, 40], pushPullMs: 5000 });
+    this.hub = new FakeGossipHub({ clock: this.clock, random: this.random, loss: o.loss ?? 0, delayMs: [2, 40], pushPullMs: o.pushPullMs ?? 5000 });
   }
 
   addNode(name: string, seeds: string[], store = this.nodes.get(name)?.store ?? new MemStore()) {
