@@ -109,7 +109,8 @@ function fromTuple(t: RecordTuple): Lease {
     renewedAt: t[10],
   };
   if (t[11]) lease.deleted = true;
-  tuples.set(lease, t);
+  // The decoded tuple is not cached: its byte fields are views into the whole received
+  // payload, and keeping one would keep every push-pull buffer alive.
   return lease;
 }
 
