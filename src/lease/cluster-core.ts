@@ -205,14 +205,6 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         // Push-pull resends mostly records we hold. One that is older than (or identical
         // to) the held record cannot change the table, so it is skipped unvalidated.
         if (cannotWin(raw)) continue;
-        // A broadcast carries its origin's own record (relays keep the origin); a record
-        // about someone else in a broadcast is a forgery or a bug. Push-pull state carries
-        // everyone's records and is checked by the merge rules alone.
-        if (what === "broadcast" && Array.isArray(raw) && raw[0] !== from) {
-          m.rejectedRecords++;
-          log.debug("Rejected broadcast record not about its origin", { from, about: String(raw[0]) });
-          continue;
-        }
         const l = validator.check(raw);
         if (typeof l === "string") {
           m.rejectedRecords++;
