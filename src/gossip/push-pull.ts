@@ -4,7 +4,7 @@
  * the periodic exchange with a random member and the reconnect attempts to failed
  * members that heal partitions after both sides reaped each other.
  */
-import { type PushPullMsg, STATE_CODE, STATE_NAME, T, pushPullSchema } from "./codec.ts";
+import { type PushPullMsg, STATE_CODE, STATE_NAME, T, pushPullChecker } from "./codec.ts";
 import { type GossipConfig } from "./config.ts";
 import type { Membership } from "./membership.ts";
 import { type Runtime, errText } from "./runtime.ts";
@@ -24,7 +24,7 @@ export class PushPull {
   private readonly schema;
 
   constructor(private readonly o: PushPullOptions) {
-    this.schema = pushPullSchema(o.config.maxMembers, o.config.maxStreamBytes);
+    this.schema = pushPullChecker(o.config.maxMembers, o.config.maxStreamBytes);
   }
 
   /** One exchange with `addr`; resolves to the remote's name once both sides merged. */

@@ -3,8 +3,7 @@
  * opens, decodes, validates and counts stream traffic, and bounds each exchange by a
  * deadline on the clock (and by shutdown).
  */
-import type { z } from "zod";
-import { decode, encode } from "./codec.ts";
+import { type Checker, decode, encode } from "./codec.ts";
 import { type Runtime, errText } from "./runtime.ts";
 import type { Sealer } from "./security.ts";
 import type { Transport } from "./transport.ts";
@@ -27,11 +26,11 @@ export class Streams {
   }
 
   /**
-   * Sends `msg` to `addr` and returns the reply validated by `schema`. Rejects with
+   * Sends `msg` to `addr` and returns the reply validated by `schema` (a zod schema or a hand-written equivalent). Rejects with
    * "<what> with <addr>: …" on timeout ("no reply within N ms"), shutdown, transport
    * errors or a reply that does not open or validate.
    */
-  async request<S extends z.ZodType>(what: string, addr: string, msg: unknown, schema: S, timeoutMs: number, maxReply = this.maxBytes): Promise<z.infer<S>> {
+  async request<T>(what: string, addr: string, msg: unknown, schema: Checker<T>, timeoutMs: number, maxReply = this.maxBytes): Promise<T> {
     if (this.rt.stopped) throw new Error(`${what} with ${addr}: gossip stopped`);
     const req = this.seal(msg);
     const dl = this.rt.deadline(timeoutMs);
@@ -65,7 +64,7 @@ export class Streams {
   }
 
   /** Validates a decoded stream message; counts and throws on failure. */
-  check<S extends z.ZodType>(schema: S, v: unknown, from: string): z.infer<S> {
+  check<T>(schema: Checker<T>, v: unknown, from: string): T {
     const r = schema.safeParse(v);
     if (!r.success) return this.malformed(from);
     this.rt.metrics.messagesIn++;
