@@ -56,7 +56,13 @@ function hex(b: Uint8Array, sep = ""): string {
   for (let i = 0; i < b.length; i++) out += (i > 0 ? sep : "") + HEX[b[i]!]!;
   return out;
 }
-const unhex = (s: string) => Uint8Array.from(s.replaceAll(":", "").match(/../g) ?? [], (h) => parseInt(h, 16));
+/** "0a1b…" or "0a:1b:…" → bytes (input already validated). */
+function unhex(s: string) {
+  const digits = s.includes(":") ? s.replaceAll(":", "") : s;
+  const out = new Uint8Array(digits.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.substr(i * 2, 2), 16);
+  return out;
+}
 const ipText = (a: number): string => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 function ipNum(text: string): number {
   const p = text.split(".");
