@@ -5,10 +5,11 @@
  * state (or a lease's latest record) is what spreads.
  *
  * Every packet takes from this queue, and during a large join it holds thousands of
- * items, so it is kept as two indexed binary heaps instead of being sorted per packet:
- * one in sending order (transmits ascending, id descending) for take(), one in pruning
- * order (transmits descending, id ascending) for the depth cap. take(k items) costs
- * O((k + skipped) log n) rather than O(n log n).
+ * items, so it is kept in indexed binary heaps instead of being sorted per packet: in
+ * sending order (transmits ascending, id descending) for take(), one heap per message
+ * length, and one heap in pruning order (transmits descending, id ascending) for the
+ * depth cap. take(k items) costs O(k · (L + log n)) for L distinct message lengths,
+ * rather than O(n log n).
  */
 import { IndexedHeap } from "./indexed-heap.ts";
 
@@ -28,14 +29,24 @@ interface Slot extends QueuedBroadcast {
 
 const sendFirst = (a: Slot, b: Slot) => a.transmits - b.transmits || b.id - a.id;
 const pruneFirst = (a: Slot, b: Slot) => b.transmits - a.transmits || a.id - b.id;
+const newSendHeap = () =>
+  new IndexedHeap<Slot>(sendFirst, (x) => x.sendPos, (x, i) => {
+    x.sendPos = i;
+  });
 
 export class BroadcastQueue {
   private readonly items = new Map<string, Slot>();
-  private readonly sendOrder = new IndexedHeap<Slot>(sendFirst, "sendPos");
-  private readonly pruneOrder = new IndexedHeap<Slot>(pruneFirst, "prunePos");
-  /** How many queued messages have each byte length: lets take() stop once nothing left can fit. */
-  private readonly sizes = new Map<number, number>();
-  private minSize = Infinity; // lower bound of queued lengths; exact after recomputeMin()
+  /**
+   * Sending order, one heap per message length: once the packet is nearly full, the next
+   * broadcast that still fits is the best head among the lengths that fit, found without
+   * walking past every queued broadcast too big for the space left.
+   */
+  private readonly byLength = new Map<number, IndexedHeap<Slot>>();
+  /** The keys of byLength, ascending. */
+  private lengths: number[] = [];
+  private readonly pruneOrder = new IndexedHeap<Slot>(pruneFirst, (x) => x.prunePos, (x, i) => {
+    x.prunePos = i;
+  });
   private nextId = 0;
 
   constructor(private readonly maxDepth: number) {}
@@ -48,10 +59,8 @@ export class BroadcastQueue {
     }
     const b: Slot = { key, msg, transmits: 0, id: this.nextId++, sendPos: -1, prunePos: -1, ...(onDone ? { onDone } : {}) };
     this.items.set(key, b);
-    this.sendOrder.push(b);
+    this.pushSend(b);
     this.pruneOrder.push(b);
-    this.sizes.set(msg.length, (this.sizes.get(msg.length) ?? 0) + 1);
-    if (msg.length < this.minSize) this.minSize = msg.length;
     if (this.items.size > this.maxDepth) this.prune();
   }
 
@@ -67,28 +76,33 @@ export class BroadcastQueue {
   /**
    * Takes broadcasts fitting `budget` bytes (each costing its length + `overhead`), at
    * most `maxCount`, counting one transmit on each and retiring those that reach `limit`.
-   * Visits broadcasts in sending order and skips any that no longer fit, exactly like a
-   * walk over the sorted queue; it only stops early once no queued message could fit.
+   * The result is exactly that of walking the whole queue in sending order and taking
+   * each broadcast that still fits: budget only shrinks, so the next one taken is always
+   * the first in sending order among those that fit now.
    */
   take(budget: number, limit: number, maxCount: number, overhead = 0): Uint8Array[] {
     if (this.items.size === 0 || maxCount <= 0) return [];
     const out: Uint8Array[] = [];
     const taken: Slot[] = [];
-    const skipped: Slot[] = [];
-    this.recomputeMin();
-    while (this.sendOrder.size() > 0 && budget - overhead >= this.minSize) {
-      const b = this.sendOrder.pop()!;
-      const cost = b.msg.length + overhead;
-      if (cost > budget) {
-        skipped.push(b);
-        continue;
+    for (;;) {
+      let best: Slot | undefined;
+      let bestHeap: IndexedHeap<Slot> | undefined;
+      for (const len of this.lengths) {
+        if (len + overhead > budget) break;
+        const h = this.byLength.get(len)!;
+        const top = h.peek();
+        if (top && (!best || sendFirst(top, best) < 0)) {
+          best = top;
+          bestHeap = h;
+        }
       }
-      budget -= cost;
-      out.push(b.msg);
-      taken.push(b);
+      if (!best) break;
+      bestHeap!.pop();
+      budget -= best.msg.length + overhead;
+      out.push(best.msg);
+      taken.push(best);
       if (out.length >= maxCount || budget <= overhead) break;
     }
-    for (const b of skipped) this.sendOrder.push(b);
     // Count the transmits only now: each broadcast is sent at most once per packet, and
     // callbacks run after the queue is consistent again (they may enqueue).
     const done: Slot[] = [];
@@ -97,10 +111,10 @@ export class BroadcastQueue {
       b.transmits++;
       if (b.transmits >= limit) {
         this.items.delete(b.key);
-        this.dropSize(b.msg.length);
+        this.dropLengthIfEmpty(b.msg.length);
         done.push(b);
       } else {
-        this.sendOrder.push(b);
+        this.pushSend(b);
         this.pruneOrder.push(b);
       }
     }
@@ -112,10 +126,10 @@ export class BroadcastQueue {
   clear(): void {
     const all = [...this.items.values()];
     this.items.clear();
-    this.sendOrder.clear();
+    for (const h of this.byLength.values()) h.clear();
+    this.byLength.clear();
+    this.lengths = [];
     this.pruneOrder.clear();
-    this.sizes.clear();
-    this.minSize = Infinity;
     for (const b of all) b.onDone?.();
   }
 
@@ -128,22 +142,29 @@ export class BroadcastQueue {
     }
   }
 
+  private pushSend(b: Slot): void {
+    const len = b.msg.length;
+    let h = this.byLength.get(len);
+    if (!h) {
+      this.byLength.set(len, (h = newSendHeap()));
+      let i = this.lengths.length;
+      while (i > 0 && this.lengths[i - 1]! > len) i--;
+      this.lengths.splice(i, 0, len);
+    }
+    h.push(b);
+  }
+
   private remove(b: Slot): void {
     this.items.delete(b.key);
-    this.sendOrder.remove(b);
+    this.byLength.get(b.msg.length)?.remove(b);
+    this.dropLengthIfEmpty(b.msg.length);
     this.pruneOrder.remove(b);
-    this.dropSize(b.msg.length);
   }
 
-  private dropSize(len: number): void {
-    const n = this.sizes.get(len)! - 1;
-    if (n > 0) this.sizes.set(len, n);
-    else this.sizes.delete(len);
-  }
-
-  private recomputeMin(): void {
-    if (this.sizes.has(this.minSize)) return;
-    this.minSize = Infinity;
-    for (const len of this.sizes.keys()) if (len < this.minSize) this.minSize = len;
+  private dropLengthIfEmpty(len: number): void {
+    const h = this.byLength.get(len);
+    if (!h || h.size() > 0) return;
+    this.byLength.delete(len);
+    this.lengths.splice(this.lengths.indexOf(len), 1);
   }
 }

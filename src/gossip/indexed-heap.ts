@@ -7,9 +7,11 @@
 export class IndexedHeap<T> {
   private readonly a: T[] = [];
 
+  /** `getPos`/`setPos` read and write the item's position field for this heap. */
   constructor(
     private readonly cmp: (x: T, y: T) => number,
-    private readonly pos: { [K in keyof T]: T[K] extends number ? K : never }[keyof T],
+    private readonly getPos: (x: T) => number,
+    private readonly setPos: (x: T, i: number) => void,
   ) {}
 
   size(): number {
@@ -34,7 +36,7 @@ export class IndexedHeap<T> {
 
   /** Removes `x` if it is in this heap. */
   remove(x: T): void {
-    const i = x[this.pos] as number;
+    const i = this.getPos(x);
     if (i >= 0 && i < this.a.length && this.a[i] === x) this.removeAt(i);
   }
 
@@ -86,9 +88,5 @@ export class IndexedHeap<T> {
     }
     a[i] = x;
     this.setPos(x, i);
-  }
-
-  private setPos(x: T, i: number): void {
-    (x as Record<typeof this.pos, number>)[this.pos] = i;
   }
 }

@@ -47,8 +47,11 @@ export class Membership {
   private readonly failed = new Map<string, { addr: string; since: number }>();
   private probeOrder: string[] = [];
   private probeIndex = 0;
+  // Both caches are kept up to date incrementally on the frequent changes (a member joins,
+  // changes state) and only rebuilt after the rare removals: during a join storm every
+  // packet asks for liveCount() and every gossip round samples the list.
   private live = -1; // cached liveCount(); -1 = recount
-  private list: NodeState[] | null = null; // cached nodes.values() for random sampling
+  private list: NodeState[] | null = null; // cached nodes.values() (same order) for random sampling
   /** Set by leave(): rumours about us are no longer refuted. */
   leaving = false;
 
@@ -136,7 +139,6 @@ export class Membership {
     for (const s of this.nodes.values()) if (!isLive(s) && s.name !== this.o.name && (!victim || s.stateChange < victim.stateChange)) victim = s;
     if (!victim) return false;
     this.nodes.delete(victim.name);
-    this.live = -1;
     this.list = null;
     return true;
   }
@@ -147,7 +149,6 @@ export class Membership {
     for (const s of this.nodes.values()) {
       if (!isLive(s) && s.name !== this.o.name && now - s.stateChange > this.o.config.gossipToTheDeadMs) {
         this.nodes.delete(s.name);
-        this.live = -1;
         this.list = null;
         this.o.logger.debug("reaped member", { member: s.name, state: s.state });
       }
@@ -170,10 +171,10 @@ export class Membership {
         this.o.logger.debug("ignored new member: member table full", { member: a.name, max: this.o.config.maxMembers });
         return;
       }
-      this.live = -1;
-      this.list = null;
       const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now, ...(a.meta ? { meta: a.meta } : {}) };
       this.nodes.set(a.name, s);
+      if (this.live >= 0) this.live++;
+      this.list?.push(s);
       this.failed.delete(a.name);
       // Random slot in the current round so new members are probed soon but unpredictably.
       // (append, then swap with a random not-yet-probed slot: O(1), unlike a splice).
@@ -204,7 +205,7 @@ export class Membership {
     else delete st.meta;
     st.lastSeen = now;
     if (st.state !== "alive") {
-      this.live = -1;
+      if (!isLive(st) && this.live >= 0) this.live++;
       st.state = "alive";
       st.stateChange = now;
     }
@@ -229,8 +230,7 @@ export class Membership {
     }
     const now = this.o.clock.now();
     st.incarnation = s.inc;
-    st.state = "suspect";
-    this.live = -1;
+    st.state = "suspect"; // from alive: liveCount() unchanged
     st.stateChange = now;
     this.o.broadcast(memberKey(s.name), s);
     const { config: c } = this.o;
@@ -265,8 +265,8 @@ export class Membership {
       return;
     }
     st.incarnation = d.inc;
-    st.state = d.from === d.name ? "left" : "dead";
-    this.live = -1;
+    st.state = d.from === d.name ? "left" : "dead"; // from alive or suspect
+    if (this.live >= 0) this.live--;
     st.stateChange = this.o.clock.now();
     if (st.state === "dead" && d.name !== this.o.name) {
       this.failed.set(d.name, { addr: st.addr, since: st.stateChange });

@@ -152,7 +152,13 @@ describe("IndexedHeap", () => {
   test("pops in order and removes arbitrary items", () => {
     fc.assert(
       fc.property(fc.array(fc.integer(), { maxLength: 200 }), fc.array(fc.nat(), { maxLength: 50 }), (xs, rm) => {
-        const h = new IndexedHeap<{ v: number; pos: number }>((a, b) => a.v - b.v, "pos");
+        const h = new IndexedHeap<{ v: number; pos: number }>(
+          (a, b) => a.v - b.v,
+          (x) => x.pos,
+          (x, i) => {
+            x.pos = i;
+          },
+        );
         const items = xs.map((v) => ({ v, pos: -1 }));
         for (const it of items) h.push(it);
         const removed = new Set<number>();
