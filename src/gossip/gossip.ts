@@ -184,7 +184,13 @@ export class GossipImpl implements GossipNode {
 
   members(): Member[] {
     const now = this.o.deps.clock.now();
-    return this.members_.all().map((s) => (s.name === this.o.name ? { ...toMember(s), lastSeen: now } : toMember(s)));
+    const out: Member[] = [];
+    for (const s of this.members_.all()) {
+      const m = toMember(s);
+      if (s.name === this.o.name) m.lastSeen = now;
+      out.push(m);
+    }
+    return out;
   }
 
   localName(): string {

@@ -171,7 +171,8 @@ export class Membership {
         this.o.logger.debug("ignored new member: member table full", { member: a.name, max: this.o.config.maxMembers });
         return;
       }
-      const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now, ...(a.meta ? { meta: a.meta } : {}) };
+      const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now };
+      if (a.meta) s.meta = a.meta;
       this.nodes.set(a.name, s);
       if (this.live >= 0) this.live++;
       this.list?.push(s);
@@ -319,7 +320,11 @@ export function isLive(s: { state: MemberState }): boolean {
 }
 
 export function toMember(s: NodeState): Member {
-  return { name: s.name, addr: s.addr, state: s.state, incarnation: s.incarnation, lastSeen: s.lastSeen, ...(s.meta ? { meta: s.meta } : {}) };
+  // No conditional spread: this runs for every member on every members() call, and an
+  // object spread is several times slower than a property store.
+  const m: Member = { name: s.name, addr: s.addr, state: s.state, incarnation: s.incarnation, lastSeen: s.lastSeen };
+  if (s.meta) m.meta = s.meta;
+  return m;
 }
 
 function sameBytes(a?: Uint8Array, b?: Uint8Array): boolean {

@@ -4,7 +4,7 @@
  * the periodic exchange with a random member and the reconnect attempts to failed
  * members that heal partitions after both sides reaped each other.
  */
-import { type PushPullMsg, STATE_CODE, STATE_NAME, T, pushPullChecker } from "./codec.ts";
+import { type AliveMsg, type PushPullMember, type PushPullMsg, STATE_CODE, STATE_NAME, T, pushPullChecker } from "./codec.ts";
 import { type GossipConfig } from "./config.ts";
 import type { Membership } from "./membership.ts";
 import { type Runtime, errText } from "./runtime.ts";
@@ -73,13 +73,11 @@ export class PushPull {
   }
 
   private localState(join: boolean): PushPullMsg {
-    const members = this.o.members.all().map((s) => ({
-      name: s.name,
-      addr: s.addr,
-      inc: s.incarnation,
-      state: STATE_CODE[s.state],
-      ...(s.meta ? { meta: s.meta } : {}),
-    }));
+    const members = this.o.members.all().map((s) => {
+      const m: PushPullMember = { name: s.name, addr: s.addr, inc: s.incarnation, state: STATE_CODE[s.state] };
+      if (s.meta) m.meta = s.meta; // last, so the encoding keeps the schema's key order
+      return m;
+    });
     return { join, from: this.o.name, members, user: this.o.delegate.localState(join) };
   }
 
@@ -88,7 +86,11 @@ export class PushPull {
     for (const r of msg.members) {
       try {
         const state = STATE_NAME[r.state]!;
-        if (state === "alive") members.aliveNode({ t: T.alive, name: r.name, addr: r.addr, inc: r.inc, ...(r.meta ? { meta: r.meta } : {}) });
+        if (state === "alive") {
+          const a: AliveMsg = { t: T.alive, name: r.name, addr: r.addr, inc: r.inc };
+          if (r.meta) a.meta = r.meta;
+          members.aliveNode(a);
+        }
         else if (state === "left") members.deadNode({ t: T.dead, name: r.name, inc: r.inc, from: r.name });
         // A remote "dead" is only a suspicion here: we give the member a chance to refute.
         else members.suspectNode({ t: T.suspect, name: r.name, inc: r.inc, from: msg.from });
