@@ -88,12 +88,13 @@ export class Membership {
     const ok = (s: NodeState) => s.name !== this.o.name && s.name !== exclude && filter(s);
     // Usually most members pass: sample random slots (O(k)) instead of scanning all N.
     if (list.length > 4 * k + 8) {
-      const got = new Set<NodeState>();
-      for (let tries = 0; tries < 4 * k + 8 && got.size < k; tries++) {
+      // k is small (gossipNodes, indirectChecks): a linear duplicate check beats a Set.
+      const got: NodeState[] = [];
+      for (let tries = 0; tries < 4 * k + 8 && got.length < k; tries++) {
         const s = list[Math.floor(this.o.rnd() * list.length)]!;
-        if (ok(s)) got.add(s);
+        if (!got.includes(s) && ok(s)) got.push(s);
       }
-      if (got.size === k) return [...got];
+      if (got.length === k) return got;
     }
     return pick(list.filter(ok), k, this.o.rnd);
   }
