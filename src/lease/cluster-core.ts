@@ -20,7 +20,7 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
 import { claimWinner, pickSubnet } from "./allocator.ts";
-import { RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
+import { MAX_GENERATION, RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -269,10 +269,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     if (!own || displaced) return;
     const rec = table.get(nodeName);
     if (rec && rec !== own && compareRecords(rec, own) > 0) {
-      if (rec.nodeId === own.nodeId || !committed) {
+      if ((rec.nodeId === own.nodeId || !committed) && bumpGenerationAbove(rec.generation)) {
         // Our own older start (restored state dir) or, before commit, a previous owner of
         // the name: take the name with a higher generation.
-        bumpGenerationAbove(rec.generation);
         const next = { ...own, generation: identity!.generation, version: 0, renewedAt: stamp() };
         publish(next);
         if (committed && !claiming) {
@@ -285,6 +284,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       } else {
         displaced = true;
         m.nameConflicts++;
+        if (rec.nodeId === own.nodeId) log.error("A record for our name and node id sits at the generation limit; it cannot be out-ranked (forged or corrupted)", { generation: rec.generation });
         log.error("Node name taken over by another node; this node stops announcing its lease", {
           node: nodeName,
           ourNodeId: own.nodeId,
@@ -301,14 +301,21 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     }
   }
 
-  function bumpGenerationAbove(gen: number): void {
-    if (identity!.generation > gen) return;
+  /**
+   * Raises our generation above `gen`. Returns false, without changing anything, when that
+   * would leave the valid range: a record at the limit can only be a forgery (or a
+   * corrupted peer), and no record of ours could ever out-rank it on peers.
+   */
+  function bumpGenerationAbove(gen: number): boolean {
+    if (identity!.generation > gen) return true;
+    if (gen + 1 > MAX_GENERATION) return false;
     identity = { ...identity!, generation: gen + 1 };
     try {
       persistIdentity();
     } catch (e) {
       log.error("Cannot persist raised generation", { error: e as Error });
     }
+    return true;
   }
 
   // ---- claiming -----------------------------------------------------------------------
@@ -612,7 +619,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     joinedResolve();
     // What peers know about our name: our own old record, or a previous owner's.
     const previous = table.get(nodeName);
-    if (previous && previous !== own) bumpGenerationAbove(previous.generation);
+    if (previous && previous !== own && !bumpGenerationAbove(previous.generation)) {
+      log.error("A record for our name sits at the generation limit and cannot be out-ranked (forged or corrupted)", { generation: previous.generation });
+    }
     claiming = true;
     try {
       // An expired own lease is preferred again, as a new claim, if nobody took it.

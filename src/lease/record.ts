@@ -22,6 +22,13 @@ export const nodeNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const nodeIdPattern = /^[0-9a-f]{32}$/;
 // 2^53 keeps counters exact in msgpack and JS numbers.
 const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/**
+ * Generations are bounded far below 2^53 (one start per millisecond for 35 years), so
+ * out-ranking any valid record for our own name stays inside the valid range (hardening
+ * finding F1: a forged 2^53−1 once pushed an honest node to an invalid 2^53).
+ */
+export const MAX_GENERATION = 2 ** 40;
+const generation = z.number().int().min(1).max(MAX_GENERATION);
 const time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const u32 = z.number().int().min(0).max(0xffffffff);
 const bytes = (n: number) => z.instanceof(Uint8Array).refine((b) => b.length === n, `expected ${n} bytes`);
@@ -35,7 +42,7 @@ const backendTypes = ["vxlan", "host-gw", "udp"] as const;
 const recordTuple = z.tuple([
   z.string().regex(nodeNamePattern),
   bytes(16),
-  counter.min(1),
+  generation,
   counter,
   u32,
   z.number().int().min(0).max(32),

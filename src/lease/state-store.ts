@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Logger } from "../log.ts";
-import { nodeIdPattern, nodeNamePattern } from "./record.ts";
+import { MAX_GENERATION, nodeIdPattern, nodeNamePattern } from "./record.ts";
 import type { Lease } from "./types.ts";
 
 export interface NodeIdentity {
@@ -45,7 +45,7 @@ export interface StateStore {
 const identitySchema = z.object({
   nodeName: z.string().regex(nodeNamePattern),
   nodeId: z.string().regex(nodeIdPattern),
-  generation: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  generation: z.number().int().min(0).max(MAX_GENERATION),
 });
 
 const leaseSchema = z.object({

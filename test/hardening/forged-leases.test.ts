@@ -16,7 +16,7 @@ import { parseKeyFile } from "../../src/gossip/keyring.ts";
 import { Sealer } from "../../src/gossip/security.ts";
 import type { GossipDelegate } from "../../src/gossip/types.ts";
 import { checkPeers } from "../../src/backend/peers.ts";
-import { WIRE_VERSION, encodeRecord, encodeState, rangeOf, subnetProblem } from "../../src/lease/record.ts";
+import { MAX_GENERATION, WIRE_VERSION, encodeRecord, encodeState, rangeOf, subnetProblem } from "../../src/lease/record.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
 import { GossipSim, type GossipSimNode } from "../lease/gossip-sim.ts";
@@ -269,22 +269,27 @@ describe("forged leases from a key-holder", () => {
     expect(view).not.toContain(`n3=${lease3.subnet}`);
   }, 60_000);
 
-  test("a maximal generation/version for a fictitious name is accepted and harmless", async () => {
+  test("a maximal generation/version for a fictitious name is accepted and harmless; beyond the generation limit it is rejected", async () => {
     const w = (current = await world(15));
     const before = w.honest.map((n) => n.cluster.ownLease());
+    const rejected = w.honest.map((n) => n.cluster.metrics().rejectedRecords);
     const now = Math.floor(w.sim.clock.now());
-    w.evil.send("max", encodeRecord(forged({ nodeName: "maxgen", generation: Number.MAX_SAFE_INTEGER, version: Number.MAX_SAFE_INTEGER, subnet: "10.244.27.0/24" }, now)));
+    w.evil.send("max", encodeRecord(forged({ nodeName: "maxgen", generation: MAX_GENERATION, version: Number.MAX_SAFE_INTEGER, subnet: "10.244.27.0/24" }, now)));
+    w.evil.send("over", encodeRecord(forged({ nodeName: "overgen", generation: MAX_GENERATION + 1, subnet: "10.244.28.0/24" }, now)));
     await w.sim.run(5_000);
-    expect(expectAgreement(w)).toContain("maxgen=10.244.27.0/24");
+    const view = expectAgreement(w);
+    expect(view).toContain("maxgen=10.244.27.0/24");
+    expect(view).not.toContain("overgen");
+    for (const [i, n] of w.honest.entries()) expect(n.cluster.metrics().rejectedRecords).toBeGreaterThan(rejected[i]!);
     expect(w.honest.map((n) => n.cluster.ownLease())).toEqual(before);
   }, 60_000);
 
-  // Finding F1 (docs/hardening-findings.md): a record that copies an honest node's nodeId
-  // (every key-holder sees it) with generation 2^53-1 makes that node "out-rank its own
-  // restored start" with generation 2^53, which every peer rejects as out of range, and
-  // persists 2^53 to identity.json (which the next start then refuses as corrupt). The
-  // node's record on its peers stays the forged one for good.
-  test.failing("a maximal generation copying an honest node's nodeId does not freeze that node's record", async () => {
+  // Finding F1 (docs/hardening-findings.md), fixed: a record that copies an honest node's
+  // nodeId (every key-holder sees it) with generation 2^53-1 used to make that node
+  // "out-rank its own restored start" with generation 2^53, which every peer rejected as
+  // out of range, freezing the forged record on peers. Generations are now bounded at
+  // MAX_GENERATION (2^40), so such a record is rejected on arrival.
+  test("a maximal generation copying an honest node's nodeId does not freeze that node's record", async () => {
     const w = (current = await world(15));
     const [n1, n2] = w.honest;
     const lease1 = n1!.cluster.ownLease()!;
@@ -298,6 +303,18 @@ describe("forged leases from a key-holder", () => {
     }, 2 * 3_600_000 + 60_000, 60_000);
     expect(recovered).toBe(true);
   }, 120_000);
+
+  test("a record copying an honest node's nodeId at exactly the generation limit: the node cannot out-rank it, so it steps aside loudly instead of overflowing", async () => {
+    const w = (current = await world(17));
+    const [n1] = w.honest;
+    const lease1 = n1!.cluster.ownLease()!;
+    const now = Math.floor(w.sim.clock.now());
+    w.evil.send("n1", encodeRecord({ ...lease1, generation: MAX_GENERATION, version: 0, publicIp: "192.0.2.66", renewedAt: now }));
+    await w.sim.run(10_000);
+    expect(n1!.cluster.ownLease()).toBeUndefined();
+    expect(n1!.store.identity!.generation).toBeLessThanOrEqual(MAX_GENERATION);
+    expect((n1!.cluster.metrics() as { nameConflicts?: number }).nameConflicts).toBe(1);
+  }, 60_000);
 
   test("a state push with a huge record count: honest leases kept, bounded handling, views agree", async () => {
     const w = (current = await world(16));
