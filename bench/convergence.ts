@@ -104,21 +104,28 @@ if (partitionMs > 0) {
   sim.clock.after(500 + partitionMs, () => sim.network.heal());
 }
 
+// Phase timings on stderr, so a long run shows where it is (stdout stays one JSON object).
+const phase = (name: string) =>
+  process.stderr.write(`[convergence] ${name}: sim ${((sim.clock.now() - start0) / 1000).toFixed(1)} s, wall ${((performance.now() - wall0) / 1000).toFixed(1)} s\n`);
 const allCommitted = () => live === N && sim.upNodes().every((n) => n.lease || n.error);
 const okCommit = await sim.runUntil(allCommitted, 600_000, 50);
 const committedAtMs = sim.clock.now() - start0;
+phase("all committed");
 // Wait until every committed lease is held everywhere (and a partition has healed).
 const pending = () => [...tracks.values()].some((t) => t.commitAt !== undefined && t.fullAt === undefined && !t.superseded);
 const okConverge = await sim.runUntil(() => !pending() && sim.clock.now() - start0 > 500 + partitionMs, 600_000, 50);
 const convergedAtMs = sim.clock.now() - start0;
+phase("converged");
 
 // Steady state: after the join storm's broadcasts have drained, bytes on the wire
 // (packets + push-pull requests and replies) per node per second. The default window
 // (200 s) spans one periodic push-pull round even at N=1000 (30 s scaled ×6).
 await sim.run(quietMs, 100);
+phase("quiet period over");
 const before = sim.network.stats().bytes;
 await sim.run(steadyMs, 100);
 const bytesPerNodePerSec = (sim.network.stats().bytes - before) / N / (steadyMs / 1000);
+phase("steady window measured");
 
 const conv = [...tracks.values()]
   .filter((t) => t.commitAt !== undefined && t.fullAt !== undefined && !t.superseded)
