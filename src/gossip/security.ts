@@ -7,7 +7,7 @@
  * Sealed:   [0x01][nonce 12][ciphertext][tag 16]
  * Insecure: [0x00][name length][cluster name][plaintext]  (keyring null, --insecure)
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomFillSync } from "node:crypto";
 import type { Keyring } from "./types.ts";
 
 const SEALED = 1;
@@ -42,12 +42,19 @@ export class Sealer {
       out.set(plain, 2 + this.name.length);
       return out;
     }
-    const nonce = randomBytes(NONCE);
+    // One output buffer, written in place: this runs for every packet sent.
+    const out = new Uint8Array(1 + NONCE + plain.length + TAG);
+    out[0] = SEALED;
+    const nonce = out.subarray(1, 1 + NONCE);
+    randomFillSync(nonce);
     const c = createCipheriv("aes-256-gcm", this.keyring.primary, nonce);
     c.setAAD(this.ad);
     const body = c.update(plain);
-    const fin = c.final();
-    return new Uint8Array(Buffer.concat([Buffer.from([SEALED]), nonce, body, fin, c.getAuthTag()]));
+    out.set(body, 1 + NONCE);
+    const fin = c.final(); // GCM is a stream mode: empty, but part of the API contract
+    out.set(fin, 1 + NONCE + body.length);
+    out.set(c.getAuthTag(), 1 + NONCE + body.length + fin.length);
+    return out;
   }
 
   /** The plaintext, or null when no key opens it (wrong key, tampered, truncated, other cluster, wrong mode). */
