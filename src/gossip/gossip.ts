@@ -193,6 +193,14 @@ export class GossipImpl implements GossipNode {
     return out;
   }
 
+  member(name: string): Member | undefined {
+    const s = this.members_.get(name);
+    if (!s) return undefined;
+    const m = toMember(s);
+    if (name === this.o.name) m.lastSeen = this.o.deps.clock.now();
+    return m;
+  }
+
   localName(): string {
     return this.o.name;
   }

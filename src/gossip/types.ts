@@ -76,6 +76,11 @@ export interface Gossip {
   pushPull(memberName: string): Promise<void>;
   /** All members known, self included. */
   members(): Member[];
+  /**
+   * One member by name (self included), or undefined: O(1), unlike members(), which
+   * copies the whole table. Optional so existing fakes of this interface stay valid.
+   */
+  member?(name: string): Member | undefined;
   localName(): string;
   /** Broadcasts a leave, waits up to `timeoutMs` for it to spread, then stops. */
   leave(timeoutMs: number): Promise<void>;

@@ -34,6 +34,18 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(rest[0]!.delegate.events).toContain("leave n3 dead");
   });
 
+  test("member(name) is the members() entry for that name, undefined for strangers", async () => {
+    const sim = new Sim({ seed: 15 });
+    const nodes = await sim.cluster(4);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 10_000);
+    await nodes[3]!.gossip.shutdown();
+    await sim.runUntil(() => view(nodes[0]!).get("n3") === "dead", 10_000);
+    const g = nodes[0]!.gossip;
+    for (const m of g.members()) expect(g.member!(m.name)).toEqual(m);
+    expect(g.member!("n3")?.state).toBe("dead");
+    expect(g.member!("nobody")).toBeUndefined();
+  });
+
   test("broadcasts reach every node, once each, attributed to their origin", async () => {
     const sim = new Sim({ seed: 13 });
     const nodes = await sim.cluster(10);
