@@ -282,7 +282,7 @@ export class Agent {
       readiness: () => this.readiness,
       healthy: () => this.healthy(),
       problems: () => this.lastProblems,
-      gossip: () => this.cluster?.gossipMetrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 },
+      gossip: () => this.cluster?.gossipMetrics(),
       cluster: () => {
         const m = this.cluster?.metrics();
         return { leases: m?.leases ?? 0, conflictsResolved: m?.conflictsResolved ?? 0 };

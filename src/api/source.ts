@@ -35,7 +35,8 @@ export interface StatusParts {
   healthy: () => boolean;
   /** Current dataplane problems (last reconcile), shown in /v1/status and `weft status`. */
   problems?: () => string[];
-  gossip?: () => MetricsSnapshot["gossip"];
+  /** Undefined (e.g. before the gossip layer exists) reads as zeros. */
+  gossip?: () => MetricsSnapshot["gossip"] | undefined;
   cluster?: () => { leases: number; conflictsResolved: number };
   reconcile?: () => MetricsSnapshot["reconcile"];
   udp?: () => MetricsSnapshot["udp"];
