@@ -12,9 +12,7 @@ import type { ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type Logger } from "../../src/log.ts";
 import { FakeClock } from "../fakes/clock.ts";
-import { MemStore, seeded } from "./harness.ts";
-
-export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+import { MemStore, runClock, runClockUntil, seeded } from "./harness.ts";
 
 export interface GossipSimOptions {
   seed: number;
@@ -97,22 +95,12 @@ export class GossipSim {
     await n.cluster.stop({ leave: false });
   }
 
-  async run(ms: number, step = 20): Promise<void> {
-    const end = this.clock.now() + ms;
-    while (this.clock.now() < end) {
-      this.clock.advance(Math.min(step, end - this.clock.now()));
-      await flush();
-    }
+  run(ms: number, step = 20): Promise<void> {
+    return runClock(this.clock, ms, step);
   }
 
-  async runUntil(cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
-    const end = this.clock.now() + maxMs;
-    while (!cond()) {
-      if (this.clock.now() >= end) return false;
-      this.clock.advance(step);
-      await flush();
-    }
-    return true;
+  runUntil(cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
+    return runClockUntil(this.clock, cond, maxMs, step);
   }
 
   upNodes(): GossipSimNode[] {

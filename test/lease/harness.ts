@@ -5,6 +5,7 @@ import { createClusterCore, type ClusterCore, type ClusterCoreOptions } from "..
 import type { NodeIdentity, StateStore } from "../../src/lease/state-store.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type Logger } from "../../src/log.ts";
+import { seededRandom } from "../../src/gossip/prng.ts";
 import { FakeClock } from "../fakes/clock.ts";
 import { FakeGossipHub } from "./fake-gossip.ts";
 
@@ -26,17 +27,8 @@ export class MemStore implements StateStore {
   }
 }
 
-/** mulberry32, so every simulation is reproducible from its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The gossip layer's seeded PRNG (mulberry32), so every simulation is reproducible from its seed. */
+export const seeded = seededRandom;
 
 /** Network 10.244.0.0/24 cut into /30s, SubnetMin..Max chosen to give exactly 50. */
 export const net50: NetConf = parseNetConf({ Network: "10.244.0.0/24", SubnetLen: 30, SubnetMin: "10.244.0.4", SubnetMax: "10.244.0.200", Backend: { Type: "host-gw" } });
@@ -98,22 +90,12 @@ export class FakeSim {
   }
 
   /** Runs the clock in steps, letting promise continuations run between timer batches. */
-  async run(ms: number, step = 20): Promise<void> {
-    const end = this.clock.now() + ms;
-    while (this.clock.now() < end) {
-      this.clock.advance(Math.min(step, end - this.clock.now()));
-      await flush();
-    }
+  run(ms: number, step = 20): Promise<void> {
+    return runClock(this.clock, ms, step);
   }
 
-  async runUntil(cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
-    const end = this.clock.now() + maxMs;
-    while (!cond()) {
-      if (this.clock.now() >= end) return false;
-      this.clock.advance(step);
-      await flush();
-    }
-    return true;
+  runUntil(cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
+    return runClockUntil(this.clock, cond, maxMs, step);
   }
 
   /** Subnets held by more than one up node's committed lease. */
@@ -132,3 +114,23 @@ export class FakeSim {
 
 /** Lets pending promise continuations (several hops deep) run. */
 export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Advances `clock` by `ms` in steps, letting promise continuations run between timer batches. */
+export async function runClock(clock: FakeClock, ms: number, step = 20): Promise<void> {
+  const end = clock.now() + ms;
+  while (clock.now() < end) {
+    clock.advance(Math.min(step, end - clock.now()));
+    await flush();
+  }
+}
+
+/** Like {@link runClock} until `cond()` holds; false if `maxMs` passed first. */
+export async function runClockUntil(clock: FakeClock, cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
+  const end = clock.now() + maxMs;
+  while (!cond()) {
+    if (clock.now() >= end) return false;
+    clock.advance(step);
+    await flush();
+  }
+  return true;
+}
