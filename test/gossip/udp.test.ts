@@ -14,6 +14,7 @@ import { FakeClock } from "../fakes/clock.ts";
 import { type Socket, connect } from "node:net";
 import { Sealer } from "../../src/gossip/security.ts";
 import { T, compound, encode } from "../../src/gossip/codec.ts";
+import { poll } from "../wait.ts";
 
 const key = (b: number): Keyring => {
   const k = new Uint8Array(32).fill(b);
@@ -44,15 +45,6 @@ async function node(name: string, ip: string, keyring: Keyring | null, port = 0)
   await gossip.start();
   running.push(gossip);
   return { name, gossip, delegate, addr: transport.localAddr() };
-}
-
-async function poll(cond: () => boolean, deadlineMs: number): Promise<boolean> {
-  const end = Date.now() + deadlineMs;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await Bun.sleep(20);
-  }
-  return cond();
 }
 
 const stateOf = (g: GossipNode, name: string): MemberState | undefined => g.members().find((m) => m.name === name)?.state;

@@ -11,16 +11,7 @@ import { REPO, exec } from "../integration/harness.ts";
 
 export const BIN = join(REPO, "dist/weft");
 
-/** Polls `probe` until it returns a value (not undefined/false) or the deadline passes. */
-export async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | false | Promise<T | undefined | false>, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(everyMs);
-  }
-}
+export { until } from "../wait.ts";
 
 export interface AgentNode {
   name: string;

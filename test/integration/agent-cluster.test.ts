@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniConfig } from "../../src/cli/demo.ts";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
+import { until as waitUntil } from "../wait.ts";
 import { REPO, createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
 
 const BIN = join(REPO, "dist/weft");
@@ -22,16 +23,8 @@ const skip =
   (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined) ??
   (!existsSync(join(CNI_DIR, "bridge")) ? "CNI plugins missing (apt install containernetworking-plugins)" : undefined);
 
-/** Polls `probe` until it returns a value (not undefined/false) or the deadline passes. */
-async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+/** Polls every 50 ms: the route-repair case measures sub-second latencies. */
+const until = <T>(what: string, timeoutMs: number, probe: () => T | undefined | false | Promise<T | undefined | false>) => waitUntil(what, timeoutMs, probe, 50);
 
 interface Node {
   name: string;

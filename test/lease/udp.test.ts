@@ -14,6 +14,7 @@ import type { Keyring } from "../../src/gossip/types.ts";
 import { createCluster, type ClusterCore } from "../../src/lease/cluster.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
+import { poll } from "../wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "weft-lease-udp-"));
 const running = new Set<ClusterCore>();
@@ -48,15 +49,6 @@ async function node(name: string, ip: string, seeds: string[], keyring: Keyring,
   });
   running.add(cluster);
   return { name, ip, cluster, addr: transport.localAddr() };
-}
-
-async function poll(cond: () => boolean, deadlineMs: number): Promise<boolean> {
-  const end = Date.now() + deadlineMs;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await Bun.sleep(20);
-  }
-  return cond();
 }
 
 const table = (c: ClusterCore) => c.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort().join(",");
