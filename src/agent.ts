@@ -9,11 +9,12 @@
  */
 import type { Clock, TimerHandle } from "./clock.ts";
 import { realClock } from "./clock.ts";
-import type { BackendConf, Config } from "./config.ts";
+import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { createStatusSource, serveApi, type ApiServer, type Readiness, type StatusSource } from "./api/index.ts";
 import { createBackend, type AnyBackend, type PeerLease } from "./backend/create-backend.ts";
 import { stableMac } from "./backend/mac.ts";
+import { podMtu } from "./backend/mtu.ts";
 import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
 import type { ApplyResult } from "./backend/backend.ts";
 import { createUdpTransport, lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
@@ -45,15 +46,6 @@ export interface AgentOptions {
   netlink?: Netlink;
 }
 
-const VXLAN_OVERHEAD = 50;
-const UDP_OVERHEAD = 28;
-
-/** The MTU pods get (FLANNEL_MTU), the same formula the backends use. */
-export function podMtu(conf: BackendConf, underlayMtu: number): number {
-  if (conf.type === "vxlan") return conf.mtu ?? underlayMtu - VXLAN_OVERHEAD;
-  if (conf.type === "udp") return conf.mtu ?? underlayMtu - UDP_OVERHEAD;
-  return underlayMtu;
-}
 
 export class Agent {
   private readonly log: Logger;

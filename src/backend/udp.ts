@@ -21,10 +21,10 @@ import { checkPeers } from "./peers.ts";
 import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
 import type { PumpPeer } from "./udp-pump-protocol.ts";
+import { podMtu } from "./mtu.ts";
 import { startPump as realStartPump, type Pump, type PumpOptions, type UdpCounters } from "./udp-pump.ts";
 
-/** Bytes the udp encapsulation adds: outer IPv4 20 + UDP 8. */
-export const UDP_OVERHEAD = 28;
+export { UDP_OVERHEAD } from "./mtu.ts";
 export const TUN_NAME = "weft0";
 
 export interface UdpBackend extends Backend {
@@ -72,7 +72,7 @@ function addCounters(a: UdpCounters, b: UdpCounters): UdpCounters {
 export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, deps: UdpDeps): UdpBackend {
   const { nl, network, ownSubnet, publicIp } = deps;
   const sys: UdpSys = { ...realSys, ...deps.sys };
-  const mtu = conf.mtu ?? deps.underlayMtu - UDP_OVERHEAD;
+  const mtu = podMtu(conf, deps.underlayMtu);
   const log = deps.logger.child("backend.udp");
   const problemLog = new ProblemLog(log);
   const own = parseCidr(ownSubnet);

@@ -19,14 +19,14 @@ import { checkPeers, isOnLink, onLinkPrefixes } from "./peers.ts";
 import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
 import { isUsableMac } from "./mac.ts";
+import { podMtu } from "./mtu.ts";
 
-/** Bytes VXLAN adds over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
+export { VXLAN_OVERHEAD } from "./mtu.ts";
 
 export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>, deps: BackendDeps): Backend {
   const { nl, network, ownSubnet, publicIp, underlayIface } = deps;
   const name = `weft.${conf.vni}`;
-  const mtu = conf.mtu ?? deps.underlayMtu - VXLAN_OVERHEAD;
+  const mtu = podMtu(conf, deps.underlayMtu);
   const log = deps.logger.child("backend.vxlan");
   const problemLog = new ProblemLog(log);
   if (deps.vtepMac !== undefined && !isUsableMac(deps.vtepMac)) throw new Error(`create vxlan backend: vtepMac ${JSON.stringify(deps.vtepMac)} is not a lowercase unicast MAC`);

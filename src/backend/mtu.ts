@@ -1,0 +1,17 @@
+/**
+ * The pod MTU per backend: what the backend's device gets and what subnet.env tells CNI.
+ * One formula, used by the backends and by the agent (which needs it before the backend
+ * exists, for the status API).
+ */
+import type { BackendConf } from "../config.ts";
+
+/** Bytes VXLAN adds over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+/** Bytes the udp encapsulation adds: outer IPv4 20 + UDP 8. */
+export const UDP_OVERHEAD = 28;
+
+export function podMtu(conf: BackendConf, underlayMtu: number): number {
+  if (conf.type === "vxlan") return conf.mtu ?? underlayMtu - VXLAN_OVERHEAD;
+  if (conf.type === "udp") return conf.mtu ?? underlayMtu - UDP_OVERHEAD;
+  return underlayMtu;
+}
