@@ -243,7 +243,10 @@ export class GossipImpl implements GossipNode {
   }
 
   private onUser(m: UserMsg): void {
-    if (m.origin === this.o.name) return;
+    // Echoes of our own broadcasts stop here by seq (ours only grow). A newer
+    // message under our name is another machine using it (a clash or a clone): it must be
+    // delivered, or the lease layer never learns that its name was taken over.
+    if (m.origin === this.o.name && m.seq <= this.userSeq) return;
     const id = `${m.origin}\0${m.key}`;
     const seen = this.userSeen.get(id);
     if (seen !== undefined && m.seq <= seen) return;

@@ -58,6 +58,24 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(nodes[4]!.delegate.messages).toEqual([]); // not delivered to its own origin
   });
 
+  test("a broadcast under our own name from another machine (a name clash) reaches us; our own echoes do not", async () => {
+    const sim = new Sim({ seed: 29 });
+    const nodes = await sim.cluster(4);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 5_000);
+    const original = nodes[3]!;
+    original.gossip.broadcast("lease/n3", enc("mine"));
+    await sim.run(3_000);
+    expect(original.delegate.messages).toEqual([]);
+    // A clone started with the same name: peers keep n3 at the original's address, so only
+    // relays carry the clone's news to the original, under the origin "n3".
+    await sim.run(1_000); // the clone's clock-based seq is newer than the original's
+    const clone = await sim.add("n3", 9);
+    await sim.runUntilSettled(clone.gossip.join([nodes[0]!.addr]), 5_000);
+    clone.gossip.broadcast("lease/n3", enc("clone"));
+    expect(await sim.runUntil(() => original.delegate.messages.length > 0, 5_000)).toBeGreaterThanOrEqual(0);
+    expect(original.delegate.messages).toEqual([{ payload: "clone", from: "n3" }]);
+  });
+
   test("push-pull merges delegate state both ways", async () => {
     const sim = new Sim({ seed: 14, config: { pushPullIntervalMs: 0 } });
     const nodes = await sim.cluster(3);
