@@ -18,11 +18,14 @@ export interface QueuedBroadcast {
   msg: Uint8Array;
   transmits: number;
   id: number;
+  /** Re-gossiped news from another node: retired at the (smaller) relay limit. */
+  relay?: boolean;
   /** Called once when the broadcast is done: sent `limit` times, replaced, or dropped. */
   onDone?: () => void;
 }
 
 interface Slot extends QueuedBroadcast {
+  relay: boolean;
   sendPos: number;
   prunePos: number;
 }
@@ -51,13 +54,13 @@ export class BroadcastQueue {
 
   constructor(private readonly maxDepth: number) {}
 
-  enqueue(key: string, msg: Uint8Array, onDone?: () => void): void {
+  enqueue(key: string, msg: Uint8Array, onDone?: () => void, relay = false): void {
     const old = this.items.get(key);
     if (old) {
       this.remove(old);
       old.onDone?.();
     }
-    const b: Slot = { key, msg, transmits: 0, id: this.nextId++, sendPos: -1, prunePos: -1, ...(onDone ? { onDone } : {}) };
+    const b: Slot = { key, msg, transmits: 0, id: this.nextId++, relay, sendPos: -1, prunePos: -1, ...(onDone ? { onDone } : {}) };
     this.items.set(key, b);
     this.pushSend(b);
     this.pruneOrder.push(b);
@@ -75,41 +78,57 @@ export class BroadcastQueue {
 
   /**
    * Takes broadcasts fitting `budget` bytes (each costing its length + `overhead`), at
-   * most `maxCount`, counting one transmit on each and retiring those that reach `limit`.
+   * most `maxCount`, counting one transmit on each and retiring those that reach `limit`
+   * (`relayLimit` for relayed broadcasts).
    * The result is exactly that of walking the whole queue in sending order and taking
    * each broadcast that still fits: budget only shrinks, so the next one taken is always
    * the first in sending order among those that fit now.
    */
-  take(budget: number, limit: number, maxCount: number, overhead = 0): Uint8Array[] {
+  take(budget: number, limit: number, maxCount: number, overhead = 0, relayLimit = limit): Uint8Array[] {
+    return this.takePackets(1, budget, limit, maxCount, overhead, relayLimit)[0] ?? [];
+  }
+
+  /**
+   * Fills up to `packets` packets for one destination, each as {@link take} would, with
+   * no broadcast in two of them: a backlog goes out faster without sending anything twice
+   * to the same member. Stops at the first packet that would be empty.
+   */
+  takePackets(packets: number, budget: number, limit: number, maxCount: number, overhead = 0, relayLimit = limit): Uint8Array[][] {
     if (this.items.size === 0 || maxCount <= 0) return [];
-    const out: Uint8Array[] = [];
+    const result: Uint8Array[][] = [];
     const taken: Slot[] = [];
-    for (;;) {
-      let best: Slot | undefined;
-      let bestHeap: IndexedHeap<Slot> | undefined;
-      for (const len of this.lengths) {
-        if (len + overhead > budget) break;
-        const h = this.byLength.get(len)!;
-        const top = h.peek();
-        if (top && (!best || sendFirst(top, best) < 0)) {
-          best = top;
-          bestHeap = h;
+    for (let p = 0; p < packets; p++) {
+      const out: Uint8Array[] = [];
+      let left = budget;
+      for (;;) {
+        let best: Slot | undefined;
+        let bestHeap: IndexedHeap<Slot> | undefined;
+        for (const len of this.lengths) {
+          if (len + overhead > left) break;
+          const h = this.byLength.get(len)!;
+          const top = h.peek();
+          if (top && (!best || sendFirst(top, best) < 0)) {
+            best = top;
+            bestHeap = h;
+          }
         }
+        if (!best) break;
+        bestHeap!.pop();
+        left -= best.msg.length + overhead;
+        out.push(best.msg);
+        taken.push(best);
+        if (out.length >= maxCount || left <= overhead) break;
       }
-      if (!best) break;
-      bestHeap!.pop();
-      budget -= best.msg.length + overhead;
-      out.push(best.msg);
-      taken.push(best);
-      if (out.length >= maxCount || budget <= overhead) break;
+      if (out.length === 0) break;
+      result.push(out);
     }
-    // Count the transmits only now: each broadcast is sent at most once per packet, and
+    // Count the transmits only now: each broadcast is sent at most once per call, and
     // callbacks run after the queue is consistent again (they may enqueue).
     const done: Slot[] = [];
     for (const b of taken) {
       this.pruneOrder.remove(b);
       b.transmits++;
-      if (b.transmits >= limit) {
+      if (b.transmits >= (b.relay ? relayLimit : limit)) {
         this.items.delete(b.key);
         this.dropLengthIfEmpty(b.msg.length);
         done.push(b);
@@ -119,7 +138,7 @@ export class BroadcastQueue {
       }
     }
     for (const b of done) b.onDone?.();
-    return out;
+    return result;
   }
 
   /** Drops everything (calling onDone), e.g. on shutdown. */

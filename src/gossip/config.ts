@@ -17,10 +17,14 @@ export interface GossipConfig {
   gossipIntervalMs: number;
   /** Random members each gossip round sends to. */
   gossipNodes: number;
+  /** Most packets per gossip target per round (no broadcast twice to one target in a round), so a backlog, e.g. a join storm, drains faster; with a short queue it is one packet. */
+  gossipBurstPackets: number;
   /** How long dead/left members are still gossiped to and kept in the list before being reaped, ms. */
   gossipToTheDeadMs: number;
-  /** Retransmit limit of a broadcast = retransmitMult · ⌈log10(N+1)⌉. */
+  /** Retransmit limit of a broadcast we originate = retransmitMult · ⌈log10(N+1)⌉. */
   retransmitMult: number;
+  /** Retransmit limit of news we re-gossip for another node = this · ⌈log10(N+1)⌉ (see docs/gossip.md, "Relay limit"). */
+  relayRetransmitMult: number;
   /** Minimum suspicion timeout = suspicionMult · max(1, log10(N)) · probeInterval. */
   suspicionMult: number;
   /** Maximum suspicion timeout (no confirmations) = this · the minimum. */
@@ -60,8 +64,10 @@ export function lanConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
     tcpFallbackPing: true,
     gossipIntervalMs: 200,
     gossipNodes: 3,
+    gossipBurstPackets: 8,
     gossipToTheDeadMs: 30_000,
     retransmitMult: 4,
+    relayRetransmitMult: 2,
     suspicionMult: 4,
     suspicionMaxTimeoutMult: 6,
     pushPullIntervalMs: 30_000,
@@ -103,9 +109,9 @@ export function localConfig(overrides: Partial<GossipConfig> = {}): GossipConfig
 function validate(c: GossipConfig): GossipConfig {
   type NumericKey = { [K in keyof GossipConfig]: GossipConfig[K] extends number ? K : never }[keyof GossipConfig];
   const positive: NumericKey[] = [
-    "probeIntervalMs", "probeTimeoutMs", "gossipIntervalMs", "retransmitMult", "suspicionMult",
+    "probeIntervalMs", "probeTimeoutMs", "gossipIntervalMs", "retransmitMult", "relayRetransmitMult", "suspicionMult",
     "suspicionMaxTimeoutMult", "awarenessMaxMultiplier", "udpBufferSize", "maxStreamBytes",
-    "streamTimeoutMs", "joinRetryMinMs", "joinRetryMaxMs", "broadcastQueueMax", "maxMembers",
+    "streamTimeoutMs", "gossipBurstPackets", "joinRetryMinMs", "joinRetryMaxMs", "broadcastQueueMax", "maxMembers",
   ];
   for (const k of positive) {
     if (!(Number.isFinite(c[k]) && c[k] > 0)) throw new RangeError(`gossip config ${k}: must be a positive number, got ${c[k]}`);

@@ -45,6 +45,8 @@ export interface GossipNode extends Gossip {
 }
 
 const USER_SEEN_MAX = 65_536;
+/** Queued broadcasts beyond which relays use the relay limit (about four full packets). */
+const STORM_BACKLOG = 64;
 
 export class GossipImpl implements GossipNode {
   private readonly o: CreateGossipOptions;
@@ -85,7 +87,7 @@ export class GossipImpl implements GossipNode {
       rnd: this.rnd,
       logger: this.rt.log,
       ...(deps.listener ? { listener: deps.listener } : {}),
-      broadcast: (key, msg, onDone) => this.queue.enqueue(key, encode(msg), onDone),
+      broadcast: (key, msg, onDone) => this.queue.enqueue(key, encode(msg), onDone, this.isRelay(msg)),
     });
     this.streams = new Streams(this.rt, o.transport, this.sealer, config.maxStreamBytes);
     const parts = { name: o.name, config, rt: this.rt, members: this.members_, streams: this.streams };
@@ -252,7 +254,7 @@ export class GossipImpl implements GossipNode {
     if (seen !== undefined && m.seq <= seen) return;
     this.rememberUser(id, m.seq);
     // Re-gossip each new broadcast once, so it spreads epidemically, not only from its origin.
-    this.queue.enqueue(userKey(m.origin, m.key), encode(m));
+    this.queue.enqueue(userKey(m.origin, m.key), encode(m), undefined, true);
     try {
       this.o.deps.delegate.notifyMessage(m.payload, m.origin);
     } catch (err) {
@@ -278,8 +280,8 @@ export class GossipImpl implements GossipNode {
     const parts = primary.map(encode);
     let budget = this.packetBudget();
     for (const p of parts) budget -= p.length;
-    const limit = retransmitLimit(this.o.config.retransmitMult, this.members_.liveCount());
-    parts.push(...this.queue.take(budget, limit, MAX_MSGS_PER_PACKET - parts.length));
+    const [limit, relayLimit] = this.limits();
+    parts.push(...this.queue.take(budget, limit, MAX_MSGS_PER_PACKET - parts.length, 0, relayLimit));
     this.sendParts(addr, parts);
   }
 
@@ -292,13 +294,34 @@ export class GossipImpl implements GossipNode {
     this.o.transport.sendPacket(addr, data);
   }
 
+  /**
+   * Retransmit limits now: for broadcasts we originate, and for news we relay. Relays get
+   * the smaller relayRetransmitMult only while the queue holds a backlog (a join storm):
+   * then every node re-sending everything the full number of times is what keeps the
+   * queues full; otherwise (small clusters, lossy links) relays keep the full limit.
+   */
+  private limits(): [number, number] {
+    const n = this.members_.liveCount();
+    const limit = retransmitLimit(this.o.config.retransmitMult, n);
+    return [limit, this.queue.size() > STORM_BACKLOG ? retransmitLimit(this.o.config.relayRetransmitMult, n) : limit];
+  }
+
+  /** News about another node that another node started (we only pass it on). */
+  private isRelay(msg: Message): boolean {
+    if (msg.t === T.alive) return msg.name !== this.o.name;
+    if (msg.t === T.suspect || msg.t === T.dead) return msg.from !== this.o.name;
+    return false;
+  }
+
   private gossipRound(): void {
     const { config: c } = this.o;
-    const limit = retransmitLimit(c.retransmitMult, this.members_.liveCount());
+    const [limit, relayLimit] = this.limits();
     for (const target of this.members_.gossipTargets(c.gossipNodes)) {
-      const parts = this.queue.take(this.packetBudget(), limit, MAX_MSGS_PER_PACKET);
-      if (parts.length === 0) return;
-      this.sendParts(target.addr, parts);
+      // A backlog (a join storm) goes out in up to gossipBurstPackets packets per target,
+      // each broadcast at most once per target and round.
+      const packets = this.queue.takePackets(c.gossipBurstPackets, this.packetBudget(), limit, MAX_MSGS_PER_PACKET, 0, relayLimit);
+      if (packets.length === 0) return;
+      for (const parts of packets) this.sendParts(target.addr, parts);
     }
   }
 

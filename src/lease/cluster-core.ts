@@ -44,6 +44,14 @@ export interface ClusterCoreOptions {
   leaseTtlMs?: number;
   /** Wait after announcing a claim before the verifying push-pulls, ms (2 s). */
   settleMs?: number;
+  /**
+   * After settleMs, keep waiting while the table is still changing: until no record has
+   * arrived for this long, ms (1 s). A join storm is still delivering claims that may
+   * beat ours; committing in the middle of it means renumbering later.
+   */
+  settleQuietMs?: number;
+  /** Longest settle window, storms included, ms (30 s). */
+  settleMaxMs?: number;
   /** Owners re-announce (version+1, renewedAt=now) this often, ms (1 h). */
   refreshMs?: number;
   /**
@@ -95,6 +103,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     store,
     leaseTtlMs = 24 * HOUR,
     settleMs = 2000,
+    settleQuietMs = 1000,
+    settleMaxMs = 30_000,
     refreshMs = HOUR,
     settlePeers = 3,
     sweepMs = 60_000,
@@ -119,6 +129,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   let claiming = false; // a claim procedure (first claim or renumber) is running
   let attempt = 0;
   let maxClaimedAt = 0;
+  let lastTableChangeAt = -Infinity; // when a peer's record last changed our table
   const timers = new Set<TimerHandle>();
   const bg = new AbortController();
   let joinedResolve!: () => void;
@@ -217,7 +228,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
           for (const fn of recordFns) fn(l);
         }
       }
-      if (changed) afterChange();
+      if (changed) {
+        lastTableChangeAt = clock.now();
+        afterChange();
+      }
     } catch (e) {
       // A delegate callback must never throw into the gossip layer.
       m.rejectedRecords++;
@@ -367,6 +381,18 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     return names.slice(0, k);
   }
 
+  /** settleMs, then on until the table has been quiet for settleQuietMs (at most settleMaxMs in all). */
+  async function settle(signal: AbortSignal): Promise<void> {
+    const t0 = clock.now();
+    await sleep(settleMs, signal);
+    for (;;) {
+      const now = clock.now();
+      const quietAt = lastTableChangeAt + settleQuietMs;
+      if (quietAt <= now || now - t0 >= settleMaxMs) return;
+      await sleep(Math.min(quietAt, t0 + settleMaxMs) - now, signal);
+    }
+  }
+
   /** Announce → settle → push-pull → verify, until a claim survives. Returns the claim. */
   async function claimLoop(signal: AbortSignal, first: Lease | undefined, prefer?: string): Promise<Lease> {
     let learned = first;
@@ -376,7 +402,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       prefer = undefined;
       publish(mine);
       log.info("Claiming subnet", { subnet: mine.subnet, claimedAt: mine.claimedAt, attempt });
-      await sleep(settleMs, signal);
+      await settle(signal);
       const targets = settleTargets();
       await Promise.allSettled(targets.map((t) => gossip!.pushPull(t)));
       if (signal.aborted) throw new Aborted("start aborted");

@@ -178,3 +178,40 @@ describe("IndexedHeap", () => {
     );
   });
 });
+
+describe("BroadcastQueue bursts and relays", () => {
+  const id = (m: Uint8Array) => new DataView(m.buffer, m.byteOffset).getUint32(0);
+  const msg = (n: number) => {
+    const m = new Uint8Array(20);
+    new DataView(m.buffer).setUint32(0, n);
+    return m;
+  };
+
+  test("takePackets fills several packets for one target, never one broadcast twice", () => {
+    const q = new BroadcastQueue(1000);
+    for (let i = 0; i < 30; i++) q.enqueue(`k${i}`, msg(i));
+    const packets = q.takePackets(8, 100, 4, 255); // 5 × 20 bytes per packet
+    expect(packets.map((p) => p.length)).toEqual([5, 5, 5, 5, 5, 5]); // 30 items, then nothing left unsent
+    const ids = packets.flat().map(id);
+    expect(new Set(ids).size).toBe(30);
+    // Each was counted once; a second burst sends each once more, newest first again.
+    expect(q.peek("k0")?.transmits).toBe(1);
+    expect(q.takePackets(2, 100, 4, 255).flat().map(id)).toEqual([29, 28, 27, 26, 25, 24, 23, 22, 21, 20]);
+  });
+
+  test("with a short queue a burst is one packet: nothing is repeated to fill it", () => {
+    const q = new BroadcastQueue(1000);
+    q.enqueue("a", msg(1));
+    q.enqueue("b", msg(2));
+    expect(q.takePackets(8, 1400, 10, 255).map((p) => p.map(id))).toEqual([[2, 1]]);
+  });
+
+  test("relayed broadcasts retire at the relay limit, our own at the full limit", () => {
+    const q = new BroadcastQueue(1000);
+    q.enqueue("own", msg(1));
+    q.enqueue("relayed", msg(2), undefined, true);
+    const sent: number[][] = [];
+    for (let i = 0; i < 6; i++) sent.push(q.take(1400, 5, 10, 0, 2).map(id));
+    expect(sent).toEqual([[2, 1], [2, 1], [1], [1], [1], []]);
+  });
+});

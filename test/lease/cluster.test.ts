@@ -7,6 +7,7 @@ import { FakeSim, MemStore } from "./harness.ts";
 
 const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
 const HOUR = 3_600_000;
+const net16 = parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "host-gw" } });
 
 describe("cluster on a fake gossip layer", () => {
   test("a lone node bootstraps, commits and persists; three nodes agree on three distinct leases", async () => {
@@ -336,5 +337,47 @@ describe("seeds", () => {
     expect(await sim.runUntil(() => !!sim.nodes.get("c")!.error, 3000)).toBe(true);
     expect(sim.nodes.get("c")!.error!.name).toBe("AbortError");
     expect(sim.nodes.get("c")!.store.lease).toBeUndefined();
+  });
+});
+
+describe("settle window during a join storm", () => {
+  /** a is up; b claims at t0 while d1…d8 start 400 ms apart. Returns b's commit time and its last table change. */
+  async function storm(extra: { settleQuietMs?: number; settleMaxMs?: number }) {
+    const sim = new FakeSim({ seed: 41, net: net16, extra });
+    sim.addNode("a", []);
+    sim.start("a");
+    expect(await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000)).toBe(true);
+    const t0 = sim.clock.now();
+    const b = sim.addNode("b", ["a:7946"]);
+    let lastChange = -1;
+    b.cluster.onRecord((l) => {
+      if (l.nodeName !== "b") lastChange = sim.clock.now();
+    });
+    let committedAt = -1;
+    sim.start("b").then(() => (committedAt = sim.clock.now()));
+    for (let i = 1; i <= 8; i++) {
+      sim.clock.after(400 * i, () => {
+        sim.addNode(`d${i}`, ["a:7946"]);
+        sim.start(`d${i}`);
+      });
+    }
+    expect(await sim.runUntil(() => committedAt >= 0, 40_000)).toBe(true);
+    return { t0, committedAt, lastChange, sim, last: () => lastChange };
+  }
+
+  test("a claim commits only once peers' records stopped arriving for settleQuietMs", async () => {
+    const { t0, committedAt, lastChange, sim } = await storm({ settleQuietMs: 1000 });
+    // The last joiner's claim reaches b about 3.2 s after t0; b waited a quiet second after it.
+    expect(lastChange).toBeGreaterThan(t0 + 3200);
+    expect(committedAt - lastChange).toBeGreaterThanOrEqual(1000);
+    await sim.runUntil(() => [...sim.nodes.values()].every((e) => e.lease), 20_000);
+    expect(sim.duplicates()).toEqual([]);
+  });
+
+  test("…but no longer than settleMaxMs after the claim", async () => {
+    const { t0, committedAt, sim, last } = await storm({ settleQuietMs: 1000, settleMaxMs: 1500 });
+    expect(committedAt).toBeLessThan(t0 + 2500); // 1.5 s plus the join and the verifying push-pulls
+    await sim.run(4000);
+    expect(last()).toBeGreaterThan(committedAt + 1000); // records were still arriving
   });
 });
