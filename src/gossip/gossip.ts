@@ -315,6 +315,7 @@ export class GossipImpl implements GossipNode {
 
   private gossipRound(): void {
     const { config: c } = this.o;
+    if (this.queue.size() === 0) return; // nothing to gossip: skip picking targets
     const [limit, relayLimit] = this.limits();
     for (const target of this.members_.gossipTargets(c.gossipNodes)) {
       // A backlog (a join storm) goes out in up to gossipBurstPackets packets per target,
