@@ -110,6 +110,8 @@ const phase = (name: string) =>
 const allCommitted = () => live === N && sim.upNodes().every((n) => n.lease || n.error);
 const okCommit = await sim.runUntil(allCommitted, 600_000, 50);
 const committedAtMs = sim.clock.now() - start0;
+// What the join storm put on the simulated wire, up to the last commit.
+const storm = sim.network.stats();
 phase("all committed");
 // Wait until every committed lease is held everywhere (and a partition has healed).
 const pending = () => [...tracks.values()].some((t) => t.commitAt !== undefined && t.fullAt === undefined && !t.superseded);
@@ -160,6 +162,9 @@ const result = {
   conflictsResolved,
   renumbers,
   rejectedRecords: rejected,
+  stormPackets: storm.packets,
+  stormStreams: storm.streams,
+  stormMB: Math.round(storm.bytes / 1e5) / 10,
   wallMs: Math.round(performance.now() - wall0),
 };
 await sim.stopAll();

@@ -122,8 +122,13 @@ function fromTuple(t: RecordTuple): Lease {
     renewedAt: t[10],
   };
   if (t[11]) lease.deleted = true;
-  // The decoded tuple is not cached: its byte fields are views into the whole received
-  // payload, and keeping one would keep every push-pull buffer alive.
+  // Cache the tuple for re-encoding (every push-pull sends the whole table), with its
+  // byte fields copied: they are views into the received payload, and keeping a view
+  // would keep that whole push-pull buffer alive.
+  const own: RecordTuple = [...t];
+  own[1] = t[1].slice();
+  if (t[8]) own[8] = t[8].slice();
+  tuples.set(lease, own);
   return lease;
 }
 
