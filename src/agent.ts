@@ -18,7 +18,6 @@ import { podMtu } from "./backend/mtu.ts";
 import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
 import type { ApplyResult } from "./backend/backend.ts";
 import { createUdpTransport, lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
-import { SubnetExhaustedError } from "./lease/allocator.ts";
 import { createCluster, type ClusterCore } from "./lease/cluster.ts";
 import type { BackendData, Lease } from "./lease/types.ts";
 import { ensureBridge } from "./bridge.ts";
@@ -111,6 +110,12 @@ export class Agent {
       keyring: this.opts.keyring,
       clock: this.clock,
       logger: log,
+      // A full range is a cluster condition, not a crash: stay up, say why on /readyz, and
+      // keep trying (a lease expiring after its TTL frees a subnet without a restart).
+      onExhausted: (e) => {
+        this.readiness = { ready: false, reason: e.message };
+        notifier?.status(`not ready: ${e.message}`);
+      },
     });
     this.cluster = cluster;
     cluster.onRenumber((old, now) => this.renumbered(old, now));
@@ -122,12 +127,9 @@ export class Agent {
       lease = await cluster.start(this.stopController.signal);
     } catch (e) {
       if (this.stopped) return;
-      // Stay up and say why: /readyz answers 503 with the reason (e.g. subnet exhausted).
       this.readiness = { ready: false, reason: (e as Error).message };
       notifier?.status(`not ready: ${(e as Error).message}`);
       log.error("Cannot get a subnet lease", { error: e as Error });
-      // Exhaustion is a cluster condition, not a crash: keep answering /readyz with the reason.
-      if (e instanceof SubnetExhaustedError) return;
       throw e;
     }
     log.info("Lease committed", { subnet: lease.subnet });

@@ -19,7 +19,7 @@ import type { Clock, TimerHandle } from "../clock.ts";
 import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
-import { claimWinner, pickSubnet } from "./allocator.ts";
+import { SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
 import { MAX_GENERATION, RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
@@ -52,6 +52,15 @@ export interface ClusterCoreOptions {
   settleQuietMs?: number;
   /** Longest settle window, storms included, ms (30 s). */
   settleMaxMs?: number;
+  /**
+   * With this listener, a full range does not reject start(): the listener hears why, and
+   * the claim is tried again every exhaustedRetryMs until a subnet frees up (an expired
+   * lease, a released one, a widened range after restart). Without it start() rejects
+   * with SubnetExhaustedError.
+   */
+  onExhausted?: (e: SubnetExhaustedError) => void;
+  /** Time between claim attempts while the range is full, ms (60 s). */
+  exhaustedRetryMs?: number;
   /** Owners re-announce (version+1, renewedAt=now) this often, ms (1 h). */
   refreshMs?: number;
   /**
@@ -105,6 +114,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     settleMs = 2000,
     settleQuietMs = 1000,
     settleMaxMs = 30_000,
+    exhaustedRetryMs = 60_000,
     refreshMs = HOUR,
     settlePeers = 3,
     sweepMs = 60_000,
@@ -652,7 +662,18 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     try {
       // An expired own lease is preferred again, as a new claim, if nobody took it.
       const prefer = persisted && persisted.nodeName === nodeName && !persisted.deleted ? persisted.subnet : previous?.subnet;
-      const l = await claimLoop(combined, previous, prefer);
+      let l: Lease;
+      for (;;) {
+        try {
+          l = await claimLoop(combined, previous, prefer);
+          break;
+        } catch (e) {
+          if (!(e instanceof SubnetExhaustedError) || !opts.onExhausted) throw e;
+          log.error("No free subnet; trying again later", { error: e, retryInMs: exhaustedRetryMs });
+          opts.onExhausted(e);
+          await sleep(exhaustedRetryMs, combined);
+        }
+      }
       commit(l);
       log.info("Committed lease", { subnet: l.subnet });
       emitChange();

@@ -339,7 +339,7 @@ describe.skipIf(!!skip)("subnet exhaustion: room for exactly 2 subnets, 3 agents
     expect(third.proc!.exitCode).toBeNull();
     expect(api(third, "/healthz")?.status).toBe(200);
     expect(existsSync(third.subnetFile)).toBe(false);
-    expect(logOf(third)).toMatch(/ERROR.*Cannot get a subnet lease.*exhausted/);
+    expect(logOf(third)).toMatch(/ERROR.*No free subnet; trying again later.*exhausted.*retryInMs=60000/);
     // The two leased nodes are unaffected: ready, distinct subnets, pods reach each other.
     for (const n of nodes.slice(0, 2)) expect(readiness(n)?.ready).toBe(true);
     const s = nodes.slice(0, 2).map((n) => networkOfGateway(subnetOf(n)!)).sort();

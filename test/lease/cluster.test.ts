@@ -79,6 +79,33 @@ describe("cluster on a fake gossip layer", () => {
     expect(sim.duplicates()).toEqual([]);
   });
 
+  test("with onExhausted, a full network is reported and retried until a subnet frees up", async () => {
+    const sim = new FakeSim({ seed: 4, net: net4, extra: { leaseTtlMs: 60_000 } });
+    for (const n of ["a", "b", "c", "d"]) {
+      sim.addNode(n, ["a:7946"]);
+      sim.start(n);
+    }
+    expect(await sim.runUntil(() => ["a", "b", "c", "d"].every((n) => sim.nodes.get(n)!.lease), 20_000)).toBe(true);
+    const reported: string[] = [];
+    sim.o.extra = { leaseTtlMs: 60_000, onExhausted: (err) => reported.push(err.message), exhaustedRetryMs: 10_000 }; // for e only
+    sim.addNode("e", ["a:7946"]);
+    sim.start("e");
+    expect(await sim.runUntil(() => reported.length === 1, 10_000)).toBe(true);
+    expect(reported[0]).toMatch(/^subnet exhausted: all 4 subnets/);
+    expect(sim.nodes.get("e")!.error).toBeUndefined(); // still trying, not failed
+    // d's machine dies for good: after the lease TTL its subnet is free, and e takes it
+    // at its next attempt, without a restart.
+    const freed = sim.nodes.get("d")!.lease!.subnet;
+    await sim.nodes.get("d")!.cluster.stop({ leave: false });
+    sim.hub.nodes.get("d")!.up = false;
+    await sim.run(50_000);
+    expect(sim.nodes.get("e")!.lease).toBeUndefined(); // inside the TTL d's lease holds
+    expect(await sim.runUntil(() => !!sim.nodes.get("e")!.lease, 30_000)).toBe(true);
+    expect(sim.nodes.get("e")!.lease!.subnet).toBe(freed);
+    expect(reported.length).toBeGreaterThanOrEqual(5); // one report per attempt, 10 s apart
+    expect(sim.duplicates()).toEqual([]);
+  });
+
   test("conflicting commits in two partitions: after healing the later claim renumbers and reports it", async () => {
     const sim = new FakeSim({ seed: 5, net: net4 });
     sim.addNode("a", []);
