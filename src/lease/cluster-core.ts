@@ -45,11 +45,14 @@ export interface ClusterCoreOptions {
   /** Wait after announcing a claim before the verifying push-pulls, ms (2 s). */
   settleMs?: number;
   /**
-   * After settleMs, keep waiting while the table is still changing: until no record has
-   * arrived for this long, ms (1 s). A join storm is still delivering claims that may
-   * beat ours; committing in the middle of it means renumbering later.
+   * After settleMs, keep waiting while a storm of records is still arriving: until at
+   * most settleQuietRecords peer records changed the table in the last settleQuietMs,
+   * ms (1 s). A join storm is still delivering claims that may beat ours; committing in
+   * the middle of it means renumbering later.
    */
   settleQuietMs?: number;
+  /** Changed records per settleQuietMs that still count as quiet (16): a trickle of joins is not a storm. */
+  settleQuietRecords?: number;
   /** Longest settle window, storms included, ms (30 s). */
   settleMaxMs?: number;
   /**
@@ -113,6 +116,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     leaseTtlMs = 24 * HOUR,
     settleMs = 2000,
     settleQuietMs = 1000,
+    settleQuietRecords = 16,
     settleMaxMs = 30_000,
     exhaustedRetryMs = 60_000,
     refreshMs = HOUR,
@@ -139,7 +143,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   let claiming = false; // a claim procedure (first claim or renumber) is running
   let attempt = 0;
   let maxClaimedAt = 0;
-  let lastTableChangeAt = -Infinity; // when a peer's record last changed our table
+  // When peers' records last changed our table: the newest settleQuietRecords + 1 times.
+  const recentChanges: number[] = [];
   const timers = new Set<TimerHandle>();
   const bg = new AbortController();
   let joinedResolve!: () => void;
@@ -234,14 +239,13 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         }
         if (table.merge(l)) {
           changed = true;
+          recentChanges.push(clock.now());
+          if (recentChanges.length > settleQuietRecords + 1) recentChanges.shift();
           if (!l.deleted && l.claimedAt > maxClaimedAt) maxClaimedAt = l.claimedAt;
           for (const fn of recordFns) fn(l);
         }
       }
-      if (changed) {
-        lastTableChangeAt = clock.now();
-        afterChange();
-      }
+      if (changed) afterChange();
     } catch (e) {
       // A delegate callback must never throw into the gossip layer.
       m.rejectedRecords++;
@@ -391,13 +395,15 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     return names.slice(0, k);
   }
 
-  /** settleMs, then on until the table has been quiet for settleQuietMs (at most settleMaxMs in all). */
+  /** settleMs, then on until the table is quiet (see settleQuietMs), at most settleMaxMs in all. */
   async function settle(signal: AbortSignal): Promise<void> {
     const t0 = clock.now();
     await sleep(settleMs, signal);
     for (;;) {
       const now = clock.now();
-      const quietAt = lastTableChangeAt + settleQuietMs;
+      // Quiet once the (settleQuietRecords + 1)-th newest change has left the window.
+      const oldestThatCounts = recentChanges.length > settleQuietRecords ? recentChanges[recentChanges.length - 1 - settleQuietRecords]! : -Infinity;
+      const quietAt = oldestThatCounts + settleQuietMs;
       if (quietAt <= now || now - t0 >= settleMaxMs) return;
       await sleep(Math.min(quietAt, t0 + settleMaxMs) - now, signal);
     }

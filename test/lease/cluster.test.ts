@@ -369,7 +369,7 @@ describe("seeds", () => {
 
 describe("settle window during a join storm", () => {
   /** a is up; b claims at t0 while d1…d8 start 400 ms apart. Returns b's commit time and its last table change. */
-  async function storm(extra: { settleQuietMs?: number; settleMaxMs?: number }) {
+  async function storm(extra: { settleQuietMs?: number; settleQuietRecords?: number; settleMaxMs?: number }) {
     const sim = new FakeSim({ seed: 41, net: net16, extra });
     sim.addNode("a", []);
     sim.start("a");
@@ -393,7 +393,8 @@ describe("settle window during a join storm", () => {
   }
 
   test("a claim commits only once peers' records stopped arriving for settleQuietMs", async () => {
-    const { t0, committedAt, lastChange, sim } = await storm({ settleQuietMs: 1000 });
+    // Threshold 0: any arriving record counts (the default lets a trickle of 16/s through).
+    const { t0, committedAt, lastChange, sim } = await storm({ settleQuietMs: 1000, settleQuietRecords: 0 });
     // The last joiner's claim reaches b about 3.2 s after t0; b waited a quiet second after it.
     expect(lastChange).toBeGreaterThan(t0 + 3200);
     expect(committedAt - lastChange).toBeGreaterThanOrEqual(1000);
@@ -402,9 +403,16 @@ describe("settle window during a join storm", () => {
   });
 
   test("…but no longer than settleMaxMs after the claim", async () => {
-    const { t0, committedAt, sim, last } = await storm({ settleQuietMs: 1000, settleMaxMs: 1500 });
+    const { t0, committedAt, sim, last } = await storm({ settleQuietMs: 1000, settleQuietRecords: 0, settleMaxMs: 1500 });
     expect(committedAt).toBeLessThan(t0 + 2500); // 1.5 s plus the join and the verifying push-pulls
     await sim.run(4000);
     expect(last()).toBeGreaterThan(committedAt + 1000); // records were still arriving
+  });
+
+  test("a trickle of joins (2.5 records/s, under settleQuietRecords) does not hold the commit", async () => {
+    const { t0, committedAt, sim, last } = await storm({});
+    expect(committedAt).toBeLessThan(t0 + 1500); // settleMs (500) plus the join and the push-pulls
+    await sim.run(4000);
+    expect(last()).toBeGreaterThan(committedAt + 1000);
   });
 });
