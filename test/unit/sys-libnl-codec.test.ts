@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
-  formatIpv4, formatMac, invalidIfName, invalidInt, ipv4Bytes, ipv4Cidr, macBytes, NetlinkError, routeText,
+  formatIpBytes, formatIpv4, formatMac, invalidIfName, invalidInt, ipv4Bytes, ipv4Cidr, macBytes, NetlinkError, routeText,
 } from "../../src/sys/libnl-codec.ts";
 
 describe("NetlinkError", () => {
@@ -77,4 +77,24 @@ describe("invalidInt", () => {
     [1.5, "mtu must be an integer in 68..65535, got 1.5"],
     ["1450", 'mtu must be an integer in 68..65535, got "1450"'],
   ])("mtu %j -> %j", (v, detail) => expect(invalidInt("mtu", v, 68, 65535)).toBe(detail as string | undefined));
+});
+
+describe("formatIpBytes", () => {
+  test("4 bytes are IPv4, 16 bytes IPv6 in canonical (compressed) form, network order", () => {
+    expect(formatIpBytes(new Uint8Array([192, 0, 2, 10]))).toBe("192.0.2.10");
+    const v6 = new Uint8Array(16);
+    v6.set([0x20, 0x01, 0x0d, 0xb8], 0);
+    v6[15] = 1;
+    expect(formatIpBytes(v6)).toBe("2001:db8::1");
+    expect(formatIpBytes(new Uint8Array(16))).toBe("::");
+    const mapped = new Uint8Array(16);
+    mapped.set([0xfe, 0x80], 0);
+    mapped.set([0x12, 0x34, 0x56, 0x78], 12);
+    expect(formatIpBytes(mapped)).toBe("fe80::1234:5678");
+  });
+
+  test("any other length is an error that says so", () => {
+    expect(() => formatIpBytes(new Uint8Array(0))).toThrow("IP address must be 4 or 16 bytes, got 0");
+    expect(() => formatIpBytes(new Uint8Array(6))).toThrow("IP address must be 4 or 16 bytes, got 6");
+  });
 });

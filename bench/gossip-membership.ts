@@ -1,15 +1,15 @@
 /**
  * Prints gossip convergence figures for docs/gossip.md (not a test: run it by hand).
  *
- *   bun test/gossip/measure-convergence.ts [N=50] [loss=0]
+ *   bun run bench/gossip-membership.ts [N=50] [loss=0]
  *
  * N nodes with lanConfig() on a MemNetwork (1–5 ms one-way delay) and a FakeClock, all
  * joining through one seed at once; then one 100-byte broadcast; then one node killed.
  * Times are simulated ms; wallMs is real time for the whole run (including this
  * script's all-pairs checks every step).
  */
-import { lanConfig } from "../../src/gossip/config.ts";
-import { Sim, type SimNode, allSee, view } from "./harness.ts";
+import { lanConfig } from "../src/gossip/config.ts";
+import { Sim, type SimNode, allSee, view } from "../test/gossip/harness.ts";
 
 const N = Number(process.argv[2] ?? 50);
 const loss = Number(process.argv[3] ?? 0);

@@ -1,16 +1,16 @@
 /**
  * Prints the gossip node's RSS under a keyless push-pull flood (not a test: run by hand).
  *
- *   bun test/gossip/measure-stream-flood.ts [connections=32] [sourceIps=8] [MiB=8]
+ *   bun run bench/stream-flood.ts [connections=32] [sourceIps=8] [MiB=8]
  *
  * A gossip node with lanConfig() listens on 127.0.0.95; a separate process opens
  * `connections` TCP streams from `sourceIps` addresses 127.0.1.10+, each announcing a
  * request of MiB and sending all of it but the last byte (it can never authenticate).
  */
 import { connect } from "node:net";
-import { realClock } from "../../src/clock.ts";
-import { createGossip, createUdpTransport, lanConfig } from "../../src/gossip/index.ts";
-import { silentLogger } from "../../src/log.ts";
+import { realClock } from "../src/clock.ts";
+import { createGossip, createUdpTransport, lanConfig } from "../src/gossip/index.ts";
+import { silentLogger } from "../src/log.ts";
 
 if (process.argv[2] === "attack") {
   const [, , , addr, n, ips, mib] = process.argv;
