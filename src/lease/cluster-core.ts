@@ -51,7 +51,10 @@ export interface ClusterCoreOptions {
    * the middle of it means renumbering later.
    */
   settleQuietMs?: number;
-  /** Changed records per settleQuietMs that still count as quiet (16): a trickle of joins is not a storm. */
+  /**
+   * Changed records per settleQuietMs that still count as quiet (16), if none of them was
+   * late (made more than settleQuietMs before it arrived): a trickle of joins is not a storm.
+   */
   settleQuietRecords?: number;
   /** Longest settle window, storms included, ms (30 s). */
   settleMaxMs?: number;
@@ -143,8 +146,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   let claiming = false; // a claim procedure (first claim or renumber) is running
   let attempt = 0;
   let maxClaimedAt = 0;
-  // When peers' records last changed our table: the newest settleQuietRecords + 1 times.
+  // When peers' records last changed our table: the newest settleQuietRecords + 1 times,
+  // and the last time a record arrived late (made more than settleQuietMs ago).
   const recentChanges: number[] = [];
+  let lastLateChangeAt = -Infinity;
   const timers = new Set<TimerHandle>();
   const bg = new AbortController();
   let joinedResolve!: () => void;
@@ -239,8 +244,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         }
         if (table.merge(l)) {
           changed = true;
-          recentChanges.push(clock.now());
+          const at = clock.now();
+          recentChanges.push(at);
           if (recentChanges.length > settleQuietRecords + 1) recentChanges.shift();
+          if ((l.renewedAt ?? l.claimedAt) < at - settleQuietMs) lastLateChangeAt = at;
           if (!l.deleted && l.claimedAt > maxClaimedAt) maxClaimedAt = l.claimedAt;
           for (const fn of recordFns) fn(l);
         }
@@ -401,9 +408,11 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     await sleep(settleMs, signal);
     for (;;) {
       const now = clock.now();
-      // Quiet once the (settleQuietRecords + 1)-th newest change has left the window.
+      // Quiet once the (settleQuietRecords + 1)-th newest change has left the window, and
+      // no late news came within it: old claims still arriving mean dissemination lags
+      // (a storm's tail), while a trickle of joins brings only fresh ones.
       const oldestThatCounts = recentChanges.length > settleQuietRecords ? recentChanges[recentChanges.length - 1 - settleQuietRecords]! : -Infinity;
-      const quietAt = oldestThatCounts + settleQuietMs;
+      const quietAt = Math.max(oldestThatCounts, lastLateChangeAt) + settleQuietMs;
       if (quietAt <= now || now - t0 >= settleMaxMs) return;
       await sleep(Math.min(quietAt, t0 + settleMaxMs) - now, signal);
     }

@@ -409,6 +409,30 @@ describe("settle window during a join storm", () => {
     expect(last()).toBeGreaterThan(committedAt + 1000); // records were still arriving
   });
 
+  test("late news at a low rate (old claims still arriving: a storm's tail) holds the commit", async () => {
+    const sim = new FakeSim({ seed: 42, net: net16 });
+    sim.addNode("a", []);
+    sim.start("a");
+    expect(await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000)).toBe(true);
+    const t0 = sim.clock.now();
+    sim.addNode("b", ["a:7946"]);
+    let committedAt = -1;
+    sim.start("b").then(() => (committedAt = sim.clock.now()));
+    const own = sim.nodes.get("a")!.lease!;
+    let lastLate = -1;
+    for (let i = 1; i <= 7; i++) {
+      sim.clock.after(400 * i, () => {
+        // A claim made 5 s ago by a node b never heard of, reaching b only now.
+        const late: Lease = { ...own, nodeName: `late${i}`, nodeId: `${i}`.repeat(32), subnet: `10.244.${100 + i}.0/24`, claimedAt: sim.clock.now() - 5000, renewedAt: sim.clock.now() - 5000 };
+        sim.hub.nodes.get("b")!.delegate.notifyMessage(encodeRecord(late), "a");
+        lastLate = sim.clock.now();
+      });
+    }
+    expect(await sim.runUntil(() => committedAt >= 0, 20_000)).toBe(true);
+    expect(lastLate).toBeGreaterThanOrEqual(t0 + 2800);
+    expect(committedAt - lastLate).toBeGreaterThanOrEqual(1000);
+  });
+
   test("a trickle of joins (2.5 records/s, under settleQuietRecords) does not hold the commit", async () => {
     const { t0, committedAt, sim, last } = await storm({});
     expect(committedAt).toBeLessThan(t0 + 1500); // settleMs (500) plus the join and the push-pulls
