@@ -62,6 +62,8 @@ export class GossipImpl implements GossipNode {
   private readonly pushPull_: PushPull;
   /** Highest version of each (origin, key) user broadcast seen, oldest first (LRU cap). */
   private readonly userSeen = new Map<string, number>();
+  /** The queue held a backlog (relays at the relay limit) since the last catch-up push-pull. */
+  private hadBacklog = false;
   private userSeq = 0;
   private started = false;
 
@@ -315,7 +317,17 @@ export class GossipImpl implements GossipNode {
 
   private gossipRound(): void {
     const { config: c } = this.o;
-    if (this.queue.size() === 0) return; // nothing to gossip: skip picking targets
+    const queued = this.queue.size();
+    if (queued > STORM_BACKLOG) this.hadBacklog = true;
+    else if (queued === 0 && this.hadBacklog) {
+      // The backlog has drained. Relays ran at the smaller relay limit meanwhile, so
+      // repair what they missed with one full-state exchange now, not at the next
+      // periodic push-pull (minutes away in a large cluster).
+      this.hadBacklog = false;
+      this.rt.log.debug("broadcast backlog drained: catch-up push-pull");
+      this.pushPull_.periodic();
+    }
+    if (queued === 0) return; // nothing to gossip: skip picking targets
     const [limit, relayLimit] = this.limits();
     for (const target of this.members_.gossipTargets(c.gossipNodes)) {
       // A backlog (a join storm) goes out in up to gossipBurstPackets packets per target,

@@ -76,6 +76,29 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(original.delegate.messages).toEqual([{ payload: "clone", from: "n3" }]);
   });
 
+  test("a node whose broadcast backlog drained does one catch-up push-pull (none without a backlog)", async () => {
+    const sim = new Sim({ seed: 30, config: { pushPullIntervalMs: 0, reconnectIntervalMs: 0 } });
+    const nodes = await sim.cluster(6);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 5_000);
+    const pulls = () => nodes.reduce((k, n) => k + n.delegate.merges.filter((m) => !m.join).length, 0);
+    const before = pulls();
+    // A few broadcasts: no backlog, no extra exchange.
+    for (let i = 0; i < 10; i++) nodes[2]!.gossip.broadcast(`small${i}`, enc("x"));
+    await sim.run(5_000);
+    expect(pulls()).toBe(before);
+    // More than the backlog threshold at once (a join storm's worth).
+    for (let i = 0; i < 200; i++) nodes[2]!.gossip.broadcast(`big${i}`, enc("y"));
+    expect(await sim.runUntil(() => pulls() > before, 20_000)).toBeGreaterThanOrEqual(0);
+    await sim.run(5_000);
+    // Each exchange is merged on both sides. Node 2 exchanged once, and so did every
+    // receiver whose relay queue backed up too: at most one each.
+    expect(pulls() - before).toBeGreaterThanOrEqual(2);
+    expect(pulls() - before).toBeLessThanOrEqual(2 * nodes.length);
+    const again = pulls();
+    await sim.run(10_000);
+    expect(pulls()).toBe(again); // once per backlog, not again while idle
+  });
+
   test("push-pull merges delegate state both ways", async () => {
     const sim = new Sim({ seed: 14, config: { pushPullIntervalMs: 0 } });
     const nodes = await sim.cluster(3);
