@@ -1,12 +1,13 @@
 /**
  * Broadcasts waiting to be piggybacked (memberlist queue.go TransmitLimitedQueue): each
- * is sent at most `limit` times, least-sent first and newest first among equals, and a
+ * is sent at most `limit` times, our own before relayed ones, then least-sent first and
+ * newest first among equals, and a
  * newer broadcast with the same key replaces a queued older one, so a member's latest
  * state (or a lease's latest record) is what spreads.
  *
  * Every packet takes from this queue, and during a large join it holds thousands of
  * items, so it is kept in indexed binary heaps instead of being sorted per packet: in
- * sending order (transmits ascending, id descending) for take(), one heap per message
+ * sending order (own first, transmits ascending, id descending) for take(), one heap per message
  * length, and one heap in pruning order (transmits descending, id ascending) for the
  * depth cap. take(k items) costs O(k · (L + log n)) for L distinct message lengths,
  * rather than O(n log n).
@@ -30,7 +31,9 @@ interface Slot extends QueuedBroadcast {
   prunePos: number;
 }
 
-const sendFirst = (a: Slot, b: Slot) => a.transmits - b.transmits || b.id - a.id;
+// Our own news before relays (a node's own claim must not wait behind a storm of other
+// nodes' news), then least-sent, then newest.
+const sendFirst = (a: Slot, b: Slot) => Number(a.relay) - Number(b.relay) || a.transmits - b.transmits || b.id - a.id;
 const pruneFirst = (a: Slot, b: Slot) => b.transmits - a.transmits || a.id - b.id;
 const newSendHeap = () =>
   new IndexedHeap<Slot>(sendFirst, (x) => x.sendPos, (x, i) => {
