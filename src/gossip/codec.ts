@@ -56,12 +56,17 @@ export const STATE_NAME = ["alive", "suspect", "dead", "left"] as const;
 const pushPullMember = z.object({ name, addr, inc, state: z.number().int().min(0).max(3), meta: bytes(MAX_META).optional() });
 export type PushPullMember = z.infer<typeof pushPullMember>;
 
+/** Longest push-pull digest accepted (ours are 32-byte SHA-256). */
+export const MAX_DIGEST = 64;
+
 export function pushPullSchema(maxMembers: number, maxBytes: number) {
   return z.object({
     join: z.boolean(),
     from: name,
     members: z.array(pushPullMember).max(maxMembers),
     user: bytes(maxBytes),
+    /** Hash of the sender's member list and delegate state (digest-first periodic exchange). */
+    digest: bytes(MAX_DIGEST).optional(),
   });
 }
 export type PushPullMsg = z.infer<ReturnType<typeof pushPullSchema>>;
@@ -146,7 +151,12 @@ export function pushPullChecker(maxMembers: number, maxBytes: number): Checker<P
         members[i] = m;
       }
       if (!isBytes(v.user, maxBytes)) return { success: false };
-      return { success: true, data: { join: v.join, from: v.from, members, user: v.user } };
+      const data: PushPullMsg = { join: v.join, from: v.from, members, user: v.user };
+      if ("digest" in v) {
+        if (v.digest !== undefined && !isBytes(v.digest, MAX_DIGEST)) return { success: false };
+        data.digest = v.digest;
+      }
+      return { success: true, data };
     },
   };
 }

@@ -4,7 +4,8 @@
  * the periodic exchange with a random member and the reconnect attempts to failed
  * members that heal partitions after both sides reaped each other.
  */
-import { type AliveMsg, type PushPullMember, type PushPullMsg, STATE_CODE, STATE_NAME, T, pushPullChecker } from "./codec.ts";
+import { createHash } from "node:crypto";
+import { type AliveMsg, type PushPullMember, type PushPullMsg, STATE_CODE, STATE_NAME, T, encode, pushPullChecker } from "./codec.ts";
 import { type GossipConfig } from "./config.ts";
 import type { Membership } from "./membership.ts";
 import { type Runtime, errText } from "./runtime.ts";
@@ -37,6 +38,12 @@ export class PushPull {
   /** Serves an incoming push-pull (already opened): our state back, then merge theirs. */
   serve(v: unknown, from: string): Uint8Array {
     const msg = this.o.streams.check(this.schema, v, from);
+    // A digest probe: a full request always lists at least its sender. Answer with our
+    // digest only; the prober follows with a full exchange if they differ.
+    if (msg.members.length === 0 && msg.digest) {
+      this.o.members.markSeen(msg.from);
+      return this.o.streams.seal(this.probeMsg());
+    }
     // Reply with our view before merging theirs, as memberlist does.
     const reply = this.o.streams.seal(this.localState(msg.join));
     this.merge(msg);
@@ -46,7 +53,39 @@ export class PushPull {
   periodic(): void {
     const [peer] = this.o.members.randomMembers(1, (s) => s.state === "alive");
     if (!peer) return;
-    this.exchange(peer.addr, false).catch((err) => this.o.rt.logLimited("pushpull", "periodic push-pull failed", { peer: peer.name, err: errText(err) }));
+    const run = this.o.delegate.stateDigest ? this.digestFirst(peer.addr) : this.exchange(peer.addr, false);
+    run.catch((err) => this.o.rt.logLimited("pushpull", "periodic push-pull failed", { peer: peer.name, err: errText(err) }));
+  }
+
+  /**
+   * Compares digests first and exchanges full state only if they differ, so a settled
+   * cluster's periodic anti-entropy costs two hashes instead of two whole tables.
+   * Resolves true when a full exchange was needed.
+   */
+  async digestFirst(addr: string): Promise<boolean> {
+    const probe = this.probeMsg();
+    const reply = await this.o.streams.request("push-pull", addr, probe, this.schema, this.o.config.streamTimeoutMs);
+    if (reply.members.length === 0 && reply.digest && sameBytes(reply.digest, probe.digest!)) {
+      this.o.members.markSeen(reply.from);
+      return false;
+    }
+    // Different, or a peer that does not know probes and answered with its full state.
+    await this.exchange(addr, false);
+    return true;
+  }
+
+  private probeMsg(): PushPullMsg {
+    return { join: false, from: this.o.name, members: [], user: EMPTY, digest: this.digest() };
+  }
+
+  /** SHA-256 over the member list (sorted by name) and the delegate's state digest. */
+  digest(): Uint8Array {
+    const members = this.o.members.all().map((s) => [s.name, s.addr, s.incarnation, STATE_CODE[s.state], s.meta ?? null] as const);
+    members.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const h = createHash("sha256");
+    h.update(encode(members));
+    h.update(this.o.delegate.stateDigest?.() ?? EMPTY);
+    return new Uint8Array(h.digest());
   }
 
   /**
@@ -105,4 +144,12 @@ export class PushPull {
       rt.logLimited("delegate", "delegate mergeRemoteState threw", { from: msg.from, err: errText(err) });
     }
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -35,6 +35,13 @@ export interface GossipDelegate {
   localState(join: boolean): Uint8Array;
   /** The remote side's full state from a push-pull exchange; called on both sides of every exchange. */
   mergeRemoteState(payload: Uint8Array, join: boolean, from: string): void;
+  /**
+   * A hash of localState's *content*, equal on two nodes exactly when their states are
+   * equal (order-independent). With it, periodic push-pulls first compare digests and
+   * skip the full exchange when nothing differs. Optional: without it every periodic
+   * push-pull is a full exchange.
+   */
+  stateDigest?(): Uint8Array;
 }
 
 /** Membership events; never about the local node; called synchronously inside packet handling. */

@@ -20,7 +20,7 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
 import { SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
-import { MAX_GENERATION, RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
+import { MAX_GENERATION, RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, stateDigest, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -156,6 +156,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   const joinedP = new Promise<void>((r) => (joinedResolve = r));
   let lastLiveKey = "";
   let stateCache: { rev: number; bytes: Uint8Array } | undefined;
+  let digestCache: { rev: number; bytes: Uint8Array } | undefined;
 
   // Record timestamps go on the wire as integers; fake clocks may run fractional.
   const stamp = () => Math.floor(clock.now());
@@ -603,6 +604,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       return stateCache.bytes;
     },
     mergeRemoteState: (payload, _join, from) => ingest(payload, from, "push-pull"),
+    stateDigest: () => {
+      if (!digestCache || digestCache.rev !== table.revision) digestCache = { rev: table.revision, bytes: stateDigest(table.all()) };
+      return digestCache.bytes;
+    },
   };
 
   async function start(signal: AbortSignal = new AbortController().signal): Promise<Lease> {

@@ -7,6 +7,7 @@
  * is total, so "keep the greater record" is a commutative, associative and idempotent
  * merge and two nodes holding the same records hold the same table.
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { pack, unpack } from "msgpackr";
 import type { NetConf } from "../config.ts";
@@ -270,6 +271,14 @@ export function encodeState(ls: Iterable<Lease>): Uint8Array {
     off += b.length;
   }
   return out;
+}
+
+/** SHA-256 of the records sorted by node name: equal exactly when two tables hold the same records. */
+export function stateDigest(ls: Iterable<Lease>): Uint8Array {
+  const sorted = [...ls].sort((a, b) => (a.nodeName < b.nodeName ? -1 : a.nodeName > b.nodeName ? 1 : 0));
+  const h = createHash("sha256");
+  for (const l of sorted) h.update(packedRecord(l));
+  return new Uint8Array(h.digest());
 }
 
 /** Raw (unvalidated) record tuples from a broadcast or a state payload. */

@@ -110,6 +110,7 @@ describe("pushPullChecker ≡ pushPullSchema", () => {
         from: fc.oneof(fc.string({ minLength: 1, maxLength: 5 }), anyArb),
         members: fc.oneof({ weight: 5, arbitrary: fc.array(memberArb, { maxLength: 6 }) }, { weight: 1, arbitrary: anyArb }),
         user: fc.oneof(fc.uint8Array({ maxLength: 40 }), anyArb),
+        digest: fc.oneof(fc.uint8Array({ maxLength: 70 }), fc.constant(undefined), anyArb),
         extra: anyArb,
       },
       { requiredKeys: [] },

@@ -3,6 +3,7 @@
  * FakeClock. `run`/`runUntil` advance fake time in small steps and let promise
  * continuations (push-pull, join) run between steps; nothing sleeps in real time.
  */
+import { createHash } from "node:crypto";
 import { silentLogger } from "../../src/log.ts";
 import { type GossipConfig, localConfig } from "../../src/gossip/config.ts";
 import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
@@ -31,6 +32,13 @@ export class RecordingDelegate implements GossipDelegate {
   }
 }
 
+/** A RecordingDelegate whose state has a digest, so periodic push-pulls go digest-first. */
+export class DigestDelegate extends RecordingDelegate {
+  stateDigest(): Uint8Array {
+    return new Uint8Array(createHash("sha256").update(JSON.stringify([...this.state].sort())).digest());
+  }
+}
+
 export interface SimNode {
   name: string;
   addr: string;
@@ -44,6 +52,8 @@ export interface SimOptions {
   config?: Partial<GossipConfig>;
   keyring?: Keyring | null;
   clusterName?: string;
+  /** Delegates with a state digest (digest-first periodic push-pull). */
+  digest?: boolean;
 }
 
 export class Sim {
@@ -62,9 +72,9 @@ export class Sim {
   }
 
   /** Creates (and starts) a node; `i` picks its address, so a restart can reuse it. */
-  async add(name: string, i: number, opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array } = {}): Promise<SimNode> {
+  async add(name: string, i: number, opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array; digest?: boolean } = {}): Promise<SimNode> {
     const addr = Sim.addr(i);
-    const delegate = new RecordingDelegate();
+    const delegate = opts.digest ?? this.opts.digest ? new DigestDelegate() : new RecordingDelegate();
     const gossip = createGossip({
       name,
       advertiseAddr: addr,

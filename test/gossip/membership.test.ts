@@ -99,6 +99,25 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(pulls()).toBe(again); // once per backlog, not again while idle
   });
 
+  test("periodic push-pull goes digest-first: equal nodes exchange only hashes, a difference still gets through", async () => {
+    const sim = new Sim({ seed: 31, digest: true, config: { pushPullIntervalMs: 1000, reconnectIntervalMs: 0 } });
+    const nodes = await sim.cluster(4);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 5_000);
+    await sim.run(3_000); // let the joins' own exchanges finish
+    const merges = () => nodes.reduce((k, n) => k + n.delegate.merges.length, 0);
+    const before = { merges: merges(), streams: sim.net.stats().streams, bytes: sim.net.stats().bytes };
+    await sim.run(10_000);
+    const after = sim.net.stats();
+    // About one periodic exchange per node per second happened, and none was a full
+    // exchange (every full exchange is merged on both sides).
+    expect(after.streams - before.streams).toBeGreaterThanOrEqual(20);
+    expect(merges()).toBe(before.merges);
+    // A state difference: the digests differ, so the full exchange runs and spreads it.
+    nodes[2]!.delegate.state.set("k", "v");
+    expect(await sim.runUntil(() => nodes.every((n) => n.delegate.state.get("k") === "v"), 10_000)).toBeGreaterThanOrEqual(0);
+    expect(merges()).toBeGreaterThan(before.merges);
+  });
+
   test("push-pull merges delegate state both ways", async () => {
     const sim = new Sim({ seed: 14, config: { pushPullIntervalMs: 0 } });
     const nodes = await sim.cluster(3);

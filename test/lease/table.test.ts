@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { LeaseTable } from "../../src/lease/table.ts";
-import { RecordValidator, canonicalText, compareRecords, decodePayload, encodeRecord, encodeState, rangeOf } from "../../src/lease/record.ts";
+import { RecordValidator, canonicalText, compareRecords, decodePayload, encodeRecord, encodeState, rangeOf, stateDigest } from "../../src/lease/record.ts";
 import { parseNetConf } from "../../src/config.ts";
 import type { Lease } from "../../src/lease/types.ts";
 
@@ -155,5 +155,24 @@ describe("record validation", () => {
     }
     expect(typeof v.check({ nodeName: "x" })).toBe("string");
     expect(typeof v.check(null)).toBe("string");
+  });
+});
+
+describe("stateDigest", () => {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  test("equal exactly when two tables hold the same records, whatever the merge order", () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbLease, { maxLength: 20 }).chain((ls) => fc.tuple(fc.constant(ls), fc.shuffledSubarray(ls, { minLength: ls.length, maxLength: ls.length }))),
+        fc.array(arbLease, { maxLength: 20 }),
+        ([ls, shuffled], other) => {
+          const a = fold(ls);
+          expect(hex(stateDigest(fold(shuffled).all()))).toBe(hex(stateDigest(a.all())));
+          const b = fold(other);
+          expect(hex(stateDigest(b.all())) === hex(stateDigest(a.all()))).toBe(dump(b) === dump(a));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
