@@ -230,7 +230,7 @@ export class GossipImpl implements GossipNode {
     if (memberName === this.o.name) return;
     const st = this.members_.get(memberName);
     if (!st) throw new Error(`push-pull with ${memberName}: unknown member`);
-    await this.pushPull_.exchange(st.addr, false);
+    await this.pushPull_.sync(st.addr);
   }
 
   // ---- user broadcasts ---------------------------------------------------------------

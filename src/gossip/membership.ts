@@ -52,6 +52,8 @@ export class Membership {
   // packet asks for liveCount() and every gossip round samples the list.
   private live = -1; // cached liveCount(); -1 = recount
   private list: NodeState[] | null = null; // cached nodes.values() (same order) for random sampling
+  /** Bumped whenever a member's name, address, incarnation, state or meta changes (the push-pull digest's cache key). */
+  private rev = 0;
   /** Set by leave(): rumours about us are no longer refuted. */
   leaving = false;
 
@@ -66,6 +68,10 @@ export class Membership {
 
   get(name: string): NodeState | undefined {
     return this.nodes.get(name);
+  }
+
+  revision(): number {
+    return this.rev;
   }
 
   all(): NodeState[] {
@@ -140,6 +146,7 @@ export class Membership {
     for (const s of this.nodes.values()) if (!isLive(s) && s.name !== this.o.name && (!victim || s.stateChange < victim.stateChange)) victim = s;
     if (!victim) return false;
     this.nodes.delete(victim.name);
+    this.rev++;
     this.list = null;
     return true;
   }
@@ -150,6 +157,7 @@ export class Membership {
     for (const s of this.nodes.values()) {
       if (!isLive(s) && s.name !== this.o.name && now - s.stateChange > this.o.config.gossipToTheDeadMs) {
         this.nodes.delete(s.name);
+        this.rev++;
         this.list = null;
         this.o.logger.debug("reaped member", { member: s.name, state: s.state });
       }
@@ -175,6 +183,7 @@ export class Membership {
       const s: NodeState = { name: a.name, addr: a.addr, state: "alive", incarnation: a.inc, stateChange: now, lastSeen: now };
       if (a.meta) s.meta = a.meta;
       this.nodes.set(a.name, s);
+      this.rev++;
       if (this.live >= 0) this.live++;
       this.list?.push(s);
       this.failed.delete(a.name);
@@ -201,6 +210,7 @@ export class Membership {
     this.suspicions.delete(a.name);
     this.failed.delete(a.name);
     const before = { state: st.state, addr: st.addr, meta: st.meta };
+    this.rev++;
     st.addr = a.addr;
     st.incarnation = a.inc;
     if (a.meta) st.meta = a.meta;
@@ -231,6 +241,7 @@ export class Membership {
       return;
     }
     const now = this.o.clock.now();
+    this.rev++;
     st.incarnation = s.inc;
     st.state = "suspect"; // from alive: liveCount() unchanged
     st.stateChange = now;
@@ -266,6 +277,7 @@ export class Membership {
       this.refute(d.inc);
       return;
     }
+    this.rev++;
     st.incarnation = d.inc;
     st.state = d.from === d.name ? "left" : "dead"; // from alive or suspect
     if (this.live >= 0) this.live--;
@@ -288,6 +300,7 @@ export class Membership {
   /** New meta for ourselves: a new incarnation so it wins everywhere. */
   updateMeta(meta: Uint8Array | undefined): void {
     const me = this.self();
+    this.rev++;
     if (meta) me.meta = meta;
     else delete me.meta;
     me.incarnation++;
@@ -301,6 +314,7 @@ export class Membership {
 
   private refute(accused: number): void {
     const me = this.self();
+    this.rev++;
     me.incarnation = Math.max(me.incarnation, accused) + 1;
     // Having to refute hints that we were slow to answer: probe and time out more gently.
     this.o.awareness.applyDelta(1);

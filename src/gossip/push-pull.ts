@@ -23,6 +23,7 @@ export interface PushPullOptions {
 
 export class PushPull {
   private readonly schema;
+  private memberHash: { rev: number; hash: Uint8Array } | undefined;
 
   constructor(private readonly o: PushPullOptions) {
     this.schema = pushPullChecker(o.config.maxMembers, o.config.maxStreamBytes);
@@ -53,8 +54,16 @@ export class PushPull {
   periodic(): void {
     const [peer] = this.o.members.randomMembers(1, (s) => s.state === "alive");
     if (!peer) return;
-    const run = this.o.delegate.stateDigest ? this.digestFirst(peer.addr) : this.exchange(peer.addr, false);
-    run.catch((err) => this.o.rt.logLimited("pushpull", "periodic push-pull failed", { peer: peer.name, err: errText(err) }));
+    this.sync(peer.addr).catch((err) => this.o.rt.logLimited("pushpull", "periodic push-pull failed", { peer: peer.name, err: errText(err) }));
+  }
+
+  /**
+   * A non-join exchange with `addr`: digest-first when the delegate offers a digest (equal
+   * digests mean the exchange would change nothing on either side), else a full exchange.
+   */
+  async sync(addr: string): Promise<void> {
+    if (this.o.delegate.stateDigest) await this.digestFirst(addr);
+    else await this.exchange(addr, false);
   }
 
   /**
@@ -78,14 +87,26 @@ export class PushPull {
     return { join: false, from: this.o.name, members: [], user: EMPTY, digest: this.digest() };
   }
 
-  /** SHA-256 over the member list (sorted by name) and the delegate's state digest. */
+  /** SHA-256 over the member list's hash and the delegate's state digest. */
   digest(): Uint8Array {
-    const members = this.o.members.all().map((s) => [s.name, s.addr, s.incarnation, STATE_CODE[s.state], s.meta ?? null] as const);
-    members.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const h = createHash("sha256");
-    h.update(encode(members));
+    h.update(this.memberDigest());
     h.update(this.o.delegate.stateDigest?.() ?? EMPTY);
     return new Uint8Array(h.digest());
+  }
+
+  /**
+   * SHA-256 over the member list sorted by name; cached until membership changes, since a
+   * join storm asks for it in every settle and catch-up exchange.
+   */
+  private memberDigest(): Uint8Array {
+    const rev = this.o.members.revision();
+    if (this.memberHash?.rev === rev) return this.memberHash.hash;
+    const members = this.o.members.all().map((s) => [s.name, s.addr, s.incarnation, STATE_CODE[s.state], s.meta ?? null] as const);
+    members.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const hash = new Uint8Array(createHash("sha256").update(encode(members)).digest());
+    this.memberHash = { rev, hash };
+    return hash;
   }
 
   /**

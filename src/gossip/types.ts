@@ -76,7 +76,8 @@ export interface Gossip {
   broadcast(key: string, payload: Uint8Array): void;
   /**
    * Full-state TCP exchange with one member now (used by the allocator's settle window).
-   * Resolves after both sides merged; rejects for an unknown member ("unknown member"),
+   * Resolves after both sides merged — or after both digests compared equal, when the
+   * delegate offers stateDigest (then a merge would change nothing); rejects for an unknown member ("unknown member"),
    * an unreachable one (after config.streamTimeoutMs) or a failed exchange. For our own
    * name it resolves at once.
    */

@@ -118,6 +118,28 @@ describe("membership on MemNetwork (FakeClock)", () => {
     expect(merges()).toBeGreaterThan(before.merges);
   });
 
+  test("pushPull(name) is digest-first too; a membership change alone makes the digests differ", async () => {
+    const sim = new Sim({ seed: 32, digest: true, config: { pushPullIntervalMs: 0, reconnectIntervalMs: 0 } });
+    const nodes = await sim.cluster(3);
+    await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 5_000);
+    await sim.run(3_000);
+    const [a, b] = [nodes[0]!, nodes[1]!];
+    const merges = () => a.delegate.merges.length + b.delegate.merges.length;
+    const m0 = merges();
+    await sim.runUntilSettled(a.gossip.pushPull("n1"), 5_000);
+    expect(merges()).toBe(m0); // equal states: hashes only, no merge on either side
+    // Only a member's meta changes (the delegate states stay equal); b hears of it at
+    // once, a not at all (it is cut off), so their digests differ.
+    sim.net.partition([[a.addr]]);
+    nodes[2]!.gossip.updateMeta(new Uint8Array([7]));
+    await sim.runUntil(() => b.gossip.member!("n2")?.meta?.[0] === 7, 5_000);
+    sim.net.heal();
+    expect(a.gossip.member!("n2")?.meta).toBeUndefined();
+    await sim.runUntilSettled(a.gossip.pushPull("n1"), 5_000);
+    expect(merges()).toBe(m0 + 2); // a full exchange, merged on both sides
+    expect(a.gossip.member!("n2")?.meta?.[0]).toBe(7);
+  });
+
   test("push-pull merges delegate state both ways", async () => {
     const sim = new Sim({ seed: 14, config: { pushPullIntervalMs: 0 } });
     const nodes = await sim.cluster(3);
