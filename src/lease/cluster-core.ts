@@ -20,7 +20,7 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
 import { SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
-import { MAX_GENERATION, RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, stateDigest, subnetProblem } from "./record.ts";
+import { MAX_GENERATION, RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -605,7 +605,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     },
     mergeRemoteState: (payload, _join, from) => ingest(payload, from, "push-pull"),
     stateDigest: () => {
-      if (!digestCache || digestCache.rev !== table.revision) digestCache = { rev: table.revision, bytes: stateDigest(table.all()) };
+      if (!digestCache || digestCache.rev !== table.revision) digestCache = { rev: table.revision, bytes: table.digest() };
       return digestCache.bytes;
     },
   };

@@ -4,7 +4,7 @@
  * the merge laws can be property-tested. Subnet conflicts between different names are
  * not resolved here; the table only indexes who claims what (see conflict.ts).
  */
-import { compareRecords } from "./record.ts";
+import { compareRecords, recordHash, stateDigest, xorInto } from "./record.ts";
 import type { Lease } from "./types.ts";
 
 export class LeaseTable {
@@ -13,16 +13,48 @@ export class LeaseTable {
   private readonly bySubnet = new Map<string, Set<string>>();
   /** Bumped on every change; lets callers cache encodings of the whole table. */
   revision = 0;
+  /** stateDigest of the records as of the last digest() call. */
+  private acc: Uint8Array = new Uint8Array(32);
+  /** Records added or removed since then: each is XORed into `acc` once. */
+  private pending: Lease[] = [];
+  /** `pending` outgrew the table (nobody asked for a digest): recompute from scratch. */
+  private stale = false;
 
   /** Keeps `l` if it is greater than the record held for its name; true if it changed. */
   merge(l: Lease): boolean {
     const cur = this.byName.get(l.nodeName);
     if (cur && compareRecords(l, cur) <= 0) return false;
-    if (cur) this.unindex(cur);
+    if (cur) {
+      this.unindex(cur);
+      this.note(cur);
+    }
     this.byName.set(l.nodeName, l);
     this.index(l);
+    this.note(l);
     this.revision++;
     return true;
+  }
+
+  /**
+   * stateDigest(all()), kept up to date incrementally: during a join storm push-pull asks
+   * for it in every settle exchange while the table changes between any two asks.
+   */
+  digest(): Uint8Array {
+    if (this.stale) {
+      this.acc = stateDigest(this.byName.values());
+      this.stale = false;
+    } else for (const l of this.pending) xorInto(this.acc, recordHash(l));
+    this.pending = [];
+    return this.acc.slice();
+  }
+
+  private note(l: Lease): void {
+    if (this.stale) return;
+    this.pending.push(l);
+    if (this.pending.length > 2 * this.byName.size + 64) {
+      this.stale = true;
+      this.pending = [];
+    }
   }
 
   /** Forgets a record (garbage collection of expired records and old tombstones). */
@@ -30,6 +62,7 @@ export class LeaseTable {
     const cur = this.byName.get(name);
     if (!cur) return false;
     this.unindex(cur);
+    this.note(cur);
     this.byName.delete(name);
     this.revision++;
     return true;

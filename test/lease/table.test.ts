@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { LeaseTable } from "../../src/lease/table.ts";
-import { RecordValidator, canonicalText, compareRecords, decodePayload, encodeRecord, encodeState, rangeOf, stateDigest } from "../../src/lease/record.ts";
+import { RecordValidator, canonicalText, compareRecords, decodePayload, encodeRecord, encodeState, isRecordTuple, rangeOf, recordTupleSchemaAccepts, stateDigest } from "../../src/lease/record.ts";
 import { parseNetConf } from "../../src/config.ts";
 import type { Lease } from "../../src/lease/types.ts";
 
@@ -114,6 +114,40 @@ describe("merge laws", () => {
 });
 
 describe("record validation", () => {
+  test("the hand-written tuple check accepts exactly what the zod schema accepts", () => {
+    // Each cell: mostly valid values, else boundary values just inside and outside, or wrong types.
+    const junk = fc.oneof(fc.constant(null), fc.constant(undefined), fc.string({ maxLength: 3 }), fc.boolean(), fc.constant([]), fc.constant({}));
+    const cell = (valid: fc.Arbitrary<unknown>, edge: fc.Arbitrary<unknown>) =>
+      fc.oneof({ arbitrary: valid, weight: 12 }, { arbitrary: edge, weight: 1 }, { arbitrary: junk, weight: 1 });
+    const int = (lo: number, hi: number) => cell(fc.integer({ min: lo, max: Math.min(hi, 2 ** 31 - 1) }), fc.constantFrom(lo, hi, lo - 1, hi + 1, 0.5, NaN, Infinity, -0));
+    const bytesOf = (n: number) => cell(fc.uint8Array({ minLength: n, maxLength: n }), fc.uint8Array({ maxLength: n + 2 }));
+    const cells = [
+      cell(fc.constantFrom("n1", "node-7.a_b", "a".repeat(63)), fc.constantFrom("a".repeat(64), "", "-x", "x y", "ü")),
+      bytesOf(16),
+      int(1, 2 ** 40),
+      int(0, Number.MAX_SAFE_INTEGER),
+      int(0, 0xffffffff),
+      int(0, 32),
+      int(0, 0xffffffff),
+      int(0, 2),
+      fc.oneof(bytesOf(6), fc.constant(null)),
+      int(0, Number.MAX_SAFE_INTEGER),
+      int(0, Number.MAX_SAFE_INTEGER),
+      cell(fc.boolean(), fc.constantFrom(0, 1)),
+    ] as const;
+    const tuple = fc.tuple(...cells).chain((t) => fc.oneof(fc.constant<unknown[]>(t), fc.constant<unknown[]>(t.slice(0, 11)), fc.constant<unknown[]>([...t, 1])));
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.oneof(tuple, junk), (v) => {
+        const ok = recordTupleSchemaAccepts(v);
+        expect(isRecordTuple(v)).toBe(ok);
+        if (ok) accepted++;
+      }),
+      { numRuns: 5000 },
+    );
+    expect(accepted).toBeGreaterThan(10); // the generator does reach the valid space
+  });
+
   const range = rangeOf(parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.10.0", SubnetMax: "10.244.20.0" }));
   const v = new RecordValidator(range);
   const good: Lease = { nodeName: "n1", nodeId: "ab".repeat(16), generation: 1, version: 0, subnet: "10.244.12.0/24", publicIp: "192.0.2.7", backend: { type: "vxlan", vtepMac: "0e:00:00:00:00:01" }, claimedAt: 5, renewedAt: 6 };
@@ -174,5 +208,31 @@ describe("stateDigest", () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  test("the table's incremental digest() equals stateDigest of its records after any merges and removals", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(arbLease.map((l) => ({ merge: l })), fc.constantFrom(...names).map((n) => ({ remove: n })), fc.constant({ digest: true })), { maxLength: 40 }),
+        (ops) => {
+          const t = new LeaseTable();
+          for (const op of ops) {
+            if ("merge" in op) t.merge(op.merge);
+            else if ("remove" in op) t.remove(op.remove);
+            else expect(hex(t.digest())).toBe(hex(stateDigest(t.all())));
+          }
+          expect(hex(t.digest())).toBe(hex(stateDigest(t.all())));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a table nobody asks for a digest does not grow a backlog, and still digests right", () => {
+    const t = new LeaseTable();
+    const gen = fc.sample(arbLease, { numRuns: 2000, seed: 5 });
+    for (const l of gen) t.merge({ ...l, version: l.version + gen.indexOf(l) });
+    expect((t as unknown as { pending: unknown[] }).pending.length).toBeLessThanOrEqual(2 * t.size + 64);
+    expect(hex(t.digest())).toBe(hex(stateDigest(t.all())));
   });
 });
