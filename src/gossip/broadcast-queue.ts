@@ -53,6 +53,12 @@ export class BroadcastQueue {
   private readonly pruneOrder = new IndexedHeap<Slot>(pruneFirst, (x) => x.prunePos, (x, i) => {
     x.prunePos = i;
   });
+  /**
+   * pruneOrder is only kept while the queue is within reach of its cap (over ¾ of it,
+   * until it falls under ½): below that nothing can be pruned, and keeping the heap
+   * costs two heap operations per broadcast sent, a sixth of a join storm's queue work.
+   */
+  private pruneActive = false;
   private nextId = 0;
 
   constructor(private readonly maxDepth: number) {}
@@ -66,7 +72,11 @@ export class BroadcastQueue {
     const b: Slot = { key, msg, transmits: 0, id: this.nextId++, relay, sendPos: -1, prunePos: -1, ...(onDone ? { onDone } : {}) };
     this.items.set(key, b);
     this.pushSend(b);
-    this.pruneOrder.push(b);
+    if (this.pruneActive) this.pruneOrder.push(b);
+    else if (this.items.size * 4 > this.maxDepth * 3) {
+      this.pruneActive = true;
+      for (const x of this.items.values()) this.pruneOrder.push(x);
+    }
     if (this.items.size > this.maxDepth) this.prune();
   }
 
@@ -129,7 +139,7 @@ export class BroadcastQueue {
     // callbacks run after the queue is consistent again (they may enqueue).
     const done: Slot[] = [];
     for (const b of taken) {
-      this.pruneOrder.remove(b);
+      if (this.pruneActive) this.pruneOrder.remove(b);
       b.transmits++;
       if (b.transmits >= (b.relay ? relayLimit : limit)) {
         this.items.delete(b.key);
@@ -137,8 +147,12 @@ export class BroadcastQueue {
         done.push(b);
       } else {
         this.pushSend(b);
-        this.pruneOrder.push(b);
+        if (this.pruneActive) this.pruneOrder.push(b);
       }
+    }
+    if (this.pruneActive && this.items.size * 2 < this.maxDepth) {
+      this.pruneActive = false;
+      this.pruneOrder.clear();
     }
     for (const b of done) b.onDone?.();
     return result;
@@ -152,6 +166,7 @@ export class BroadcastQueue {
     this.byLength.clear();
     this.lengths = [];
     this.pruneOrder.clear();
+    this.pruneActive = false;
     for (const b of all) b.onDone?.();
   }
 

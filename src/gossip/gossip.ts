@@ -60,7 +60,7 @@ export class GossipImpl implements GossipNode {
   private readonly streams: Streams;
   private readonly prober: Prober;
   private readonly pushPull_: PushPull;
-  /** Highest version of each (origin, key) user broadcast seen, oldest first (LRU cap). */
+  /** Highest version of each user broadcast seen, by `${origin}\0${key}`, oldest first (LRU cap); queued as `u:${that}`. */
   private readonly userSeen = new Map<string, number>();
   /** The queue held a backlog (relays at the relay limit) since the last catch-up push-pull. */
   private hadBacklog = false;
@@ -242,8 +242,9 @@ export class GossipImpl implements GossipNode {
     const bytes = encode(msg);
     const max = this.packetBudget();
     if (bytes.length > max) throw new RangeError(`gossip broadcast ${JSON.stringify(key)}: ${bytes.length} bytes encoded exceeds the ${max}-byte packet budget`);
-    this.rememberUser(`${this.o.name}\0${key}`, this.userSeq);
-    this.queue.enqueue(userKey(this.o.name, key), bytes);
+    const id = `${this.o.name}\0${key}`;
+    this.rememberUser(id, this.userSeq);
+    this.queue.enqueue(`u:${id}`, bytes);
   }
 
   private onUser(m: UserMsg): void {
@@ -256,7 +257,7 @@ export class GossipImpl implements GossipNode {
     if (seen !== undefined && m.seq <= seen) return;
     this.rememberUser(id, m.seq);
     // Re-gossip each new broadcast once, so it spreads epidemically, not only from its origin.
-    this.queue.enqueue(userKey(m.origin, m.key), encode(m), undefined, true);
+    this.queue.enqueue(`u:${id}`, encode(m), undefined, true);
     try {
       this.o.deps.delegate.notifyMessage(m.payload, m.origin);
     } catch (err) {
@@ -405,5 +406,3 @@ export class GossipImpl implements GossipNode {
     return this.pushPull_.serve(v, from);
   }
 }
-
-const userKey = (origin: string, key: string) => `u:${origin}\0${key}`;
