@@ -8,6 +8,12 @@
  * unlisted addresses form one further group. Nodes only reach their own group. A stream
  * to an unreachable peer never completes (like a SYN into a black hole), so the
  * caller's timeout decides; a stream to an address nobody listens on is refused.
+ *
+ * Parts: a simulation can be split over several MemNetworks (one per worker thread,
+ * bench/convergence.ts). Each part's `link` says which addresses live elsewhere and
+ * carries packets and stream legs to them as {@link CrossItem}s with their arrival
+ * time; the owner hands them to `receive()`. Loss, delay and order are decided by the
+ * sender's part, partitions are checked on both sides, as within one network.
  */
 import type { Clock } from "../clock.ts";
 import { type Random, seededRandom } from "./prng.ts";
@@ -25,6 +31,22 @@ export interface MemNetworkOptions {
   duplicate?: number;
   /** When false (default), packets between one pair of nodes arrive in send order. */
   reorder?: boolean;
+  /** Set when this network is one part of a split simulation. */
+  link?: MemLink;
+}
+
+/** A packet or stream leg on its way to another part, arriving at clock time `at`. */
+export type CrossItem =
+  | { k: "packet"; at: number; from: string; to: string; data: Uint8Array }
+  | { k: "request"; at: number; from: string; to: string; id: number; req: Uint8Array }
+  /** The answer to request `id`, travelling back to its caller `from`. */
+  | { k: "reply"; at: number; from: string; to: string; id: number; reply?: Uint8Array; err?: string };
+
+export interface MemLink {
+  /** True when `addr` belongs to another part. */
+  isRemote(addr: string): boolean;
+  /** Hands an item to the part that owns its destination (`to`, or `from` for a reply). */
+  send(item: CrossItem): void;
 }
 
 export interface MemNetworkStats {
@@ -46,8 +68,13 @@ export class MemNetwork {
   // Per (from,to) pair: latest scheduled delivery time, to keep FIFO when reorder is off.
   private readonly lastArrival = new Map<string, number>();
   private readonly counters: MemNetworkStats = { packets: 0, bytes: 0, dropped: 0, streams: 0 };
+  private readonly link: MemLink | undefined;
+  /** Our streams into other parts, by request id, waiting for their reply. */
+  private readonly calls = new Map<number, { finish: (err: Error | null, reply?: Uint8Array) => void; maxBytes: number }>();
+  private nextCall = 0;
 
-  constructor({ clock, seed, loss = 0, delayMs = [1, 1], duplicate = 0, reorder = false }: MemNetworkOptions) {
+  constructor({ clock, seed, loss = 0, delayMs = [1, 1], duplicate = 0, reorder = false, link }: MemNetworkOptions) {
+    this.link = link;
     if (!(delayMs[0] >= 0 && delayMs[1] >= delayMs[0])) throw new RangeError(`MemNetwork delayMs: need 0 ≤ min ≤ max, got [${delayMs}]`);
     this.clock = clock;
     this.rnd = seededRandom(seed);
@@ -112,16 +139,55 @@ export class MemNetwork {
         at = Math.max(at, this.lastArrival.get(key) ?? 0);
         this.lastArrival.set(key, at);
       }
-      this.clock.after(at - this.clock.now(), () => {
-        const dst = this.nodes.get(to);
-        // Partition checked again on arrival: a partition cuts packets already in flight.
-        if (!dst || dst.closed || !this.reachable(from, to)) {
-          this.counters.dropped++;
-          return;
-        }
-        dst.deliverPacket(copy, from);
-      });
+      if (this.link?.isRemote(to)) this.link.send({ k: "packet", at, from, to, data: copy });
+      else this.clock.after(at - this.clock.now(), () => this.arrive(from, to, copy));
     }
+  }
+
+  private arrive(from: string, to: string, data: Uint8Array): void {
+    const dst = this.nodes.get(to);
+    // Partition checked again on arrival: a partition cuts packets already in flight.
+    if (!dst || dst.closed || !this.reachable(from, to)) {
+      this.counters.dropped++;
+      return;
+    }
+    dst.deliverPacket(data, from);
+  }
+
+  /** An item from another part: handled at its arrival time (at once if that has passed). */
+  receive(item: CrossItem): void {
+    this.clock.after(Math.max(0, item.at - this.clock.now()), () => {
+      if (item.k === "packet") return this.arrive(item.from, item.to, item.data);
+      if (item.k === "request") {
+        const answer = (reply: Uint8Array | undefined, err?: string) =>
+          this.link!.send({ k: "reply", at: this.clock.now() + this.hopDelay(), from: item.from, to: item.to, id: item.id, ...(reply ? { reply } : {}), ...(err ? { err } : {}) });
+        return this.serve(item.from, item.to, item.req, answer);
+      }
+      const call = this.calls.get(item.id);
+      if (!call || !this.reachable(item.from, item.to)) return;
+      this.calls.delete(item.id);
+      if (item.err) return call.finish(new Error(`stream to ${item.to}: ${item.err}`));
+      if (item.reply!.length > call.maxBytes) return call.finish(new Error(`stream to ${item.to}: reply of ${item.reply!.length} bytes exceeds ${call.maxBytes}`));
+      call.finish(null, item.reply);
+    });
+  }
+
+  /**
+   * The listening side of a stream, once the request has arrived: `answer` gets the reply
+   * or an error text; nothing happens across a partition (a black hole).
+   */
+  private serve(from: string, to: string, req: Uint8Array, answer: (reply: Uint8Array | undefined, err?: string) => void): void {
+    if (!this.reachable(from, to)) return;
+    const dst = this.nodes.get(to);
+    if (!dst || dst.closed || !dst.streamHandler) return answer(undefined, "connection refused");
+    if (req.length > dst.streamMax) return answer(undefined, "connection reset (request too large)");
+    dst.streamHandler(req, from).then(
+      (reply) => {
+        this.counters.bytes += reply.length;
+        answer(reply);
+      },
+      () => answer(undefined, "closed by peer"),
+    );
   }
 
   /** @internal */
@@ -141,22 +207,23 @@ export class MemNetwork {
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort);
       const req = request.slice();
+      if (this.link?.isRemote(to)) {
+        const id = this.nextCall++;
+        this.calls.set(id, { finish: (err, reply) => finish(err, reply), maxBytes });
+        signal.addEventListener("abort", () => this.calls.delete(id));
+        this.link.send({ k: "request", at: this.clock.now() + this.hopDelay(), from, to, id, req });
+        return;
+      }
       this.clock.after(this.hopDelay(), () => {
         if (done) return;
-        if (!this.reachable(from, to)) return; // black hole: the caller's timeout decides
-        const dst = this.nodes.get(to);
-        if (!dst || dst.closed || !dst.streamHandler) return finish(new Error(`stream to ${to}: connection refused`));
-        if (req.length > dst.streamMax) return finish(new Error(`stream to ${to}: connection reset (request too large)`));
-        dst.streamHandler(req, from).then(
-          (reply) => {
-            this.counters.bytes += reply.length;
-            this.clock.after(this.hopDelay(), () => {
-              if (!this.reachable(from, to)) return;
-              if (reply.length > maxBytes) return finish(new Error(`stream to ${to}: reply of ${reply.length} bytes exceeds ${maxBytes}`));
-              finish(null, reply.slice());
-            });
-          },
-          (err: unknown) => this.clock.after(this.hopDelay(), () => finish(new Error(`stream to ${to}: closed by peer`, { cause: err }))),
+        this.serve(from, to, req, (reply, err) =>
+          this.clock.after(this.hopDelay(), () => {
+            // Black hole on the way back too: the caller's timeout decides.
+            if (!this.reachable(from, to)) return;
+            if (err) return finish(new Error(`stream to ${to}: ${err}`));
+            if (reply!.length > maxBytes) return finish(new Error(`stream to ${to}: reply of ${reply!.length} bytes exceeds ${maxBytes}`));
+            finish(null, reply!.slice());
+          }),
         );
       });
     });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { MemNetwork } from "../../src/gossip/mem-transport.ts";
+import { type CrossItem, MemNetwork } from "../../src/gossip/mem-transport.ts";
 import { FakeClock } from "../fakes/clock.ts";
 import { Sim, allSee, flush } from "./harness.ts";
 
@@ -127,5 +127,70 @@ describe("gossip over a hostile MemNetwork", () => {
     await sim.runUntil(() => allSee(nodes, nodes.map((n) => n.name), "alive"), 30_000);
     await sim.run(20_000);
     expect(nodes[0]!.gossip.health()).toBe(0);
+  });
+});
+
+describe("MemNetwork split into parts (linked)", () => {
+  /** Two parts on their own clocks; items cross when `swap()` is called, like the bench's lockstep. */
+  function twoParts() {
+    const clocks = [new FakeClock(0), new FakeClock(0)];
+    const out: CrossItem[][] = [[], []];
+    const owner = (addr: string) => (addr.startsWith("a") ? 0 : 1);
+    const nets = [0, 1].map(
+      (p) =>
+        new MemNetwork({
+          clock: clocks[p]!,
+          seed: 1 + p,
+          delayMs: [1, 1],
+          link: { isRemote: (addr) => owner(addr) !== p, send: (item) => out[owner(item.k === "reply" ? item.from : item.to)]!.push(item) },
+        }),
+    );
+    const step = async (ms = 1) => {
+      for (const c of clocks) c.advance(ms);
+      await flush();
+      const moving = out.map((items) => items.splice(0));
+      moving.forEach((items, p) => items.forEach((item) => nets[p]!.receive(item)));
+    };
+    return { nets, step, a: nets[0]!.transport("a:1"), b: nets[1]!.transport("b:1") };
+  }
+
+  test("packets cross parts with their delay, and count at the sender", async () => {
+    const { nets, step, a, b } = twoParts();
+    const got: number[] = [];
+    b.onPacket((d, from) => got.push(d[0]!, from === "a:1" ? 1 : 0));
+    a.sendPacket("b:1", new Uint8Array([7]));
+    expect(nets[0]!.stats().packets).toBe(1);
+    await step(); // sent at 0, handed over at 1 ms
+    expect(got).toEqual([]);
+    await step(); // due at 1 ms on b's clock: delivered in b's next window
+    expect(got).toEqual([7, 1]);
+  });
+
+  test("a stream crosses parts both ways; refused and black-holed streams behave as within one network", async () => {
+    const { nets, step, a, b } = twoParts();
+    b.onStream(async (req) => new Uint8Array([req[0]! + 1]), { maxBytes: 100 });
+    const p = a.stream("b:1", new Uint8Array([41]), { signal: new AbortController().signal, maxBytes: 100 });
+    let reply: Uint8Array | undefined;
+    void p.then((r) => (reply = r));
+    for (let i = 0; i < 5 && !reply; i++) await step();
+    expect(reply).toEqual(new Uint8Array([42]));
+    expect(nets[1]!.stats().bytes).toBe(1); // the reply's byte, counted where it was sent
+
+    const refused = a.stream("b:9", new Uint8Array([1]), { signal: new AbortController().signal, maxBytes: 100 });
+    let err: Error | undefined;
+    refused.catch((e: Error) => (err = e));
+    for (let i = 0; i < 5 && !err; i++) await step();
+    expect(err?.message).toMatch(/b:9: connection refused/);
+
+    for (const n of nets) n.partition([["a:1"], ["b:1"]]);
+    const ac = new AbortController();
+    const holed = a.stream("b:1", new Uint8Array([1]), { signal: ac.signal, maxBytes: 100 });
+    let settled = false;
+    holed.then(() => (settled = true), () => (settled = true));
+    for (let i = 0; i < 10; i++) await step();
+    expect(settled).toBe(false); // never answers: the caller's timeout decides
+    ac.abort();
+    await flush();
+    expect(settled).toBe(true);
   });
 });

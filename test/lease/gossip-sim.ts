@@ -5,7 +5,7 @@
  */
 import type { NetConf } from "../../src/config.ts";
 import { type GossipConfig, lanConfig } from "../../src/gossip/config.ts";
-import { MemNetwork } from "../../src/gossip/mem-transport.ts";
+import { type MemLink, MemNetwork } from "../../src/gossip/mem-transport.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
 import { type ClusterCore, createCluster } from "../../src/lease/cluster.ts";
 import type { ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
@@ -24,6 +24,8 @@ export interface GossipSimOptions {
   settleMs?: number;
   logger?: Logger;
   extra?: Partial<ClusterCoreOptions>;
+  /** This simulation is one part of a split one (see MemNetwork). */
+  link?: MemLink;
 }
 
 export interface GossipSimNode {
@@ -44,7 +46,7 @@ export class GossipSim {
   private readonly config: GossipConfig;
 
   constructor(readonly o: GossipSimOptions) {
-    this.network = new MemNetwork({ clock: this.clock, seed: o.seed, loss: o.loss ?? 0, delayMs: o.delayMs ?? [1, 5] });
+    this.network = new MemNetwork({ clock: this.clock, seed: o.seed, loss: o.loss ?? 0, delayMs: o.delayMs ?? [1, 5], ...(o.link ? { link: o.link } : {}) });
     this.random = seeded(o.seed * 7919);
     this.config = lanConfig(o.gossip);
   }
