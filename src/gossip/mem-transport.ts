@@ -74,7 +74,6 @@ export class MemNetwork {
   private nextCall = 0;
 
   constructor({ clock, seed, loss = 0, delayMs = [1, 1], duplicate = 0, reorder = false, link }: MemNetworkOptions) {
-    this.link = link;
     if (!(delayMs[0] >= 0 && delayMs[1] >= delayMs[0])) throw new RangeError(`MemNetwork delayMs: need 0 ≤ min ≤ max, got [${delayMs}]`);
     this.clock = clock;
     this.rnd = seededRandom(seed);
@@ -82,6 +81,7 @@ export class MemNetwork {
     this.delay = delayMs;
     this.duplicate = checkProb("duplicate", duplicate);
     this.reorder = reorder;
+    this.link = link;
   }
 
   /** A transport bound to `addr` ("ip:port"); rebinding an address whose transport was closed is allowed. */
@@ -209,7 +209,7 @@ export class MemNetwork {
       const req = request.slice();
       if (this.link?.isRemote(to)) {
         const id = this.nextCall++;
-        this.calls.set(id, { finish: (err, reply) => finish(err, reply), maxBytes });
+        this.calls.set(id, { finish, maxBytes });
         signal.addEventListener("abort", () => this.calls.delete(id));
         this.link.send({ k: "request", at: this.clock.now() + this.hopDelay(), from, to, id, req });
         return;

@@ -342,7 +342,8 @@ export function toMember(s: NodeState): Member {
   return m;
 }
 
-function sameBytes(a?: Uint8Array, b?: Uint8Array): boolean {
+/** Equal bytes; an absent array equals an empty one. */
+export function sameBytes(a?: Uint8Array, b?: Uint8Array): boolean {
   if (!a || !b) return !a === !b || (a?.length ?? 0) === (b?.length ?? 0);
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }

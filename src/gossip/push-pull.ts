@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { type AliveMsg, type PushPullMember, type PushPullMsg, STATE_CODE, STATE_NAME, T, encode, pushPullChecker } from "./codec.ts";
 import { type GossipConfig } from "./config.ts";
-import type { Membership } from "./membership.ts";
+import { type Membership, sameBytes } from "./membership.ts";
 import { type Runtime, errText } from "./runtime.ts";
 import type { Streams } from "./streams.ts";
 import type { GossipDelegate } from "./types.ts";
@@ -69,18 +69,16 @@ export class PushPull {
   /**
    * Compares digests first and exchanges full state only if they differ, so a settled
    * cluster's periodic anti-entropy costs two hashes instead of two whole tables.
-   * Resolves true when a full exchange was needed.
    */
-  async digestFirst(addr: string): Promise<boolean> {
+  private async digestFirst(addr: string): Promise<void> {
     const probe = this.probeMsg();
     const reply = await this.o.streams.request("push-pull", addr, probe, this.schema, this.o.config.streamTimeoutMs);
     if (reply.members.length === 0 && reply.digest && sameBytes(reply.digest, probe.digest!)) {
       this.o.members.markSeen(reply.from);
-      return false;
+      return;
     }
     // Different, or a peer that does not know probes and answered with its full state.
     await this.exchange(addr, false);
-    return true;
   }
 
   private probeMsg(): PushPullMsg {
@@ -168,9 +166,3 @@ export class PushPull {
 }
 
 const EMPTY = new Uint8Array(0);
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}

@@ -37,9 +37,9 @@ export interface GossipDelegate {
   mergeRemoteState(payload: Uint8Array, join: boolean, from: string): void;
   /**
    * A hash of localState's *content*, equal on two nodes exactly when their states are
-   * equal (order-independent). With it, periodic push-pulls first compare digests and
-   * skip the full exchange when nothing differs. Optional: without it every periodic
-   * push-pull is a full exchange.
+   * equal (order-independent). With it, periodic and on-demand (non-join) push-pulls
+   * first compare digests and skip the full exchange when nothing differs. Optional:
+   * without it every push-pull is a full exchange.
    */
   stateDigest?(): Uint8Array;
 }

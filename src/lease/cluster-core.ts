@@ -156,7 +156,6 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   const joinedP = new Promise<void>((r) => (joinedResolve = r));
   let lastLiveKey = "";
   let stateCache: { rev: number; bytes: Uint8Array } | undefined;
-  let digestCache: { rev: number; bytes: Uint8Array } | undefined;
 
   // Record timestamps go on the wire as integers; fake clocks may run fractional.
   const stamp = () => Math.floor(clock.now());
@@ -604,10 +603,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       return stateCache.bytes;
     },
     mergeRemoteState: (payload, _join, from) => ingest(payload, from, "push-pull"),
-    stateDigest: () => {
-      if (!digestCache || digestCache.rev !== table.revision) digestCache = { rev: table.revision, bytes: table.digest() };
-      return digestCache.bytes;
-    },
+    stateDigest: () => table.digest(),
   };
 
   async function start(signal: AbortSignal = new AbortController().signal): Promise<Lease> {
