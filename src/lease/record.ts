@@ -91,10 +91,13 @@ export const recordTupleSchemaAccepts = (v: unknown): boolean => recordTuple.saf
 type Cell = string | number | boolean | null | Uint8Array;
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+// Built with join, not +=: a string grown by concatenation stays a chain of rope cells
+// until something reads it whole, and nodeId/vtepMac/publicIp are kept per record on
+// every node (at 1000 nodes the ropes were most of the simulator's heap).
 function hex(b: Uint8Array, sep = ""): string {
-  let out = "";
-  for (let i = 0; i < b.length; i++) out += (i > 0 ? sep : "") + HEX[b[i]!]!;
-  return out;
+  const parts = new Array<string>(b.length);
+  for (let i = 0; i < b.length; i++) parts[i] = HEX[b[i]!]!;
+  return parts.join(sep);
 }
 /** "0a1b…" or "0a:1b:…" → bytes (input already validated). */
 function unhex(s: string) {
@@ -103,7 +106,8 @@ function unhex(s: string) {
   for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.substr(i * 2, 2), 16);
   return out;
 }
-const ipText = (a: number): string => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+const ipText = (a: number): string => [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join(".");
+const cidrText = (ip: number, len: number): string => [ipText(ip), len].join("/");
 function ipNum(text: string): number {
   const p = text.split(".");
   if (p.length !== 4) return -1;
@@ -148,7 +152,7 @@ function fromTuple(t: RecordTuple): Lease {
     nodeId: hex(t[1]),
     generation: t[2],
     version: t[3],
-    subnet: `${ipText(t[4])}/${t[5]}`,
+    subnet: cidrText(t[4], t[5]),
     publicIp: ipText(t[6]),
     backend: t[8] === null ? { type } : { type, vtepMac: hex(t[8], ":") },
     claimedAt: t[9],
@@ -265,7 +269,7 @@ export class RecordValidator {
   private tupleProblem(t: RecordTuple): string | undefined {
     const r = this.range;
     const addr = BigInt(t[4]);
-    const subnet = `${ipText(t[4])}/${t[5]}`;
+    const subnet = cidrText(t[4], t[5]);
     if (t[5] !== r.subnetLen) return `subnet ${subnet} is not a /${r.subnetLen}`;
     if ((addr & (sizeOf(4, t[5]) - 1n)) !== 0n) return `subnet ${subnet} has host bits set`;
     if (!contains(r.network, { family: 4, addr, prefix: t[5] })) return `subnet ${subnet} is not inside ${formatCidr(r.network)}`;
