@@ -44,6 +44,7 @@ export function renderMetrics(m: MetricsSnapshot, ctx: MetricsContext = {}): str
     { name: "weft_gossip_messages_total", help: "Gossip protocol messages received and sent.", type: "counter", samples: dir(m.gossip.messagesIn, m.gossip.messagesOut) },
     { name: "weft_gossip_decrypt_failures_total", help: "Gossip packets dropped because they failed authentication/decryption.", type: "counter", samples: [{ value: m.gossip.decryptFailures }] },
     { name: "weft_gossip_decode_failures_total", help: "Gossip payloads dropped because they could not be decoded.", type: "counter", samples: [{ value: m.gossip.decodeFailures }] },
+    { name: "weft_gossip_duplicates_skipped_total", help: "Copies of gossip broadcasts already handled, dropped before decoding.", type: "counter", samples: [{ value: m.gossip.duplicatesSkipped }] },
     { name: "weft_reconcile_runs_total", help: "Dataplane reconcile passes.", type: "counter", samples: [{ value: m.reconcile.runs }] },
     { name: "weft_reconcile_errors_total", help: "Dataplane reconcile passes that failed.", type: "counter", samples: [{ value: m.reconcile.errors }] },
     {

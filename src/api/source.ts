@@ -42,7 +42,7 @@ export interface StatusParts {
   udp?: () => MetricsSnapshot["udp"];
 }
 
-const zeroGossip = (): MetricsSnapshot["gossip"] => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 });
+const zeroGossip = (): MetricsSnapshot["gossip"] => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 });
 const zeroReconcile = (): MetricsSnapshot["reconcile"] => ({ runs: 0, errors: 0, lastDurationSeconds: 0, durationSecondsSum: 0 });
 
 /** Counts members by state (self included, as memberlist does). */

@@ -52,6 +52,7 @@ export interface MetricsSnapshot {
     messagesOut: number;
     decryptFailures: number;
     decodeFailures: number;
+    duplicatesSkipped: number;
   };
   reconcile: { runs: number; errors: number; lastDurationSeconds: number; durationSecondsSum: number };
   conflictsResolved: number;

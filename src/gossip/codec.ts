@@ -189,16 +189,144 @@ export function compound(parts: Uint8Array[]): Uint8Array {
 export const COMPOUND_HEADER = 3;
 
 /**
+ * Where the messages of a compound packet lie: [start₀, start₁, …, end]. Found by walking
+ * the msgpack structure without decoding it, so a receiver can drop copies of broadcasts
+ * it has already handled before paying for a decode (gossip.ts, RecentHashes). Throws when
+ * the packet is not exactly one msgpack array of at most MAX_MSGS_PER_PACKET values.
+ */
+export function packetBounds(plain: Uint8Array): number[] {
+  const c = plain[0];
+  let count: number;
+  let off: number;
+  if (c !== undefined && c >= 0x90 && c <= 0x9f) [count, off] = [c & 0x0f, 1];
+  else if (c === 0xdc && plain.length >= 3) [count, off] = [(plain[1]! << 8) | plain[2]!, 3];
+  else if (c === 0xdd && plain.length >= 5) [count, off] = [readU32(plain, 1), 5];
+  else throw new Error("packet is not a msgpack array");
+  if (count > MAX_MSGS_PER_PACKET) throw new Error(`packet holds ${count} messages, more than ${MAX_MSGS_PER_PACKET}`);
+  const bounds = [off];
+  for (let i = 0; i < count; i++) {
+    off = skipValue(plain, off, 0);
+    if (off < 0) throw new Error("packet is truncated or malformed");
+    bounds.push(off);
+  }
+  if (off !== plain.length) throw new Error("packet has trailing bytes");
+  return bounds;
+}
+
+const readU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+const MAX_DEPTH = 8;
+
+/** End of the msgpack value starting at `off`, or -1 if it is malformed, too deep or runs past the end. */
+function skipValue(b: Uint8Array, off: number, depth: number): number {
+  if (off >= b.length || depth > MAX_DEPTH) return -1;
+  const c = b[off]!;
+  if (c <= 0x7f || c >= 0xe0) return off + 1; // fixint
+  if (c <= 0x8f) return skipValues(b, off + 1, 2 * (c & 0x0f), depth); // fixmap
+  if (c <= 0x9f) return skipValues(b, off + 1, c & 0x0f, depth); // fixarray
+  if (c <= 0xbf) return within(b, off + 1 + (c & 0x1f)); // fixstr
+  const n = b.length;
+  switch (c) {
+    case 0xc0: // nil, false, true
+    case 0xc2:
+    case 0xc3:
+      return off + 1;
+    case 0xc4: // bin8, str8
+    case 0xd9:
+      return off + 2 <= n ? within(b, off + 2 + b[off + 1]!) : -1;
+    case 0xc5: // bin16, str16
+    case 0xda:
+      return off + 3 <= n ? within(b, off + 3 + ((b[off + 1]! << 8) | b[off + 2]!)) : -1;
+    case 0xc6: // bin32, str32
+    case 0xdb:
+      return off + 5 <= n ? within(b, off + 5 + readU32(b, off + 1)) : -1;
+    case 0xc7: // ext8/16/32: length, type byte, data
+      return off + 2 <= n ? within(b, off + 3 + b[off + 1]!) : -1;
+    case 0xc8:
+      return off + 3 <= n ? within(b, off + 4 + ((b[off + 1]! << 8) | b[off + 2]!)) : -1;
+    case 0xc9:
+      return off + 5 <= n ? within(b, off + 6 + readU32(b, off + 1)) : -1;
+    case 0xcc: // uint8, int8
+    case 0xd0:
+      return within(b, off + 2);
+    case 0xcd: // uint16, int16
+    case 0xd1:
+      return within(b, off + 3);
+    case 0xca: // float32, uint32, int32
+    case 0xce:
+    case 0xd2:
+      return within(b, off + 5);
+    case 0xcb: // float64, uint64, int64
+    case 0xcf:
+    case 0xd3:
+      return within(b, off + 9);
+    case 0xd4: // fixext 1/2/4/8/16: type byte + data
+      return within(b, off + 3);
+    case 0xd5:
+      return within(b, off + 4);
+    case 0xd6:
+      return within(b, off + 6);
+    case 0xd7:
+      return within(b, off + 10);
+    case 0xd8:
+      return within(b, off + 18);
+    case 0xdc: // array16, array32, map16, map32
+      return off + 3 <= n ? skipValues(b, off + 3, (b[off + 1]! << 8) | b[off + 2]!, depth) : -1;
+    case 0xdd:
+      return off + 5 <= n ? skipValues(b, off + 5, readU32(b, off + 1), depth) : -1;
+    case 0xde:
+      return off + 3 <= n ? skipValues(b, off + 3, 2 * ((b[off + 1]! << 8) | b[off + 2]!), depth) : -1;
+    case 0xdf:
+      return off + 5 <= n ? skipValues(b, off + 5, 2 * readU32(b, off + 1), depth) : -1;
+    default: // 0xc1 is reserved
+      return -1;
+  }
+}
+
+function skipValues(b: Uint8Array, off: number, count: number, depth: number): number {
+  // Every value takes at least a byte: a count beyond what is left is malformed (and
+  // would otherwise loop for up to 2³² iterations).
+  if (count > b.length - off) return -1;
+  for (let i = 0; i < count && off >= 0; i++) off = skipValue(b, off, depth + 1);
+  return off;
+}
+
+const within = (b: Uint8Array, end: number): number => (end <= b.length ? end : -1);
+
+/**
+ * The type tag of the encoded message at [start, end) if it begins `{t: <tag>, …}` the way
+ * encode() writes our messages, else 0 (then the caller just decodes it).
+ */
+export function leadingTag(b: Uint8Array, start: number, end: number): number {
+  // msgpackr writes objects with a map16 header; a fixmap is as valid.
+  const c = b[start];
+  const key = c !== undefined && c >= 0x81 && c <= 0x8f ? start + 1 : c === 0xde ? start + 3 : -1;
+  if (key < 0 || key + 3 > end) return 0;
+  return b[key] === 0xa1 && b[key + 1] === 0x74 && b[key + 2]! <= 0x7f ? b[key + 2]! : 0;
+}
+
+const HASH_BITS = (1n << 53n) - 1n;
+/** 53 bits of wyhash over an encoded message: its identity in the duplicate filter. */
+export const messageHash = (b: Uint8Array, start: number, end: number): number => Number(Bun.hash.wyhash(b.subarray(start, end)) & HASH_BITS);
+
+/** Decodes and checks the one message at [start, end); undefined if it is not valid. */
+export function decodeMessageAt(plain: Uint8Array, start: number, end: number): Message | undefined {
+  try {
+    return checkMessage(decode(plain.subarray(start, end)));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Decodes a compound packet into valid messages plus a count of invalid ones. Throws
  * when the packet as a whole is not a msgpack array of bounded length.
  */
 export function decodePacket(plain: Uint8Array): { messages: Message[]; invalid: number } {
-  const v = decode(plain);
-  if (!Array.isArray(v) || v.length > MAX_MSGS_PER_PACKET) throw new Error("packet is not a bounded message array");
+  const bounds = packetBounds(plain);
   const messages: Message[] = [];
   let invalid = 0;
-  for (const item of v) {
-    const m = checkMessage(item);
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const m = decodeMessageAt(plain, bounds[i]!, bounds[i + 1]!);
     if (m) messages.push(m);
     else invalid++;
   }

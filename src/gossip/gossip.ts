@@ -8,7 +8,8 @@
  */
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";
-import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodePacket, encode } from "./codec.ts";
+import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodeMessageAt, encode, leadingTag, messageHash, packetBounds } from "./codec.ts";
+import { RecentHashes } from "./recent-hashes.ts";
 import { type GossipConfig, pushPullScale, retransmitLimit } from "./config.ts";
 import { Membership, isLive, toMember } from "./membership.ts";
 import { type Random, seededRandom } from "./prng.ts";
@@ -45,6 +46,8 @@ export interface GossipNode extends Gossip {
 }
 
 const USER_SEEN_MAX = 65_536;
+/** Broadcast copies remembered for dropping undecoded: a join storm's worth of news is a few thousand. */
+const RECENT_HASHES = 4096;
 /** Queued broadcasts beyond which relays use the relay limit (about four full packets). */
 const STORM_BACKLOG = 64;
 
@@ -62,6 +65,9 @@ export class GossipImpl implements GossipNode {
   private readonly pushPull_: PushPull;
   /** Highest version of each user broadcast seen, by `${origin}\0${key}`, oldest first (LRU cap); queued as `u:${that}`. */
   private readonly userSeen = new Map<string, number>();
+  private readonly recent = new RecentHashes(RECENT_HASHES);
+  /** members_.removals() when `recent` was last valid (a forgotten member's alive is news again). */
+  private recentRemovals = 0;
   /** The queue held a backlog (relays at the relay limit) since the last catch-up push-pull. */
   private hadBacklog = false;
   private userSeq = 0;
@@ -354,27 +360,59 @@ export class GossipImpl implements GossipNode {
       this.rt.logLimited("decrypt", "dropped packet that failed to decrypt (wrong key or cluster name?)", { from, failures: this.m.decryptFailures });
       return;
     }
-    let msgs: Message[];
+    let bounds: number[];
     try {
-      const r = decodePacket(plain);
-      msgs = r.messages;
-      if (r.invalid > 0) {
-        this.m.decodeFailures += r.invalid;
-        this.rt.logLimited("decode", "dropped malformed messages", { from, count: r.invalid });
-      }
+      bounds = packetBounds(plain);
     } catch (err) {
       this.m.decodeFailures++;
       this.rt.logLimited("decode", "dropped undecodable packet", { from, err: errText(err) });
       return;
     }
-    for (const msg of msgs) {
+    if (this.members_.removals() !== this.recentRemovals) {
+      this.recent.clear();
+      this.recentRemovals = this.members_.removals();
+    }
+    let invalid = 0;
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const start = bounds[i]!;
+      const end = bounds[i + 1]!;
       this.m.messagesIn++;
+      // A copy of a broadcast we already handled (same bytes): drop it undecoded.
+      const tag = leadingTag(plain, start, end);
+      const hash = tag === T.user || tag === T.alive ? messageHash(plain, start, end) : -1;
+      if (hash >= 0 && this.recent.has(hash)) {
+        this.m.duplicatesSkipped++;
+        continue;
+      }
+      const msg = decodeMessageAt(plain, start, end);
+      if (!msg) {
+        invalid++;
+        continue;
+      }
       try {
         this.handle(msg, from);
       } catch (err) {
         this.rt.logLimited("handler", "message handler failed", { from, type: msg.t, err: errText(err) });
+        continue;
       }
+      if (hash >= 0 && msg.t === tag && this.covered(msg)) this.recent.add(hash);
     }
+    if (invalid > 0) {
+      this.m.decodeFailures += invalid;
+      this.rt.logLimited("decode", "dropped malformed messages", { from, count: invalid });
+    }
+  }
+
+  /**
+   * True if handling `msg` again would change nothing, now and later: then its copies may
+   * be dropped undecoded. A user broadcast is remembered by (origin, key, seq) once
+   * handled; an alive message once the member is known at its address at that incarnation
+   * or newer (an alive the member table had to turn away may be accepted later).
+   */
+  private covered(msg: Message): boolean {
+    if (msg.t === T.user) return true;
+    if (msg.t === T.alive) return this.members_.covers(msg);
+    return false;
   }
 
   private handle(msg: Message, from: string): void {

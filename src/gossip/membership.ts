@@ -54,6 +54,21 @@ export class Membership {
   private list: NodeState[] | null = null; // cached nodes.values() (same order) for random sampling
   /** Bumped whenever a member's name, address, incarnation, state or meta changes (the push-pull digest's cache key). */
   private rev = 0;
+  private removals_ = 0;
+  /** Members forgotten so far (reaped or evicted): a forgotten member's old news is news again. */
+  removals(): number {
+    return this.removals_;
+  }
+
+  /**
+   * True if aliveNode(a) would change nothing now: the member is known at a's address at
+   * a's incarnation or newer. (Stays true until the member is forgotten, see removals().)
+   */
+  covers(a: AliveMsg): boolean {
+    const st = this.nodes.get(a.name);
+    return a.name !== this.o.name && st !== undefined && st.addr === a.addr && a.inc <= st.incarnation;
+  }
+
   /** Set by leave(): rumours about us are no longer refuted. */
   leaving = false;
 
@@ -147,6 +162,7 @@ export class Membership {
     if (!victim) return false;
     this.nodes.delete(victim.name);
     this.rev++;
+    this.removals_++;
     this.list = null;
     return true;
   }
@@ -158,6 +174,7 @@ export class Membership {
       if (!isLive(s) && s.name !== this.o.name && now - s.stateChange > this.o.config.gossipToTheDeadMs) {
         this.nodes.delete(s.name);
         this.rev++;
+        this.removals_++;
         this.list = null;
         this.o.logger.debug("reaped member", { member: s.name, state: s.state });
       }

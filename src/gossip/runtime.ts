@@ -11,7 +11,7 @@ import type { GossipMetrics } from "./types.ts";
 const LOG_EVERY_MS = 10_000;
 
 export class Runtime {
-  readonly metrics: GossipMetrics = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 };
+  readonly metrics: GossipMetrics = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 };
   private readonly timers = new Set<TimerHandle>();
   private readonly onStop = new Set<() => void>();
   private readonly lastLog = new Map<string, number>();

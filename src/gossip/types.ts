@@ -108,6 +108,8 @@ export interface GossipMetrics {
   decryptFailures: number;
   /** Decrypted but malformed messages (schema failures). */
   decodeFailures: number;
+  /** Copies of broadcasts already handled, dropped before decoding (see RecentHashes). */
+  duplicatesSkipped: number;
 }
 
 /** What the gossip layer is built from; transport and clock are injected for tests. */

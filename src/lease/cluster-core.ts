@@ -758,7 +758,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     table: () => table,
     joined: () => joinedP,
     gossipMetrics: () =>
-      gossip?.metrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 },
+      gossip?.metrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 },
     memberEvent: (kind, mb) => {
       if (stopped) return;
       const prev = memberStates.get(mb.name);

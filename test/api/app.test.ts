@@ -141,6 +141,7 @@ describe("/metrics", () => {
       ["weft_gossip_messages_total", { direction: "out" }, 21],
       ["weft_gossip_decrypt_failures_total", undefined, 2],
       ["weft_gossip_decode_failures_total", undefined, 1],
+      ["weft_gossip_duplicates_skipped_total", undefined, 3],
       ["weft_reconcile_runs_total", undefined, 5],
       ["weft_reconcile_errors_total", undefined, 1],
       ["weft_reconcile_last_duration_seconds", undefined, 0.004],

@@ -147,7 +147,7 @@ export class FakeGossipHub {
       async shutdown() {
         self.up = false;
       },
-      metrics: () => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0 }),
+      metrics: () => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 }),
     };
     return g;
   }
