@@ -304,9 +304,41 @@ export function leadingTag(b: Uint8Array, start: number, end: number): number {
   return b[key] === 0xa1 && b[key + 1] === 0x74 && b[key + 2]! <= 0x7f ? b[key + 2]! : 0;
 }
 
-const HASH_BITS = (1n << 53n) - 1n;
-/** 53 bits of wyhash over an encoded message: its identity in the duplicate filter. */
-export const messageHash = (b: Uint8Array, start: number, end: number): number => Number(Bun.hash.wyhash(b.subarray(start, end)) & HASH_BITS);
+/**
+ * 53 bits of hash over an encoded message: its identity in the duplicate filter. Two
+ * 32-bit murmur3-style lanes over 4-byte words, finalised into each other; computed in
+ * place because a subarray and a BigInt per received message (for a native 64-bit hash)
+ * cost more in garbage than the hashing itself. Not collision-resistant against a crafted
+ * pair, which needs the cluster key to send in the first place.
+ */
+export function messageHash(b: Uint8Array, start: number, end: number): number {
+  let h1 = 0x9747b28c ^ (end - start);
+  let h2 = 0x85ebca6b ^ (end - start);
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    const w = b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
+    h1 = Math.imul(h1 ^ w, 0xcc9e2d51);
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h2 = Math.imul(h2 ^ w, 0x1b873593);
+    h2 = (h2 << 17) | (h2 >>> 15);
+    h2 = Math.imul(h2, 5) + 0xe6546b64;
+  }
+  for (; i < end; i++) {
+    h1 = Math.imul(h1 ^ b[i]!, 0xcc9e2d51);
+    h2 = Math.imul(h2 ^ b[i]!, 0x1b873593);
+  }
+  h1 = fmix(h1 ^ h2);
+  h2 = fmix(h2 ^ h1);
+  return (h1 >>> 0) * 0x200000 + (h2 >>> 11);
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
 
 /** Decodes and checks the one message at [start, end); undefined if it is not valid. */
 export function decodeMessageAt(plain: Uint8Array, start: number, end: number): Message | undefined {

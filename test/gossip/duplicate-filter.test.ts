@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { T, compound, decode, encode, leadingTag, packetBounds } from "../../src/gossip/codec.ts";
+import { T, compound, decode, encode, leadingTag, messageHash, packetBounds } from "../../src/gossip/codec.ts";
 import { RecentHashes } from "../../src/gossip/recent-hashes.ts";
 import { Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
@@ -76,6 +76,47 @@ describe("leadingTag", () => {
     for (const other of [encode({ a: 1, t: 8 }), encode([8]), encode({ t: "8" }), encode({ t: 300 })]) expect(leadingTag(other, 0, other.length)).toBe(0);
     const short = encode({ t: 8 });
     expect(leadingTag(short, 0, 3)).toBe(0);
+  });
+});
+
+describe("messageHash", () => {
+  const hashOf = (b: Uint8Array) => messageHash(b, 0, b.length);
+
+  test("depends only on the bytes in [start, end), is a 53-bit integer", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 9 }), fc.uint8Array({ maxLength: 9 }), (m, before, after) => {
+        const h = hashOf(m);
+        expect(Number.isSafeInteger(h) && h >= 0).toBe(true);
+        const framed = new Uint8Array([...before, ...m, ...after]);
+        expect(messageHash(framed, before.length, before.length + m.length)).toBe(h);
+      }),
+    );
+  });
+
+  test("every single-byte change, and every length change, gives another hash", () => {
+    // A collision here would make the filter drop a real broadcast as a copy.
+    const base = encode({ t: T.user, k: "lease/node-17", v: new Uint8Array(90).fill(7) });
+    const seen = new Set([hashOf(base)]);
+    for (let i = 0; i < base.length; i++)
+      for (const bit of [1, 2, 4, 8, 16, 32, 64, 128]) {
+        const b = base.slice();
+        b[i]! ^= bit;
+        seen.add(hashOf(b));
+      }
+    for (let n = 0; n < base.length; n++) seen.add(hashOf(base.subarray(0, n)));
+    expect(seen.size).toBe(1 + base.length * 8 + base.length);
+  });
+
+  test("no collisions among 200k distinct messages", () => {
+    const seen = new Set<number>();
+    const b = new Uint8Array(24);
+    const v = new DataView(b.buffer);
+    for (let i = 0; i < 200_000; i++) {
+      v.setUint32(4, i);
+      v.setUint32(16, i * 2654435761);
+      seen.add(hashOf(b));
+    }
+    expect(seen.size).toBe(200_000);
   });
 });
 
