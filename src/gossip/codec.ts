@@ -292,6 +292,9 @@ function skipValues(b: Uint8Array, off: number, count: number, depth: number): n
 
 const within = (b: Uint8Array, end: number): number => (end <= b.length ? end : -1);
 
+/** End of the msgpack value at `off`, or -1 if it is malformed, too deep or runs past the end of `b`. */
+export const valueEnd = (b: Uint8Array, off: number): number => skipValue(b, off, 0);
+
 /**
  * The type tag of the encoded message at [start, end) if it begins `{t: <tag>, …}` the way
  * encode() writes our messages, else 0 (then the caller just decodes it).

@@ -225,7 +225,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
 
   function ingest(payload: Uint8Array, from: string, what: string): void {
     try {
-      const d = decodePayload(payload);
+      const d = decodePayload(payload, (name) => table.get(name));
       if ("error" in d) {
         m.rejectedRecords++;
         log.debug("Dropped lease payload", { from, what, error: d.error });

@@ -7,11 +7,12 @@
  * is total, so "keep the greater record" is a commutative, associative and idempotent
  * merge and two nodes holding the same records hold the same table.
  */
-import { createHash } from "node:crypto";
 import { z } from "zod";
 import { pack, unpack } from "msgpackr";
 import type { NetConf } from "../config.ts";
+import { valueEnd } from "../gossip/codec.ts";
 import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
+import { RECORD_HASH_BYTES, xorRecordHash } from "./record-hash.ts";
 import type { Lease } from "./types.ts";
 
 /** Wire format version; bumped on incompatible tuple changes. */
@@ -119,15 +120,15 @@ function ipNum(text: string): number {
   return a;
 }
 
-// Records are immutable once made, so their wire forms are cached per object.
-const tuples = new WeakMap<Lease, RecordTuple>();
+// Records are immutable once made, so their msgpack bytes are cached per object (every
+// push-pull sends, and compares against, the whole table). The tuple itself is not kept:
+// it is rebuilt in the rare paths that need it, and two byte arrays plus an array per
+// record on every node were a sixth of the 1000-node simulator's heap.
 const packed = new WeakMap<Lease, Uint8Array>();
 
 function toTuple(l: Lease): RecordTuple {
-  const cached = tuples.get(l);
-  if (cached) return cached;
   const slash = l.subnet.indexOf("/");
-  const t: RecordTuple = [
+  return [
     l.nodeName,
     unhex(l.nodeId),
     l.generation,
@@ -141,8 +142,6 @@ function toTuple(l: Lease): RecordTuple {
     l.renewedAt ?? l.claimedAt,
     l.deleted === true,
   ];
-  tuples.set(l, t);
-  return t;
 }
 
 function fromTuple(t: RecordTuple): Lease {
@@ -159,13 +158,9 @@ function fromTuple(t: RecordTuple): Lease {
     renewedAt: t[10],
   };
   if (t[11]) lease.deleted = true;
-  // Cache the tuple for re-encoding (every push-pull sends the whole table), with its
-  // byte fields copied: they are views into the received payload, and keeping a view
-  // would keep that whole push-pull buffer alive.
-  const own: RecordTuple = [...t];
-  own[1] = t[1].slice();
-  if (t[8]) own[8] = t[8].slice();
-  tuples.set(lease, own);
+  // The validated tuple has exactly the values toTuple(lease) would rebuild from the
+  // strings (slower: hex and dotted-quad parsing), so its encoding is the record's.
+  packed.set(lease, pack(t));
   return lease;
 }
 
@@ -309,30 +304,85 @@ export function encodeState(ls: Iterable<Lease>): Uint8Array {
   return out;
 }
 
-/** SHA-256 of one record's wire bytes. */
-export function recordHash(l: Lease): Uint8Array {
-  return createHash("sha256").update(packedRecord(l)).digest();
-}
-
-/** XORs `h` into `acc` in place. */
-export function xorInto(acc: Uint8Array, h: Uint8Array): void {
-  for (let i = 0; i < acc.length; i++) acc[i]! ^= h[i]!;
-}
+/** XORs the hash of `l`'s wire bytes into a state digest accumulator (see stateDigest). */
+export const xorRecordInto = (acc: Uint8Array, l: Lease): void => xorRecordHash(acc, packedRecord(l));
 
 /**
- * XOR of the records' SHA-256 hashes: equal exactly when two tables hold the same
- * records (a table holds one record per name, so no two cancel out), whatever the order,
- * and updatable one record at a time (LeaseTable.digest). Not collision-resistant
- * against a crafted set, which needs the cluster key to inject in the first place.
+ * XOR of the records' 256-bit hashes (record-hash.ts): equal exactly when two tables hold
+ * the same records (a table holds one record per name, so no two cancel out), whatever
+ * the order, and updatable one record at a time (LeaseTable.digest).
  */
 export function stateDigest(ls: Iterable<Lease>): Uint8Array {
-  const acc = new Uint8Array(32);
-  for (const l of ls) xorInto(acc, recordHash(l));
+  const acc = new Uint8Array(RECORD_HASH_BYTES);
+  for (const l of ls) xorRecordInto(acc, l);
   return acc;
 }
 
-/** Raw (unvalidated) record tuples from a broadcast or a state payload. */
-export function decodePayload(bytes: Uint8Array): { raw: unknown[] } | { error: string } {
+/**
+ * Raw (unvalidated) record tuples from a broadcast or a state payload. With `held` (the
+ * record a table holds for a name), a state payload's records that are byte for byte the
+ * held one are left out undecoded and counted in `skipped`: push-pull resends whole
+ * tables, and after convergence nearly every record in them is one the receiver holds
+ * (decoding those was most of the garbage of a 1000-node join storm).
+ */
+export function decodePayload(bytes: Uint8Array, held?: (name: string) => Lease | undefined): { raw: unknown[]; skipped: number } | { error: string } {
+  if (held) {
+    const fast = newRecordsOfState(bytes, held);
+    if (fast) return fast;
+  }
+  const whole = decodeWhole(bytes);
+  return "error" in whole ? whole : { raw: whole.raw, skipped: 0 };
+}
+
+const STATE_HEAD = [0x93, WIRE_VERSION, KIND_STATE] as const;
+const latin1 = new TextDecoder("latin1");
+
+/** decodePayload's skipping walk; undefined if `bytes` is not a well-formed state payload (decodeWhole says why). */
+function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | undefined): { raw: unknown[]; skipped: number } | undefined {
+  if (bytes.length < 4 || STATE_HEAD.some((v, i) => bytes[i] !== v)) return undefined;
+  let count: number;
+  let off: number;
+  const c = bytes[3]!;
+  if (c >= 0x90 && c <= 0x9f) [count, off] = [c & 0x0f, 4];
+  else if (c === 0xdc && bytes.length >= 6) [count, off] = [(bytes[4]! << 8) | bytes[5]!, 6];
+  else if (c === 0xdd && bytes.length >= 8) [count, off] = [((bytes[4]! << 24) | (bytes[5]! << 16) | (bytes[6]! << 8) | bytes[7]!) >>> 0, 8];
+  else return undefined;
+  if (count > bytes.length - off) return undefined;
+  const raw: unknown[] = [];
+  let skipped = 0;
+  for (let i = 0; i < count; i++) {
+    const start = off;
+    off = valueEnd(bytes, start);
+    if (off < 0) return undefined;
+    const name = recordName(bytes, start, off);
+    const mine = name === undefined ? undefined : held(name);
+    if (mine && sameBytes(packedRecord(mine), bytes, start, off)) skipped++;
+    else
+      try {
+        raw.push(unpack(bytes.subarray(start, off)));
+      } catch {
+        return undefined;
+      }
+  }
+  return off === bytes.length ? { raw, skipped } : undefined;
+}
+
+/** The name of the record tuple at [start, end) as packedRecord writes it (fixarray(12), then a str of ≤ 255 bytes). */
+function recordName(b: Uint8Array, start: number, end: number): string | undefined {
+  if (b[start] !== 0x9c) return undefined;
+  const c = b[start + 1]!;
+  const [at, len] = c >= 0xa0 && c <= 0xbf ? [start + 2, c & 0x1f] : c === 0xd9 ? [start + 3, b[start + 2]!] : [0, -1];
+  // latin1 maps bytes 1:1, so a name with non-ASCII bytes cannot equal a held (valid, ASCII) name.
+  return len >= 0 && at + len <= end ? latin1.decode(b.subarray(at, at + len)) : undefined;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
+  return true;
+}
+
+function decodeWhole(bytes: Uint8Array): { raw: unknown[] } | { error: string } {
   let msg: unknown;
   try {
     msg = unpack(bytes);

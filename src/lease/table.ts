@@ -4,7 +4,7 @@
  * the merge laws can be property-tested. Subnet conflicts between different names are
  * not resolved here; the table only indexes who claims what (see conflict.ts).
  */
-import { compareRecords, recordHash, stateDigest, xorInto } from "./record.ts";
+import { compareRecords, stateDigest, xorRecordInto } from "./record.ts";
 import type { Lease } from "./types.ts";
 
 export class LeaseTable {
@@ -47,7 +47,7 @@ export class LeaseTable {
     if (this.stale) {
       this.acc = stateDigest(this.byName.values());
       this.stale = false;
-    } else for (const l of this.pending) xorInto(this.acc, recordHash(l));
+    } else for (const l of this.pending) xorRecordInto(this.acc, l);
     this.pending = [];
     return this.acc.slice();
   }
