@@ -74,7 +74,9 @@ export class Sealer {
         const d = createDecipheriv("aes-256-gcm", key, nonce);
         d.setAAD(this.ad);
         d.setAuthTag(tag);
-        const out = Buffer.concat([d.update(body), d.final()]);
+        const out = d.update(body);
+        // Authenticates (throws on a bad tag); GCM has no final block, so nothing to append.
+        if (d.final().length !== 0) throw new Error("unexpected final block");
         return new Uint8Array(out.buffer, out.byteOffset, out.length);
       } catch {
         // try the next key

@@ -208,6 +208,14 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   const isLive = (l: Lease, members: Map<string, Member> | undefined, now: number) =>
     !l.deleted && lastSeenOf(l, members, now) + leaseTtlMs > now;
 
+  /** Calls `fn` with the lease that holds each claimed subnet now (the live claim that wins it). */
+  function forEachWinner(members: Map<string, Member>, now: number, fn: (w: Lease) => void): void {
+    for (const subnet of table.claimedSubnets()) {
+      const w = claimWinner(table.claimants(subnet).filter((l) => isLive(l, members, now)));
+      if (w) fn(w);
+    }
+  }
+
   function subnetTakenByOther(subnet: string, members: Map<string, Member>, now: number): boolean {
     for (const c of table.claimants(subnet)) if (c.nodeName !== nodeName && isLive(c, members, now)) return true;
     return false;
@@ -706,10 +714,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       const now = clock.now();
       const members = memberMap();
       const out: LeaseView[] = [];
-      for (const subnet of table.claimedSubnets()) {
-        const live = table.claimants(subnet).filter((l) => isLive(l, members, now));
-        const w = claimWinner(live);
-        if (!w) continue;
+      forEachWinner(members, now, (w) => {
         const mb = members.get(w.nodeName);
         const seen = lastSeenOf(w, members, now);
         out.push({
@@ -718,7 +723,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
           lastSeen: seen,
           expiresAt: seen + leaseTtlMs,
         });
-      }
+      });
       return out;
     },
     members: () => gossip?.members() ?? [],
@@ -753,7 +758,12 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       if (leave) await gossip.leave(5000);
       else await gossip.shutdown();
     },
-    metrics: (): ClusterMetrics => ({ leases: facade.leases().length, ...m }),
+    metrics: (): ClusterMetrics => {
+      // Counted, not built: a scrape needs only how many leases() would return.
+      let leases = 0;
+      forEachWinner(memberMap(), clock.now(), () => leases++);
+      return { leases, ...m };
+    },
     nodeId: () => identity?.nodeId,
     table: () => table,
     joined: () => joinedP,
