@@ -6,12 +6,14 @@
  * it already at commit; nodes started later get the table when they join).
  *
  * The nodes are split over `--workers` threads (default: one per CPU, at most 2), each
- * running its share on its own MemNetwork part in 1 ms lockstep windows (the shortest
- * hop), see convergence-part.ts. Results depend on the seed and the worker count.
+ * running its share on its own MemNetwork part in `--window-ms` lockstep windows (1 ms,
+ * the shortest hop, is exact; the default 3 ms lets a few crossings between parts land
+ * up to 2 ms late), see convergence-part.ts. Results depend on the seed, the worker count
+ * and the window.
  *
  *   bun run bench/convergence.ts [--nodes 100] [--loss 0] [--partition-ms 0] [--seed 1]
  *                                [--staggered] [--quiet-ms 30000] [--steady-ms 60000]
- *                                [--workers 2] [--json]
+ *                                [--workers 2] [--window-ms 3] [--json]
  */
 import { parseArgs } from "node:util";
 import { availableParallelism } from "node:os";
@@ -43,6 +45,7 @@ const { values: a } = parseArgs({
     "quiet-ms": { type: "string", default: "30000" },
     "steady-ms": { type: "string", default: "60000" },
     workers: { type: "string", default: String(Math.min(2, availableParallelism())) },
+    "window-ms": { type: "string", default: "3" },
     json: { type: "boolean", default: false },
   },
 });
@@ -58,8 +61,10 @@ if (!(partitionMs >= 0)) throw new Error(`--partition-ms: expected ≥ 0, got ${
 
 const workers = Number(a.workers);
 if (!(Number.isInteger(workers) && workers >= 1 && workers <= 16)) throw new Error(`--workers: expected 1..16, got ${a.workers}`);
+const windowMs = Number(a["window-ms"]);
+if (!(Number.isInteger(windowMs) && windowMs >= 1 && windowMs <= 10)) throw new Error(`--window-ms: expected 1..10, got ${a["window-ms"]}`);
 const wall0 = performance.now();
-const opts = (part: number): PartOptions => ({ nodes: N, loss, partitionMs, seed, staggered: a.staggered, quietMs, steadyMs, part, parts: workers });
+const opts = (part: number): PartOptions => ({ nodes: N, loss, partitionMs, seed, staggered: a.staggered, quietMs, steadyMs, part, parts: workers, windowMs });
 
 // Phase timings on stderr, so a long run shows where it is (stdout stays one JSON object).
 const log = (s: string) => process.stderr.write(`${s}, wall ${((performance.now() - wall0) / 1000).toFixed(1)} s\n`);
@@ -124,6 +129,7 @@ const result = {
   staggered: a.staggered,
   seed,
   workers,
+  windowMs: workers > 1 ? windowMs : null,
   committed: sum((p) => p.committed),
   errors: sum((p) => p.errors),
   allCommittedAtMs: parts[0]!.allCommittedAtMs,
