@@ -253,7 +253,8 @@ export class GossipImpl implements GossipNode {
     this.queue.enqueue(`u:${id}`, bytes);
   }
 
-  private onUser(m: UserMsg): void {
+  /** `wire`: the message's bytes as received, relayed as they are (no re-encode). */
+  private onUser(m: UserMsg, wire: Uint8Array): void {
     // Echoes of our own broadcasts stop here by seq (ours only grow). A newer
     // message under our name is another machine using it (a clash or a clone): it must be
     // delivered, or the lease layer never learns that its name was taken over.
@@ -263,7 +264,7 @@ export class GossipImpl implements GossipNode {
     if (seen !== undefined && m.seq <= seen) return;
     this.rememberUser(id, m.seq);
     // Re-gossip each new broadcast once, so it spreads epidemically, not only from its origin.
-    this.queue.enqueue(`u:${id}`, encode(m), undefined, true);
+    this.queue.enqueue(`u:${id}`, wire.slice(), undefined, true);
     try {
       this.o.deps.delegate.notifyMessage(m.payload, m.origin);
     } catch (err) {
@@ -390,7 +391,7 @@ export class GossipImpl implements GossipNode {
         continue;
       }
       try {
-        this.handle(msg, from);
+        this.handle(msg, from, plain.subarray(start, end));
       } catch (err) {
         this.rt.logLimited("handler", "message handler failed", { from, type: msg.t, err: errText(err) });
         continue;
@@ -415,7 +416,7 @@ export class GossipImpl implements GossipNode {
     return false;
   }
 
-  private handle(msg: Message, from: string): void {
+  private handle(msg: Message, from: string, wire: Uint8Array): void {
     switch (msg.t) {
       case T.ping:
         return this.prober.onPing(msg, from);
@@ -432,7 +433,7 @@ export class GossipImpl implements GossipNode {
       case T.dead:
         return this.members_.deadNode(msg);
       case T.user:
-        return this.onUser(msg);
+        return this.onUser(msg, wire);
     }
   }
 
