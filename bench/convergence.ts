@@ -26,7 +26,11 @@ import { type PartOptions, type PartResult, runPart } from "./convergence-part.t
 // 102 pauses = 26 s of a 117 s run (JSC's own heuristics collect ~4x less often).
 // mimalloc hands freed pages back to the kernel and faults them in again for the next
 // push-pull buffer: 14 s of system time in a 78 s run, 6.5 s with purging off.
-const TUNED_ENV = { BUN_GC_TIMER_DISABLE: "1", MIMALLOC_PURGE_DELAY: "-1" };
+// Concurrent marking runs a collector thread beside the worker it collects for, which
+// on 2 CPUs takes its core from the other worker while both must finish each window:
+// stop-the-world collections (marking in parallel) took the 1000-node storm from
+// 95-111 s to 86-90 s wall (three runs each, alternated) and max RSS 7.8 -> 6.8 GB.
+const TUNED_ENV = { BUN_GC_TIMER_DISABLE: "1", MIMALLOC_PURGE_DELAY: "-1", BUN_JSC_useConcurrentGC: "false" };
 if (process.env.BUN_GC_TIMER_DISABLE === undefined) {
   const child = Bun.spawn([process.execPath, ...process.argv.slice(1)], {
     env: { ...TUNED_ENV, ...process.env },
