@@ -279,7 +279,9 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
     allConvergedAtMs,
     tracks: out,
   };
+  phase("results collected");
   // Every part must leave the lockstep together: stop without further windows.
   await sim.stopAll();
+  phase("nodes stopped");
   return result;
 }
