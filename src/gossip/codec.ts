@@ -6,6 +6,7 @@
  */
 import { Packr } from "msgpackr";
 import { z } from "zod";
+import { fmix32, rotl32 } from "./murmur.ts";
 
 export const MAX_NAME = 128;
 export const MAX_ADDR = 64;
@@ -321,26 +322,18 @@ export function messageHash(b: Uint8Array, start: number, end: number): number {
   for (; i + 4 <= end; i += 4) {
     const w = b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
     h1 = Math.imul(h1 ^ w, 0xcc9e2d51);
-    h1 = (h1 << 13) | (h1 >>> 19);
+    h1 = rotl32(h1, 13);
     h2 = Math.imul(h2 ^ w, 0x1b873593);
-    h2 = (h2 << 17) | (h2 >>> 15);
+    h2 = rotl32(h2, 17);
     h2 = Math.imul(h2, 5) + 0xe6546b64;
   }
   for (; i < end; i++) {
     h1 = Math.imul(h1 ^ b[i]!, 0xcc9e2d51);
     h2 = Math.imul(h2 ^ b[i]!, 0x1b873593);
   }
-  h1 = fmix(h1 ^ h2);
-  h2 = fmix(h2 ^ h1);
+  h1 = fmix32(h1 ^ h2);
+  h2 = fmix32(h2 ^ h1);
   return (h1 >>> 0) * 0x200000 + (h2 >>> 11);
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
 }
 
 /** Decodes and checks the one message at [start, end); undefined if it is not valid. */

@@ -6,20 +6,13 @@
  * leaves). The digest only decides whether a push-pull can be skipped; an accidental
  * collision is ~2⁻¹²⁸, and crafting one needs the cluster key to send records at all.
  */
+import { fmix32, rotl32 } from "../gossip/murmur.ts";
+
 const C1 = 0x239b961b;
 const C2 = 0xab0e9789;
 const C3 = 0x38b34ae5;
 const C4 = 0xa1e38b93;
 
-const rotl = (x: number, r: number): number => (x << r) | (x >>> (32 - r));
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
 
 /** Little-endian 32-bit word at `i`, zero past `end`. */
 function word(b: Uint8Array, i: number, end: number): number {
@@ -39,19 +32,19 @@ function xorHash128(acc: Uint8Array, at: number, b: Uint8Array, seed: number): v
   // Whole 16-byte blocks, then the zero-padded tail: mixing a zero word is a no-op, so
   // the tail goes through the same lane steps without the block's rotate-and-add.
   for (let i = 0; i < n; i += 16) {
-    const k1 = rotl(Math.imul(word(b, i, n), C1), 15);
-    const k2 = rotl(Math.imul(word(b, i + 4, n), C2), 16);
-    const k3 = rotl(Math.imul(word(b, i + 8, n), C3), 17);
-    const k4 = rotl(Math.imul(word(b, i + 12, n), C4), 18);
+    const k1 = rotl32(Math.imul(word(b, i, n), C1), 15);
+    const k2 = rotl32(Math.imul(word(b, i + 4, n), C2), 16);
+    const k3 = rotl32(Math.imul(word(b, i + 8, n), C3), 17);
+    const k4 = rotl32(Math.imul(word(b, i + 12, n), C4), 18);
     h1 ^= Math.imul(k1, C2);
     h2 ^= Math.imul(k2, C3);
     h3 ^= Math.imul(k3, C4);
     h4 ^= Math.imul(k4, C1);
     if (i + 16 > n) break;
-    h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
-    h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
-    h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
-    h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
+    h1 = (Math.imul(rotl32(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
+    h2 = (Math.imul(rotl32(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
+    h3 = (Math.imul(rotl32(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
+    h4 = (Math.imul(rotl32(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
   }
   h1 ^= n;
   h2 ^= n;
@@ -61,10 +54,10 @@ function xorHash128(acc: Uint8Array, at: number, b: Uint8Array, seed: number): v
   h2 = (h2 + h1) | 0;
   h3 = (h3 + h1) | 0;
   h4 = (h4 + h1) | 0;
-  h1 = fmix(h1);
-  h2 = fmix(h2);
-  h3 = fmix(h3);
-  h4 = fmix(h4);
+  h1 = fmix32(h1);
+  h2 = fmix32(h2);
+  h3 = fmix32(h3);
+  h4 = fmix32(h4);
   h1 = (h1 + h2 + h3 + h4) | 0;
   h2 = (h2 + h1) | 0;
   h3 = (h3 + h1) | 0;
