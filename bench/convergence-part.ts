@@ -243,7 +243,7 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   let renumbers = 0;
   let rejectedRecords = 0;
   for (const n of up) {
-    const m = n.cluster.metrics();
+    const m = n.cluster.counters();
     conflictsResolved += m.conflictsResolved;
     renumbers += m.renumbers;
     rejectedRecords += m.rejectedRecords;
