@@ -1,6 +1,6 @@
 /**
  * bench/convergence.ts end to end, small: one thread, and split over two worker threads
- * in lockstep (the default 3 ms window and the exact 1 ms one). The figures themselves are for the README; here the run must finish with
+ * in lockstep (the exact default 1 ms window and the opt-in 3 ms one). The figures themselves are for the README; here the run must finish with
  * every node committed, one view, no duplicate subnet, and the JSON fields the issue asks for.
  */
 import { describe, expect, test } from "bun:test";
