@@ -759,7 +759,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       bg.abort();
       for (const t of timers) t.cancel();
       if (!gossip) return;
-      if (leave) await gossip.leave(5000);
+      // A release must reach the peers: leaving gossips the queued tombstone out first,
+      // a plain shutdown would drop it with the queue.
+      if (leave || release) await gossip.leave(5000);
       else await gossip.shutdown();
     },
     metrics: (): ClusterMetrics => {

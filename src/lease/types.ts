@@ -71,7 +71,8 @@ export interface Cluster {
   onRenumber(fn: (old: Lease, now: Lease) => void): () => void;
   /**
    * Graceful: release nothing (leases outlive restarts), tell peers we leave, stop.
-   * `release: true` (decommissioning) first publishes a tombstone so the subnet is free at once.
+   * `release: true` (decommissioning) first publishes a tombstone so the subnet is free at
+   * once, and always leaves (whatever `leave` says) so the tombstone is gossiped out.
    */
   stop(opts: { leave: boolean; release?: boolean }): Promise<void>;
   metrics(): ClusterMetrics;

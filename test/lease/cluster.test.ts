@@ -176,6 +176,34 @@ describe("cluster on a fake gossip layer", () => {
     expect(a.metrics().expired).toBe(1);
   });
 
+  test("stop({ release: true }) frees the subnet at once (tombstone), and a restart claims afresh", async () => {
+    const sim = new FakeSim({ seed: 11 });
+    sim.addNode("a", []);
+    sim.addNode("b", ["a:7946"]);
+    sim.start("a");
+    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
+    sim.start("b");
+    expect(await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000)).toBe(true);
+    const b = sim.nodes.get("b")!;
+    const released = b.lease!;
+    const a = sim.nodes.get("a")!.cluster;
+    expect(await sim.runUntil(() => a.leases().some((l) => l.nodeName === "b"), 5000)).toBe(true);
+    await b.cluster.stop({ leave: false, release: true }); // release leaves anyway
+    // The peer drops b's lease long before any TTL, and holds the tombstone, not the lease.
+    expect(await sim.runUntil(() => !a.leases().some((l) => l.nodeName === "b"), 10_000)).toBe(true);
+    expect(a.table().get("b")).toMatchObject({ subnet: released.subnet, deleted: true, version: released.version + 1 });
+    expect(b.store.lease).toMatchObject({ subnet: released.subnet, deleted: true });
+    // A released lease is not reused on restart: the node claims (and commits) again.
+    sim.addNode("b", ["a:7946"]);
+    sim.start("b");
+    expect(await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 10_000)).toBe(true);
+    const again = sim.nodes.get("b")!.lease!;
+    expect(again.deleted).toBeUndefined();
+    expect(again.version).toBe(0);
+    expect(again.subnet).not.toBe(sim.nodes.get("a")!.lease!.subnet);
+    expect(await sim.runUntil(() => a.leases().some((l) => l.nodeName === "b" && l.subnet === again.subnet), 10_000)).toBe(true);
+  });
+
   test("a reinstalled node (fresh state, same name) re-learns its subnet with a higher generation", async () => {
     const sim = new FakeSim({ seed: 7 });
     sim.addNode("a", []);

@@ -45,10 +45,11 @@ export class FakeGossipHub {
   heal(): void {
     this.group = null;
   }
-  reach(a: string, b: string): boolean {
+  /** `inFlight`: a's message already left it, so a may have stopped since (b must be up). */
+  reach(a: string, b: string, inFlight = false): boolean {
     const na = this.nodes.get(a);
     const nb = this.nodes.get(b);
-    if (!na?.up || !nb?.up) return false;
+    if (!na || (!na.up && !inFlight) || !nb?.up) return false;
     if (!this.group) return true;
     return (this.group.get(a) ?? -1) === (this.group.get(b) ?? -1);
   }
@@ -107,13 +108,14 @@ export class FakeGossipHub {
       },
       broadcast(_key, payload) {
         self.joined = true;
+        if (!self.up) return;
         for (const peer of hub.nodes.values()) {
           if (peer === self || !peer.joined) continue;
           if (hub.o.random() < (hub.o.loss ?? 0)) continue;
           const dup = hub.o.random() < 0.05;
           for (let i = 0; i < (dup ? 2 : 1); i++) {
             clock.after(hub.delay(), () => {
-              if (!hub.reach(name, peer.name)) return;
+              if (!hub.reach(name, peer.name, true)) return;
               hub.bytes += payload.length;
               peer.delegate.notifyMessage(payload, name);
             });

@@ -45,3 +45,29 @@ test(`${SEEDS} seeds on real gossip: 50 joins into exactly 50 subnets, 10% loss,
   }
   console.log(`${SEEDS} real-gossip seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s wall; renumbers after commit ${renumbers}`);
 }, 600_000);
+
+test("on real gossip, a release reaches the peers even with leave: false (the tombstone is gossiped out before the node stops)", async () => {
+  const sim = new GossipSim({ seed: 5, net: net50, keyring, settleMs: 1000 });
+  const addrs = [1, 2, 3].map((i) => GossipSim.addr(i));
+  sim.add("a", addrs[0]!, []);
+  sim.add("b", addrs[1]!, [addrs[0]!]);
+  sim.add("c", addrs[2]!, [addrs[0]!]);
+  for (const n of ["a", "b", "c"]) sim.start(n);
+  expect(await sim.runUntil(() => sim.upNodes().every((n) => n.lease) && sim.views() === 1, 30_000)).toBe(true);
+  const b = sim.nodes.get("b")!;
+  const subnet = b.lease!.subnet;
+  b.up = false;
+  // stop() waits on the simulated clock while the leave spreads: run the clock meanwhile.
+  const stopping = b.cluster.stop({ leave: false, release: true });
+  const others = ["a", "c"].map((n) => sim.nodes.get(n)!.cluster);
+  // Long before the lease TTL (24 h), and well within the leave's 5 s.
+  expect(await sim.runUntil(() => others.every((c) => c.table().get("b")?.deleted === true), 5000)).toBe(true);
+  for (const c of others) {
+    expect(c.leases().map((l) => l.nodeName).sort()).toEqual(["a", "c"]);
+    expect(c.table().get("b")!.subnet).toBe(subnet);
+  }
+  let stopped = false;
+  void stopping.then(() => (stopped = true));
+  expect(await sim.runUntil(() => stopped, 10_000)).toBe(true);
+  await sim.stopAll();
+}, 60_000);
