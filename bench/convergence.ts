@@ -7,7 +7,7 @@
  *
  * The nodes are split over `--workers` threads (default: one per CPU, at most 2), each
  * running its share on its own MemNetwork part in `--window-ms` lockstep windows (the
- * default 1 ms, the shortest hop, is exact; 3 ms is ~25 % faster but lets a few crossings
+ * default 1 ms, the shortest hop, is exact; 3 ms is ~10 % faster but lets a few crossings
  * between parts land up to 2 ms late, which shows in tails: see convergence-part.ts).
  * Results depend on the seed, the worker count and the window.
  *

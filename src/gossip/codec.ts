@@ -196,13 +196,10 @@ export const COMPOUND_HEADER = 3;
  * the packet is not exactly one msgpack array of at most MAX_MSGS_PER_PACKET values.
  */
 export function packetBounds(plain: Uint8Array): number[] {
-  const c = plain[0];
-  let count: number;
-  let off: number;
-  if (c !== undefined && c >= 0x90 && c <= 0x9f) [count, off] = [c & 0x0f, 1];
-  else if (c === 0xdc && plain.length >= 3) [count, off] = [(plain[1]! << 8) | plain[2]!, 3];
-  else if (c === 0xdd && plain.length >= 5) [count, off] = [readU32(plain, 1), 5];
-  else throw new Error("packet is not a msgpack array");
+  const head = arrayHeader(plain, 0);
+  if (!head) throw new Error("packet is not a msgpack array");
+  const { count } = head;
+  let { off } = head;
   if (count > MAX_MSGS_PER_PACKET) throw new Error(`packet holds ${count} messages, more than ${MAX_MSGS_PER_PACKET}`);
   const bounds = [off];
   for (let i = 0; i < count; i++) {
@@ -212,6 +209,15 @@ export function packetBounds(plain: Uint8Array): number[] {
   }
   if (off !== plain.length) throw new Error("packet has trailing bytes");
   return bounds;
+}
+
+/** The element count of the msgpack array header at `at` and where its first element starts; undefined if none is there. */
+export function arrayHeader(b: Uint8Array, at: number): { count: number; off: number } | undefined {
+  const c = b[at];
+  if (c !== undefined && c >= 0x90 && c <= 0x9f) return { count: c & 0x0f, off: at + 1 };
+  if (c === 0xdc && b.length >= at + 3) return { count: (b[at + 1]! << 8) | b[at + 2]!, off: at + 3 };
+  if (c === 0xdd && b.length >= at + 5) return { count: readU32(b, at + 1), off: at + 5 };
+  return undefined;
 }
 
 const readU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;

@@ -47,9 +47,12 @@ export function pickSubnet(nodeName: string, r: SubnetRange, taken: (subnet: str
   throw exhaustedError(r);
 }
 
-/** The claim that keeps a contested subnet (earliest claimedAt, then node name). */
-export function claimWinner(claims: readonly Lease[]): Lease | undefined {
+/**
+ * The claim that keeps a contested subnet (earliest claimedAt, then node name), among
+ * those `counts` accepts (all by default: callers filter without building a list).
+ */
+export function claimWinner(claims: readonly Lease[], counts: (c: Lease) => boolean = () => true): Lease | undefined {
   let best: Lease | undefined;
-  for (const c of claims) if (!best || claimBeats(c, best)) best = c;
+  for (const c of claims) if (counts(c) && (!best || claimBeats(c, best))) best = c;
   return best;
 }

@@ -20,7 +20,7 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
 import { SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
-import { MAX_GENERATION, RecordValidator, claimBeats, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
+import { MAX_GENERATION, RecordValidator, compareRecords, sameAsWire, decodePayload, encodeRecord, encodeState, rangeOf, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -213,9 +213,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   /** Calls `fn` with the lease that holds each claimed subnet now (the live claim that wins it). */
   function forEachWinner(members: Map<string, Member>, now: number, fn: (w: Lease) => void): void {
     for (const subnet of table.claimedSubnets()) {
-      // claimWinner over the live claimants, without building the filtered list.
-      let w: Lease | undefined;
-      for (const c of table.claimants(subnet)) if (isLive(c, members, now) && (!w || claimBeats(c, w))) w = c;
+      const w = claimWinner(table.claimants(subnet), (c) => isLive(c, members, now));
       if (w) fn(w);
     }
   }

@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { pack, unpack } from "msgpackr";
 import type { NetConf } from "../config.ts";
-import { valueEnd } from "../gossip/codec.ts";
+import { arrayHeader, valueEnd } from "../gossip/codec.ts";
 import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
 import { RECORD_HASH_BYTES, xorRecordHash } from "./record-hash.ts";
 import type { Lease } from "./types.ts";
@@ -339,15 +339,11 @@ const latin1 = new TextDecoder("latin1");
 
 /** decodePayload's skipping walk; undefined if `bytes` is not a well-formed state payload (decodeWhole says why). */
 function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | undefined): { raw: unknown[]; skipped: number } | undefined {
-  if (bytes.length < 4 || STATE_HEAD.some((v, i) => bytes[i] !== v)) return undefined;
-  let count: number;
-  let off: number;
-  const c = bytes[3]!;
-  if (c >= 0x90 && c <= 0x9f) [count, off] = [c & 0x0f, 4];
-  else if (c === 0xdc && bytes.length >= 6) [count, off] = [(bytes[4]! << 8) | bytes[5]!, 6];
-  else if (c === 0xdd && bytes.length >= 8) [count, off] = [((bytes[4]! << 24) | (bytes[5]! << 16) | (bytes[6]! << 8) | bytes[7]!) >>> 0, 8];
-  else return undefined;
-  if (count > bytes.length - off) return undefined;
+  if (STATE_HEAD.some((v, i) => bytes[i] !== v)) return undefined;
+  const head = arrayHeader(bytes, STATE_HEAD.length);
+  if (!head || head.count > bytes.length - head.off) return undefined;
+  const { count } = head;
+  let { off } = head;
   const raw: unknown[] = [];
   let skipped = 0;
   for (let i = 0; i < count; i++) {
