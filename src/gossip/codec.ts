@@ -171,12 +171,16 @@ export function decode(data: Uint8Array): unknown {
   return packr.unpack(data);
 }
 
-/** Joins separately encoded messages into one msgpack array (array16 header). */
-export function compound(parts: Uint8Array[]): Uint8Array {
+/**
+ * Joins separately encoded messages into one msgpack array (array16 header). With
+ * `scratch` large enough, the packet is written into it and a view returned: a sender
+ * that seals (copies) the packet at once needs no new buffer per packet.
+ */
+export function compound(parts: Uint8Array[], scratch?: Uint8Array): Uint8Array {
   if (parts.length > MAX_MSGS_PER_PACKET) throw new RangeError(`compound packet: ${parts.length} messages exceeds ${MAX_MSGS_PER_PACKET}`);
   let size = COMPOUND_HEADER;
   for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
+  const out = scratch && scratch.length >= size ? scratch.subarray(0, size) : new Uint8Array(size);
   out[0] = 0xdc;
   out[1] = parts.length >> 8;
   out[2] = parts.length & 0xff;
@@ -298,6 +302,13 @@ function skipValues(b: Uint8Array, off: number, count: number, depth: number): n
 }
 
 const within = (b: Uint8Array, end: number): number => (end <= b.length ? end : -1);
+
+/** True if `a` is byte for byte b[start, end) (no subarray: this runs per record of every push-pull). */
+export function sameRange(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
+  return true;
+}
 
 /** End of the msgpack value at `off`, or -1 if it is malformed, too deep or runs past the end of `b`. */
 export const valueEnd = (b: Uint8Array, off: number): number => skipValue(b, off, 0);

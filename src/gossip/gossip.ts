@@ -72,6 +72,7 @@ export class GossipImpl implements GossipNode {
   private hadBacklog = false;
   private userSeq = 0;
   private started = false;
+  private readonly packetScratch: Uint8Array;
 
   constructor(o: CreateGossipOptions) {
     if (!o.name || o.name.length > 128) throw new RangeError(`gossip name: 1..128 characters, got ${JSON.stringify(o.name)}`);
@@ -82,6 +83,7 @@ export class GossipImpl implements GossipNode {
     this.rt = new Runtime(deps.clock, deps.logger.child("gossip"));
     this.m = this.rt.metrics;
     this.sealer = new Sealer(deps.keyring, deps.clusterName);
+    this.packetScratch = new Uint8Array(config.udpBufferSize);
     this.queue = new BroadcastQueue(config.broadcastQueueMax);
     this.awareness = new Awareness(config.awarenessMaxMultiplier);
     this.rnd = seededRandom(o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!);
@@ -297,7 +299,8 @@ export class GossipImpl implements GossipNode {
 
   private sendParts(addr: string, parts: Uint8Array[]): void {
     if (parts.length === 0) return;
-    const data = this.sealer.seal(compound(parts));
+    // seal() copies the plaintext into its output, so one scratch buffer serves every packet.
+    const data = this.sealer.seal(compound(parts, this.packetScratch));
     this.m.packetsOut++;
     this.m.bytesOut += data.length;
     this.m.messagesOut += parts.length;
@@ -440,8 +443,9 @@ export class GossipImpl implements GossipNode {
   /** A stream carries either a push-pull or a TCP fallback ping. */
   private async onStream(req: Uint8Array, from: string): Promise<Uint8Array> {
     if (this.rt.stopped) throw new Error("gossip stopped");
-    const v = this.streams.open(req, from);
-    if (typeof v === "object" && v !== null && (v as { t?: unknown }).t === T.ping) return this.prober.answerStreamPing(v, from);
-    return this.pushPull_.serve(v, from);
+    const plain = this.streams.openPlain(req, from);
+    // A ping is `{t: 1, …}` as encode() writes it; anything else must be a push-pull.
+    if (leadingTag(plain, 0, plain.length) === T.ping) return this.prober.answerStreamPing(this.streams.decode(plain, from), from);
+    return this.pushPull_.serve(plain, from);
   }
 }

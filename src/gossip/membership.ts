@@ -12,6 +12,7 @@ import { T } from "./codec.ts";
 import type { GossipConfig } from "./config.ts";
 import { suspicionTimeout } from "./config.ts";
 import { type Random, pick, shuffle } from "./prng.ts";
+import { encodeMemberEntry } from "./push-pull-codec.ts";
 import { Suspicion } from "./suspicion.ts";
 import type { Member, MemberState, MembershipListener } from "./types.ts";
 
@@ -24,6 +25,8 @@ export interface NodeState {
   stateChange: number;
   lastSeen: number;
   meta?: Uint8Array;
+  /** This member's push-pull entry, encoded once per change (Membership.entry()). */
+  wire?: Uint8Array | undefined;
 }
 
 export interface MembershipOptions {
@@ -87,6 +90,17 @@ export class Membership {
 
   revision(): number {
     return this.rev;
+  }
+
+  /** `s`'s push-pull entry (name, address, incarnation, state, meta), cached until one of them changes. */
+  entry(s: NodeState): Uint8Array {
+    return (s.wire ??= encodeMemberEntry(s));
+  }
+
+  /** Records a change of `s`'s name, address, incarnation, state or meta. */
+  private changed(s: NodeState): void {
+    this.rev++;
+    s.wire = undefined;
   }
 
   all(): NodeState[] {
@@ -227,7 +241,7 @@ export class Membership {
     this.suspicions.delete(a.name);
     this.failed.delete(a.name);
     const before = { state: st.state, addr: st.addr, meta: st.meta };
-    this.rev++;
+    this.changed(st);
     st.addr = a.addr;
     st.incarnation = a.inc;
     if (a.meta) st.meta = a.meta;
@@ -258,7 +272,7 @@ export class Membership {
       return;
     }
     const now = this.o.clock.now();
-    this.rev++;
+    this.changed(st);
     st.incarnation = s.inc;
     st.state = "suspect"; // from alive: liveCount() unchanged
     st.stateChange = now;
@@ -294,7 +308,7 @@ export class Membership {
       this.refute(d.inc);
       return;
     }
-    this.rev++;
+    this.changed(st);
     st.incarnation = d.inc;
     st.state = d.from === d.name ? "left" : "dead"; // from alive or suspect
     if (this.live >= 0) this.live--;
@@ -317,7 +331,7 @@ export class Membership {
   /** New meta for ourselves: a new incarnation so it wins everywhere. */
   updateMeta(meta: Uint8Array | undefined): void {
     const me = this.self();
-    this.rev++;
+    this.changed(me);
     if (meta) me.meta = meta;
     else delete me.meta;
     me.incarnation++;
@@ -331,7 +345,7 @@ export class Membership {
 
   private refute(accused: number): void {
     const me = this.self();
-    this.rev++;
+    this.changed(me);
     me.incarnation = Math.max(me.incarnation, accused) + 1;
     // Having to refute hints that we were slow to answer: probe and time out more gently.
     this.o.awareness.applyDelta(1);

@@ -5,12 +5,17 @@
  * members that heal partitions after both sides reaped each other.
  */
 import { createHash } from "node:crypto";
-import { type AliveMsg, type PushPullMember, type PushPullMsg, STATE_CODE, STATE_NAME, T, encode, pushPullChecker } from "./codec.ts";
+import { type AliveMsg, type PushPullMsg, STATE_NAME, T, pushPullChecker } from "./codec.ts";
 import { type GossipConfig } from "./config.ts";
 import { type Membership, sameBytes } from "./membership.ts";
+import { encodePushPull, readPushPull } from "./push-pull-codec.ts";
+import { RECORD_HASH_BYTES, xorRecordHash } from "./record-hash.ts";
 import { type Runtime, errText } from "./runtime.ts";
 import type { Streams } from "./streams.ts";
 import type { GossipDelegate } from "./types.ts";
+
+/** A received push-pull message; `skipped` member entries were identical to ours and left out of `members`. */
+type Received = PushPullMsg & { skipped: number };
 
 export interface PushPullOptions {
   name: string;
@@ -31,24 +36,46 @@ export class PushPull {
 
   /** One exchange with `addr`; resolves to the remote's name once both sides merged. */
   async exchange(addr: string, join: boolean): Promise<string> {
-    const msg = await this.o.streams.request("push-pull", addr, this.localState(join), this.schema, this.o.config.streamTimeoutMs);
+    const msg = await this.o.streams.requestEncoded("push-pull", addr, this.localState(join), (p) => this.read(p, addr), this.o.config.streamTimeoutMs);
     this.merge(msg);
     return msg.from;
   }
 
-  /** Serves an incoming push-pull (already opened): our state back, then merge theirs. */
-  serve(v: unknown, from: string): Uint8Array {
-    const msg = this.o.streams.check(this.schema, v, from);
+  /** Serves an incoming push-pull (opened, not yet decoded): our state back, then merge theirs. */
+  serve(plain: Uint8Array, from: string): Uint8Array {
+    const msg = this.read(plain, from);
     // A digest probe: a full request always lists at least its sender. Answer with our
     // digest only; the prober follows with a full exchange if they differ.
-    if (msg.members.length === 0 && msg.digest) {
+    if (msg.members.length + msg.skipped === 0 && msg.digest) {
       this.o.members.markSeen(msg.from);
-      return this.o.streams.seal(this.probeMsg());
+      return this.o.streams.sealEncoded(this.probeMsg());
     }
     // Reply with our view before merging theirs, as memberlist does.
-    const reply = this.o.streams.seal(this.localState(msg.join));
+    const reply = this.o.streams.sealEncoded(this.localState(msg.join));
     this.merge(msg);
     return reply;
+  }
+
+  /**
+   * Decodes and checks a push-pull message, leaving out the member entries that merging
+   * would ignore: byte-identical to ours and not a suspicion (merging a suspect entry
+   * confirms our own suspicion of that member, see merge()).
+   */
+  private read(plain: Uint8Array, from: string): Received {
+    const { members, streams, config } = this.o;
+    let r: { value: unknown; skipped: number };
+    try {
+      r = readPushPull(plain, (name) => {
+        const s = members.get(name);
+        return s && s.state !== "suspect" ? members.entry(s) : undefined;
+      }, config.maxMembers);
+    } catch {
+      return streams.malformed(from);
+    }
+    // readPushPull skips only within maxMembers entries, so the check's bound still holds.
+    const msg = streams.check(this.schema, r.value, from) as Received;
+    msg.skipped = r.skipped;
+    return msg;
   }
 
   periodic(): void {
@@ -71,9 +98,9 @@ export class PushPull {
    * cluster's periodic anti-entropy costs two hashes instead of two whole tables.
    */
   private async digestFirst(addr: string): Promise<void> {
-    const probe = this.probeMsg();
-    const reply = await this.o.streams.request("push-pull", addr, probe, this.schema, this.o.config.streamTimeoutMs);
-    if (reply.members.length === 0 && reply.digest && sameBytes(reply.digest, probe.digest!)) {
+    const digest = this.digest();
+    const reply = await this.o.streams.requestEncoded("push-pull", addr, this.probeMsg(digest), (p) => this.read(p, addr), this.o.config.streamTimeoutMs);
+    if (reply.members.length + reply.skipped === 0 && reply.digest && sameBytes(reply.digest, digest)) {
       this.o.members.markSeen(reply.from);
       return;
     }
@@ -81,11 +108,11 @@ export class PushPull {
     await this.exchange(addr, false);
   }
 
-  private probeMsg(): PushPullMsg {
-    return { join: false, from: this.o.name, members: [], user: EMPTY, digest: this.digest() };
+  private probeMsg(digest = this.digest()): Uint8Array {
+    return encodePushPull({ join: false, from: this.o.name, digest }, [], EMPTY);
   }
 
-  /** SHA-256 over the member list's hash and the delegate's state digest. */
+  /** SHA-256 over the member list's digest and the delegate's state digest. */
   digest(): Uint8Array {
     const h = createHash("sha256");
     h.update(this.memberDigest());
@@ -94,15 +121,15 @@ export class PushPull {
   }
 
   /**
-   * SHA-256 over the member list sorted by name; cached until membership changes, since a
-   * join storm asks for it in every settle and catch-up exchange.
+   * XOR of the hashes of every member's push-pull entry (record-hash.ts): equal exactly
+   * when two lists hold the same entries, in any order. Cached until membership changes.
    */
   private memberDigest(): Uint8Array {
-    const rev = this.o.members.revision();
+    const { members } = this.o;
+    const rev = members.revision();
     if (this.memberHash?.rev === rev) return this.memberHash.hash;
-    const members = this.o.members.all().map((s) => [s.name, s.addr, s.incarnation, STATE_CODE[s.state], s.meta ?? null] as const);
-    members.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const hash = new Uint8Array(createHash("sha256").update(encode(members)).digest());
+    const hash = new Uint8Array(RECORD_HASH_BYTES);
+    for (const s of members.all()) xorRecordHash(hash, members.entry(s));
     this.memberHash = { rev, hash };
     return hash;
   }
@@ -130,13 +157,10 @@ export class PushPull {
       );
   }
 
-  private localState(join: boolean): PushPullMsg {
-    const members = this.o.members.all().map((s) => {
-      const m: PushPullMember = { name: s.name, addr: s.addr, inc: s.incarnation, state: STATE_CODE[s.state] };
-      if (s.meta) m.meta = s.meta; // last, so the encoding keeps the schema's key order
-      return m;
-    });
-    return { join, from: this.o.name, members, user: this.o.delegate.localState(join) };
+  private localState(join: boolean): Uint8Array {
+    const { members } = this.o;
+    const entries = members.all().map((s) => members.entry(s));
+    return encodePushPull({ join, from: this.o.name }, entries, this.o.delegate.localState(join));
   }
 
   private merge(msg: PushPullMsg): void {

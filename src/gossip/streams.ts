@@ -18,7 +18,12 @@ export class Streams {
 
   /** Seals a message for sending, counting it; throws if it exceeds the stream limit. */
   seal(msg: unknown): Uint8Array {
-    const data = this.sealer.seal(encode(msg));
+    return this.sealEncoded(encode(msg));
+  }
+
+  /** seal() for a message already encoded. */
+  sealEncoded(plain: Uint8Array): Uint8Array {
+    const data = this.sealer.seal(plain);
     if (data.length > this.maxBytes) throw new Error(`stream message of ${data.length} bytes exceeds maxStreamBytes ${this.maxBytes}`);
     this.rt.metrics.bytesOut += data.length;
     this.rt.metrics.messagesOut++;
@@ -31,8 +36,16 @@ export class Streams {
    * errors or a reply that does not open or validate.
    */
   async request<T>(what: string, addr: string, msg: unknown, schema: Checker<T>, timeoutMs: number, maxReply = this.maxBytes): Promise<T> {
+    return this.requestEncoded(what, addr, encode(msg), (plain) => this.check(schema, this.decode(plain, addr), addr), timeoutMs, maxReply);
+  }
+
+  /**
+   * request() for a message already encoded, with the reply's plaintext handed to `read`
+   * (which throws, e.g. via check(), on a malformed reply).
+   */
+  async requestEncoded<T>(what: string, addr: string, plain: Uint8Array, read: (plain: Uint8Array) => T, timeoutMs: number, maxReply = this.maxBytes): Promise<T> {
     if (this.rt.stopped) throw new Error(`${what} with ${addr}: gossip stopped`);
-    const req = this.seal(msg);
+    const req = this.sealEncoded(plain);
     const dl = this.rt.deadline(timeoutMs);
     let reply: Uint8Array;
     try {
@@ -44,11 +57,11 @@ export class Streams {
       dl.done();
     }
     if (this.rt.stopped) throw new Error(`${what} with ${addr}: gossip stopped`);
-    return this.check(schema, this.open(reply, addr), addr);
+    return read(this.openPlain(reply, addr));
   }
 
-  /** Opens and msgpack-decodes a stream message; counts and throws on failure. */
-  open(data: Uint8Array, from: string): unknown {
+  /** Opens a stream message (its plaintext); counts and throws on failure. */
+  openPlain(data: Uint8Array, from: string): Uint8Array {
     this.rt.metrics.bytesIn += data.length;
     const plain = this.sealer.open(data);
     if (!plain) {
@@ -56,6 +69,11 @@ export class Streams {
       this.rt.logLimited("decrypt", "dropped stream that failed to decrypt (wrong key or cluster name?)", { from });
       throw new Error(`stream from ${from}: message failed to decrypt (wrong key or cluster name?)`);
     }
+    return plain;
+  }
+
+  /** msgpack-decodes an opened stream message; counts and throws on failure. */
+  decode(plain: Uint8Array, from: string): unknown {
     try {
       return decode(plain);
     } catch {
@@ -71,7 +89,8 @@ export class Streams {
     return r.data;
   }
 
-  private malformed(from: string): never {
+  /** Counts a malformed stream message and throws. */
+  malformed(from: string): never {
     this.rt.metrics.decodeFailures++;
     this.rt.logLimited("decode", "dropped malformed stream message", { from });
     throw new Error(`stream from ${from}: malformed message`);

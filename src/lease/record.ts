@@ -10,9 +10,9 @@
 import { z } from "zod";
 import { pack, unpack } from "msgpackr";
 import type { NetConf } from "../config.ts";
-import { arrayHeader, valueEnd } from "../gossip/codec.ts";
+import { arrayHeader, sameRange, valueEnd } from "../gossip/codec.ts";
 import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
-import { RECORD_HASH_BYTES, xorRecordHash } from "./record-hash.ts";
+import { RECORD_HASH_BYTES, xorRecordHash } from "../gossip/record-hash.ts";
 import type { Lease } from "./types.ts";
 
 /** Wire format version; bumped on incompatible tuple changes. */
@@ -352,7 +352,7 @@ function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | un
     if (off < 0) return undefined;
     const name = recordName(bytes, start, off);
     const mine = name === undefined ? undefined : held(name);
-    if (mine && sameBytes(packedRecord(mine), bytes, start, off)) skipped++;
+    if (mine && sameRange(packedRecord(mine), bytes, start, off)) skipped++;
     else
       try {
         raw.push(unpack(bytes.subarray(start, off)));
@@ -372,11 +372,6 @@ function recordName(b: Uint8Array, start: number, end: number): string | undefin
   return len >= 0 && at + len <= end ? latin1.decode(b.subarray(at, at + len)) : undefined;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
-  if (a.length !== end - start) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
-  return true;
-}
 
 function decodeWhole(bytes: Uint8Array): { raw: unknown[] } | { error: string } {
   let msg: unknown;

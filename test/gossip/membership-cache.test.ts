@@ -1,7 +1,8 @@
 /**
  * Membership keeps liveCount() and its sampling list up to date incrementally; any
  * sequence of joins, suspicions, deaths, leaves, refutations and reaps must leave them
- * equal to a recount of the table.
+ * equal to a recount of the table, and each member's cached push-pull entry equal to a
+ * fresh encoding.
  */
 import { expect, test } from "bun:test";
 import fc from "fast-check";
@@ -10,18 +11,20 @@ import { T } from "../../src/gossip/codec.ts";
 import { lanConfig } from "../../src/gossip/config.ts";
 import { Membership, isLive } from "../../src/gossip/membership.ts";
 import { seededRandom } from "../../src/gossip/prng.ts";
+import { encodeMemberEntry } from "../../src/gossip/push-pull-codec.ts";
 import { silentLogger } from "../../src/log.ts";
 import { FakeClock } from "../fakes/clock.ts";
 
-type Op = { op: "alive" | "suspect" | "dead" | "left" | "wait" | "sample"; who: number; inc: number; addr: number };
+type Op = { op: "alive" | "suspect" | "dead" | "left" | "wait" | "sample" | "meta"; who: number; inc: number; addr: number; meta: Uint8Array | null };
 const opArb: fc.Arbitrary<Op> = fc.record({
-  op: fc.constantFrom("alive", "suspect", "dead", "left", "wait", "sample"),
+  op: fc.constantFrom("alive", "suspect", "dead", "left", "wait", "sample", "meta"),
   who: fc.nat(12), // 0 = ourselves
   inc: fc.nat(4),
   addr: fc.nat(1),
+  meta: fc.option(fc.uint8Array({ minLength: 1, maxLength: 2 })),
 });
 
-test("liveCount() and randomMembers() agree with the member table after any sequence", () => {
+test("liveCount(), randomMembers() and entry() agree with the member table after any sequence", () => {
   fc.assert(
     fc.property(fc.array(opArb, { maxLength: 200 }), fc.nat(), fc.integer({ min: 3, max: 20 }), (ops, seed, maxMembers) => {
       const clock = new FakeClock();
@@ -32,7 +35,8 @@ test("liveCount() and randomMembers() agree with the member table after any sequ
       });
       for (const o of ops) {
         const name = `n${o.who}`;
-        if (o.op === "alive") m.aliveNode({ t: T.alive, name, addr: `10.0.${o.addr}.${o.who}:1`, inc: o.inc });
+        if (o.op === "alive") m.aliveNode({ t: T.alive, name, addr: `10.0.${o.addr}.${o.who}:1`, inc: o.inc, ...(o.meta ? { meta: o.meta } : {}) });
+        else if (o.op === "meta") m.updateMeta(o.meta ?? undefined);
         else if (o.op === "suspect") m.suspectNode({ t: T.suspect, name, inc: o.inc, from: "n99" });
         else if (o.op === "dead") m.deadNode({ t: T.dead, name, inc: o.inc, from: "n99" });
         else if (o.op === "left") m.deadNode({ t: T.dead, name, inc: o.inc, from: name });
@@ -46,6 +50,8 @@ test("liveCount() and randomMembers() agree with the member table after any sequ
           expect(got.length).toBe(Math.min(o.inc + 1, m.all().filter((s) => s.name !== "n0" && isLive(s)).length));
         }
         expect(m.liveCount()).toBe(m.all().filter(isLive).length);
+        // The cached push-pull entries: filled here, so the next op must invalidate what it changes.
+        for (const s of m.all()) expect(m.entry(s)).toStrictEqual(encodeMemberEntry(s));
       }
       m.stop();
     }),

@@ -1,12 +1,14 @@
 /**
- * The per-record hash behind the lease table's state digest: 256 bits from two runs of a
- * 128-bit murmur3-style hash (four 32-bit lanes, x86_128 constants) with different seeds,
- * XORed straight into the digest accumulator. It replaced SHA-256, which cost ~9 % of a
- * 1000-node join storm (every record is hashed when it enters the table and again when it
- * leaves). The digest only decides whether a push-pull can be skipped; an accidental
- * collision is ~2⁻¹²⁸, and crafting one needs the cluster key to send records at all.
+ * The per-record hash behind the set digests of push-pull: the lease table's state digest
+ * and the member list's. 256 bits from two runs of a 128-bit murmur3-style hash (four
+ * 32-bit lanes, x86_128 constants) with different seeds, XORed straight into a digest
+ * accumulator, so a set's digest is the XOR of its records' hashes, whatever the order.
+ * It replaced SHA-256, which cost ~9 % of a 1000-node join storm (every lease record is
+ * hashed when it enters the table and again when it leaves). A digest only decides
+ * whether a push-pull can be skipped; an accidental collision is ~2⁻¹²⁸, and crafting
+ * one needs the cluster key to send records at all.
  */
-import { fmix32, rotl32 } from "../gossip/murmur.ts";
+import { fmix32, rotl32 } from "./murmur.ts";
 
 const C1 = 0x239b961b;
 const C2 = 0xab0e9789;
