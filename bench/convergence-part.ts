@@ -115,7 +115,13 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
     superseded?: boolean;
   }
   const tracks = new Map<string, Track>();
-  const keyOf = (l: { nodeName: string; generation: number; subnet: string; claimedAt: number }) => `${l.nodeName}|${l.generation}|${l.subnet}|${l.claimedAt}`;
+  // Nodes share record objects made from the same bytes (record.ts), so the key is made once per record.
+  const keys = new WeakMap<Lease, string>();
+  const keyOf = (l: Lease) => {
+    let k = keys.get(l);
+    if (k === undefined) keys.set(l, (k = `${l.nodeName}|${l.generation}|${l.subnet}|${l.claimedAt}`));
+    return k;
+  };
   const track = (k: string) => {
     let t = tracks.get(k);
     if (!t) tracks.set(k, (t = { heldAt: new Float64Array(N).fill(NaN) }));

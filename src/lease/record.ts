@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { pack, unpack } from "msgpackr";
 import type { NetConf } from "../config.ts";
-import { arrayHeader, sameRange, valueEnd } from "../gossip/codec.ts";
+import { arrayHeader, messageHash, sameRange, valueEnd } from "../gossip/codec.ts";
 import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
 import { RECORD_HASH_BYTES, xorRecordHash } from "../gossip/record-hash.ts";
 import type { Lease } from "./types.ts";
@@ -250,15 +250,19 @@ export function subnetProblem(subnet: string, range: SubnetRange): string | unde
 export class RecordValidator {
   constructor(readonly range: SubnetRange) {}
 
-  /** The lease, or a reason string for rejecting it. */
-  check(raw: unknown): Lease | string {
+  /**
+   * The lease, or a reason string for rejecting it. With the bytes `raw` was decoded from
+   * (bytes[start, end)), a record already made from the same bytes is returned as is
+   * (see internedRecord).
+   */
+  check(raw: unknown, bytes?: Uint8Array, start = 0, end = bytes?.length ?? 0): Lease | string {
     if (!isRecordTuple(raw)) {
       const parsed = recordTuple.safeParse(raw);
       const i = parsed.success ? undefined : parsed.error.issues[0];
       return `malformed record: ${i ? `[${i.path.join(".")}] ${i.message}` : "invalid"}`;
     }
     const problem = this.tupleProblem(raw);
-    return problem ?? fromTuple(raw);
+    return problem ?? (bytes ? internedRecord(raw, bytes, start, end) : fromTuple(raw));
   }
 
   private tupleProblem(t: RecordTuple): string | undefined {
@@ -272,6 +276,30 @@ export class RecordValidator {
     return undefined;
   }
 }
+
+/**
+ * Records made from the same bytes are one Lease object (records are immutable), so a
+ * process that runs many nodes — the simulator runs a thousand — holds each record once,
+ * not once per node, and builds its strings once. Keyed by a hash of the bytes; a hit
+ * must equal the record's own (canonical) encoding, so it is exactly the record
+ * fromTuple() would make from them (bytes in another msgpack form never hit). Bounded:
+ * an agent's cache holds its cluster's records and their recent versions.
+ */
+const interned = new Map<number, Lease>();
+const INTERN_MAX = 16_384;
+
+function internedRecord(t: RecordTuple, bytes: Uint8Array, start: number, end: number): Lease {
+  const h = messageHash(bytes, start, end);
+  const hit = interned.get(h);
+  if (hit && sameRange(packedRecord(hit), bytes, start, end)) return hit;
+  const l = fromTuple(t);
+  if (interned.size >= INTERN_MAX) interned.clear();
+  interned.set(h, l);
+  return l;
+}
+
+/** True if bytes[start, end) is `l`'s encoding (then it is `l`, nothing new). */
+export const isEncodingOf = (l: Lease, bytes: Uint8Array, start: number, end: number): boolean => sameRange(packedRecord(l), bytes, start, end);
 
 function packedRecord(l: Lease): Uint8Array {
   let b = packed.get(l);
@@ -319,32 +347,45 @@ export function stateDigest(ls: Iterable<Lease>): Uint8Array {
 }
 
 /**
- * Raw (unvalidated) record tuples from a broadcast or a state payload. With `held` (the
- * record a table holds for a name), a state payload's records that are byte for byte the
- * held one are left out undecoded and counted in `skipped`: push-pull resends whole
- * tables, and after convergence nearly every record in them is one the receiver holds
- * (decoding those was most of the garbage of a 1000-node join storm).
+ * Raw (unvalidated) record tuples from a broadcast or a state payload, each with where
+ * its bytes lie in the payload (`at[2i]`, `at[2i+1]`; -1 when the layout is not ours), so
+ * the caller can recognise records it already holds or has made (internedRecord). With
+ * `held` (the record a table holds for a name), a state payload's records that are byte
+ * for byte the held one are left out undecoded and counted in `skipped`: push-pull resends
+ * whole tables, and after convergence nearly every record in them is one the receiver
+ * holds (decoding those was most of the garbage of a 1000-node join storm).
  */
-export function decodePayload(bytes: Uint8Array, held?: (name: string) => Lease | undefined): { raw: unknown[]; skipped: number } | { error: string } {
+export function decodePayload(bytes: Uint8Array, held?: (name: string) => Lease | undefined): DecodedRecords | { error: string } {
   if (held) {
     const fast = newRecordsOfState(bytes, held);
     if (fast) return fast;
   }
   const whole = decodeWhole(bytes);
-  return "error" in whole ? whole : { raw: whole.raw, skipped: 0 };
+  if ("error" in whole) return whole;
+  // A broadcast is [version, kind, record]: the record is everything after that 3-byte head.
+  const ours = whole.kind === KIND_RECORD && bytes[0] === 0x93 && bytes[1] === WIRE_VERSION && bytes[2] === KIND_RECORD;
+  return { raw: whole.raw, at: ours ? [3, bytes.length] : whole.raw.flatMap(() => [-1, -1]), skipped: 0 };
+}
+
+export interface DecodedRecords {
+  raw: unknown[];
+  /** Where raw[i] lies in the payload: [at[2i], at[2i+1]), or -1, -1 if unknown. */
+  at: number[];
+  skipped: number;
 }
 
 const STATE_HEAD = [0x93, WIRE_VERSION, KIND_STATE] as const;
 const latin1 = new TextDecoder("latin1");
 
 /** decodePayload's skipping walk; undefined if `bytes` is not a well-formed state payload (decodeWhole says why). */
-function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | undefined): { raw: unknown[]; skipped: number } | undefined {
+function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | undefined): DecodedRecords | undefined {
   if (STATE_HEAD.some((v, i) => bytes[i] !== v)) return undefined;
   const head = arrayHeader(bytes, STATE_HEAD.length);
   if (!head || head.count > bytes.length - head.off) return undefined;
   const { count } = head;
   let { off } = head;
   const raw: unknown[] = [];
+  const at: number[] = [];
   let skipped = 0;
   for (let i = 0; i < count; i++) {
     const start = off;
@@ -356,11 +397,12 @@ function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | un
     else
       try {
         raw.push(unpack(bytes.subarray(start, off)));
+        at.push(start, off);
       } catch {
         return undefined;
       }
   }
-  return off === bytes.length ? { raw, skipped } : undefined;
+  return off === bytes.length ? { raw, at, skipped } : undefined;
 }
 
 /** The name of the record tuple at [start, end) as packedRecord writes it (fixarray(12), then a str of ≤ 255 bytes). */
@@ -373,7 +415,7 @@ function recordName(b: Uint8Array, start: number, end: number): string | undefin
 }
 
 
-function decodeWhole(bytes: Uint8Array): { raw: unknown[] } | { error: string } {
+function decodeWhole(bytes: Uint8Array): { raw: unknown[]; kind: number } | { error: string } {
   let msg: unknown;
   try {
     msg = unpack(bytes);
@@ -382,7 +424,7 @@ function decodeWhole(bytes: Uint8Array): { raw: unknown[] } | { error: string } 
   }
   if (!Array.isArray(msg) || msg.length !== 3) return { error: "cannot decode payload: not a [version, kind, body] triple" };
   if (msg[0] !== WIRE_VERSION) return { error: `cannot decode payload: wire version ${String(msg[0])}, expected ${WIRE_VERSION}` };
-  if (msg[1] === KIND_RECORD) return { raw: [msg[2]] };
-  if (msg[1] === KIND_STATE && Array.isArray(msg[2])) return { raw: msg[2] };
+  if (msg[1] === KIND_RECORD) return { raw: [msg[2]], kind: KIND_RECORD };
+  if (msg[1] === KIND_STATE && Array.isArray(msg[2])) return { raw: msg[2], kind: KIND_STATE };
   return { error: `cannot decode payload: unknown kind ${String(msg[1])}` };
 }

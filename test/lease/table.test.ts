@@ -153,6 +153,61 @@ describe("merge laws", () => {
   });
 });
 
+describe("records made from the same bytes (interning)", () => {
+  const v1 = new RecordValidator(rangeOf(parseNetConf({ Network: "10.244.0.0/16" })));
+  const v2 = new RecordValidator(rangeOf(parseNetConf({ Network: "10.244.0.0/16" })));
+  const decodeOne = (payload: Uint8Array) => {
+    const d = decodePayload(payload);
+    if ("error" in d) throw new Error(d.error);
+    return d;
+  };
+  const checked = (v: RecordValidator, payload: Uint8Array) => {
+    const d = decodeOne(payload);
+    return d.at[0]! < 0 ? v.check(d.raw[0]) : v.check(d.raw[0], payload, d.at[0], d.at[1]);
+  };
+
+  test("validators of different nodes get one object for the same broadcast bytes, equal to the record", () => {
+    fc.assert(
+      fc.property(arbLease, (l) => {
+        const payload = encodeRecord(l);
+        const a = checked(v1, payload);
+        const b = checked(v2, payload.slice());
+        expect(typeof a).toBe("object");
+        expect(b).toBe(a);
+        expect(canonicalText(a as Lease)).toBe(canonicalText(l));
+        // Without the bytes: a new object, equal in value.
+        const c = v1.check(decodeOne(payload).raw[0]);
+        expect(c).not.toBe(a);
+        expect(canonicalText(c as Lease)).toBe(canonicalText(l));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("a record another node accepted is still checked against this node's range", () => {
+    const l: Lease = { nodeName: "a", nodeId: "0".repeat(32), generation: 1, version: 0, subnet: "10.244.9.0/24", publicIp: "192.0.2.1", backend: { type: "vxlan" }, claimedAt: 1, renewedAt: 1 };
+    const payload = encodeRecord(l);
+    expect(typeof checked(v1, payload)).toBe("object");
+    const narrow = new RecordValidator(rangeOf(parseNetConf({ Network: "10.244.0.0/16", SubnetMax: "10.244.5.0" })));
+    expect(checked(narrow, payload)).toMatch(/outside SubnetMin..SubnetMax/);
+  });
+
+  test("non-canonical bytes of a record give the same record, digest included, and are not shared", () => {
+    const l: Lease = { nodeName: "node-1", nodeId: "f".repeat(32), generation: 3, version: 2, subnet: "10.244.3.0/24", publicIp: "192.0.2.2", backend: { type: "vxlan" }, claimedAt: 5, renewedAt: 5 };
+    const canonical = encodeRecord(l);
+    // The generation as uint16 (0xcd 00 03) instead of a fixint: valid msgpack, other bytes.
+    const i = 3 + 1 + 7 + 18; // head, fixarray(12), "node-1", the 16-byte node id
+    expect(canonical[i]).toBe(3);
+    const odd = new Uint8Array([...canonical.subarray(0, i), 0xcd, 0, 3, ...canonical.subarray(i + 1)]);
+    expect(decodeOne(odd).raw).toStrictEqual(decodeOne(canonical).raw);
+    const a = checked(v1, odd) as Lease;
+    const b = checked(v2, odd) as Lease;
+    expect(b).not.toBe(a);
+    expect(canonicalText(a)).toBe(canonicalText(l));
+    expect([...stateDigest([a])]).toEqual([...stateDigest([l])]);
+  });
+});
+
 describe("record validation", () => {
   test("the hand-written tuple check accepts exactly what the zod schema accepts", () => {
     // Each cell: mostly valid values, else boundary values just inside and outside, or wrong types.
