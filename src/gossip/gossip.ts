@@ -264,7 +264,7 @@ export class GossipImpl implements GossipNode {
     const id = `${m.origin}\0${m.key}`;
     const seen = this.userSeen.get(id);
     if (seen !== undefined && m.seq <= seen) return;
-    this.rememberUser(id, m.seq);
+    this.rememberUser(id, m.seq, seen !== undefined);
     // Re-gossip each new broadcast once, so it spreads epidemically, not only from its origin.
     this.queue.enqueue(`u:${id}`, wire.slice(), undefined, true);
     try {
@@ -274,8 +274,9 @@ export class GossipImpl implements GossipNode {
     }
   }
 
-  private rememberUser(id: string, seq: number): void {
-    this.userSeen.delete(id);
+  /** `known`: id is in userSeen (moved to the newest end); false saves a delete that would miss. */
+  private rememberUser(id: string, seq: number, known = true): void {
+    if (known) this.userSeen.delete(id);
     this.userSeen.set(id, seq);
     if (this.userSeen.size > USER_SEEN_MAX) this.userSeen.delete(this.userSeen.keys().next().value!);
   }

@@ -20,7 +20,7 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
 import { SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
-import { MAX_GENERATION, RecordValidator, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, rangeOf, sameAsWire, subnetProblem } from "./record.ts";
+import { MAX_GENERATION, RecordValidator, checkDecoded, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, rangeOf, sameAsWire, sameRecord, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -243,13 +243,11 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       }
       let changed = false;
       for (let i = 0; i < d.raw.length; i++) {
-        const raw = d.raw[i];
-        const start = d.at[2 * i]!;
-        const end = d.at[2 * i + 1]!;
         // Push-pull resends mostly records we hold. One that is older than (or identical
         // to) the held record cannot change the table, so it is skipped unvalidated.
-        if (cannotWin(raw, payload, start, end)) continue;
-        const l = start < 0 ? validator.check(raw) : validator.check(raw, payload, start, end);
+        const k = d.known[i];
+        if (k ? cannotWinKnown(k.lease) : cannotWin(d.raw[i], payload, d.at[2 * i]!, d.at[2 * i + 1]!)) continue;
+        const l = checkDecoded(validator, d, i, payload);
         if (typeof l === "string") {
           m.rejectedRecords++;
           log.debug("Rejected lease record", { from, what, reason: l });
@@ -271,6 +269,15 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       m.rejectedRecords++;
       log.warn("Cannot merge lease payload", { from, what, error: e as Error });
     }
+  }
+
+  /** cannotWin() for a record found by its bytes (the same answer, from the record). */
+  function cannotWinKnown(l: Lease): boolean {
+    const held = table.get(l.nodeName);
+    if (!held) return false;
+    if (l.generation !== held.generation) return l.generation < held.generation;
+    if (l.version !== held.version) return l.version < held.version;
+    return l === held || sameRecord(l, held);
   }
 
   /** `raw` was decoded from payload[start, end) (start < 0: unknown). */

@@ -248,7 +248,12 @@ export function subnetProblem(subnet: string, range: SubnetRange): string | unde
 
 /** Validates wire tuples against the schema and the pod-network range. */
 export class RecordValidator {
-  constructor(readonly range: SubnetRange) {}
+  /** The IPv4 range as plain numbers, for the check every received record goes through (no BigInt, no strings). */
+  private readonly v4: { min: number; max: number } | undefined;
+
+  constructor(readonly range: SubnetRange) {
+    this.v4 = range.network.family === 4 ? { min: Number(range.min), max: Number(range.max) } : undefined;
+  }
 
   /**
    * The lease, or a reason string for rejecting it. With the bytes `raw` was decoded from
@@ -265,13 +270,31 @@ export class RecordValidator {
     return problem ?? (bytes ? internedRecord(raw, bytes, start, end) : fromTuple(raw));
   }
 
+  /** check() for a record found by its bytes (knownRecord): already a valid tuple, so only our range is left to check. */
+  checkKnown(k: KnownRecord): Lease | string {
+    return this.subnetProblem(k.addr, k.len) ?? k.lease;
+  }
+
   private tupleProblem(t: RecordTuple): string | undefined {
+    return this.subnetProblem(t[4], t[5]);
+  }
+
+  private subnetProblem(addr: number, len: number): string | undefined {
+    const v4 = this.v4;
+    // The usual case, a valid record, decided on numbers (a uint32 and a length ≤ 32 are
+    // exact in doubles); a failure gets its message from the BigInt path below. SubnetMin
+    // and SubnetMax lie inside Network (config.ts checks), so within them is inside it.
+    const ok = v4 !== undefined && len === this.range.subnetLen && addr % 2 ** (32 - len) === 0 && addr >= v4.min && addr <= v4.max;
+    return ok ? undefined : this.problemText(addr, len);
+  }
+
+  private problemText(ip: number, len: number): string | undefined {
     const r = this.range;
-    const addr = BigInt(t[4]);
-    const subnet = cidrText(t[4], t[5]);
-    if (t[5] !== r.subnetLen) return `subnet ${subnet} is not a /${r.subnetLen}`;
-    if ((addr & (sizeOf(4, t[5]) - 1n)) !== 0n) return `subnet ${subnet} has host bits set`;
-    if (!contains(r.network, { family: 4, addr, prefix: t[5] })) return `subnet ${subnet} is not inside ${formatCidr(r.network)}`;
+    const addr = BigInt(ip);
+    const subnet = cidrText(ip, len);
+    if (len !== r.subnetLen) return `subnet ${subnet} is not a /${r.subnetLen}`;
+    if ((addr & (sizeOf(4, len) - 1n)) !== 0n) return `subnet ${subnet} has host bits set`;
+    if (!contains(r.network, { family: 4, addr, prefix: len })) return `subnet ${subnet} is not inside ${formatCidr(r.network)}`;
     if (addr < r.min || addr > r.max) return `subnet ${subnet} is outside SubnetMin..SubnetMax`;
     return undefined;
   }
@@ -285,18 +308,37 @@ export class RecordValidator {
  * fromTuple() would make from them (bytes in another msgpack form never hit). Bounded:
  * an agent's cache holds its cluster's records and their recent versions.
  */
-const interned = new Map<number, Lease>();
+const interned = new Map<number, KnownRecord>();
 const INTERN_MAX = 16_384;
+
+/** A record made from bytes seen before, with its subnet as numbers for the range check. */
+export interface KnownRecord {
+  lease: Lease;
+  addr: number;
+  len: number;
+}
+
+/** The record made earlier from exactly bytes[start, end), if any: no need to decode them again. */
+export function knownRecord(bytes: Uint8Array, start: number, end: number): KnownRecord | undefined {
+  const k = interned.get(messageHash(bytes, start, end));
+  return k && sameRange(packedRecord(k.lease), bytes, start, end) ? k : undefined;
+}
 
 function internedRecord(t: RecordTuple, bytes: Uint8Array, start: number, end: number): Lease {
   const h = messageHash(bytes, start, end);
   const hit = interned.get(h);
-  if (hit && sameRange(packedRecord(hit), bytes, start, end)) return hit;
-  const l = fromTuple(t);
+  if (hit && sameRange(packedRecord(hit.lease), bytes, start, end)) return hit.lease;
+  const lease = fromTuple(t);
   if (interned.size >= INTERN_MAX) interned.clear();
-  interned.set(h, l);
-  return l;
+  interned.set(h, { lease, addr: t[4], len: t[5] });
+  return lease;
 }
+
+/** True if two records have the same encoding, i.e. are the same record. */
+export const sameRecord = (a: Lease, b: Lease): boolean => {
+  const pb = packedRecord(b);
+  return sameRange(packedRecord(a), pb, 0, pb.length);
+};
 
 /** True if bytes[start, end) is `l`'s encoding (then it is `l`, nothing new). */
 export const isEncodingOf = (l: Lease, bytes: Uint8Array, start: number, end: number): boolean => sameRange(packedRecord(l), bytes, start, end);
@@ -360,18 +402,31 @@ export function decodePayload(bytes: Uint8Array, held?: (name: string) => Lease 
     const fast = newRecordsOfState(bytes, held);
     if (fast) return fast;
   }
+  // A broadcast is [version, kind, record]: the record is everything after that 3-byte head.
+  const ours = bytes[0] === 0x93 && bytes[1] === WIRE_VERSION && bytes[2] === KIND_RECORD;
+  const known = ours ? knownRecord(bytes, 3, bytes.length) : undefined;
+  if (known) return { raw: [undefined], known: [known], at: [3, bytes.length], skipped: 0 };
   const whole = decodeWhole(bytes);
   if ("error" in whole) return whole;
-  // A broadcast is [version, kind, record]: the record is everything after that 3-byte head.
-  const ours = whole.kind === KIND_RECORD && bytes[0] === 0x93 && bytes[1] === WIRE_VERSION && bytes[2] === KIND_RECORD;
-  return { raw: whole.raw, at: ours ? [3, bytes.length] : whole.raw.flatMap(() => [-1, -1]), skipped: 0 };
+  return { raw: whole.raw, known: whole.raw.map(() => undefined), at: ours ? [3, bytes.length] : whole.raw.flatMap(() => [-1, -1]), skipped: 0 };
 }
 
 export interface DecodedRecords {
+  /** Per record, its decoded (unvalidated) tuple; undefined where `known` has the record. */
   raw: unknown[];
-  /** Where raw[i] lies in the payload: [at[2i], at[2i+1]), or -1, -1 if unknown. */
+  /** Per record, the record made before from the same bytes, if any (then it was not decoded). */
+  known: (KnownRecord | undefined)[];
+  /** Where record i lies in the payload: [at[2i], at[2i+1]), or -1, -1 if unknown. */
   at: number[];
   skipped: number;
+}
+
+/** Record i of a decoded payload, validated by `v`: the lease, or why it is rejected. */
+export function checkDecoded(v: RecordValidator, d: DecodedRecords, i: number, payload: Uint8Array): Lease | string {
+  const k = d.known[i];
+  if (k) return v.checkKnown(k);
+  const start = d.at[2 * i]!;
+  return start < 0 ? v.check(d.raw[i]) : v.check(d.raw[i], payload, start, d.at[2 * i + 1]);
 }
 
 const STATE_HEAD = [0x93, WIRE_VERSION, KIND_STATE] as const;
@@ -385,6 +440,7 @@ function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | un
   const { count } = head;
   let { off } = head;
   const raw: unknown[] = [];
+  const known: (KnownRecord | undefined)[] = [];
   const at: number[] = [];
   let skipped = 0;
   for (let i = 0; i < count; i++) {
@@ -393,16 +449,20 @@ function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | un
     if (off < 0) return undefined;
     const name = recordName(bytes, start, off);
     const mine = name === undefined ? undefined : held(name);
-    if (mine && sameRange(packedRecord(mine), bytes, start, off)) skipped++;
-    else
-      try {
-        raw.push(unpack(bytes.subarray(start, off)));
-        at.push(start, off);
-      } catch {
-        return undefined;
-      }
+    if (mine && sameRange(packedRecord(mine), bytes, start, off)) {
+      skipped++;
+      continue;
+    }
+    const k = knownRecord(bytes, start, off);
+    try {
+      raw.push(k ? undefined : unpack(bytes.subarray(start, off)));
+    } catch {
+      return undefined;
+    }
+    known.push(k);
+    at.push(start, off);
   }
-  return off === bytes.length ? { raw, at, skipped } : undefined;
+  return off === bytes.length ? { raw, known, at, skipped } : undefined;
 }
 
 /** The name of the record tuple at [start, end) as packedRecord writes it (fixarray(12), then a str of ≤ 255 bytes). */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseNetConf } from "../../src/config.ts";
-import { encodeRecord, encodeState, rangeOf } from "../../src/lease/record.ts";
+import { canonicalText, compareRecords, encodeRecord, encodeState, rangeOf } from "../../src/lease/record.ts";
 import { pickSubnet } from "../../src/lease/allocator.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { FakeSim, MemStore } from "./harness.ts";
@@ -265,6 +265,29 @@ describe("cluster on a fake gossip layer", () => {
     expect(a.store.lease).toEqual(now);
     expect(a.store.identity!.generation).toBe(own.generation + 4);
     expect(a.cluster.metrics().nameConflicts).toBe(0);
+  });
+
+  test("two records with equal counters resolve by content on every node, also from bytes another node decoded", async () => {
+    const sim = new FakeSim({ seed: 11 });
+    for (const n of ["a", "b"]) {
+      sim.addNode(n, n === "a" ? [] : ["a:7946"]);
+      sim.start(n);
+    }
+    expect(await sim.runUntil(() => !!sim.nodes.get("a")!.lease && !!sim.nodes.get("b")!.lease, 5000)).toBe(true);
+    const x: Lease = { nodeName: "z", nodeId: "c".repeat(32), generation: 1, version: 1, subnet: "10.244.0.192/30", publicIp: "192.0.2.9", backend: { type: "host-gw" }, claimedAt: 1, renewedAt: 1 };
+    const y: Lease = { ...x, subnet: "10.244.0.196/30" };
+    const [lo, hi] = compareRecords(x, y) < 0 ? [x, y] : [y, x];
+    const da = sim.hub.nodes.get("a")!.delegate;
+    const db = sim.hub.nodes.get("b")!.delegate;
+    da.notifyMessage(encodeRecord(lo), "x");
+    db.notifyMessage(encodeRecord(hi), "x");
+    // Each now gets the bytes the other has already decoded.
+    da.notifyMessage(encodeRecord(hi), "x");
+    db.notifyMessage(encodeRecord(lo), "x");
+    for (const n of ["a", "b"]) {
+      expect(canonicalText(sim.nodes.get(n)!.cluster.table().get("z")!)).toBe(canonicalText(hi));
+      expect(sim.nodes.get(n)!.cluster.metrics().rejectedRecords).toBe(0);
+    }
   });
 
   test("malformed payloads and out-of-range records are dropped and counted, never thrown", async () => {

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { unpack } from "msgpackr";
 import { LeaseTable } from "../../src/lease/table.ts";
-import { RecordValidator, canonicalText, compareRecords, decodePayload, encodeRecord, encodeState, isRecordTuple, rangeOf, recordTupleSchemaAccepts, stateDigest } from "../../src/lease/record.ts";
+import { RecordValidator, canonicalText, checkDecoded, compareRecords, decodePayload, encodeRecord, encodeState, isRecordTuple, rangeOf, recordTupleSchemaAccepts, stateDigest, subnetProblem } from "../../src/lease/record.ts";
 import { parseNetConf } from "../../src/config.ts";
 import type { Lease } from "../../src/lease/types.ts";
 
@@ -103,9 +104,14 @@ describe("merge laws", () => {
     const range = rangeOf(parseNetConf({ Network: "10.244.0.0/16" }));
     const v = new RecordValidator(range);
     const merged = (from: LeaseTable, to: LeaseTable, skip: boolean) => {
-      const d = decodePayload(encodeState(from.all()), skip ? (n) => to.get(n) : undefined);
+      const payload = encodeState(from.all());
+      const d = decodePayload(payload, skip ? (n) => to.get(n) : undefined);
       if ("error" in d) throw new Error(d.error);
-      for (const raw of d.raw) to.merge(v.check(raw) as Lease);
+      for (let i = 0; i < d.raw.length; i++) {
+        const l = checkDecoded(v, d, i, payload);
+        if (typeof l === "string") throw new Error(l);
+        to.merge(l);
+      }
       return d;
     };
     fc.assert(
@@ -161,10 +167,8 @@ describe("records made from the same bytes (interning)", () => {
     if ("error" in d) throw new Error(d.error);
     return d;
   };
-  const checked = (v: RecordValidator, payload: Uint8Array) => {
-    const d = decodeOne(payload);
-    return d.at[0]! < 0 ? v.check(d.raw[0]) : v.check(d.raw[0], payload, d.at[0], d.at[1]);
-  };
+  const checked = (v: RecordValidator, payload: Uint8Array) => checkDecoded(v, decodeOne(payload), 0, payload);
+  const tupleOf = (payload: Uint8Array) => (unpack(payload) as unknown[])[2];
 
   test("validators of different nodes get one object for the same broadcast bytes, equal to the record", () => {
     fc.assert(
@@ -175,8 +179,12 @@ describe("records made from the same bytes (interning)", () => {
         expect(typeof a).toBe("object");
         expect(b).toBe(a);
         expect(canonicalText(a as Lease)).toBe(canonicalText(l));
+        // Bytes seen before are not decoded again.
+        const again = decodeOne(payload);
+        expect(again.known[0]?.lease).toBe(a as Lease);
+        expect(again.raw[0]).toBeUndefined();
         // Without the bytes: a new object, equal in value.
-        const c = v1.check(decodeOne(payload).raw[0]);
+        const c = v1.check(tupleOf(payload));
         expect(c).not.toBe(a);
         expect(canonicalText(c as Lease)).toBe(canonicalText(l));
       }),
@@ -199,7 +207,7 @@ describe("records made from the same bytes (interning)", () => {
     const i = 3 + 1 + 7 + 18; // head, fixarray(12), "node-1", the 16-byte node id
     expect(canonical[i]).toBe(3);
     const odd = new Uint8Array([...canonical.subarray(0, i), 0xcd, 0, 3, ...canonical.subarray(i + 1)]);
-    expect(decodeOne(odd).raw).toStrictEqual(decodeOne(canonical).raw);
+    expect(tupleOf(odd)).toStrictEqual(tupleOf(canonical));
     const a = checked(v1, odd) as Lease;
     const b = checked(v2, odd) as Lease;
     expect(b).not.toBe(a);
@@ -209,6 +217,40 @@ describe("records made from the same bytes (interning)", () => {
 });
 
 describe("record validation", () => {
+  test("the numeric range check accepts exactly the subnets subnetProblem() accepts", () => {
+    const ipText = (a: number) => [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join(".");
+    const confArb = fc
+      .record({ a: fc.integer({ min: 1, max: 223 }), b: fc.nat(255), prefix: fc.integer({ min: 8, max: 20 }), extra: fc.integer({ min: 2, max: 10 }), cut: fc.nat(3) })
+      .map(({ a, b, prefix, extra, cut }) => {
+        const netAddr = (((a << 24) | (b << 16)) >>> 0) - ((((a << 24) | (b << 16)) >>> 0) % 2 ** (32 - prefix));
+        const subnetLen = Math.min(30, prefix + extra);
+        const conf: Record<string, unknown> = { Network: `${ipText(netAddr)}/${prefix}`, SubnetLen: subnetLen };
+        // Sometimes a narrower SubnetMin..SubnetMax.
+        cut = Math.min(cut, 2 ** (subnetLen - prefix - 1) - 1);
+        if (cut > 0) {
+          conf.SubnetMin = ipText(netAddr + cut * 2 ** (32 - subnetLen));
+          conf.SubnetMax = ipText(netAddr + 2 ** (32 - prefix) - cut * 2 ** (32 - subnetLen));
+        }
+        return { netAddr, prefix, subnetLen, range: rangeOf(parseNetConf(conf)) };
+      });
+    fc.assert(
+      fc.property(confArb, fc.integer({ min: -2, max: 2 }), fc.nat(), fc.integer({ min: 0, max: 32 }), fc.boolean(), fc.nat(5), ({ netAddr, prefix, subnetLen, range }, shift, r, len, sameLen, pick) => {
+        // Addresses in and around the network, on and off subnet boundaries, and the
+        // subnets at and next to SubnetMin and SubnetMax.
+        const sub = 2 ** (32 - subnetLen);
+        const edges = [Number(range.min), Number(range.max), Number(range.min) - sub, Number(range.max) + sub];
+        const near = netAddr + shift * 2 ** (32 - prefix) + (r % 2 ** (32 - prefix + 1));
+        const addr = Math.max(0, Math.min(0xffffffff, pick < edges.length ? edges[pick]! : near));
+        const l = sameLen ? subnetLen : len;
+        const tuple = ["a", new Uint8Array(16), 1, 0, addr, l, 0xc0000201, 0, null, 1, 1, false];
+        const got = new RecordValidator(range).check(tuple);
+        const want = subnetProblem(`${ipText(addr)}/${l}`, range);
+        expect(typeof got === "string" ? got : undefined).toBe(want);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   test("the hand-written tuple check accepts exactly what the zod schema accepts", () => {
     // Each cell: mostly valid values, else boundary values just inside and outside, or wrong types.
     const junk = fc.oneof(fc.constant(null), fc.constant(undefined), fc.string({ maxLength: 3 }), fc.boolean(), fc.constant([]), fc.constant({}));
