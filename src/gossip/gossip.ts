@@ -10,6 +10,7 @@ import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";
 import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodeMessageAt, encode, leadingTag, messageHash, packetBounds } from "./codec.ts";
 import { RecentHashes } from "./recent-hashes.ts";
+import { sharedCopy } from "./shared-copies.ts";
 import { type GossipConfig, pushPullScale, retransmitLimit } from "./config.ts";
 import { Membership, isLive, toMember } from "./membership.ts";
 import { type Random, seededRandom } from "./prng.ts";
@@ -97,7 +98,7 @@ export class GossipImpl implements GossipNode {
       rnd: this.rnd,
       logger: this.rt.log,
       ...(deps.listener ? { listener: deps.listener } : {}),
-      broadcast: (key, msg, onDone) => this.queue.enqueue(key, encode(msg), onDone, this.isRelay(msg)),
+      broadcast: (key, msg, onDone, wire) => this.queue.enqueue(key, wire ? sharedCopy(wire) : encode(msg), onDone, this.isRelay(msg)),
     });
     this.streams = new Streams(this.rt, o.transport, this.sealer, config.maxStreamBytes);
     const parts = { name: o.name, config, rt: this.rt, members: this.members_, streams: this.streams };
@@ -255,7 +256,7 @@ export class GossipImpl implements GossipNode {
     this.queue.enqueue(`u:${id}`, bytes);
   }
 
-  /** `wire`: the message's bytes as received, relayed as they are (no re-encode). */
+  /** `wire`: the message's bytes as received (a view into the packet), relayed as they are (no re-encode). */
   private onUser(m: UserMsg, wire: Uint8Array): void {
     // Echoes of our own broadcasts stop here by seq (ours only grow). A newer
     // message under our name is another machine using it (a clash or a clone): it must be
@@ -266,7 +267,7 @@ export class GossipImpl implements GossipNode {
     if (seen !== undefined && m.seq <= seen) return;
     this.rememberUser(id, m.seq, seen !== undefined);
     // Re-gossip each new broadcast once, so it spreads epidemically, not only from its origin.
-    this.queue.enqueue(`u:${id}`, wire.slice(), undefined, true);
+    this.queue.enqueue(`u:${id}`, sharedCopy(wire), undefined, true);
     try {
       this.o.deps.delegate.notifyMessage(m.payload, m.origin);
     } catch (err) {
@@ -431,7 +432,7 @@ export class GossipImpl implements GossipNode {
       case T.nack:
         return this.prober.onNack(msg.seq);
       case T.alive:
-        return this.members_.aliveNode(msg);
+        return this.members_.aliveNode(msg, wire);
       case T.suspect:
         return this.members_.suspectNode(msg);
       case T.dead:

@@ -39,8 +39,8 @@ export interface MembershipOptions {
   rnd: Random;
   logger: Logger;
   listener?: MembershipListener;
-  /** Queues a membership broadcast under `key` (newer replaces older). */
-  broadcast(key: string, msg: Message, onDone?: () => void): void;
+  /** Queues a membership broadcast under `key` (newer replaces older); `wire`: msg's bytes as received, to relay instead of re-encoding. */
+  broadcast(key: string, msg: Message, onDone?: () => void, wire?: Uint8Array): void;
 }
 
 export class Membership {
@@ -195,7 +195,8 @@ export class Membership {
     }
   }
 
-  aliveNode(a: AliveMsg): void {
+  /** `wire`: a's bytes as received, if it came in a packet (relayed as they are). */
+  aliveNode(a: AliveMsg, wire?: Uint8Array): void {
     const now = this.o.clock.now();
     if (a.name === this.o.name) {
       const me = this.self();
@@ -224,7 +225,7 @@ export class Membership {
       order.push(a.name);
       const at = this.probeIndex + Math.floor(this.o.rnd() * (order.length - this.probeIndex));
       [order[at], order[order.length - 1]] = [order[order.length - 1]!, order[at]!];
-      this.o.broadcast(memberKey(a.name), a);
+      this.o.broadcast(memberKey(a.name), a, undefined, wire);
       this.o.listener?.onJoin?.(toMember(s));
       return;
     }
@@ -252,7 +253,7 @@ export class Membership {
       st.state = "alive";
       st.stateChange = now;
     }
-    this.o.broadcast(memberKey(a.name), a);
+    this.o.broadcast(memberKey(a.name), a, undefined, wire);
     if (before.state === "dead" || before.state === "left") this.o.listener?.onJoin?.(toMember(st));
     else if (before.state !== st.state || before.addr !== st.addr || !sameBytes(before.meta, st.meta)) this.o.listener?.onUpdate?.(toMember(st));
   }

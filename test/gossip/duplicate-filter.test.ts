@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { T, compound, decode, encode, leadingTag, messageHash, packetBounds } from "../../src/gossip/codec.ts";
 import { RecentHashes } from "../../src/gossip/recent-hashes.ts";
+import { sharedCopy } from "../../src/gossip/shared-copies.ts";
 import { Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
 import { Sim, view } from "./harness.ts";
@@ -205,5 +206,20 @@ describe("gossip drops copies of handled broadcasts undecoded", () => {
     await sim.run(50);
     expect(target.gossip.metrics().duplicatesSkipped - before).toBe(0);
     expect(view(target).get("ghost")).toBe("alive");
+  });
+});
+
+describe("sharedCopy", () => {
+  test("equal bytes share one copy, which is not a view of the packet it came from", () => {
+    const packet = new Uint8Array([9, 9, 1, 2, 3, 4, 5, 9]);
+    const a = sharedCopy(packet.subarray(2, 7));
+    expect([...a]).toEqual([1, 2, 3, 4, 5]);
+    expect(a.buffer).not.toBe(packet.buffer);
+    packet[3] = 7; // the packet buffer is reused or changed: the copy is not
+    expect([...a]).toEqual([1, 2, 3, 4, 5]);
+    expect(sharedCopy(new Uint8Array([1, 2, 3, 4, 5]))).toBe(a);
+    const b = sharedCopy(packet.subarray(2, 7));
+    expect([...b]).toEqual([1, 7, 3, 4, 5]);
+    expect(b).not.toBe(a);
   });
 });
