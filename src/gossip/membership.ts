@@ -13,6 +13,7 @@ import type { GossipConfig } from "./config.ts";
 import { suspicionTimeout } from "./config.ts";
 import { type Random, pick, shuffle } from "./prng.ts";
 import { encodeMemberEntry } from "./push-pull-codec.ts";
+import { sharedCopy } from "./shared-copies.ts";
 import { Suspicion } from "./suspicion.ts";
 import type { Member, MemberState, MembershipListener } from "./types.ts";
 
@@ -92,9 +93,12 @@ export class Membership {
     return this.rev;
   }
 
-  /** `s`'s push-pull entry (name, address, incarnation, state, meta), cached until one of them changes. */
+  /**
+   * `s`'s push-pull entry (name, address, incarnation, state, meta), cached until one of
+   * them changes; equal entries of all nodes in the process share one copy (sharedCopy).
+   */
   entry(s: NodeState): Uint8Array {
-    return (s.wire ??= encodeMemberEntry(s));
+    return (s.wire ??= sharedCopy(encodeMemberEntry(s)));
   }
 
   /** Records a change of `s`'s name, address, incarnation, state or meta. */

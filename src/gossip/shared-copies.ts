@@ -1,10 +1,10 @@
 /**
- * Copies of received messages that a node keeps to relay, shared by every node in the
- * process that keeps the same bytes. An agent runs one node and gains nothing; the
- * simulator runs a thousand, and each of them relays every broadcast of a join storm:
- * a private copy per node was ~2 million small buffers that lived a second or two each.
- * The copies are never written to (the broadcast queue only sends them). Bounded: the
- * table is dropped when full, which only costs later copies their sharing.
+ * Byte strings a node keeps — received messages it relays, its members' cached push-pull
+ * entries — shared by every node in the process that keeps the same bytes. An agent runs
+ * one node and gains nothing; the simulator runs a thousand, and each of them relays every
+ * broadcast of a join storm and caches an entry per member: private copies were millions
+ * of small buffers. The copies are never written to (they are only sent and compared).
+ * Bounded: the table is dropped when full, which only costs later copies their sharing.
  */
 import { messageHash, sameRange } from "./codec.ts";
 

@@ -10,11 +10,12 @@ import type { Lease } from "./types.ts";
 export class LeaseTable {
   private readonly byName = new Map<string, Lease>();
   /**
-   * Names of non-deleted records per subnet (more than one = a conflict). Arrays, not
-   * Sets: there is one per subnet on every node and almost all hold one name; a Set's
-   * hash table is ~0.6 KB, which was a quarter of the 1000-node simulator's heap.
+   * Names of non-deleted records per subnet (more than one = a conflict): the name itself
+   * while there is one, which is almost always, else an array. There is an entry per
+   * subnet on every node: a Set each was a quarter of the 1000-node simulator's heap, and
+   * an array each still a million small objects.
    */
-  private readonly bySubnet = new Map<string, string[]>();
+  private readonly bySubnet = new Map<string, string | string[]>();
   /** Bumped on every change; lets callers cache encodings of the whole table. */
   revision = 0;
   /** stateDigest of the records as of the last digest() call. */
@@ -87,7 +88,8 @@ export class LeaseTable {
   /** Non-deleted records claiming `subnet`. */
   claimants(subnet: string): Lease[] {
     const names = this.bySubnet.get(subnet);
-    if (!names) return [];
+    if (names === undefined) return [];
+    if (typeof names === "string") return [this.byName.get(names)!];
     const out: Lease[] = [];
     for (const n of names) out.push(this.byName.get(n)!);
     return out;
@@ -101,16 +103,23 @@ export class LeaseTable {
   private index(l: Lease): void {
     if (l.deleted) return;
     const names = this.bySubnet.get(l.subnet);
-    if (!names) this.bySubnet.set(l.subnet, [l.nodeName]);
-    else if (!names.includes(l.nodeName)) names.push(l.nodeName);
+    if (names === undefined) this.bySubnet.set(l.subnet, l.nodeName);
+    else if (typeof names === "string") {
+      if (names !== l.nodeName) this.bySubnet.set(l.subnet, [names, l.nodeName]);
+    } else if (!names.includes(l.nodeName)) names.push(l.nodeName);
   }
 
   private unindex(l: Lease): void {
     if (l.deleted) return;
     const names = this.bySubnet.get(l.subnet);
-    const i = names?.indexOf(l.nodeName) ?? -1;
+    if (names === undefined) return;
+    if (typeof names === "string") {
+      if (names === l.nodeName) this.bySubnet.delete(l.subnet);
+      return;
+    }
+    const i = names.indexOf(l.nodeName);
     if (i < 0) return;
-    names!.splice(i, 1);
-    if (names!.length === 0) this.bySubnet.delete(l.subnet);
+    names.splice(i, 1);
+    if (names.length === 1) this.bySubnet.set(l.subnet, names[0]!);
   }
 }

@@ -122,6 +122,28 @@ describe("messageHash", () => {
 });
 
 describe("RecentHashes", () => {
+  test("the same against a model with 53-bit hashes, many collisions and long runs", () => {
+    // Hashes from a small pool whose low bits collide often (multiples of 2^k plus noise).
+    const pool = Array.from({ length: 40 }, (_, i) => (i % 5) * 2 ** 40 + (i % 7) * 64 + (i % 3));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 24 }), fc.array(fc.nat(pool.length - 1), { maxLength: 400 }), (cap, adds) => {
+        const r = new RecentHashes(cap);
+        const model: number[] = [];
+        for (const i of adds) {
+          const h = pool[i]!;
+          r.add(h);
+          if (!model.includes(h)) {
+            model.push(h);
+            if (model.length > cap) model.shift();
+          }
+          expect(r.size).toBe(model.length);
+          for (const x of pool) expect(r.has(x)).toBe(model.includes(x));
+        }
+      }),
+      { numRuns: 200, seed: 7 },
+    );
+  });
+
   test("remembers exactly the last `capacity` distinct hashes", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 60 }), (cap, adds) => {

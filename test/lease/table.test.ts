@@ -365,6 +365,23 @@ describe("stateDigest", () => {
     );
   });
 
+  test("claimants() and claimedSubnets() agree with the records after any merges and removals", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(arbLease.map((l) => ({ merge: l })), fc.constantFrom(...names).map((n) => ({ remove: n }))), { maxLength: 40 }), (ops) => {
+        const t = new LeaseTable();
+        for (const op of ops) {
+          if ("merge" in op) t.merge(op.merge);
+          else t.remove(op.remove);
+          const want = new Map<string, string[]>();
+          for (const l of t.all()) if (!l.deleted) want.set(l.subnet, [...(want.get(l.subnet) ?? []), l.nodeName].sort());
+          expect([...t.claimedSubnets()].sort()).toEqual([...want.keys()].sort());
+          for (const [subnet, ns] of want) expect(t.claimants(subnet).map((l) => l.nodeName).sort()).toEqual(ns);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   test("a table nobody asks for a digest does not grow a backlog, and still digests right", () => {
     const t = new LeaseTable();
     const gen = fc.sample(arbLease, { numRuns: 2000, seed: 5 });
