@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import { availableParallelism } from "node:os";
 import { type PartOptions, type PartResult, runPart } from "./convergence-part.ts";
+import { newChannelBuffers } from "./window-channel.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -79,8 +80,11 @@ let parts: PartResult[];
 if (workers === 1) {
   parts = [await runPart(opts(0), async () => [], log)];
 } else {
-  // A full mesh of ports: ports[w][p] is worker w's end of the channel to worker p.
+  // A full mesh of ports: ports[w][p] is worker w's end of the channel to worker p. Window
+  // messages go through shared buffers (window-channel.ts), the ports carry only the rare
+  // message too large for them; bufs[w][p] holds what w sends to p.
   const ports: (MessagePort | null)[][] = Array.from({ length: workers }, () => Array<MessagePort | null>(workers).fill(null));
+  const bufs = Array.from({ length: workers }, (_, w) => Array.from({ length: workers }, (_, p) => (p === w ? null : newChannelBuffers())));
   for (let w = 0; w < workers; w++)
     for (let p = w + 1; p < workers; p++) {
       const ch = new MessageChannel();
@@ -97,7 +101,8 @@ if (workers === 1) {
         };
         worker.onerror = (e) => reject(new Error(`worker ${w}: ${e.message}`));
         const mine = ports[w]!.filter((p): p is MessagePort => p !== null);
-        worker.postMessage({ opts: opts(w), ports: ports[w] }, mine);
+        const channels = ports[w]!.map((_, p) => (p === w ? null : { out: bufs[w]![p]!, in: bufs[p]![w]! }));
+        worker.postMessage({ opts: opts(w), ports: ports[w], channels }, mine);
       });
     }),
   );

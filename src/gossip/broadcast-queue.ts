@@ -75,7 +75,8 @@ export class BroadcastQueue {
       this.remove(old);
       old.onDone?.();
     }
-    const b: Slot = { key, msg, transmits: 0, id: this.nextId++, relay, rank: relay ? RELAY_RANK : 0, sendPos: -1, prunePos: -1, ...(onDone ? { onDone } : {}) };
+    const b: Slot = { key, msg, transmits: 0, id: this.nextId++, relay, rank: relay ? RELAY_RANK : 0, sendPos: -1, prunePos: -1 };
+    if (onDone) b.onDone = onDone;
     this.items.set(key, b);
     this.pushSend(b);
     if (this.pruneActive) this.pruneOrder.push(b);

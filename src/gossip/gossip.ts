@@ -64,7 +64,7 @@ export class GossipImpl implements GossipNode {
   private readonly streams: Streams;
   private readonly prober: Prober;
   private readonly pushPull_: PushPull;
-  /** Highest version of each user broadcast seen, by `${origin}\0${key}`, oldest first (LRU cap); queued as `u:${that}`. */
+  /** Highest version of each user broadcast seen, by `u:${origin}\0${key}` (also its broadcast queue key), oldest first (LRU cap). */
   private readonly userSeen = new Map<string, number>();
   private readonly recent = new RecentHashes(RECENT_HASHES);
   /** members_.removals() when `recent` was last valid (a forgotten member's alive is news again). */
@@ -251,9 +251,9 @@ export class GossipImpl implements GossipNode {
     const bytes = encode(msg);
     const max = this.packetBudget();
     if (bytes.length > max) throw new RangeError(`gossip broadcast ${JSON.stringify(key)}: ${bytes.length} bytes encoded exceeds the ${max}-byte packet budget`);
-    const id = `${this.o.name}\0${key}`;
+    const id = `u:${this.o.name}\0${key}`;
     this.rememberUser(id, this.userSeq);
-    this.queue.enqueue(`u:${id}`, bytes);
+    this.queue.enqueue(id, bytes);
   }
 
   /** `wire`: the message's bytes as received (a view into the packet), relayed as they are (no re-encode). */
@@ -262,12 +262,12 @@ export class GossipImpl implements GossipNode {
     // message under our name is another machine using it (a clash or a clone): it must be
     // delivered, or the lease layer never learns that its name was taken over.
     if (m.origin === this.o.name && m.seq <= this.userSeq) return;
-    const id = `${m.origin}\0${m.key}`;
+    const id = `u:${m.origin}\0${m.key}`;
     const seen = this.userSeen.get(id);
     if (seen !== undefined && m.seq <= seen) return;
     this.rememberUser(id, m.seq, seen !== undefined);
     // Re-gossip each new broadcast once, so it spreads epidemically, not only from its origin.
-    this.queue.enqueue(`u:${id}`, sharedCopy(wire), undefined, true);
+    this.queue.enqueue(id, sharedCopy(wire), undefined, true);
     try {
       this.o.deps.delegate.notifyMessage(m.payload, m.origin);
     } catch (err) {
