@@ -13,7 +13,9 @@ const MAX_COPIES = 16_384;
 
 /** A copy of `b` (which may be a view into a larger buffer), shared with earlier equal copies. */
 export function sharedCopy(b: Uint8Array): Uint8Array {
-  const h = messageHash(b, 0, b.length);
+  // 32 bits of the hash as the key: JSC's Map is several times faster with int32 keys
+  // than with doubles, and a hit is checked byte for byte anyway.
+  const h = messageHash(b, 0, b.length) | 0;
   const hit = copies.get(h);
   if (hit && sameRange(hit, b, 0, b.length)) return hit;
   const c = b.slice();

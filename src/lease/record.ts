@@ -303,7 +303,7 @@ export class RecordValidator {
 /**
  * Records made from the same bytes are one Lease object (records are immutable), so a
  * process that runs many nodes — the simulator runs a thousand — holds each record once,
- * not once per node, and builds its strings once. Keyed by a hash of the bytes; a hit
+ * not once per node, and builds its strings once. Keyed by 32 bits of a hash of the bytes; a hit
  * must equal the record's own (canonical) encoding, so it is exactly the record
  * fromTuple() would make from them (bytes in another msgpack form never hit). Bounded:
  * an agent's cache holds its cluster's records and their recent versions.
@@ -320,12 +320,12 @@ export interface KnownRecord {
 
 /** The record made earlier from exactly bytes[start, end), if any: no need to decode them again. */
 export function knownRecord(bytes: Uint8Array, start: number, end: number): KnownRecord | undefined {
-  const k = interned.get(messageHash(bytes, start, end));
+  const k = interned.get(messageHash(bytes, start, end) | 0);
   return k && sameRange(packedRecord(k.lease), bytes, start, end) ? k : undefined;
 }
 
 function internedRecord(t: RecordTuple, bytes: Uint8Array, start: number, end: number): Lease {
-  const h = messageHash(bytes, start, end);
+  const h = messageHash(bytes, start, end) | 0; // int32 keys: see sharedCopy
   const hit = interned.get(h);
   if (hit && sameRange(packedRecord(hit.lease), bytes, start, end)) return hit.lease;
   const lease = fromTuple(t);
