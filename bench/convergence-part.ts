@@ -115,16 +115,17 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
     superseded?: boolean;
   }
   const tracks = new Map<string, Track>();
-  // Nodes share record objects made from the same bytes (record.ts), so the key is made once per record.
-  const keys = new WeakMap<Lease, string>();
-  const keyOf = (l: Lease) => {
-    let k = keys.get(l);
-    if (k === undefined) keys.set(l, (k = `${l.nodeName}|${l.generation}|${l.subnet}|${l.claimedAt}`));
-    return k;
-  };
+  const keyOf = (l: Lease) => `${l.nodeName}|${l.generation}|${l.subnet}|${l.claimedAt}`;
   const track = (k: string) => {
     let t = tracks.get(k);
     if (!t) tracks.set(k, (t = { heldAt: new Float64Array(N).fill(NaN) }));
+    return t;
+  };
+  // Every node reports every record it takes in: one lookup per report, not two.
+  const trackOfRecord = new WeakMap<Lease, Track>();
+  const trackOf = (l: Lease) => {
+    let t = trackOfRecord.get(l);
+    if (!t) trackOfRecord.set(l, (t = track(keyOf(l))));
     return t;
   };
   let myCommits: WindowMsg["commits"] = [];
@@ -151,7 +152,7 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
     if (!local(i)) continue;
     const n = sim.add(name, GossipSim.addr(i + 1), seeds);
     n.cluster.onRecord((l) => {
-      const t = track(keyOf(l));
+      const t = trackOf(l);
       if (!Number.isNaN(t.heldAt[i]!)) return;
       t.heldAt[i] = sim.clock.now();
       if (t.missing !== undefined && i < t.required! && t.missing > 0) t.missing--;

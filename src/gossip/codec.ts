@@ -325,6 +325,30 @@ export function leadingTag(b: Uint8Array, start: number, end: number): number {
   return b[key] === 0xa1 && b[key + 1] === 0x74 && b[key + 2]! <= 0x7f ? b[key + 2]! : 0;
 }
 
+// "origin", "key", "seq" as fixstr keys.
+const ORIGIN = [0xa6, 0x6f, 0x72, 0x69, 0x67, 0x69, 0x6e];
+const KEY = [0xa3, 0x6b, 0x65, 0x79];
+const SEQ = [0xa3, 0x73, 0x65, 0x71];
+
+/**
+ * Where the identity of the user message at [start, end) ends: just after its seq, if it
+ * begins `{t, origin, key, seq, …}` the way encode() writes it, else `end`. Receivers
+ * handle one message per (origin, key, seq) — a later one with the same three is ignored
+ * whatever its payload — so the duplicate filter need not hash the payload.
+ */
+export function userIdentityEnd(b: Uint8Array, start: number, end: number): number {
+  const c = b[start];
+  let at = c !== undefined && c >= 0x81 && c <= 0x8f ? start + 1 : c === 0xde ? start + 3 : -1;
+  if (at < 0 || b[at] !== 0xa1 || b[at + 1] !== 0x74) return end;
+  at = valueEnd(b, at + 2); // t's value
+  for (const key of [ORIGIN, KEY, SEQ]) {
+    if (at < 0 || at + key.length > end) return end;
+    for (let i = 0; i < key.length; i++) if (b[at + i] !== key[i]) return end;
+    at = valueEnd(b, at + key.length);
+  }
+  return at < 0 || at > end ? end : at;
+}
+
 /**
  * 53 bits of hash over an encoded message: its identity in the duplicate filter. Two
  * 32-bit murmur3-style lanes over 4-byte words, finalised into each other; computed in

@@ -8,7 +8,7 @@
  */
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";
-import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodeMessageAt, encode, leadingTag, messageHash, packetBounds } from "./codec.ts";
+import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodeMessageAt, encode, leadingTag, messageHash, packetBounds, userIdentityEnd } from "./codec.ts";
 import { RecentHashes } from "./recent-hashes.ts";
 import { sharedCopy } from "./shared-copies.ts";
 import { type GossipConfig, pushPullScale, retransmitLimit } from "./config.ts";
@@ -383,9 +383,10 @@ export class GossipImpl implements GossipNode {
       const start = bounds[i]!;
       const end = bounds[i + 1]!;
       this.m.messagesIn++;
-      // A copy of a broadcast we already handled (same bytes): drop it undecoded.
+      // A copy of a broadcast we already handled (an alive with the same bytes, a user
+      // message with the same origin, key and seq): drop it undecoded.
       const tag = leadingTag(plain, start, end);
-      const hash = tag === T.user || tag === T.alive ? messageHash(plain, start, end) : -1;
+      const hash = tag === T.user ? messageHash(plain, start, userIdentityEnd(plain, start, end)) : tag === T.alive ? messageHash(plain, start, end) : -1;
       if (hash >= 0 && this.recent.has(hash)) {
         this.m.duplicatesSkipped++;
         continue;

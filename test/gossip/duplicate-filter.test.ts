@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { T, compound, decode, encode, leadingTag, messageHash, packetBounds } from "../../src/gossip/codec.ts";
+import { T, compound, decode, encode, leadingTag, messageHash, packetBounds, userIdentityEnd } from "../../src/gossip/codec.ts";
 import { RecentHashes } from "../../src/gossip/recent-hashes.ts";
 import { sharedCopy } from "../../src/gossip/shared-copies.ts";
 import { Sealer } from "../../src/gossip/security.ts";
@@ -121,6 +121,28 @@ describe("messageHash", () => {
   });
 });
 
+describe("userIdentityEnd", () => {
+  test("ends right after seq for our encoding, at the end for any other layout", () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.string({ maxLength: 40 }), fc.oneof(fc.nat(), fc.maxSafeNat()), fc.uint8Array({ maxLength: 300 }), (origin, key, seq, payload) => {
+        const b = encode({ t: T.user, origin, key, seq, payload });
+        const idEnd = userIdentityEnd(b, 0, b.length);
+        // The identity is a prefix of the message that is the same for any payload...
+        const other = encode({ t: T.user, origin, key, seq, payload: new Uint8Array([...payload, 1]) });
+        expect(idEnd).toBeLessThan(b.length);
+        expect([...other.subarray(0, idEnd)]).toEqual([...b.subarray(0, idEnd)]);
+        // ...and holds all of origin, key and seq: it decodes as a map with those values.
+        const head = decode(new Uint8Array([0x84, ...b.subarray(3, idEnd)])) as Record<string, unknown>;
+        expect(head).toEqual({ t: T.user, origin, key, seq });
+        // Another key order (or a foreign encoder) is hashed whole.
+        const odd = encode({ t: T.user, key, origin, seq, payload });
+        expect(userIdentityEnd(odd, 0, odd.length)).toBe(odd.length);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe("RecentHashes", () => {
   test("the same against a model with 53-bit hashes, many collisions and long runs", () => {
     // Hashes from a small pool whose low bits collide often (multiples of 2^k plus noise).
@@ -194,6 +216,19 @@ describe("gossip drops copies of handled broadcasts undecoded", () => {
     send({ ...msg, seq: 8, payload: new TextEncoder().encode("hello again") });
     await sim.run(50);
     expect(target.delegate.messages.map((m) => m.payload)).toContain("hello again");
+  });
+
+  test("a user broadcast is known by (origin, key, seq): another payload under the same three is skipped too", async () => {
+    const { sim, target, send } = await lone();
+    const msg = { t: T.user, origin: "elsewhere", key: "k", seq: 7, payload: new TextEncoder().encode("first") };
+    send(msg);
+    await sim.run(50);
+    const before = target.gossip.metrics().duplicatesSkipped;
+    send({ ...msg, payload: new TextEncoder().encode("second") }); // the handler would ignore it as well
+    send({ ...msg, key: "k2", payload: new TextEncoder().encode("other key") });
+    await sim.run(50);
+    expect(target.gossip.metrics().duplicatesSkipped - before).toBe(1);
+    expect(target.delegate.messages.map((m) => m.payload)).toEqual(["first", "other key"]);
   });
 
   test("an alive the member table turned away is decoded again next time", async () => {
