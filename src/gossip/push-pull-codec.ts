@@ -45,6 +45,13 @@ function header(n: number, kind: "str" | "bin"): number[] {
   return [c32, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
 }
 
+/** msgpack array header for n elements, the shortest form. */
+function arrayHead(n: number): number[] {
+  if (n < 16) return [0x90 | n];
+  if (n < 0x10000) return [0xdc, n >> 8, n & 255];
+  return [0xdd, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+}
+
 const strBytes = (s: string): number[] => {
   const b = utf8.encode(s);
   return [...header(b.length, "str"), ...b];
@@ -57,7 +64,7 @@ export function encodePushPull(head: PushPullHead, entries: readonly Uint8Array[
     0x80 | (head.digest ? 5 : 4),
     ...strBytes("join"), head.join ? 0xc3 : 0xc2,
     ...strBytes("from"), ...strBytes(head.from),
-    ...strBytes("members"), 0xdd, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255,
+    ...strBytes("members"), ...arrayHead(n),
   ];
   const userHead = [...strBytes("user"), ...header(user.length, "bin")];
   const digestHead = head.digest ? [...strBytes("digest"), ...header(head.digest.length, "bin")] : [];
