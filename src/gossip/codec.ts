@@ -207,7 +207,7 @@ export function packetBounds(plain: Uint8Array): number[] {
   if (count > MAX_MSGS_PER_PACKET) throw new Error(`packet holds ${count} messages, more than ${MAX_MSGS_PER_PACKET}`);
   const bounds = [off];
   for (let i = 0; i < count; i++) {
-    off = skipValue(plain, off, 0);
+    off = skipValue(plain, off);
     if (off < 0) throw new Error("packet is truncated or malformed");
     bounds.push(off);
   }
@@ -227,81 +227,131 @@ export function arrayHeader(b: Uint8Array, at: number): { count: number; off: nu
 const readU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 const MAX_DEPTH = 8;
 
-/** End of the msgpack value starting at `off`, or -1 if it is malformed, too deep or runs past the end. */
-function skipValue(b: Uint8Array, off: number, depth: number): number {
-  if (off >= b.length || depth > MAX_DEPTH) return -1;
-  const c = b[off]!;
-  if (c <= 0x7f || c >= 0xe0) return off + 1; // fixint
-  if (c <= 0x8f) return skipValues(b, off + 1, 2 * (c & 0x0f), depth); // fixmap
-  if (c <= 0x9f) return skipValues(b, off + 1, c & 0x0f, depth); // fixarray
-  if (c <= 0xbf) return within(b, off + 1 + (c & 0x1f)); // fixstr
+/** Values still to skip at each nesting level: skipValue's stack (it is not re-entered). */
+const pending = new Float64Array(MAX_DEPTH + 1);
+
+/**
+ * End of the msgpack value starting at `off`, or -1 if it is malformed, nests deeper than
+ * MAX_DEPTH or runs past the end. A loop with an explicit stack, not a recursion per
+ * value: every packet's messages are walked with it (a fifth of the receive path).
+ */
+function skipValue(b: Uint8Array, off: number): number {
   const n = b.length;
-  switch (c) {
-    case 0xc0: // nil, false, true
-    case 0xc2:
-    case 0xc3:
-      return off + 1;
-    case 0xc4: // bin8, str8
-    case 0xd9:
-      return off + 2 <= n ? within(b, off + 2 + b[off + 1]!) : -1;
-    case 0xc5: // bin16, str16
-    case 0xda:
-      return off + 3 <= n ? within(b, off + 3 + ((b[off + 1]! << 8) | b[off + 2]!)) : -1;
-    case 0xc6: // bin32, str32
-    case 0xdb:
-      return off + 5 <= n ? within(b, off + 5 + readU32(b, off + 1)) : -1;
-    case 0xc7: // ext8/16/32: length, type byte, data
-      return off + 2 <= n ? within(b, off + 3 + b[off + 1]!) : -1;
-    case 0xc8:
-      return off + 3 <= n ? within(b, off + 4 + ((b[off + 1]! << 8) | b[off + 2]!)) : -1;
-    case 0xc9:
-      return off + 5 <= n ? within(b, off + 6 + readU32(b, off + 1)) : -1;
-    case 0xcc: // uint8, int8
-    case 0xd0:
-      return within(b, off + 2);
-    case 0xcd: // uint16, int16
-    case 0xd1:
-      return within(b, off + 3);
-    case 0xca: // float32, uint32, int32
-    case 0xce:
-    case 0xd2:
-      return within(b, off + 5);
-    case 0xcb: // float64, uint64, int64
-    case 0xcf:
-    case 0xd3:
-      return within(b, off + 9);
-    case 0xd4: // fixext 1/2/4/8/16: type byte + data
-      return within(b, off + 3);
-    case 0xd5:
-      return within(b, off + 4);
-    case 0xd6:
-      return within(b, off + 6);
-    case 0xd7:
-      return within(b, off + 10);
-    case 0xd8:
-      return within(b, off + 18);
-    case 0xdc: // array16, array32, map16, map32
-      return off + 3 <= n ? skipValues(b, off + 3, (b[off + 1]! << 8) | b[off + 2]!, depth) : -1;
-    case 0xdd:
-      return off + 5 <= n ? skipValues(b, off + 5, readU32(b, off + 1), depth) : -1;
-    case 0xde:
-      return off + 3 <= n ? skipValues(b, off + 3, 2 * ((b[off + 1]! << 8) | b[off + 2]!), depth) : -1;
-    case 0xdf:
-      return off + 5 <= n ? skipValues(b, off + 5, 2 * readU32(b, off + 1), depth) : -1;
-    default: // 0xc1 is reserved
-      return -1;
+  let d = 0;
+  pending[0] = 1;
+  for (;;) {
+    if (pending[d] === 0) {
+      if (d === 0) return off;
+      d--;
+      continue;
+    }
+    pending[d]!--;
+    if (off >= n) return -1;
+    const c = b[off]!;
+    let end: number; // of this value, or of its header for a container
+    let count = 0; // a container's elements
+    if (c <= 0x7f || c >= 0xe0) end = off + 1; // fixint
+    else if (c <= 0x8f) {
+      end = off + 1; // fixmap
+      count = 2 * (c & 0x0f);
+    } else if (c <= 0x9f) {
+      end = off + 1; // fixarray
+      count = c & 0x0f;
+    } else if (c <= 0xbf) end = off + 1 + (c & 0x1f); // fixstr
+    else
+      switch (c) {
+        case 0xc0: // nil, false, true
+        case 0xc2:
+        case 0xc3:
+          end = off + 1;
+          break;
+        case 0xc4: // bin8, str8
+        case 0xd9:
+          end = off + 2 <= n ? off + 2 + b[off + 1]! : -1;
+          break;
+        case 0xc5: // bin16, str16
+        case 0xda:
+          end = off + 3 <= n ? off + 3 + ((b[off + 1]! << 8) | b[off + 2]!) : -1;
+          break;
+        case 0xc6: // bin32, str32
+        case 0xdb:
+          end = off + 5 <= n ? off + 5 + readU32(b, off + 1) : -1;
+          break;
+        case 0xc7: // ext8/16/32: length, type byte, data
+          end = off + 2 <= n ? off + 3 + b[off + 1]! : -1;
+          break;
+        case 0xc8:
+          end = off + 3 <= n ? off + 4 + ((b[off + 1]! << 8) | b[off + 2]!) : -1;
+          break;
+        case 0xc9:
+          end = off + 5 <= n ? off + 6 + readU32(b, off + 1) : -1;
+          break;
+        case 0xcc: // uint8, int8
+        case 0xd0:
+          end = off + 2;
+          break;
+        case 0xcd: // uint16, int16
+        case 0xd1:
+          end = off + 3;
+          break;
+        case 0xca: // float32, uint32, int32
+        case 0xce:
+        case 0xd2:
+          end = off + 5;
+          break;
+        case 0xcb: // float64, uint64, int64
+        case 0xcf:
+        case 0xd3:
+          end = off + 9;
+          break;
+        case 0xd4: // fixext 1/2/4/8/16: type byte + data
+          end = off + 3;
+          break;
+        case 0xd5:
+          end = off + 4;
+          break;
+        case 0xd6:
+          end = off + 6;
+          break;
+        case 0xd7:
+          end = off + 10;
+          break;
+        case 0xd8:
+          end = off + 18;
+          break;
+        case 0xdc: // array16, array32, map16, map32
+          if (off + 3 > n) return -1;
+          end = off + 3;
+          count = (b[off + 1]! << 8) | b[off + 2]!;
+          break;
+        case 0xdd:
+          if (off + 5 > n) return -1;
+          end = off + 5;
+          count = readU32(b, off + 1);
+          break;
+        case 0xde:
+          if (off + 3 > n) return -1;
+          end = off + 3;
+          count = 2 * ((b[off + 1]! << 8) | b[off + 2]!);
+          break;
+        case 0xdf:
+          if (off + 5 > n) return -1;
+          end = off + 5;
+          count = 2 * readU32(b, off + 1);
+          break;
+        default: // 0xc1 is reserved
+          return -1;
+      }
+    if (end < 0 || end > n) return -1;
+    off = end;
+    if (count > 0) {
+      // Every value takes at least a byte: a count beyond what is left is malformed (and
+      // would otherwise loop for up to 2³³ iterations).
+      if (count > n - off || d === MAX_DEPTH) return -1;
+      pending[++d] = count;
+    }
   }
 }
-
-function skipValues(b: Uint8Array, off: number, count: number, depth: number): number {
-  // Every value takes at least a byte: a count beyond what is left is malformed (and
-  // would otherwise loop for up to 2³² iterations).
-  if (count > b.length - off) return -1;
-  for (let i = 0; i < count && off >= 0; i++) off = skipValue(b, off, depth + 1);
-  return off;
-}
-
-const within = (b: Uint8Array, end: number): number => (end <= b.length ? end : -1);
 
 /** True if `a` is byte for byte b[start, end) (no subarray: this runs per record of every push-pull). */
 export function sameRange(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
@@ -311,7 +361,7 @@ export function sameRange(a: Uint8Array, b: Uint8Array, start: number, end: numb
 }
 
 /** End of the msgpack value at `off`, or -1 if it is malformed, too deep or runs past the end of `b`. */
-export const valueEnd = (b: Uint8Array, off: number): number => skipValue(b, off, 0);
+export const valueEnd = (b: Uint8Array, off: number): number => skipValue(b, off);
 
 /**
  * The type tag of the encoded message at [start, end) if it begins `{t: <tag>, …}` the way

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { T, compound, decode, encode, leadingTag, messageHash, packetBounds, userIdentityEnd } from "../../src/gossip/codec.ts";
+import { T, compound, decode, encode, leadingTag, messageHash, packetBounds, userIdentityEnd, valueEnd } from "../../src/gossip/codec.ts";
 import { RecentHashes } from "../../src/gossip/recent-hashes.ts";
 import { sharedCopy } from "../../src/gossip/shared-copies.ts";
 import { Sealer } from "../../src/gossip/security.ts";
@@ -118,6 +118,112 @@ describe("messageHash", () => {
       seen.add(hashOf(b));
     }
     expect(seen.size).toBe(200_000);
+  });
+});
+
+// The recursive walker valueEnd replaced, kept verbatim as the model it must match.
+const MAX_DEPTH = 8;
+const modelU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+function modelSkip(b: Uint8Array, off: number, depth: number): number {
+  if (off >= b.length || depth > MAX_DEPTH) return -1;
+  const c = b[off]!;
+  if (c <= 0x7f || c >= 0xe0) return off + 1; // fixint
+  if (c <= 0x8f) return modelSkipAll(b, off + 1, 2 * (c & 0x0f), depth); // fixmap
+  if (c <= 0x9f) return modelSkipAll(b, off + 1, c & 0x0f, depth); // fixarray
+  if (c <= 0xbf) return modelWithin(b, off + 1 + (c & 0x1f)); // fixstr
+  const n = b.length;
+  switch (c) {
+    case 0xc0: // nil, false, true
+    case 0xc2:
+    case 0xc3:
+      return off + 1;
+    case 0xc4: // bin8, str8
+    case 0xd9:
+      return off + 2 <= n ? modelWithin(b, off + 2 + b[off + 1]!) : -1;
+    case 0xc5: // bin16, str16
+    case 0xda:
+      return off + 3 <= n ? modelWithin(b, off + 3 + ((b[off + 1]! << 8) | b[off + 2]!)) : -1;
+    case 0xc6: // bin32, str32
+    case 0xdb:
+      return off + 5 <= n ? modelWithin(b, off + 5 + modelU32(b, off + 1)) : -1;
+    case 0xc7: // ext8/16/32: length, type byte, data
+      return off + 2 <= n ? modelWithin(b, off + 3 + b[off + 1]!) : -1;
+    case 0xc8:
+      return off + 3 <= n ? modelWithin(b, off + 4 + ((b[off + 1]! << 8) | b[off + 2]!)) : -1;
+    case 0xc9:
+      return off + 5 <= n ? modelWithin(b, off + 6 + modelU32(b, off + 1)) : -1;
+    case 0xcc: // uint8, int8
+    case 0xd0:
+      return modelWithin(b, off + 2);
+    case 0xcd: // uint16, int16
+    case 0xd1:
+      return modelWithin(b, off + 3);
+    case 0xca: // float32, uint32, int32
+    case 0xce:
+    case 0xd2:
+      return modelWithin(b, off + 5);
+    case 0xcb: // float64, uint64, int64
+    case 0xcf:
+    case 0xd3:
+      return modelWithin(b, off + 9);
+    case 0xd4: // fixext 1/2/4/8/16: type byte + data
+      return modelWithin(b, off + 3);
+    case 0xd5:
+      return modelWithin(b, off + 4);
+    case 0xd6:
+      return modelWithin(b, off + 6);
+    case 0xd7:
+      return modelWithin(b, off + 10);
+    case 0xd8:
+      return modelWithin(b, off + 18);
+    case 0xdc: // array16, array32, map16, map32
+      return off + 3 <= n ? modelSkipAll(b, off + 3, (b[off + 1]! << 8) | b[off + 2]!, depth) : -1;
+    case 0xdd:
+      return off + 5 <= n ? modelSkipAll(b, off + 5, modelU32(b, off + 1), depth) : -1;
+    case 0xde:
+      return off + 3 <= n ? modelSkipAll(b, off + 3, 2 * ((b[off + 1]! << 8) | b[off + 2]!), depth) : -1;
+    case 0xdf:
+      return off + 5 <= n ? modelSkipAll(b, off + 5, 2 * modelU32(b, off + 1), depth) : -1;
+    default: // 0xc1 is reserved
+      return -1;
+  }
+}
+
+function modelSkipAll(b: Uint8Array, off: number, count: number, depth: number): number {
+  // Every value takes at least a byte: a count beyond what is left is malformed (and
+  // would otherwise loop for up to 2³² iterations).
+  if (count > b.length - off) return -1;
+  for (let i = 0; i < count && off >= 0; i++) off = modelSkip(b, off, depth + 1);
+  return off;
+}
+
+const modelWithin = (b: Uint8Array, end: number): number => (end <= b.length ? end : -1);
+
+
+describe("valueEnd", () => {
+  // Values nested deeper than MAX_DEPTH, every msgpack type msgpackr writes, long strings and arrays.
+  const leaf = fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.string({ maxLength: 40 }), fc.uint8Array({ maxLength: 300 }), fc.maxSafeInteger(), fc.string({ minLength: 256, maxLength: 300 }));
+  const { tree } = fc.letrec((tie) => ({
+    tree: fc.oneof({ depthSize: "small", withCrossShrink: true }, leaf, fc.array(tie("tree"), { maxLength: 20 }), fc.dictionary(fc.string({ maxLength: 5 }), tie("tree"), { maxKeys: 20 })),
+  }));
+  test("matches the recursive walker on valid, truncated and corrupted values at every offset", () => {
+    fc.assert(
+      fc.property(tree, fc.nat(), fc.nat(255), (v, pos, byte) => {
+        const b = encode(v);
+        for (const x of [b, b.subarray(0, pos % (b.length + 1)), Uint8Array.from(b, (c, i) => (i === pos % b.length ? byte : c))])
+          for (let off = 0; off <= Math.min(x.length, 8); off++) expect(valueEnd(x, off)).toBe(modelSkip(x, off, 0));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+  test("nesting: 9 levels of arrays are too deep, 8 are not; empty containers at the limit are fine", () => {
+    const nest = (d: number, inner: unknown): unknown => (d === 0 ? inner : [nest(d - 1, inner)]);
+    for (const [d, inner] of [[8, 1], [9, 1], [8, []], [9, []], [10, 1]] as const) {
+      const b = encode(nest(d, inner));
+      expect(valueEnd(b, 0)).toBe(modelSkip(b, 0, 0));
+    }
+    expect(valueEnd(encode(nest(8, 1)), 0)).toBeGreaterThan(0);
+    expect(valueEnd(encode(nest(9, 1)), 0)).toBe(-1);
   });
 });
 
