@@ -364,13 +364,33 @@ export function sameRange(a: Uint8Array, b: Uint8Array, start: number, end: numb
 export const valueEnd = (b: Uint8Array, off: number): number => skipValue(b, off);
 
 /**
+ * Where the first key of the msgpack map at `start` begins, or -1 if no non-empty map
+ * starts there. msgpackr writes objects with a map16 header; a fixmap is as valid.
+ */
+export function firstMapKey(b: Uint8Array, start: number): number {
+  const c = b[start];
+  return c !== undefined && c >= 0x81 && c <= 0x8f ? start + 1 : c === 0xde ? start + 3 : -1;
+}
+
+/**
+ * The text of the fixstr or str8 at `at` if it ends by `end`, read byte for byte (latin1):
+ * a string with non-ASCII bytes reads differently from its UTF-8 text, which only ever
+ * makes a lookup by it miss. Undefined if no such string is there.
+ */
+export function shortStrAt(b: Uint8Array, at: number, end: number): string | undefined {
+  const c = b[at];
+  if (c === undefined) return undefined;
+  const [from, len] = c >= 0xa0 && c <= 0xbf ? [at + 1, c & 0x1f] : c === 0xd9 && at + 2 <= end ? [at + 2, b[at + 1]!] : [0, -1];
+  return len >= 0 && from + len <= end ? latin1.decode(b.subarray(from, from + len)) : undefined;
+}
+const latin1 = new TextDecoder("latin1");
+
+/**
  * The type tag of the encoded message at [start, end) if it begins `{t: <tag>, …}` the way
  * encode() writes our messages, else 0 (then the caller just decodes it).
  */
 export function leadingTag(b: Uint8Array, start: number, end: number): number {
-  // msgpackr writes objects with a map16 header; a fixmap is as valid.
-  const c = b[start];
-  const key = c !== undefined && c >= 0x81 && c <= 0x8f ? start + 1 : c === 0xde ? start + 3 : -1;
+  const key = firstMapKey(b, start);
   if (key < 0 || key + 3 > end) return 0;
   return b[key] === 0xa1 && b[key + 1] === 0x74 && b[key + 2]! <= 0x7f ? b[key + 2]! : 0;
 }
@@ -387,8 +407,7 @@ const SEQ = [0xa3, 0x73, 0x65, 0x71];
  * whatever its payload — so the duplicate filter need not hash the payload.
  */
 export function userIdentityEnd(b: Uint8Array, start: number, end: number): number {
-  const c = b[start];
-  let at = c !== undefined && c >= 0x81 && c <= 0x8f ? start + 1 : c === 0xde ? start + 3 : -1;
+  let at = firstMapKey(b, start);
   if (at < 0 || b[at] !== 0xa1 || b[at + 1] !== 0x74) return end;
   at = valueEnd(b, at + 2); // t's value
   for (const key of [ORIGIN, KEY, SEQ]) {

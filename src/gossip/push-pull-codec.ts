@@ -9,7 +9,7 @@
  * ({join, from, members, user, digest?}), so a plain decode reads it too, and anything
  * not laid out this way is read by a plain decode.
  */
-import { type PushPullMember, STATE_CODE, arrayHeader, decode, encode, sameRange, valueEnd } from "./codec.ts";
+import { type PushPullMember, STATE_CODE, arrayHeader, decode, encode, firstMapKey, sameRange, shortStrAt, valueEnd } from "./codec.ts";
 import type { MemberState } from "./types.ts";
 
 /** A member as push-pull lists it. */
@@ -90,7 +90,6 @@ export function encodePushPull(head: PushPullHead, entries: readonly Uint8Array[
 
 /** Keys of the push-pull message; any other key is dropped (the schema strips it anyway). */
 const KEYS = new Set(["join", "from", "members", "user", "digest"]);
-const latin1 = new TextDecoder("latin1");
 
 /**
  * Decodes a push-pull message for the schema check. Member entries byte-identical to
@@ -142,13 +141,8 @@ function walk(b: Uint8Array, held: (name: string) => Uint8Array | undefined, max
 
 /** The name of the member entry at [start, end) if it begins `{name: <str>, …}` (as encodeMemberEntry writes it). */
 function entryName(b: Uint8Array, start: number, end: number): string | undefined {
-  const c = b[start];
-  const key = c !== undefined && c >= 0x81 && c <= 0x8f ? start + 1 : c === 0xde ? start + 3 : -1;
+  const key = firstMapKey(b, start);
   // fixstr "name"
   if (key < 0 || key + 6 > end || b[key] !== 0xa4 || b[key + 1] !== 0x6e || b[key + 2] !== 0x61 || b[key + 3] !== 0x6d || b[key + 4] !== 0x65) return undefined;
-  const s = b[key + 5]!;
-  const [at, len] = s >= 0xa0 && s <= 0xbf ? [key + 6, s & 0x1f] : s === 0xd9 && key + 7 <= end ? [key + 7, b[key + 6]!] : [0, -1];
-  // latin1 maps bytes 1:1: a name with non-ASCII bytes reads differently from its UTF-8 text
-  // and simply finds no held entry (then it is decoded).
-  return len >= 0 && at + len <= end ? latin1.decode(b.subarray(at, at + len)) : undefined;
+  return shortStrAt(b, key + 5, end);
 }

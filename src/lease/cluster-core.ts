@@ -20,7 +20,7 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
 import { SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
-import { MAX_GENERATION, RecordValidator, checkDecoded, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, rangeOf, sameAsWire, sameRecord, subnetProblem } from "./record.ts";
+import { MAX_GENERATION, RecordValidator, checkDecoded, compareCounters, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, rangeOf, sameAsWire, sameRecord, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -275,9 +275,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   function cannotWinKnown(l: Lease): boolean {
     const held = table.get(l.nodeName);
     if (!held) return false;
-    if (l.generation !== held.generation) return l.generation < held.generation;
-    if (l.version !== held.version) return l.version < held.version;
-    return l === held || sameRecord(l, held);
+    const c = compareCounters(l.generation, l.version, held);
+    return c !== 0 ? c < 0 : l === held || sameRecord(l, held);
   }
 
   /** `raw` was decoded from payload[start, end) (start < 0: unknown). */
@@ -288,10 +287,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     const gen = raw[2];
     const ver = raw[3];
     if (typeof gen !== "number" || typeof ver !== "number") return false;
-    if (gen !== held.generation) return gen < held.generation;
-    if (ver !== held.version) return ver < held.version;
+    const c = compareCounters(gen, ver, held);
     // Same counters: usually the very record we hold, which its bytes show at once.
-    return (start >= 0 && isEncodingOf(held, payload, start, end)) || sameAsWire(raw, held);
+    return c !== 0 ? c < 0 : (start >= 0 && isEncodingOf(held, payload, start, end)) || sameAsWire(raw, held);
   }
 
   function afterChange(): void {

@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { pack, unpack } from "msgpackr";
 import type { NetConf } from "../config.ts";
-import { arrayHeader, messageHash, sameRange, valueEnd } from "../gossip/codec.ts";
+import { arrayHeader, messageHash, sameRange, shortStrAt, valueEnd } from "../gossip/codec.ts";
 import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
 import { RECORD_HASH_BYTES, xorRecordHash } from "../gossip/record-hash.ts";
 import type { Lease } from "./types.ts";
@@ -195,9 +195,14 @@ function compareTuples(a: readonly Cell[], b: readonly Cell[]): number {
  * forger or a rolled-back state dir makes those — resolve the same way on every node).
  */
 export function compareRecords(a: Lease, b: Lease): number {
-  if (a.generation !== b.generation) return a.generation < b.generation ? -1 : 1;
-  if (a.version !== b.version) return a.version < b.version ? -1 : 1;
-  return compareTuples(toTuple(a), toTuple(b));
+  return compareCounters(a.generation, a.version, b) || compareTuples(toTuple(a), toTuple(b));
+}
+
+/** The first keys of that order: (generation, version) against record `b`'s, as -1, 0 or 1. */
+export function compareCounters(generation: number, version: number, b: Lease): number {
+  if (generation !== b.generation) return generation < b.generation ? -1 : 1;
+  if (version !== b.version) return version < b.version ? -1 : 1;
+  return 0;
 }
 
 /** True if an undecoded wire tuple is exactly `l` (a known record: no need to validate it again). */
@@ -318,16 +323,21 @@ export interface KnownRecord {
   len: number;
 }
 
-/** The record made earlier from exactly bytes[start, end), if any: no need to decode them again. */
-export function knownRecord(bytes: Uint8Array, start: number, end: number): KnownRecord | undefined {
-  const k = interned.get(messageHash(bytes, start, end) | 0);
+/** The interning key of bytes[start, end): 32 bits of their hash (int32 Map keys, see sharedCopy). */
+const internKey = (bytes: Uint8Array, start: number, end: number): number => messageHash(bytes, start, end) | 0;
+
+function lookupInterned(key: number, bytes: Uint8Array, start: number, end: number): KnownRecord | undefined {
+  const k = interned.get(key);
   return k && sameRange(packedRecord(k.lease), bytes, start, end) ? k : undefined;
 }
 
+/** The record made earlier from exactly bytes[start, end), if any: no need to decode them again. */
+export const knownRecord = (bytes: Uint8Array, start: number, end: number): KnownRecord | undefined => lookupInterned(internKey(bytes, start, end), bytes, start, end);
+
 function internedRecord(t: RecordTuple, bytes: Uint8Array, start: number, end: number): Lease {
-  const h = messageHash(bytes, start, end) | 0; // int32 keys: see sharedCopy
-  const hit = interned.get(h);
-  if (hit && sameRange(packedRecord(hit.lease), bytes, start, end)) return hit.lease;
+  const h = internKey(bytes, start, end);
+  const hit = lookupInterned(h, bytes, start, end);
+  if (hit) return hit.lease;
   const lease = fromTuple(t);
   if (interned.size >= INTERN_MAX) interned.clear();
   interned.set(h, { lease, addr: t[4], len: t[5] });
@@ -430,7 +440,6 @@ export function checkDecoded(v: RecordValidator, d: DecodedRecords, i: number, p
 }
 
 const STATE_HEAD = [0x93, WIRE_VERSION, KIND_STATE] as const;
-const latin1 = new TextDecoder("latin1");
 
 /** decodePayload's skipping walk; undefined if `bytes` is not a well-formed state payload (decodeWhole says why). */
 function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | undefined): DecodedRecords | undefined {
@@ -467,11 +476,8 @@ function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | un
 
 /** The name of the record tuple at [start, end) as packedRecord writes it (fixarray(12), then a str of ≤ 255 bytes). */
 function recordName(b: Uint8Array, start: number, end: number): string | undefined {
-  if (b[start] !== 0x9c) return undefined;
-  const c = b[start + 1]!;
-  const [at, len] = c >= 0xa0 && c <= 0xbf ? [start + 2, c & 0x1f] : c === 0xd9 ? [start + 3, b[start + 2]!] : [0, -1];
-  // latin1 maps bytes 1:1, so a name with non-ASCII bytes cannot equal a held (valid, ASCII) name.
-  return len >= 0 && at + len <= end ? latin1.decode(b.subarray(at, at + len)) : undefined;
+  // Read as latin1, so a name with non-ASCII bytes cannot equal a held (valid, ASCII) name.
+  return b[start] === 0x9c ? shortStrAt(b, start + 1, end) : undefined;
 }
 
 

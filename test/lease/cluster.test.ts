@@ -108,12 +108,7 @@ describe("cluster on a fake gossip layer", () => {
 
   test("conflicting commits in two partitions: after healing the later claim renumbers and reports it", async () => {
     const sim = new FakeSim({ seed: 5, net: net4 });
-    sim.addNode("a", []);
-    sim.addNode("b", ["a:7946"]);
-    sim.start("a");
-    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
-    sim.start("b");
-    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    await sim.startPair();
     // Two names whose hash start lands on the same free subnet, so the halves collide.
     const range = rangeOf(net4);
     const taken = new Set([sim.nodes.get("a")!.lease!.subnet, sim.nodes.get("b")!.lease!.subnet]);
@@ -152,12 +147,7 @@ describe("cluster on a fake gossip layer", () => {
 
   test("a silent node's lease is kept for the TTL, then freed; a refresh keeps live leases", async () => {
     const sim = new FakeSim({ seed: 6, extra: { leaseTtlMs: 2 * HOUR, refreshMs: HOUR / 2, sweepMs: 60_000 } });
-    sim.addNode("a", []);
-    sim.addNode("b", ["a:7946"]);
-    sim.start("a");
-    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
-    sim.start("b");
-    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    await sim.startPair();
     const a = sim.nodes.get("a")!.cluster;
     let changes = 0;
     a.onChange(() => changes++);
@@ -178,12 +168,7 @@ describe("cluster on a fake gossip layer", () => {
 
   test("stop({ release: true }) frees the subnet at once (tombstone), and a restart claims afresh", async () => {
     const sim = new FakeSim({ seed: 11 });
-    sim.addNode("a", []);
-    sim.addNode("b", ["a:7946"]);
-    sim.start("a");
-    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
-    sim.start("b");
-    expect(await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000)).toBe(true);
+    expect(await sim.startPair()).toBe(true);
     const b = sim.nodes.get("b")!;
     const released = b.lease!;
     const a = sim.nodes.get("a")!.cluster;
@@ -206,12 +191,7 @@ describe("cluster on a fake gossip layer", () => {
 
   test("a reinstalled node (fresh state, same name) re-learns its subnet with a higher generation", async () => {
     const sim = new FakeSim({ seed: 7 });
-    sim.addNode("a", []);
-    sim.addNode("b", ["a:7946"]);
-    sim.start("a");
-    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
-    sim.start("b");
-    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    await sim.startPair();
     const old = sim.nodes.get("b")!.lease!;
     await sim.nodes.get("b")!.cluster.stop({ leave: false });
     sim.addNode("b", ["a:7946"], new MemStore());
@@ -339,12 +319,7 @@ describe("expiry and returning nodes", () => {
 
   test("a node down longer than the TTL gets its old subnet back if nobody took it, as a new claim", async () => {
     const sim = new FakeSim({ seed: 14, extra: { leaseTtlMs: 2 * HOUR, refreshMs: HOUR / 2 } });
-    sim.addNode("a", []);
-    sim.addNode("b", ["a:7946"]);
-    sim.start("a");
-    await sim.runUntil(() => !!sim.nodes.get("a")!.lease, 5000);
-    sim.start("b");
-    await sim.runUntil(() => !!sim.nodes.get("b")!.lease, 5000);
+    await sim.startPair();
     const old = sim.nodes.get("b")!.lease!;
     await sim.nodes.get("b")!.cluster.stop({ leave: false });
     await sim.run(3 * HOUR, 60_000);

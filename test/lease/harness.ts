@@ -89,6 +89,19 @@ export class FakeSim {
     return e.started;
   }
 
+  /**
+   * The usual two-node start: seed "a", then "b" joining it once a holds a lease (each
+   * waited for up to 5 s). True if b committed.
+   */
+  async startPair(): Promise<boolean> {
+    this.addNode("a", []);
+    this.addNode("b", ["a:7946"]);
+    this.start("a");
+    await this.runUntil(() => !!this.nodes.get("a")!.lease, 5000);
+    this.start("b");
+    return this.runUntil(() => !!this.nodes.get("b")!.lease, 5000);
+  }
+
   /** Runs the clock in steps, letting promise continuations run between timer batches. */
   run(ms: number, step = 20): Promise<void> {
     return runClock(this.clock, ms, step);
