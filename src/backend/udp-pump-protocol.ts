@@ -24,7 +24,9 @@ export const C_LOOPS = 7; // loop slices run (liveness)
 export const C_TX_SUPER = 8; // TUN → UDP datagrams that carried an offloaded (GSO/partial-checksum) packet
 export const C_RX_SUPER = 9;
 export const C_DROP_SENDER = 10; // UDP datagram from an address that is no peer's public IP
-export const COUNTER_SLOTS = 11;
+export const C_DROP_SPOOFED = 11; // from a peer, but the inner source is outside that peer's subnet
+export const C_DROP_OFFLOAD = 12; // marked datagram (or own TUN read) whose virtio_net_hdr does not fit its packet
+export const COUNTER_SLOTS = 13;
 
 /**
  * Wire format. A datagram is either a plain IPv4 packet (flannel's udp format), or, with
@@ -32,6 +34,7 @@ export const COUNTER_SLOTS = 11;
  * + the 10-byte virtio_net_hdr the sending TUN produced + the packet, which may be a
  * TCP super-packet up to 64 KiB with a partial checksum. The receiving TUN gets the same
  * header and segments/finishes it in the kernel, so neither side segments in JS.
+ * The receiver accepts a header only in the shapes udp-packet.ts allows.
  */
 export const WEFT_OFFLOAD_MARK = 0x57;
 

@@ -15,7 +15,9 @@ import {
   C_DROP_INVALID,
   C_DROP_IO,
   C_DROP_NO_ROUTE,
+  C_DROP_OFFLOAD,
   C_DROP_SENDER,
+  C_DROP_SPOOFED,
   C_LOOPS,
   C_RX_BYTES,
   C_RX_PACKETS,
@@ -43,6 +45,10 @@ export interface UdpCounters {
   droppedIo: number;
   /** UDP datagrams from an address that is no peer's public IP. */
   droppedUnknownSender: number;
+  /** From a peer's public IP, but the packet's source is outside that peer's subnet (forged, or routed from elsewhere without masquerading). */
+  droppedSpoofedSource: number;
+  /** virtio_net_hdr of a marked datagram (or of our own TUN's packet) that does not fit its packet or is of a shape weft never sends. */
+  droppedBadOffloadHeader: number;
   /** txPackets + rxPackets, for /metrics. */
   packetsForwarded: number;
   /** All drops, for /metrics. */
@@ -136,6 +142,8 @@ export function startPump(o: PumpOptions): Pump {
       const invalid = c[C_DROP_INVALID]!;
       const io = c[C_DROP_IO]!;
       const sender = c[C_DROP_SENDER]!;
+      const spoofed = c[C_DROP_SPOOFED]!;
+      const badHdr = c[C_DROP_OFFLOAD]!;
       return {
         txPackets: c[C_TX_PACKETS]!,
         txBytes: c[C_TX_BYTES]!,
@@ -145,8 +153,10 @@ export function startPump(o: PumpOptions): Pump {
         droppedInvalid: invalid,
         droppedIo: io,
         droppedUnknownSender: sender,
+        droppedSpoofedSource: spoofed,
+        droppedBadOffloadHeader: badHdr,
         packetsForwarded: c[C_TX_PACKETS]! + c[C_RX_PACKETS]!,
-        packetsDropped: noRoute + invalid + io + sender,
+        packetsDropped: noRoute + invalid + io + sender + spoofed + badHdr,
         loops: c[C_LOOPS]!,
         txSuperPackets: c[C_TX_SUPER]!,
         rxSuperPackets: c[C_RX_SUPER]!,

@@ -3,13 +3,15 @@
  * waits for packets and packets never wait for the event loop. Both directions run
  * here on raw fds owned by the main thread:
  *   TUN → look up the destination's peer (longest prefix) → sendto(peer:port)
- *   UDP → check it is IPv4 for our own subnet → write to the TUN
+ *   UDP → from a peer's public IP, IPv4 for our own subnet, inner source inside that
+ *         peer's subnet, a well-formed virtio_net_hdr if marked → write to the TUN
  * One poll() covers both fds; each wake-up drains up to BATCH packets per fd. The loop
  * runs synchronously for a slice, then yields once so messages (peer table, stop) are
  * delivered; the stop word in shared memory is checked on every poll.
  */
 import { ptr, type Pointer } from "bun:ffi";
-import { EAGAIN, POLLERR, POLLHUP, POLLIN, POLLNVAL, VNET_HDR_SIZE, errno, packetSyscalls, sockaddrIn, strerror } from "../sys/tun.ts";
+import { EAGAIN, POLLERR, POLLHUP, POLLIN, POLLNVAL, VIRTIO_NET_HDR_F_NEEDS_CSUM, VNET_HDR_SIZE, errno, packetSyscalls, sockaddrIn, strerror } from "../sys/tun.ts";
+import { inSubnets, ipv4Length, readU32, vnetHdrProblem } from "./udp-packet.ts";
 import {
   CTRL_DONE,
   CTRL_STATE,
@@ -19,7 +21,9 @@ import {
   C_DROP_INVALID,
   C_DROP_IO,
   C_DROP_NO_ROUTE,
+  C_DROP_OFFLOAD,
   C_DROP_SENDER,
+  C_DROP_SPOOFED,
   C_LOOPS,
   C_RX_BYTES,
   C_RX_PACKETS,
@@ -66,8 +70,11 @@ let ctrl: Int32Array;
 let shared: Float64Array;
 const local = new Float64Array(COUNTER_SLOTS);
 let table = new PrefixTable<Pointer>([]);
-/** Peers' public IPs (u32): only they may inject packets into our pods. */
-let senders = new Set<number>();
+/**
+ * Peers' public IPs (u32) → their lease subnets as [network, mask, ...]: only a peer may
+ * send into our pods, and only packets whose source lies in its own subnets.
+ */
+let senders = new Map<number, number[]>();
 /** Keeps every sockaddr referenced as long as its pointer is in the table. */
 let sockaddrs: Uint8Array[] = [];
 let running = false;
@@ -102,14 +109,21 @@ function tunToUdp(): void {
       local[C_DROP_INVALID]!++;
       continue;
     }
-    const dst = ((txBuf[off + 16]! << 24) | (txBuf[off + 17]! << 16) | (txBuf[off + 18]! << 8) | txBuf[off + 19]!) >>> 0;
-    const sa = table.lookup(dst);
+    const sa = table.lookup(readU32(txBuf, off + 16));
     if (sa === undefined) {
       local[C_DROP_NO_ROUTE]!++;
       continue;
     }
     let sent: number;
-    if (offload && (txBuf[1] !== 0 || txBuf[2] !== 0)) {
+    // DATA_VALID ("checksum already verified") means nothing to the receiving TUN: such a
+    // packet is complete and crosses plain.
+    if (offload && ((txBuf[1]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 || txBuf[2] !== 0)) {
+      // The peer would refuse a header it cannot trust; drop it here, where it is counted on the node that made it.
+      const total = ipv4Length(txBuf, off, n);
+      if (total < 0 || vnetHdrProblem(txBuf, 1, off, total) !== undefined) {
+        local[C_DROP_OFFLOAD]!++;
+        continue;
+      }
       txBuf[0] = WEFT_OFFLOAD_MARK;
       sent = sys.sendto(udpFd, txPtr, r + 1, 0, sa, 16) as number;
       if (sent >= 0) local[C_TX_SUPER]!++;
@@ -134,7 +148,8 @@ function udpToTun(): void {
     srcAddrLen[0] = 16;
     const n = sys.recvfrom(udpFd, recvPtr, BUF - base, 0, srcAddrPtr, srcAddrLenPtr) as number;
     if (n < 0) return; // EAGAIN, or a transient ICMP error reported on the socket
-    if (!senders.has(((srcAddr[4]! << 24) | (srcAddr[5]! << 16) | (srcAddr[6]! << 8) | srcAddr[7]!) >>> 0)) {
+    const peerNets = senders.get(readU32(srcAddr, 4));
+    if (peerNets === undefined) {
       local[C_DROP_SENDER]!++;
       continue;
     }
@@ -149,23 +164,18 @@ function udpToTun(): void {
       ip = base + 1 + VNET_HDR_SIZE;
       len = n - 1 - VNET_HDR_SIZE;
       super_ = true;
-      // Only what a TUN with CSUM|TSO4|TSO_ECN produces: the NEEDS_CSUM flag, TCPv4 GSO
-      // (optionally ECN) with a non-zero segment size. The kernel checks the rest.
-      const h = base + 1;
-      const gso = rxBuf[h + 1]!;
-      if ((rxBuf[h]! & ~1) !== 0 || (gso !== 0 && gso !== 1 && gso !== 0x81) || (gso !== 0 && (rxBuf[h + 4]! | (rxBuf[h + 5]! << 8)) === 0)) {
-        local[C_DROP_INVALID]!++;
-        continue;
-      }
     }
-    if (len < 20 || rxBuf[ip]! >> 4 !== 4 || (rxBuf[ip]! & 0xf) < 5) {
+    const total = ipv4Length(rxBuf, ip, len);
+    if (total < 0 || ((readU32(rxBuf, ip + 16) & ownMask) >>> 0) !== ownNet) {
       local[C_DROP_INVALID]!++;
       continue;
     }
-    const total = (rxBuf[ip + 2]! << 8) | rxBuf[ip + 3]!;
-    const dst = ((rxBuf[ip + 16]! << 24) | (rxBuf[ip + 17]! << 16) | (rxBuf[ip + 18]! << 8) | rxBuf[ip + 19]!) >>> 0;
-    if (total < 20 || total > len || ((dst & ownMask) >>> 0) !== ownNet) {
-      local[C_DROP_INVALID]!++;
+    if (!inSubnets(readU32(rxBuf, ip + 12), peerNets)) {
+      local[C_DROP_SPOOFED]!++;
+      continue;
+    }
+    if (super_ && vnetHdrProblem(rxBuf, base + 1, ip, total) !== undefined) {
+      local[C_DROP_OFFLOAD]!++;
       continue;
     }
     let from = ip;
@@ -241,16 +251,24 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       post({ type: "started" });
       setImmediate(loop);
     } else if (m.type === "peers") {
-      const next: Uint8Array[] = [];
+      const addrs: Uint8Array[] = [];
       const entries = m.peers.map((p) => {
         const sa = new Uint8Array(new ArrayBuffer(16));
         sa.set(sockaddrIn(p.ip, port));
-        next.push(sa);
+        addrs.push(sa);
         return { net: p.net, prefix: p.prefix, value: ptr(sa) };
       });
       table = new PrefixTable(entries);
-      sockaddrs = next;
-      senders = new Set(m.peers.map((p) => ipToU32(p.ip)));
+      sockaddrs = addrs;
+      const bySender = new Map<number, number[]>();
+      for (const p of m.peers) {
+        const mask = maskOf(p.prefix);
+        const key = ipToU32(p.ip);
+        const nets = bySender.get(key) ?? [];
+        nets.push((p.net & mask) >>> 0, mask);
+        bySender.set(key, nets);
+      }
+      senders = bySender;
     } else if (m.type === "tun") {
       tunFd = m.fd;
       Atomics.store(ctrl, CTRL_TUN_DEAD, 0);

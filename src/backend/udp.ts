@@ -51,7 +51,7 @@ const realSys: UdpSys = {
   disableIpv6: (dev) => writeSysctl(["net", "ipv6", "conf", dev, "disable_ipv6"], 1),
 };
 
-const zeroCounters = (): UdpCounters => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, droppedUnknownSender: 0, packetsForwarded: 0, packetsDropped: 0, loops: 0, txSuperPackets: 0, rxSuperPackets: 0 });
+const zeroCounters = (): UdpCounters => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, droppedUnknownSender: 0, droppedSpoofedSource: 0, droppedBadOffloadHeader: 0, packetsForwarded: 0, packetsDropped: 0, loops: 0, txSuperPackets: 0, rxSuperPackets: 0 });
 
 export interface UdpDeps extends BackendDeps {
   sys?: Partial<UdpSys>;

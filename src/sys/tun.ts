@@ -9,6 +9,7 @@
 import { ptr } from "bun:ffi";
 import {
   AF_INET,
+  EADDRINUSE,
   IFF_NO_PI,
   IFF_VNET_HDR,
   TUNSETOFFLOAD,
@@ -29,7 +30,6 @@ import {
   SOL_SOCKET,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
-  SO_REUSEADDR,
   SO_SNDBUF,
   SO_SNDBUFFORCE,
   TUNSETIFF,
@@ -116,6 +116,11 @@ export function sockaddrIn(ip: string, port: number): Uint8Array {
 /**
  * A non-blocking UDP socket bound to ip:port with large buffers (a burst of pod traffic
  * must not overflow the default ~200 KiB). Returns the fd.
+ *
+ * Deliberately without SO_REUSEADDR or SO_REUSEPORT: with SO_REUSEADDR on both sockets
+ * Linux lets any local user bind the same UDP address and port and receive the
+ * datagrams meant for this one (every pod packet for the node). Without it a second bind
+ * fails with EADDRINUSE, and ours fails the same way if somebody got there first.
  */
 export function openUdpSocket(ip: string, port: number, { bufferBytes = 4 << 20 }: { bufferBytes?: number } = {}): number {
   const c = loadTunLibc();
@@ -123,14 +128,13 @@ export function openUdpSocket(ip: string, port: number, { bufferBytes = 4 << 20 
   const sa = sockaddrIn(ip, port);
   const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw fail(`${what}: socket`);
-  const val = new Int32Array([1]);
-  c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ptr(val), 4);
-  val[0] = bufferBytes;
+  const val = new Int32Array([bufferBytes]);
   // FORCE variants pass rmem_max/wmem_max as root; fall back to the capped ones.
   if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, ptr(val), 4) < 0) c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, ptr(val), 4);
   if (c.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, ptr(val), 4) < 0) c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, ptr(val), 4);
   if (c.bind(fd, ptr(sa), sa.length) < 0) {
-    const err = fail(what);
+    const code = errno();
+    const err = code === EADDRINUSE ? new Error(`${what}: ${strerror(code)}: another socket holds it (another weft, or another program on this port); weft does not share its port`, { cause: { errno: code } }) : fail(what);
     c.close(fd);
     throw err;
   }

@@ -27,7 +27,7 @@ function node({ offloadRefused = false } = {}) {
     setTun: (fd) => void events.push(`setTun ${fd}`),
     tunDead: () => dead,
     died: () => died,
-    counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, droppedUnknownSender: 0, packetsForwarded: 4, packetsDropped: 18, loops: 9, txSuperPackets: 0, rxSuperPackets: 0 }),
+    counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, droppedNoRoute: 5, droppedInvalid: 6, droppedIo: 7, droppedUnknownSender: 0, droppedSpoofedSource: 0, droppedBadOffloadHeader: 0, packetsForwarded: 4, packetsDropped: 18, loops: 9, txSuperPackets: 0, rxSuperPackets: 0 }),
     stop: () => void events.push("stop"),
   };
   const backend = createBackend(
