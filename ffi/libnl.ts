@@ -92,6 +92,7 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_route_set_scope: { args: ["ptr", "u8"], returns: "void" },
   rtnl_route_get_family: { args: ["ptr"], returns: "u8" },
   rtnl_route_get_type: { args: ["ptr"], returns: "u8" },
+  rtnl_route_get_priority: { args: ["ptr"], returns: "u32" },
   rtnl_route_get_nnexthops: { args: ["ptr"], returns: "i32" },
   rtnl_route_nexthop_n: { args: ["ptr", "i32"], returns: "ptr" },
   rtnl_route_add_nexthop: { args: ["ptr", "ptr"], returns: "void" },

@@ -36,7 +36,7 @@ export function createHostGwBackend(deps: BackendDeps): Backend {
         }
         routes.push({ dst: p.subnet, gateway: p.publicIp, dev: underlayIface });
       }
-      programPeers(nl, network, { routes, neighs: [], fdb: [] }, result);
+      programPeers(nl, network, { routes }, result);
       problemLog.update(result.problems);
       return result;
     },

@@ -5,8 +5,18 @@
  * route must not point at a next hop the device cannot resolve yet); on removal routes
  * go first, then the entries behind them. A failed operation is reported and the rest
  * still run; the next reconcile retries it.
+ *
+ * Two kernel behaviours it works around:
+ *  - a route replace takes over any main-table route with the same destination and
+ *    metric 0, whoever made it. So before replacing, a route weft does not own (another
+ *    protocol, not on weft's device) with that key is looked for; if there is one, weft
+ *    leaves it and reports a problem instead of adopting it.
+ *  - a VXLAN device sends a frame to every destination its FDB lists for the MAC. So each
+ *    MAC gets exactly one destination: entries are replaced, never appended, and any
+ *    other destination of a wanted MAC is deleted.
  */
 import { WEFT_ROUTE_PROTOCOL, type FdbSpec, type NeighSpec, type Netlink, type RouteInfo, type RouteSpec } from "../sys/netlink.ts";
+import { routeText } from "../sys/libnl-codec.ts";
 import { contains, parseCidr } from "../net/cidr.ts";
 import type { ApplyResult } from "./backend.ts";
 
@@ -15,10 +25,13 @@ const RT_TABLE_MAIN = 254;
 export interface DesiredPeers {
   /** Routes to install, all marked with WEFT_ROUTE_PROTOCOL. */
   routes: RouteSpec[];
-  /** weft's own device whose neighbours and FDB entries weft owns (none for host-gw). */
+  /**
+   * weft's own device (none for host-gw). A route on it is weft's whatever its protocol
+   * (the kernel's prefix route of weft0's address is adopted this way).
+   */
   dev?: string;
-  neighs: NeighSpec[];
-  fdb: FdbSpec[];
+  /** The neighbour and FDB entries weft wants on `dev` (vxlan); it owns every entry there. Absent: `dev` has none (a TUN). */
+  entries?: { neighs: NeighSpec[]; fdb: FdbSpec[] };
 }
 
 /** Runs one kernel mutation, counting it or recording its error. */
@@ -36,42 +49,71 @@ export function attempt(result: ApplyResult, fn: () => void, opts: { missingIsFi
   }
 }
 
-/** The weft routes currently in the kernel: our protocol, main table, inside Network. */
-export function ownedRoutes(nl: Netlink, network: string): RouteInfo[] {
+const inNetwork = (net: ReturnType<typeof parseCidr>, dst: string): boolean => {
+  try {
+    return contains(net, parseCidr(dst));
+  } catch {
+    return false;
+  }
+};
+
+/** The weft routes among `routes`: our protocol, main table, unicast, inside Network. */
+function weftRoutes(routes: RouteInfo[], network: string): RouteInfo[] {
   const net = parseCidr(network);
-  return nl.listRoutes({ protocol: WEFT_ROUTE_PROTOCOL }).filter((r) => {
-    if (r.protocol !== WEFT_ROUTE_PROTOCOL || (r.table !== undefined && r.table !== RT_TABLE_MAIN)) return false;
-    try {
-      return contains(net, parseCidr(r.dst));
-    } catch {
-      return false;
-    }
-  });
+  return routes.filter((r) => r.protocol === WEFT_ROUTE_PROTOCOL && r.type === undefined && (r.table === undefined || r.table === RT_TABLE_MAIN) && inNetwork(net, r.dst));
+}
+
+/**
+ * Main-table routes a replace of `dst` would take over although weft did not make them:
+ * same destination, metric 0, any type, neither weft's protocol nor on weft's device.
+ */
+function foreignRoutesByDst(routes: RouteInfo[], dev: string | undefined): Map<string, RouteInfo> {
+  const out = new Map<string, RouteInfo>();
+  for (const r of routes) {
+    if ((r.table !== undefined && r.table !== RT_TABLE_MAIN) || (r.priority ?? 0) !== 0) continue;
+    if (r.protocol === WEFT_ROUTE_PROTOCOL || (dev !== undefined && r.dev === dev)) continue;
+    if (!out.has(r.dst)) out.set(r.dst, r);
+  }
+  return out;
 }
 
 const sameRoute = (a: RouteSpec, b: RouteSpec) => a.dst === b.dst && a.gateway === b.gateway && a.dev === b.dev;
 
 export function programPeers(nl: Netlink, network: string, want: DesiredPeers, result: ApplyResult): void {
-  const curRoutes = ownedRoutes(nl, network);
-  const curNeighs = want.dev ? nl.listNeighbors(want.dev) : [];
-  const curFdb = want.dev ? nl.listFdb(want.dev) : [];
+  const allRoutes = nl.listRoutes({ anyType: true });
+  const curRoutes = weftRoutes(allRoutes, network);
+  const foreign = foreignRoutesByDst(allRoutes, want.dev);
+  const dev = want.dev;
+  const entries = dev !== undefined ? want.entries : undefined;
+  const curNeighs = entries ? nl.listNeighbors(dev!) : [];
+  const curFdb = entries ? nl.listFdb(dev!) : [];
 
   // Indexed once: a cluster of 1000 peers must not cost 1000 × 1000 comparisons per run.
   const neighByIp = new Map(curNeighs.map((c) => [c.ip, c.mac.toLowerCase()]));
-  const fdbKeys = new Set(curFdb.map((c) => `${c.mac.toLowerCase()} ${c.dst}`));
+  const fdbDsts = new Map<string, string[]>();
+  for (const c of curFdb) {
+    const mac = c.mac.toLowerCase();
+    fdbDsts.set(mac, [...(fdbDsts.get(mac) ?? []), c.dst]);
+  }
   const routeByDst = new Map(curRoutes.map((c) => [c.dst, c]));
 
   // 1. entries behind the routes
-  for (const n of want.neighs) {
+  for (const n of entries?.neighs ?? []) {
     if (neighByIp.get(n.ip) === n.mac) continue;
     attempt(result, () => nl.replaceNeighbor(n));
   }
-  for (const f of want.fdb) {
-    if (fdbKeys.has(`${f.mac} ${f.dst}`)) continue;
-    attempt(result, () => nl.appendFdb(f));
+  for (const f of entries?.fdb ?? []) {
+    // Present among others: the others go in step 3, no need to touch this one.
+    if (fdbDsts.get(f.mac)?.includes(f.dst)) continue;
+    attempt(result, () => nl.replaceFdb(f));
   }
   // 2. routes, last
   for (const r of want.routes) {
+    const other = foreign.get(r.dst);
+    if (other) {
+      result.problems.push(`route ${r.dst} not installed: the kernel has a route weft did not make for it (${routeText(other)}); weft never replaces foreign routes, delete it to let weft route ${r.dst}`);
+      continue;
+    }
     const c = routeByDst.get(r.dst);
     if (c && sameRoute(c, r)) continue;
     attempt(result, () => nl.replaceRoute({ ...r, protocol: WEFT_ROUTE_PROTOCOL }));
@@ -82,17 +124,19 @@ export function programPeers(nl: Netlink, network: string, want: DesiredPeers, r
     if (wantDst.has(c.dst)) continue;
     attempt(result, () => nl.deleteRoute({ dst: c.dst, ...(c.gateway ? { gateway: c.gateway } : {}), ...(c.dev ? { dev: c.dev } : {}), protocol: WEFT_ROUTE_PROTOCOL }), { missingIsFine: true });
   }
-  if (want.dev) {
-    const dev = want.dev;
-    const wantNeigh = new Set(want.neighs.map((n) => n.ip));
+  if (entries) {
+    const owner = dev!;
+    const wantNeigh = new Set(entries.neighs.map((n) => n.ip));
     for (const c of curNeighs) {
       if (wantNeigh.has(c.ip)) continue;
-      attempt(result, () => nl.deleteNeighbor({ dev, ip: c.ip }), { missingIsFine: true });
+      attempt(result, () => nl.deleteNeighbor({ dev: owner, ip: c.ip }), { missingIsFine: true });
     }
-    const wantFdb = new Set(want.fdb.map((f) => `${f.mac} ${f.dst}`));
+    // One destination per MAC: every (MAC, destination) pair not wanted goes, including
+    // other destinations of a wanted MAC (a replace only changed the first one).
+    const wantFdb = new Set(entries.fdb.map((f) => `${f.mac} ${f.dst}`));
     for (const c of curFdb) {
       if (wantFdb.has(`${c.mac.toLowerCase()} ${c.dst}`)) continue;
-      attempt(result, () => nl.deleteFdb({ dev, mac: c.mac, dst: c.dst }), { missingIsFine: true });
+      attempt(result, () => nl.deleteFdb({ dev: owner, mac: c.mac, dst: c.dst }), { missingIsFine: true });
     }
   }
 }

@@ -174,7 +174,7 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       result.problems.push(...checked.problems);
       // The route of the whole Network into weft0 comes with the address (proto kernel);
       // weft takes it over as its own so a deleted one is put back like any other route.
-      programPeers(nl, network, { routes: [{ dst: network, dev: TUN_NAME }], neighs: [], fdb: [] }, result);
+      programPeers(nl, network, { routes: [{ dst: network, dev: TUN_NAME }], dev: TUN_NAME }, result);
       const table: PumpPeer[] = checked.peers.map((p) => {
         const c = parseCidr(p.subnet);
         return { net: Number(c.addr), prefix: c.prefix, ip: p.publicIp };

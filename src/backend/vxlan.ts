@@ -7,15 +7,23 @@
  * With DirectRouting, a peer whose public IP is on-link on the underlay gets a plain
  * `subnet via publicIp dev <underlay>` route instead (no encapsulation, like host-gw).
  *
- * An existing device is adopted when it matches (kind, MAC, and VNI/local/port/learning
- * off when the Netlink implementation reports them); otherwise it is recreated. The MAC
- * is kept stable across recreation so peers' entries stay valid.
+ * Ownership of the device: the name weft.<VNI> is weft's, but only a device of kind
+ * vxlan under it is weft's device. That one is adopted when it matches (MAC, and
+ * VNI/local/port/learning off when the Netlink implementation reports them), otherwise
+ * deleted and recreated; the MAC is kept stable across recreation so peers' entries stay
+ * valid. A device of any other kind with that name was made by somebody else: it is
+ * never deleted or programmed; up() fails naming it and apply() reports it as a problem.
+ *
+ * Each VTEP MAC may belong to one peer only: the kernel sends a frame to every FDB
+ * destination of its MAC, so two leases with one MAC would hand one node's traffic to the
+ * other. Peers sharing a MAC (with each other or with this node) are all skipped and
+ * reported.
  */
 import type { BackendData } from "../lease/types.ts";
 import type { LinkInfo, NeighSpec, FdbSpec, RouteSpec } from "../sys/netlink.ts";
 import type { BackendConf } from "../config.ts";
 import { type ApplyResult, type Backend, type BackendDeps, type PeerLease, emptyResult } from "./backend.ts";
-import { checkPeers, isOnLink, onLinkPrefixes } from "./peers.ts";
+import { checkPeers, isOnLink, onLinkPrefixes, type CheckedPeer } from "./peers.ts";
 import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
 import { isUsableMac } from "./mac.ts";
@@ -33,8 +41,15 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
   let mac = deps.vtepMac;
   const ownAddr = `${ownSubnet.slice(0, ownSubnet.indexOf("/"))}/32`;
 
+  /** Why a device named like ours is not ours, or undefined when it is a VXLAN device (weft's). */
+  function foreign(l: LinkInfo): string | undefined {
+    if (l.kind === "vxlan") return undefined;
+    const what = l.kind ? `a ${l.kind} device` : "a device of no reported kind";
+    return `${name} exists but is ${what}, not weft's VXLAN device; weft does not delete or program devices it did not make: delete or rename it (ip link del ${name}), or set another Backend.VNI`;
+  }
+
+  /** Why weft's VXLAN device must be recreated, or undefined when it can be adopted. */
   function mismatch(l: LinkInfo): string | undefined {
-    if (l.kind !== "vxlan") return `kind ${l.kind ?? "none"} is not vxlan`;
     if (mac !== undefined && l.mac !== undefined && l.mac.toLowerCase() !== mac) return `MAC ${l.mac} is not ${mac}`;
     const v = l.vxlan;
     // Without reported parameters (a Netlink that cannot read them) kind and MAC decide.
@@ -46,9 +61,15 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
     return undefined;
   }
 
-  function ensureDevice(result: ApplyResult): void {
+  /** Creates, adopts or repairs the device; false (with the problem in `result`) when a foreign device holds the name. */
+  function ensureDevice(result: ApplyResult): boolean {
     let link: LinkInfo | undefined = nl.getLink(name);
     if (link) {
+      const notOurs = foreign(link);
+      if (notOurs) {
+        result.problems.push(notOurs);
+        return false;
+      }
       const why = mismatch(link);
       if (why) {
         log.warn(`recreating ${name}: ${why}`);
@@ -69,6 +90,7 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
     const addrs = nl.listAddresses(name);
     if (!addrs.some((a) => a.cidr === ownAddr)) attempt(result, () => nl.addAddress({ dev: name, cidr: ownAddr }));
     for (const a of addrs) if (a.cidr !== ownAddr) attempt(result, () => nl.deleteAddress(a), { missingIsFine: true });
+    return true;
   }
 
   return {
@@ -77,20 +99,22 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
     mtu: () => mtu,
     async up(): Promise<BackendData> {
       const result = emptyResult();
-      ensureDevice(result);
+      if (!ensureDevice(result)) throw new Error(`start vxlan backend: ${result.problems.join("; ")}`);
       if (result.errors.length) throw new Error(`start vxlan backend: ${result.errors.join("; ")}`);
       if (!mac) throw new Error(`start vxlan backend: ${name} has no MAC address`);
       return { type: "vxlan", vtepMac: mac };
     },
     apply(peers: PeerLease[]): ApplyResult {
       const result = emptyResult();
-      ensureDevice(result);
+      if (!ensureDevice(result)) {
+        problemLog.update(result.problems);
+        return result;
+      }
       const checked = checkPeers(peers, { network, ownSubnet, needMac: !conf.directRouting });
       result.problems.push(...checked.problems);
       const onLink = conf.directRouting ? onLinkPrefixes(nl.listAddresses(underlayIface)) : [];
       const routes: RouteSpec[] = [];
-      const neighs: NeighSpec[] = [];
-      const fdb: FdbSpec[] = [];
+      const byMac = new Map<string, CheckedPeer[]>();
       for (const p of checked.peers) {
         if (conf.directRouting && isOnLink(onLink, p.publicIp)) {
           routes.push({ dst: p.subnet, gateway: p.publicIp, dev: underlayIface });
@@ -100,11 +124,22 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
           result.problems.push(`peer ${p.nodeName}: skipped, vtepMac ${JSON.stringify(p.vtepMac)} is not a unicast MAC and ${p.publicIp} is not on-link for DirectRouting`);
           continue;
         }
-        neighs.push({ dev: name, ip: p.gatewayIp, mac: p.vtepMac });
-        fdb.push({ dev: name, mac: p.vtepMac, dst: p.publicIp });
+        byMac.set(p.vtepMac, [...(byMac.get(p.vtepMac) ?? []), p]);
+      }
+      const neighs: NeighSpec[] = [];
+      const fdb: FdbSpec[] = [];
+      for (const [vtepMac, claimants] of byMac) {
+        if (claimants.length > 1 || vtepMac === mac) {
+          const who = claimants.map((p) => `${p.nodeName} (${p.publicIp})`).join(", ") + (vtepMac === mac ? " and this node" : "");
+          result.problems.push(`VTEP MAC ${vtepMac} is claimed by ${who}: skipped, a MAC must belong to one node or the kernel would send one node's traffic to the other (a cloned node or a forged lease)`);
+          continue;
+        }
+        const p = claimants[0]!;
+        neighs.push({ dev: name, ip: p.gatewayIp, mac: vtepMac });
+        fdb.push({ dev: name, mac: vtepMac, dst: p.publicIp });
         routes.push({ dst: p.subnet, gateway: p.gatewayIp, dev: name, onlink: true });
       }
-      programPeers(nl, network, { routes, dev: name, neighs, fdb }, result);
+      programPeers(nl, network, { routes, dev: name, entries: { neighs, fdb } }, result);
       problemLog.update(result.problems);
       return result;
     },

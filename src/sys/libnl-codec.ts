@@ -78,15 +78,20 @@ export function formatMac(bytes: Uint8Array): string | undefined {
 }
 
 /** Human text of a route for error messages, in `ip route` order. */
-export function routeText(r: { dst: string; gateway?: string; dev?: string; onlink?: boolean; protocol?: number }): string {
+export function routeText(r: { dst: string; gateway?: string; dev?: string; onlink?: boolean; protocol?: number; type?: number; priority?: number }): string {
   return (
+    (r.type !== undefined ? `${ROUTE_TYPES[r.type] ?? `type ${r.type}`} ` : "") +
     r.dst +
     (r.gateway !== undefined ? ` via ${r.gateway}` : "") +
     (r.dev !== undefined ? ` dev ${r.dev}` : "") +
     (r.onlink ? " onlink" : "") +
-    (r.protocol !== undefined ? ` proto ${r.protocol}` : "")
+    (r.protocol !== undefined ? ` proto ${r.protocol}` : "") +
+    (r.priority ? ` metric ${r.priority}` : "")
   );
 }
+
+/** iproute2's names of the non-unicast route types (rtnetlink RTN_*). */
+const ROUTE_TYPES: Record<number, string> = { 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat" };
 
 /** Checks an integer field; returns the detail text or undefined. */
 export function invalidInt(field: string, value: unknown, min: number, max: number): string | undefined {

@@ -13,7 +13,7 @@
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import {
   AF_BRIDGE, AF_INET, AF_LLC, AF_UNSPEC, IFF_UP, NETLINK_ROUTE, NLE_NODEV, NLE_NOMEM, NLE_OBJ_NOTFOUND,
-  NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, RT_TABLE_MAIN, RTN_UNICAST,
+  NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, RT_TABLE_MAIN, RTN_UNICAST,
   RTNH_F_ONLINK, RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
 } from "../../ffi/constants.ts";
 import { cstr, loadLibc, readCString } from "../../ffi/libc.ts";
@@ -221,19 +221,23 @@ export class LibnlNetlink implements Netlink {
     }
   }
 
-  listRoutes(filter: { protocol?: number; dev?: string } = {}): RouteInfo[] {
+  listRoutes(filter: { protocol?: number; dev?: string; anyType?: boolean } = {}): RouteInfo[] {
     const op = "list routes";
     return this.run(op, (s) => {
       const names = this.linkNames(s, op);
       const out: RouteInfo[] = [];
       for (const obj of this.cache(s, op, (p) => this.rt.rtnl_route_alloc_cache(this.sock(op), AF_INET, 0, p))) {
         const table = this.rt.rtnl_route_get_table(obj);
-        if (table !== RT_TABLE_MAIN || this.rt.rtnl_route_get_type(obj) !== RTN_UNICAST) continue;
+        const type = this.rt.rtnl_route_get_type(obj);
+        if (table !== RT_TABLE_MAIN || (type !== RTN_UNICAST && !filter.anyType)) continue;
         const protocol = this.rt.rtnl_route_get_protocol(obj);
         if (filter.protocol !== undefined && protocol !== filter.protocol) continue;
         const dstAddr = this.rt.rtnl_route_get_dst(obj);
         const dst = dstAddr ? `${formatIpv4(this.addrBytes(dstAddr))}/${this.nl.nl_addr_get_prefixlen(dstAddr)}` : "0.0.0.0/0";
         const info: RouteInfo = { dst, protocol, table };
+        if (type !== RTN_UNICAST) info.type = type;
+        const priority = this.rt.rtnl_route_get_priority(obj);
+        if (priority !== 0) info.priority = priority;
         if (this.rt.rtnl_route_get_nnexthops(obj) > 0) {
           const nh = this.rt.rtnl_route_nexthop_n(obj, 0);
           if (nh) {
@@ -279,9 +283,9 @@ export class LibnlNetlink implements Netlink {
     return this.listNeigh(op, dev, AF_INET, (p) => this.rt.rtnl_neigh_alloc_cache(this.sock(op), p), (ip, mac) => ({ dev, ip, mac }));
   }
 
-  appendFdb(f: FdbSpec): void {
-    this.fdb(`append fdb ${f.mac} dst ${f.dst} dev ${f.dev}`, f, (sk, neigh) =>
-      this.rt.rtnl_neigh_add(sk, neigh, NLM_F_CREATE | NLM_F_APPEND),
+  replaceFdb(f: FdbSpec): void {
+    this.fdb(`replace fdb ${f.mac} dst ${f.dst} dev ${f.dev}`, f, (sk, neigh) =>
+      this.rt.rtnl_neigh_add(sk, neigh, NLM_F_CREATE | NLM_F_REPLACE),
     );
   }
 

@@ -6,8 +6,8 @@
  * Contract: every method is synchronous (netlink round trip with kernel ack) and throws
  * an Error whose message names the operation and the object, then libnl's text, e.g.
  * "add route 10.244.2.0/24 via 10.244.2.0 dev weft.1: Object exists".
- * "replace"/"append" methods are idempotent; "delete" of a missing object throws
- * (callers that reconcile decide whether that matters).
+ * "replace" methods are idempotent; "delete" of a missing object throws (callers that
+ * reconcile decide whether that matters).
  */
 
 /** Routes weft installs carry this rtnetlink protocol number so weft can tell them apart. */
@@ -66,6 +66,10 @@ export interface RouteInfo extends RouteSpec {
   dev?: string;
   protocol: number;
   table: number;
+  /** rtnetlink route type (RTN_BLACKHOLE 6, RTN_UNREACHABLE 7, ...); absent for unicast. */
+  type?: number;
+  /** Metric (RTA_PRIORITY); absent for 0, the metric of every route weft installs. */
+  priority?: number;
 }
 
 export interface NeighSpec {
@@ -97,15 +101,25 @@ export interface Netlink {
   /** IPv4 addresses as "a.b.c.d/len", with the device name. */
   listAddresses(dev?: string): AddressSpec[];
   // routes (main table, IPv4)
+  /**
+   * NLM_F_CREATE|NLM_F_REPLACE: replaces whatever main-table route has the same
+   * destination and metric 0, whoever made it; callers check for foreign routes first.
+   */
   replaceRoute(r: RouteSpec): void;
   deleteRoute(r: RouteSpec): void;
-  listRoutes(filter?: { protocol?: number; dev?: string }): RouteInfo[];
+  /** Main-table IPv4 routes; unicast only unless `anyType` (blackhole, unreachable, ... too). */
+  listRoutes(filter?: { protocol?: number; dev?: string; anyType?: boolean }): RouteInfo[];
   // ARP neighbours (permanent)
   replaceNeighbor(n: NeighSpec): void;
   deleteNeighbor(n: Omit<NeighSpec, "mac">): void;
   listNeighbors(dev: string): NeighSpec[];
   // bridge FDB entries on a VXLAN device ("self permanent")
-  appendFdb(f: FdbSpec): void;
+  /**
+   * NLM_F_CREATE|NLM_F_REPLACE: creates the MAC's entry, or points its first destination
+   * at `dst`. Never adds a second destination (the kernel sends to every destination of
+   * a MAC); the caller deletes any others it finds.
+   */
+  replaceFdb(f: FdbSpec): void;
   deleteFdb(f: FdbSpec): void;
   listFdb(dev: string): FdbSpec[];
   /** Releases the netlink socket. */

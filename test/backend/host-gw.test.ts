@@ -63,6 +63,37 @@ describe("host-gw backend", () => {
     expect(routes).toContain("route 10.244.9.0/24 via 192.0.2.9 dev eth0 proto 3");
   });
 
+  test("a foreign route for a peer's subnet (another protocol, metric 0, any type) is never replaced: reported, left as it is", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => {
+      n.addRouteRaw({ dst: "10.244.2.0/24", gateway: "192.0.2.1", dev: "eth0", protocol: 4 }); // an operator's static route
+      n.addRouteRaw({ dst: "10.244.3.0/24", protocol: 3, type: 6 }); // blackhole
+    });
+    await backend.up();
+    const before = nl.dump();
+    const r = backend.apply([b, c]);
+    expect(r.changes).toBe(0);
+    expect(r.problems).toEqual([
+      "route 10.244.2.0/24 not installed: the kernel has a route weft did not make for it (10.244.2.0/24 via 192.0.2.1 dev eth0 proto 4); weft never replaces foreign routes, delete it to let weft route 10.244.2.0/24",
+      "route 10.244.3.0/24 not installed: the kernel has a route weft did not make for it (blackhole 10.244.3.0/24 proto 3); weft never replaces foreign routes, delete it to let weft route 10.244.3.0/24",
+    ]);
+    expect(nl.takeOps()).toEqual([]);
+    expect(nl.dump()).toEqual(before);
+    // Removed by its owner: weft routes the subnet on the next apply.
+    nl.outside((n) => n.deleteRoute({ dst: "10.244.2.0/24", protocol: 4 }));
+    expect(backend.apply([b, c]).changes).toBe(1);
+    expect(nl.takeOps()).toEqual(["replace route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87"]);
+  });
+
+  test("a foreign route with another metric is not in the way (a replace cannot take it over) and stays", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => n.addRouteRaw({ dst: "10.244.2.0/24", gateway: "192.0.2.1", dev: "eth0", protocol: 4, priority: 100 }));
+    await backend.up();
+    expect(backend.apply([b])).toEqual({ changes: 1, errors: [], problems: [] });
+    expect(nl.dump()).toContain("route 10.244.2.0/24 via 192.0.2.1 dev eth0 proto 4 metric 100");
+    expect(nl.dump()).toContain("route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87");
+  });
+
   test("a route deleted by an outsider is put back by the next apply", async () => {
     const { nl, backend } = node();
     await backend.up();

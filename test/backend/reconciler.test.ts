@@ -92,7 +92,7 @@ describe("reconciler", () => {
       "add link weft.1 type vxlan id 1 local 192.0.2.11 dstport 8472 nolearning mtu 1450 address 0a:00:00:00:00:01 dev-index 2",
       "add address 10.244.1.0/32 dev weft.1",
       "replace neigh 10.244.2.0 lladdr 0a:00:00:00:00:02 dev weft.1 nud permanent",
-      "append fdb 0a:00:00:00:00:02 dst 192.0.2.12 dev weft.1",
+      "replace fdb 0a:00:00:00:00:02 dst 192.0.2.12 dev weft.1",
       "replace route 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87",
     ]);
     rec.stop();

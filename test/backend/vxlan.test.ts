@@ -51,8 +51,8 @@ describe("vxlan backend", () => {
     expect(nl.takeOps()).toEqual([
       `replace neigh 10.244.2.0 lladdr ${MAC_B} dev weft.1 nud permanent`,
       `replace neigh 10.244.3.0 lladdr ${MAC_C} dev weft.1 nud permanent`,
-      `append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
-      `append fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+      `replace fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+      `replace fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
       "replace route 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87",
       "replace route 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink proto 87",
     ]);
@@ -76,7 +76,7 @@ describe("vxlan backend", () => {
     backend.apply([peerC]);
     expect(nl.takeOps()).toEqual([
       `replace neigh 10.244.3.0 lladdr ${MAC_C} dev weft.1 nud permanent`,
-      `append fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+      `replace fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
       "replace route 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink proto 87",
       "delete route 10.244.2.0/24 via 10.244.2.0 dev weft.1 proto 87",
       "delete neigh 10.244.2.0 dev weft.1",
@@ -92,7 +92,7 @@ describe("vxlan backend", () => {
     backend.apply([{ ...peerB, vtepMac: MAC_A }]);
     expect(nl.takeOps()).toEqual([
       `replace neigh 10.244.2.0 lladdr ${MAC_A} dev weft.1 nud permanent`,
-      `append fdb ${MAC_A} dst 192.0.2.12 dev weft.1`,
+      `replace fdb ${MAC_A} dst 192.0.2.12 dev weft.1`,
       `delete fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
     ]);
   });
@@ -104,7 +104,7 @@ describe("vxlan backend", () => {
     backend.apply([peerB, peerC]);
     expect(nl.takeOps()).toEqual([
       `replace neigh 10.244.3.0 lladdr ${MAC_C} dev weft.1 nud permanent`,
-      `append fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+      `replace fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
       "replace route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87",
       "replace route 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink proto 87",
     ]);
@@ -167,7 +167,7 @@ describe("vxlan backend", () => {
       `add link weft.1 type vxlan id 1 local 192.0.2.11 dstport 8472 nolearning mtu 1450 address ${own} dev-index 2`,
       "add address 10.244.1.0/32 dev weft.1",
       `replace neigh 10.244.2.0 lladdr ${MAC_B} dev weft.1 nud permanent`,
-      `append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+      `replace fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
       "replace route 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87",
     ]);
   });
@@ -265,7 +265,7 @@ describe("vxlan backend", () => {
     expect(r.problems.join("\n")).toContain("peer b2: skipped, subnet 10.244.2.0/24 is also claimed by b");
     expect(nl.takeOps()).toEqual([
       `replace neigh 10.244.2.0 lladdr ${MAC_B} dev weft.1 nud permanent`,
-      `append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
+      `replace fdb ${MAC_B} dst 192.0.2.12 dev weft.1`,
       "replace route 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87",
     ]);
   });
@@ -274,13 +274,82 @@ describe("vxlan backend", () => {
     const { nl, backend } = node();
     await backend.up();
     nl.takeOps();
-    nl.failOn(/append fdb .* 192\.0\.2\.12/, "Operation not permitted");
+    nl.failOn(/replace fdb .* 192\.0\.2\.12/, "Operation not permitted");
     const r = backend.apply([peerB, peerC]);
-    expect(r.errors).toEqual([`append fdb ${MAC_B} dst 192.0.2.12 dev weft.1: Operation not permitted`]);
+    expect(r.errors).toEqual([`replace fdb ${MAC_B} dst 192.0.2.12 dev weft.1: Operation not permitted`]);
     expect(r.changes).toBe(5);
     nl.takeOps();
     expect(backend.apply([peerB, peerC]).changes).toBe(1);
-    expect(nl.takeOps()).toEqual([`append fdb ${MAC_B} dst 192.0.2.12 dev weft.1`]);
+    expect(nl.takeOps()).toEqual([`replace fdb ${MAC_B} dst 192.0.2.12 dev weft.1`]);
+  });
+
+  test("a peer whose public IP changed gets its FDB entry replaced in one operation, never a second destination", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    backend.apply([peerB]);
+    nl.takeOps();
+    expect(backend.apply([{ ...peerB, publicIp: "192.0.2.99" }]).errors).toEqual([]);
+    expect(nl.takeOps()).toEqual([`replace fdb ${MAC_B} dst 192.0.2.99 dev weft.1`]);
+    expect(nl.listFdb("weft.1")).toEqual([{ dev: "weft.1", mac: MAC_B, dst: "192.0.2.99" }]);
+  });
+
+  test("other destinations of a wanted MAC on weft.1 are deleted: one destination per MAC", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    backend.apply([peerB]);
+    nl.outside((n) => n.appendFdbRaw({ dev: "weft.1", mac: MAC_B, dst: "192.0.2.66" }));
+    nl.takeOps();
+    backend.apply([peerB]);
+    expect(nl.takeOps()).toEqual([`delete fdb ${MAC_B} dst 192.0.2.66 dev weft.1`]);
+    expect(nl.listFdb("weft.1")).toEqual([{ dev: "weft.1", mac: MAC_B, dst: "192.0.2.12" }]);
+  });
+
+  test("peers sharing a VTEP MAC, with each other or with this node, are all skipped and reported with every claimant", async () => {
+    const { nl, backend } = node();
+    await backend.up();
+    backend.apply([peerB]);
+    nl.takeOps();
+    const thief = { nodeName: "a-thief", subnet: "10.244.9.0/24", publicIp: "192.0.2.66", vtepMac: MAC_B };
+    const mimic = { nodeName: "m", subnet: "10.244.8.0/24", publicIp: "192.0.2.67", vtepMac: own };
+    const r = backend.apply([peerB, thief, mimic, peerC]);
+    expect(r.problems).toEqual([
+      `VTEP MAC ${MAC_B} is claimed by a-thief (192.0.2.66), b (192.0.2.12): skipped, a MAC must belong to one node or the kernel would send one node's traffic to the other (a cloned node or a forged lease)`,
+      `VTEP MAC ${own} is claimed by m (192.0.2.67) and this node: skipped, a MAC must belong to one node or the kernel would send one node's traffic to the other (a cloned node or a forged lease)`,
+    ]);
+    // b's entries go too: with two claimants weft cannot tell which one is honest.
+    expect(nl.dump().filter((l) => /^(route 10|neigh|fdb)/.test(l))).toEqual([
+      `fdb ${MAC_C} dst 198.51.100.13 dev weft.1`,
+      `neigh 10.244.3.0 lladdr ${MAC_C} dev weft.1`,
+      "route 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink proto 87",
+    ]);
+  });
+
+  test("a device named weft.1 that is not a VXLAN device is never deleted: up() names it, apply() reports it and changes nothing", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => n.createBridge("weft.1"));
+    const message = "weft.1 exists but is a bridge device, not weft's VXLAN device; weft does not delete or program devices it did not make: delete or rename it (ip link del weft.1), or set another Backend.VNI";
+    await expect(backend.up()).rejects.toThrow(`start vxlan backend: ${message}`);
+    expect(backend.apply([peerB])).toEqual({ changes: 0, errors: [], problems: [message] });
+    expect(nl.takeOps()).toEqual([]);
+    expect(nl.getLink("weft.1")?.kind).toBe("bridge");
+    nl.outside((n) => n.addLinkRaw({ name: "weft.2", mtu: 1500 }));
+    const other = createVxlanBackend(
+      { type: "vxlan", vni: 2, port: 8472, directRouting: false },
+      { nl, publicIp: "192.0.2.11", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", vtepMac: own, logger: silentLogger },
+    );
+    await expect(other.up()).rejects.toThrow("weft.2 exists but is a device of no reported kind, not weft's VXLAN device");
+    expect(nl.takeOps()).toEqual([]);
+  });
+
+  test("a foreign route for a peer's subnet is reported and left; the route on weft.1 follows once it is gone", async () => {
+    const { nl, backend } = node();
+    nl.outside((n) => n.addRouteRaw({ dst: "10.244.2.0/24", gateway: "192.0.2.1", dev: "eth0", protocol: 3 }));
+    await backend.up();
+    nl.takeOps();
+    const r = backend.apply([peerB]);
+    expect(r.problems).toEqual(["route 10.244.2.0/24 not installed: the kernel has a route weft did not make for it (10.244.2.0/24 via 192.0.2.1 dev eth0 proto 3); weft never replaces foreign routes, delete it to let weft route 10.244.2.0/24"]);
+    expect(nl.takeOps()).toEqual([`replace neigh 10.244.2.0 lladdr ${MAC_B} dev weft.1 nud permanent`, `replace fdb ${MAC_B} dst 192.0.2.12 dev weft.1`]);
+    expect(nl.dump()).toContain("route 10.244.2.0/24 via 192.0.2.1 dev eth0 proto 3");
   });
 
   test("problems are logged once when they appear and once when resolved", async () => {

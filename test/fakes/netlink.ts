@@ -80,6 +80,18 @@ export class RecordingNetlink implements Netlink {
     return link;
   }
 
+  /** Adds a route as given (any protocol, type, metric) without recording it, as `ip route add` by an outsider would. */
+  addRouteRaw(r: Omit<RouteInfo, "table"> & { table?: number }): void {
+    this.routes.push({ table: RT_TABLE_MAIN, ...r });
+    this.emit({ kind: "route", action: "new", text: routeText(r) });
+  }
+
+  /** Adds one more destination to a MAC's FDB entry (`bridge fdb append`), unrecorded. */
+  appendFdbRaw(f: FdbSpec): void {
+    this.fdb.push({ ...f });
+    this.emit({ kind: "fdb", action: "new", text: `append fdb ${f.mac} dst ${f.dst} dev ${f.dev}` });
+  }
+
   /** The next `times` operations whose text matches `match` throw `message`. */
   failOn(match: RegExp, message: string, times = 1): void {
     this.failures.push({ match, message, times });
@@ -213,7 +225,8 @@ export class RecordingNetlink implements Netlink {
       throw new Error(`${op}: Unspecific failure`);
     }
     if (r.dev === undefined && r.gateway === undefined) throw new Error(`${op}: Invalid argument`);
-    const i = this.routes.findIndex((x) => x.dst === r.dst && x.table === RT_TABLE_MAIN);
+    // Like the kernel: the first route with the same destination and metric is replaced, whatever its protocol or type.
+    const i = this.routes.findIndex((x) => x.dst === r.dst && x.table === RT_TABLE_MAIN && (x.priority ?? 0) === 0);
     if (i >= 0) this.routes[i] = full;
     else this.routes.push(full);
     this.record(op);
@@ -237,9 +250,9 @@ export class RecordingNetlink implements Netlink {
     this.emit({ kind: "route", action: "del", text: op });
   }
 
-  listRoutes(filter: { protocol?: number; dev?: string } = {}): RouteInfo[] {
+  listRoutes(filter: { protocol?: number; dev?: string; anyType?: boolean } = {}): RouteInfo[] {
     return this.routes
-      .filter((r) => (filter.protocol === undefined || r.protocol === filter.protocol) && (filter.dev === undefined || r.dev === filter.dev))
+      .filter((r) => r.table === RT_TABLE_MAIN && (r.type === undefined || filter.anyType) && (filter.protocol === undefined || r.protocol === filter.protocol) && (filter.dev === undefined || r.dev === filter.dev))
       .map((r) => ({ ...r }));
   }
 
@@ -273,12 +286,15 @@ export class RecordingNetlink implements Netlink {
 
   // ---------------------------------------------------------------- fdb
 
-  appendFdb(f: FdbSpec): void {
-    const op = `append fdb ${f.mac} dst ${f.dst} dev ${f.dev}`;
+  replaceFdb(f: FdbSpec): void {
+    const op = `replace fdb ${f.mac} dst ${f.dst} dev ${f.dev}`;
     this.begin(op);
     const link = this.mustLink(op, f.dev);
     if (link.kind !== "vxlan") throw new Error(`${op}: Operation not supported`);
-    if (!this.fdb.some((x) => x.dev === f.dev && x.mac === f.mac && x.dst === f.dst)) this.fdb.push({ ...f });
+    // Like the kernel's vxlan_fdb_update with NLM_F_REPLACE: the MAC's first destination changes, others stay.
+    const i = this.fdb.findIndex((x) => x.dev === f.dev && x.mac === f.mac);
+    if (i >= 0) this.fdb[i] = { ...f };
+    else this.fdb.push({ ...f });
     this.record(op);
     this.emit({ kind: "fdb", action: "new", text: op });
   }
@@ -343,13 +359,15 @@ function linkView(l: FakeLink): LinkInfo {
 }
 
 /** iproute2-like text of a route: "10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink proto 87". */
-export function routeText(r: RouteSpec & { protocol?: number }): string {
+export function routeText(r: RouteSpec & { protocol?: number; type?: number; priority?: number }): string {
   return [
+    r.type !== undefined ? `type ${r.type}` : "",
     r.dst,
     r.gateway !== undefined ? `via ${r.gateway}` : "",
     r.dev !== undefined ? `dev ${r.dev}` : "",
     r.onlink ? "onlink" : "",
     r.protocol !== undefined ? `proto ${r.protocol}` : "",
+    r.priority ? `metric ${r.priority}` : "",
   ]
     .filter(Boolean)
     .join(" ");

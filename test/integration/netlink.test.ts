@@ -241,41 +241,52 @@ describe.skipIf(!!skip)("LibnlNetlink against the kernel", () => {
     expect(ipJson(ns, "neigh", "show", "dev", "weft.1")).toEqual([{ dst: "10.244.2.0", lladdr: "02:bb:00:00:00:02", state: ["PERMANENT"] }]);
   });
 
-  test("appendFdb adds self permanent entries idempotently; listFdb sees bridge's and every remote of one MAC; deleteFdb removes one dst", async () => {
+  test("replaceFdb creates self permanent entries idempotently and moves a MAC to a new dst; listFdb sees every remote of one MAC; deleteFdb removes one dst", async () => {
     exec_bridge(["fdb", "append", "02:cc:00:00:00:09", "dev", "weft.1", "dst", "192.0.2.99", "self", "permanent"]);
-    const f = { dev: "weft.1", mac: "02:cc:00:00:00:01", dst: "192.0.2.12" };
-    // Several remotes per MAC exist only for the all-zeros (flood) MAC: the kernel ignores
-    // an append of a second dst for a unicast MAC. libnl's cache would merge them.
+    // Several remotes per MAC exist only for the all-zeros (flood) and multicast MACs: the
+    // kernel ignores an append of a second dst for a unicast MAC. libnl's cache would merge them.
     const flood = { dev: "weft.1", mac: "00:00:00:00:00:00" };
+    exec_bridge(["fdb", "append", flood.mac, "dev", "weft.1", "dst", "192.0.2.12", "self", "permanent"]);
+    exec_bridge(["fdb", "append", flood.mac, "dev", "weft.1", "dst", "192.0.2.13", "self", "permanent"]);
+    const f = { dev: "weft.1", mac: "02:cc:00:00:00:01", dst: "192.0.2.12" };
     const r = await netlinkBatch(ns, [
-      { method: "appendFdb", args: [f] },
-      { method: "appendFdb", args: [f] },
-      { method: "appendFdb", args: [{ ...flood, dst: "192.0.2.12" }] },
-      { method: "appendFdb", args: [{ ...flood, dst: "192.0.2.13" }] },
+      { method: "replaceFdb", args: [f] },
+      { method: "replaceFdb", args: [f] },
+      { method: "replaceFdb", args: [{ ...f, dst: "192.0.2.14" }] },
       { method: "listFdb", args: ["weft.1"] },
       { method: "deleteFdb", args: [{ ...flood, dst: "192.0.2.13" }] },
       { method: "deleteFdb", args: [{ ...flood, dst: "192.0.2.13" }] },
-      { method: "deleteFdb", args: [{ ...f, dst: "192.0.2.12" }] },
-      { method: "deleteFdb", args: [{ ...f, dst: "192.0.2.12" }] },
+      { method: "deleteFdb", args: [{ ...f, dst: "192.0.2.14" }] },
+      { method: "deleteFdb", args: [{ ...f, dst: "192.0.2.14" }] },
     ]);
-    expect(r.slice(0, 4).every((x) => x.ok)).toBe(true);
+    expect(r.slice(0, 3).every((x) => x.ok)).toBe(true);
     const key = (x: any) => `${x.mac} ${x.dst}`;
-    expect((r[4] as any).value.map(key).sort()).toEqual([
+    expect((r[3] as any).value.map(key).sort()).toEqual([
       "00:00:00:00:00:00 192.0.2.12",
       "00:00:00:00:00:00 192.0.2.13",
-      "02:cc:00:00:00:01 192.0.2.12",
+      "02:cc:00:00:00:01 192.0.2.14",
       "02:cc:00:00:00:09 192.0.2.99",
     ]);
     const shown = bridgeFdb(ns, "weft.1").filter((x) => x.dst);
     expect(shown.map(key).sort()).toEqual(["00:00:00:00:00:00 192.0.2.12", "02:cc:00:00:00:09 192.0.2.99"]);
-    expect(r[5]!.ok).toBe(true);
+    expect(r[4]!.ok).toBe(true);
     // The kernel would accept this one (the MAC exists, the dst does not); the contract says throw.
-    expect(r[6]).toEqual({ ok: false, error: "delete fdb 00:00:00:00:00:00 dst 192.0.2.13 dev weft.1: Object not found" });
-    expect(r[7]!.ok).toBe(true);
-    expect(r[8]).toEqual({ ok: false, error: "delete fdb 02:cc:00:00:00:01 dst 192.0.2.12 dev weft.1: Object not found" });
+    expect(r[5]).toEqual({ ok: false, error: "delete fdb 00:00:00:00:00:00 dst 192.0.2.13 dev weft.1: Object not found" });
+    expect(r[6]!.ok).toBe(true);
+    expect(r[7]).toEqual({ ok: false, error: "delete fdb 02:cc:00:00:00:01 dst 192.0.2.14 dev weft.1: Object not found" });
     const flood12 = shown.find((x) => x.mac === flood.mac);
     expect(flood12.flags).toContain("self");
     expect(flood12.state).toBe("permanent");
+  });
+
+  test("listRoutes reports other protocols, metrics and, with anyType, blackhole routes", async () => {
+    ip(ns, "route", "add", "10.244.77.0/24", "dev", "ul0", "proto", "static", "metric", "100");
+    ip(ns, "route", "add", "blackhole", "10.244.78.0/24", "proto", "boot");
+    const r = await netlinkBatch(ns, [{ method: "listRoutes", args: [{}] }, { method: "listRoutes", args: [{ anyType: true }] }]);
+    const line = (x: any) => `${x.type ?? "unicast"} ${x.dst} ${x.protocol} ${x.priority ?? 0}`;
+    expect((r[0] as any).value.map(line)).toContain("unicast 10.244.77.0/24 4 100");
+    expect((r[0] as any).value.map(line)).not.toContain("6 10.244.78.0/24 3 0");
+    expect((r[1] as any).value.map(line)).toContain("6 10.244.78.0/24 3 0");
   });
 
   test("bad input is refused before any kernel call, naming the field", async () => {
@@ -283,12 +294,12 @@ describe.skipIf(!!skip)("LibnlNetlink against the kernel", () => {
       { method: "createVxlan", args: [{ name: "weft.2", vni: 1 << 24, local: "192.0.2.11", port: 8472, mtu: 1450 }] },
       { method: "createVxlan", args: [{ name: "weft.2", vni: 2, local: "fd00::1", port: 8472, mtu: 1450 }] },
       { method: "createBridge", args: ["a-name-longer-than-15"] },
-      { method: "appendFdb", args: [{ dev: "weft.1", mac: "02:cc:00:00:00:01", dst: "not-an-ip" }] },
+      { method: "replaceFdb", args: [{ dev: "weft.1", mac: "02:cc:00:00:00:01", dst: "not-an-ip" }] },
     ]);
     expect((r[0] as any).error).toBe("create vxlan weft.2 (vni 16777216, local 192.0.2.11, port 8472): vni must be an integer in 0..16777215, got 16777216");
     expect((r[1] as any).error).toBe('create vxlan weft.2 (vni 2, local fd00::1, port 8472): "fd00::1" is not an IPv4 address');
     expect((r[2] as any).error).toBe('create bridge a-name-longer-than-15: interface name "a-name-longer-than-15" is longer than 15 bytes');
-    expect((r[3] as any).error).toStartWith("append fdb 02:cc:00:00:00:01 dst not-an-ip dev weft.1: Cannot parse IP address");
+    expect((r[3] as any).error).toStartWith("replace fdb 02:cc:00:00:00:01 dst not-an-ip dev weft.1: Cannot parse IP address");
     expect(ipJson(ns, "link", "show").map((l: any) => l.ifname)).not.toContain("weft.2");
   });
 

@@ -42,7 +42,7 @@ const nl = openNetlink();
 try {
   nl.replaceRoute({ dst: peerSubnet + ".0/24", gateway: peerSubnet + ".0", dev: "weft.1", onlink: true });
   nl.replaceNeighbor({ dev: "weft.1", ip: peerSubnet + ".0", mac: peerMac });
-  nl.appendFdb({ dev: "weft.1", mac: peerMac, dst: peerIp });
+  nl.replaceFdb({ dev: "weft.1", mac: peerMac, dst: peerIp });
   console.log(JSON.stringify({ routes: nl.listRoutes({ dev: "weft.1" }), fdb: nl.listFdb("weft.1") }));
 } finally {
   nl.close();
