@@ -3,8 +3,14 @@
  * `#` starts a comment. The first key is primary (seals everything we send); every key
  * opens, so keys can be rotated by adding the new one second, then moving it first,
  * then removing the old one.
+ *
+ * Whoever can read a key file can join the cluster and write leases; whoever can write
+ * it can make the agent use their key. So a key file is accepted only when it is a
+ * regular file owned by root or by the agent's own user, with no permission bits for
+ * group or others (as ssh treats private keys). The checks run on the opened file
+ * (fstat), so a swap between check and read cannot slip another file in.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from "node:fs";
 import { ConfigError } from "../config.ts";
 import type { Keyring } from "./types.ts";
 
@@ -29,13 +35,39 @@ export function parseKeyFile(text: string, source = "key file"): Keyring {
   return { primary: keys[0]!, keys };
 }
 
-/** Reads and parses a key file. Throws ConfigError naming the file (and line). */
-export function loadKeyFile(path: string): Keyring {
+/**
+ * Why a key file with these stats must not be used, or undefined. `uid` is the agent's
+ * effective uid: the file may belong to it or to root.
+ */
+export function keyFileProblem(st: Pick<Stats, "mode" | "uid" | "isFile">, path: string, uid: number): string | undefined {
+  if (!st.isFile()) return "not a regular file";
+  if (st.uid !== 0 && st.uid !== uid) return `owned by uid ${st.uid}, not by root${uid !== 0 ? ` or the agent's user (uid ${uid})` : ""}: that user can replace the key; run: chown ${uid === 0 ? "root" : uid} ${path}`;
+  const loose = st.mode & 0o077;
+  if (loose !== 0) {
+    const who = [loose & 0o070 ? "group" : "", loose & 0o007 ? "others" : ""].filter(Boolean).join(" and ");
+    return `mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")} gives ${who} access to the cluster key (anyone who reads it can join the cluster and forge leases); run: chmod 600 ${path}`;
+  }
+  return undefined;
+}
+
+/**
+ * Reads and parses a key file after checking its owner and mode ({@link keyFileProblem}).
+ * Throws ConfigError naming the file (and line, or what is wrong with it).
+ */
+export function loadKeyFile(path: string, { uid = process.geteuid?.() ?? 0 }: { uid?: number } = {}): Keyring {
   let text: string;
+  let fd: number | undefined;
   try {
-    text = readFileSync(path, "utf8");
+    // O_NONBLOCK: opening a FIFO planted at the path must not hang the agent; it fails the regular-file check.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    const problem = keyFileProblem(fstatSync(fd), path, uid);
+    if (problem) throw new ConfigError(`read cluster key ${path}: ${problem}`);
+    text = readFileSync(fd, "utf8");
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`read cluster key ${path}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   return parseKeyFile(text, path);
 }

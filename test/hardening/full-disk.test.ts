@@ -112,7 +112,7 @@ console.log(JSON.stringify({ filled, errors, same: before.lease === after.lease 
     test("exits 1 with a message naming the state file and ENOSPC", async () => {
       const dir = tempDir("weft-hd-agent-");
       topo = createTopology({ prefix: "whd-d", nodes: 1 });
-      writeFileSync(join(dir, "key"), Buffer.alloc(32, 3).toString("base64"));
+      writeFileSync(join(dir, "key"), Buffer.alloc(32, 3).toString("base64"), { mode: 0o600 });
       writeFileSync(join(dir, "net.json"), JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }));
       nodeFs.mkdirSync(join(dir, "mnt"));
       const mnt = join(dir, "mnt");
