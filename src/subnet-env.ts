@@ -1,9 +1,10 @@
 /**
  * flannel's subnet.env, the file the CNI `flannel` plugin (or bridge+host-local fed from it)
- * reads to give pods addresses. Written atomically: a reader never sees half a file.
+ * reads to give pods addresses. Written atomically (a reader never sees half a file) and
+ * only into a directory no other user can write to (src/atomic-file.ts).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { lstatSync, readFileSync } from "node:fs";
+import { writeFileAtomic } from "./atomic-file.ts";
 import { formatCidr, formatIp, nthAddress, parseCidr } from "./net/cidr.ts";
 
 export interface SubnetEnv {
@@ -32,36 +33,15 @@ export function parseSubnetEnv(text: string): Record<string, string> {
 }
 
 /**
- * Writes `content` to `path` via a temp file in the same directory, fsync and rename.
- * On any failure the temp file is removed and the old file stays as it was.
+ * Writes subnet.env unless it already is a regular file holding exactly this content;
+ * returns whether it wrote. Written through {@link writeFileAtomic}: a refused directory
+ * (writable by others, or theirs) throws naming it.
  */
-export function writeFileAtomic(path: string, content: string, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, "w", mode);
-    const buf = Buffer.from(content);
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {}
-    throw new Error(`write ${path}: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-/** Writes subnet.env unless it already holds exactly this content; returns whether it wrote. */
 export function writeSubnetEnv(path: string, e: SubnetEnv): boolean {
   const content = formatSubnetEnv(e);
   try {
-    if (readFileSync(path, "utf8") === content) return false;
+    // Not through a symlink: one planted at the path is replaced by the real file.
+    if (lstatSync(path).isFile() && readFileSync(path, "utf8") === content) return false;
   } catch {}
   writeFileAtomic(path, content);
   return true;

@@ -3,7 +3,7 @@
  * node_modules), and config errors exit 2 naming the field. Needs dist/weft (npm test builds it).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -28,6 +28,27 @@ describe.skipIf(!existsSync(bin))("dist/weft", () => {
     const b = run(["keygen"]).out.trim();
     expect(Buffer.from(a, "base64").length).toBe(32);
     expect(a).not.toBe(b);
+  });
+  test("keygen --out writes a 0600 key file and never overwrites one; unknown arguments exit 2", () => {
+    const key = join(dir, "cluster.key");
+    const r = run(["keygen", "--out", key]);
+    expect(r).toMatchObject({ code: 0, out: "" });
+    expect(r.err).toContain(`wrote a new cluster key to ${key} (mode 0600)`);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    const first = readFileSync(key, "utf8");
+    expect(Buffer.from(first.trim(), "base64").length).toBe(32);
+    const again = run(["keygen", "--out", key]);
+    expect(again.code).toBe(1);
+    expect(again.err).toContain(`${key} exists; not replacing a key (pass --force to replace it)`);
+    expect(readFileSync(key, "utf8")).toBe(first);
+    expect(run(["keygen", "--out", key, "--force"]).code).toBe(0);
+    expect(readFileSync(key, "utf8")).not.toBe(first);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    for (const bad of [["--bogus"], ["stray"], ["--out"], ["--force"], ["--out", ""]]) {
+      const b = run(["keygen", ...bad]);
+      expect({ bad, code: b.code, out: b.out }).toEqual({ bad, code: 2, out: "" });
+      expect(b.err).toContain("usage: weft keygen [--out FILE [--force]]");
+    }
   });
   test("check-config with SubnetLen 40 exits 2 naming SubnetLen", () => {
     writeFileSync(join(dir, "bad.json"), JSON.stringify({ Network: "10.244.0.0/16", SubnetLen: 40 }));
