@@ -13,10 +13,16 @@
  * `ip` (a lab, not the product's dataplane, which is programmed through netlink); nothing
  * is changed in the host's own namespace. `--keep` leaves it running; `--cleanup` removes
  * anything left under the prefix.
+ *
+ * Its files (the cluster key, agent state and logs) go to a fresh directory made by
+ * mkdtemp in the system temp dir (random name, mode 0700, ours): a predictable path there
+ * could be prepared by another user beforehand (a symlink or a directory of theirs) to
+ * read the key or feed the agents. It carries a marker file so `--cleanup` can find the
+ * demo's directories later and remove only those.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -63,6 +69,8 @@ export interface DemoPlan {
 }
 
 export const DEMO_GOSSIP_PORT = 7946;
+/** Marker file in every demo directory: `--cleanup` removes only directories that carry it. */
+export const DEMO_MARKER = ".weft-demo";
 export const DEMO_API = "http://127.0.0.1:7947";
 const CNI_DIR = "/usr/lib/cni";
 
@@ -193,11 +201,43 @@ export function demoNamespaces(prefix: string, netnsList: string): string[] {
 }
 
 /**
+ * A new private directory for one demo run: `<tmp>/<prefix>-XXXXXX`, mode 0700, with
+ * the marker file. `parent` defaults to the system temp dir.
+ */
+export function makeDemoDir(prefix: string, parent = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, `${prefix}-`));
+  writeFileSync(join(dir, DEMO_MARKER), "weft demo files; removed by weft demo --cleanup\n", { mode: 0o600, flag: "wx" });
+  return dir;
+}
+
+/**
+ * The demo directories of `prefix` in `parent`: names from {@link makeDemoDir}, real
+ * directories (not symlinks) owned by us with mode 0700 and the marker file. Anything
+ * else with a similar name belongs to somebody else and is left alone.
+ */
+export function demoDirs(prefix: string, parent = tmpdir(), uid = process.geteuid?.() ?? 0): string[] {
+  // planDemo allows only [a-z0-9-] in a prefix: nothing to escape.
+  const name = new RegExp(`^${prefix}-[A-Za-z0-9]{6}$`);
+  const out: string[] = [];
+  for (const entry of readdirSync(parent)) {
+    if (!name.test(entry)) continue;
+    const dir = join(parent, entry);
+    try {
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o777) !== 0o700) continue;
+      if (!lstatSync(join(dir, DEMO_MARKER)).isFile()) continue;
+      out.push(dir);
+    } catch {}
+  }
+  return out;
+}
+
+/**
  * Removes everything under `prefix`: stops the processes inside its namespaces (only
  * those), deletes the namespaces (their veths, bridges and routes go with them) and the
- * files. Returns what it removed.
+ * demo directories `dirs`. Returns the namespaces it removed.
  */
-export async function cleanupDemo(prefix: string, dir: string): Promise<string[]> {
+export async function cleanupDemo(prefix: string, dirs: string[]): Promise<string[]> {
   const namespaces = demoNamespaces(prefix, run(["ip", "netns", "list"], { allowFail: true }).out);
   const pids = new Set<number>();
   for (const ns of namespaces) {
@@ -228,7 +268,7 @@ export async function cleanupDemo(prefix: string, dir: string): Promise<string[]
   // Pods and nodes before the underlay, so no veth end outlives its peer's namespace.
   const order = [...namespaces].sort((a, b) => Number(a.endsWith("-ul")) - Number(b.endsWith("-ul")));
   for (const ns of order) run(["ip", "netns", "del", ns], { allowFail: true });
-  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   return order;
 }
 
@@ -279,11 +319,10 @@ export async function demoCommand(argv: string[], io: Io = { out: (s) => process
   }
   const nodesText = values.nodes ?? "3";
   const prefix = values.prefix ?? "weft-demo";
-  const dir = join(tmpdir(), prefix);
-  let plan: DemoPlan;
+  const opts = (dir: string): DemoOptions => ({ backend, nodes: Number(nodesText), prefix, dir, weft: selfCommand(), network: "10.244.0.0/16" });
   try {
     if (!/^\d+$/.test(nodesText)) throw new RangeError(`--nodes: expected 2..50, got ${JSON.stringify(nodesText)}`);
-    plan = planDemo({ backend, nodes: Number(nodesText), prefix, dir, weft: selfCommand(), network: "10.244.0.0/16" });
+    planDemo(opts(tmpdir())); // validates before anything is created
   } catch (e) {
     io.err(`weft demo: ${(e as Error).message}\n`);
     return 2;
@@ -293,32 +332,33 @@ export async function demoCommand(argv: string[], io: Io = { out: (s) => process
     return 1;
   }
   if (values.cleanup) {
-    const removed = await cleanupDemo(prefix, dir);
+    const dirs = demoDirs(prefix);
+    const removed = await cleanupDemo(prefix, dirs);
     io.out(removed.length ? `removed ${removed.length} namespaces: ${removed.join(" ")}\n` : `nothing to clean up under ${prefix}-*\n`);
+    if (dirs.length) io.out(`removed ${dirs.join(" ")}\n`);
     return 0;
   }
-  return runDemo(plan, !!values.keep, io);
+  return runDemo(planDemo(opts(makeDemoDir(prefix))), !!values.keep, io);
 }
 
 export async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<number> {
   const { prefix, dir } = plan.opts;
   const leftovers = demoNamespaces(prefix, run(["ip", "netns", "list"], { allowFail: true }).out);
-  if (leftovers.length) {
-    io.err(`weft demo: namespaces from an earlier demo exist (${leftovers.join(" ")}); remove them with: weft demo --cleanup${prefix === "weft-demo" ? "" : ` --prefix ${prefix}`}\n`);
+  const refuse = (why: string) => {
+    rmSync(dir, { recursive: true, force: true });
+    io.err(`weft demo: ${why}\n`);
     return 1;
-  }
+  };
+  if (leftovers.length) return refuse(`namespaces from an earlier demo exist (${leftovers.join(" ")}); remove them with: weft demo --cleanup${prefix === "weft-demo" ? "" : ` --prefix ${prefix}`}`);
   for (const tool of [`${CNI_DIR}/bridge`, `${CNI_DIR}/host-local`]) {
-    if (!existsSync(tool)) {
-      io.err(`weft demo: ${tool} not found; install the CNI plugins (Debian: containernetworking-plugins)\n`);
-      return 1;
-    }
+    if (!existsSync(tool)) return refuse(`${tool} not found; install the CNI plugins (Debian: containernetworking-plugins)`);
   }
 
   const children: ChildProcess[] = [];
   let cleaning: Promise<unknown> | null = null;
   const cleanup = () => (cleaning ??= (async () => {
     io.out("cleaning up ...\n");
-    const removed = await cleanupDemo(prefix, dir);
+    const removed = await cleanupDemo(prefix, [dir]);
     io.out(`removed ${removed.length} namespaces and ${dir}\n`);
   })());
   const onSignal = (sig: NodeJS.Signals) => {
@@ -330,8 +370,7 @@ export async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<nu
 
   try {
     io.out(`building a ${plan.nodes.length}-node weft cluster (${plan.opts.backend}) in namespaces ${prefix}-*\n`);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(plan.nodes[0]!.keyFile, randomBytes(32).toString("base64") + "\n", { mode: 0o600 });
+    writeFileSync(plan.nodes[0]!.keyFile, randomBytes(32).toString("base64") + "\n", { mode: 0o600, flag: "wx" });
     for (const cmd of setupCommands(plan)) run(cmd);
 
     for (const n of plan.nodes) {

@@ -4,10 +4,10 @@
  * to end (root): every pod reaches every other pod and nothing is left behind.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { cniConfig, demoCommand, demoNamespaces, planDemo, setupCommands, type DemoOptions } from "../../src/cli/demo.ts";
+import { cniConfig, DEMO_MARKER, demoCommand, demoDirs, demoNamespaces, makeDemoDir, planDemo, setupCommands, type DemoOptions } from "../../src/cli/demo.ts";
 
 const isRoot = process.getuid?.() === 0;
 const bin = resolve(import.meta.dir, "../../dist/weft");
@@ -90,6 +90,41 @@ describe("demo plan (pure)", () => {
   });
 });
 
+describe("demo directory", () => {
+  test("each run gets a fresh private directory (mkdtemp, 0700, ours) with a marker; --cleanup finds only such directories", () => {
+    const parent = mkdtempSync(join(tmpdir(), "wop-ddir-"));
+    try {
+      const a = makeDemoDir("wop-x", parent);
+      const b = makeDemoDir("wop-x", parent);
+      expect(a).not.toBe(b);
+      expect(a).toMatch(new RegExp(`^${parent}/wop-x-[A-Za-z0-9]{6}$`));
+      const st = statSync(a);
+      expect([st.mode & 0o777, st.uid]).toEqual([0o700, process.geteuid!()]);
+      expect(lstatSync(join(a, DEMO_MARKER)).isFile()).toBe(true);
+      // look-alikes that are not the demo's: a symlink, a directory without the marker, one others may enter
+      const elsewhere = mkdtempSync(join(parent, "target-"));
+      writeFileSync(join(elsewhere, DEMO_MARKER), "");
+      symlinkSync(elsewhere, join(parent, "wop-x-link00"));
+      mkdirSync(join(parent, "wop-x-nomark"), { mode: 0o700 });
+      mkdirSync(join(parent, "wop-x-opened"));
+      chmodSync(join(parent, "wop-x-opened"), 0o755);
+      writeFileSync(join(parent, "wop-x-opened", DEMO_MARKER), "");
+      mkdirSync(join(parent, "wop-xy-abcdef"), { mode: 0o700 });
+      writeFileSync(join(parent, "wop-xy-abcdef", DEMO_MARKER), "");
+      expect(demoDirs("wop-x", parent).sort()).toEqual([a, b].sort());
+      if (isRoot) {
+        chownSync(b, 65534, 65534);
+        expect(demoDirs("wop-x", parent)).toEqual([a]);
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Nothing of a demo run may be left in the temp dir (its directory is `<prefix>-XXXXXX`). */
+const leftInTmp = (prefix: string) => readdirSync(tmpdir()).filter((n) => n === prefix || n.startsWith(`${prefix}-`));
+
 describe.skipIf(!isRoot)("demo cleanup against real namespaces (root)", () => {
   test("--cleanup stops processes inside the prefix's namespaces and deletes them, nothing else", async () => {
     const prefix = `wop-dc${rand()}`;
@@ -125,8 +160,13 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
     ["vxlan", 3],
     ["host-gw", 2],
     ["udp", 2],
-  ] as const)("%s with %d nodes: all pods reachable, nothing left behind", async (backend, nodes) => {
+  ] as const)("%s with %d nodes: all pods reachable, nothing left behind; a path prepared in the temp dir by another user is not used", async (backend, nodes) => {
     const prefix = `wop-d${rand()}`;
+    // What another user could prepare at the predictable path: a symlink to a directory of theirs.
+    const trap = mkdtempSync(join(tmpdir(), "wop-trap-"));
+    chmodSync(trap, 0o777);
+    chownSync(trap, 65534, 65534);
+    symlinkSync(trap, join(tmpdir(), prefix));
     try {
       const p = Bun.spawn([bin, "demo", "--backend", backend, "--nodes", String(nodes), "--prefix", prefix], { stdout: "pipe", stderr: "pipe" });
       const timer = setTimeout(() => p.kill("SIGINT"), 110_000);
@@ -138,12 +178,16 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
       expect(out).toContain(`all ${pairs} pod-to-pod pings answered`);
       expect(out).not.toContain("FAIL");
       for (let i = 1; i <= nodes; i++) expect(out).toMatch(new RegExp(`node${i}\\s+192\\.0\\.2\\.${10 + i}\\s+10\\.244\\.\\d+\\.0/24\\s+${backend}`));
+      expect(readdirSync(trap)).toEqual([]);
+      expect(lstatSync(join(tmpdir(), prefix)).isSymbolicLink()).toBe(true);
     } finally {
+      rmSync(join(tmpdir(), prefix), { force: true });
+      rmSync(trap, { recursive: true, force: true });
       // Whatever happened, nothing of ours may remain.
       const left = demoNamespaces(prefix, Bun.spawnSync(["ip", "netns", "list"]).stdout.toString());
       if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
       expect(left).toEqual([]);
-      expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+      expect(leftInTmp(prefix)).toEqual([]);
       expect(processesMentioning(prefix)).toEqual([]);
     }
   }, 120_000);
@@ -169,7 +213,7 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
       const left = demoNamespaces(prefix, Bun.spawnSync(["ip", "netns", "list"]).stdout.toString());
       if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
       expect(left).toEqual([]);
-      expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+      expect(leftInTmp(prefix)).toEqual([]);
       expect(processesMentioning(prefix)).toEqual([]);
     }
   }, 120_000);
@@ -193,7 +237,7 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
       const left = demoNamespaces(prefix, Bun.spawnSync(["ip", "netns", "list"]).stdout.toString());
       if (left.length) await demoCommand(["--cleanup", "--prefix", prefix], capture().io);
       expect(left).toEqual([]);
-      expect(existsSync(join(tmpdir(), prefix))).toBe(false);
+      expect(leftInTmp(prefix)).toEqual([]);
       expect(processesMentioning(prefix)).toEqual([]);
     }
   }, 60_000);
