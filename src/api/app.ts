@@ -1,7 +1,8 @@
 /**
  * The read-only HTTP status API (contract: /work/shared/spec/interface.md, "HTTP API").
  * Depends only on the leaf status types; tests drive it with `app.request(...)`.
- * Every failure mode answers with a 4xx/5xx JSON body and leaves the server running.
+ * Every failure mode answers with a 4xx/5xx JSON body and leaves the server running; a
+ * 5xx never carries the internal message.
  */
 import { Hono } from "hono";
 import type { Logger } from "../log.ts";
@@ -19,6 +20,8 @@ export interface AppOptions {
 /** Paths the API serves; any other method on them gets 405 with this Allow header. */
 const ROUTES = ["/healthz", "/readyz", "/v1/status", "/v1/nodes", "/metrics"] as const;
 const ALLOW = "GET, HEAD";
+/** The body of every 5xx caused by a failure inside the agent. */
+export const INTERNAL_ERROR = "internal error (details in the agent's log)";
 
 /**
  * Builds the Hono app over a status source.
@@ -60,9 +63,12 @@ export function createApp(source: StatusSource, { logger = silentLogger, maxUrlL
 
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 
+  // Internal messages can carry paths, addresses and state an unauthenticated client has
+  // no business reading: the answer is generic, the detail goes to the log. 4xx answers
+  // above name the route, method or limit the client got wrong.
   app.onError((err, c) => {
     logger.error("status API handler failed", { path: new URL(c.req.url).pathname, error: err });
-    return c.json({ error: `internal error: ${err instanceof Error ? err.message : String(err)}` }, 500);
+    return c.json({ error: INTERNAL_ERROR }, 500);
   });
 
   return app;

@@ -3,7 +3,7 @@
  * read-only: bodies are never needed, so anything sizeable is refused before routing.
  */
 import type { Logger } from "../log.ts";
-import { createApp } from "./app.ts";
+import { createApp, INTERNAL_ERROR } from "./app.ts";
 import type { StatusSource } from "./status.ts";
 
 export interface ServeApiOptions {
@@ -59,7 +59,7 @@ export function serveApi({ host, port, source, logger, maxRequestBodySize = 1024
       // Reached only if Hono itself fails; keep the server up and answer JSON.
       error(err) {
         logger.error("status API request failed", { error: err });
-        return Response.json({ error: "internal error" }, { status: 500 });
+        return Response.json({ error: INTERNAL_ERROR }, { status: 500 });
       },
     });
   } catch (e) {
