@@ -28,16 +28,19 @@ const EVIL_ADDR = "10.66.0.1:7946";
 
 let idSeq = 0;
 const nodeId = () => (++idSeq).toString(16).padStart(32, "e");
+/** A VTEP MAC of its own for each fictitious node (the lease layer routes one node per MAC). */
+const macOf = (id: string) => `0e:${id.slice(-10).replace(/(..)(?!$)/g, "$1:")}`;
 
 /** A well-formed record of a fictitious node; override what the case forges. */
 function forged(over: Partial<Lease> & { nodeName: string }, now: number): Lease {
+  const id = nodeId();
   return {
-    nodeId: nodeId(),
+    nodeId: id,
     generation: 1,
     version: 0,
     subnet: "10.244.29.0/24",
     publicIp: "192.0.2.66",
-    backend: { type: "vxlan", vtepMac: "0e:00:00:00:00:66" },
+    backend: { type: "vxlan", vtepMac: macOf(id) },
     claimedAt: now,
     renewedAt: now,
     ...over,
@@ -253,7 +256,7 @@ describe("forged leases from a key-holder", () => {
     expect(w.violations).toEqual([]);
   }, 90_000);
 
-  test("a record claiming an honest node's name with another nodeId: the victim steps aside (documented), views agree", async () => {
+  test("a record claiming an honest node's name with another nodeId: the victim steps aside (documented), views agree, the forger's address gets no route", async () => {
     const w = (current = await world(14));
     const n3 = w.honest[2]!;
     const lease3 = n3.cluster.ownLease()!;
@@ -264,9 +267,31 @@ describe("forged leases from a key-holder", () => {
     // node logs an error, counts nameConflicts and stops announcing (no ping-pong).
     expect(n3.cluster.metrics().nameConflicts).toBe(1);
     expect(n3.cluster.ownLease()).toBeUndefined();
+    // Every node holds the takeover record, but member n3 still gossips from 10.0.0.3 while
+    // the record names 192.0.2.66: nobody routes n3's name to the forger's address.
     const view = expectAgreement(w);
-    expect(view).toContain("n3=10.244.28.0/24");
-    expect(view).not.toContain(`n3=${lease3.subnet}`);
+    expect(view.filter((e) => e.startsWith("n3="))).toEqual([]);
+    for (const n of w.honest) {
+      expect(n.cluster.table().get("n3")?.subnet).toBe("10.244.28.0/24");
+      expect(n.cluster.problems()).toContain("lease of n3 (10.244.28.0/24) names public IP 192.0.2.66 but member n3 gossips from 10.0.0.3: not routed");
+    }
+  }, 60_000);
+
+  test("a takeover record naming the member's own address (a reinstall at the same IP) is routed by the peers", async () => {
+    const w = (current = await world(14));
+    const n3 = w.honest[2]!;
+    const lease3 = n3.cluster.ownLease()!;
+    const now = Math.floor(w.sim.clock.now());
+    w.evil.send("n3", encodeRecord(forged({ nodeName: "n3", generation: lease3.generation + 1, subnet: "10.244.28.0/24", publicIp: "10.0.0.3", claimedAt: now }, now)));
+    await w.sim.run(10_000);
+    expect(n3.cluster.ownLease()).toBeUndefined();
+    for (const n of w.honest.slice(0, 2)) {
+      expect(viewOf(n)).toContain("n3=10.244.28.0/24");
+      expect(n.cluster.problems()).toEqual([]);
+    }
+    // n3 itself does not route to its own address.
+    expect(viewOf(n3)).not.toContain("n3=10.244.28.0/24");
+    expect(w.violations).toEqual([]);
   }, 60_000);
 
   test("a maximal generation/version for a fictitious name is accepted and harmless; beyond the generation limit it is rejected", async () => {

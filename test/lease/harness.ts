@@ -54,13 +54,21 @@ export class FakeSim {
     this.hub = new FakeGossipHub({ clock: this.clock, random: this.random, loss: o.loss ?? 0, delayMs: [2, 40], pushPullMs: o.pushPullMs ?? 5000 });
   }
 
+  /** Each name's public IP (distinct per node: a peer record naming our own IP is not routed). */
+  private readonly ips = new Map<string, string>();
+
   addNode(name: string, seeds: string[], store = this.nodes.get(name)?.store ?? new MemStore()) {
     const addr = `${name}:7946`;
+    let publicIp = this.ips.get(name);
+    if (!publicIp) {
+      const k = this.ips.size + 1;
+      this.ips.set(name, (publicIp = `198.51.${100 + (k >> 8)}.${k & 255}`));
+    }
     const cluster = createClusterCore(
       {
         net: this.o.net ?? net50,
         nodeName: name,
-        publicIp: "192.0.2.1",
+        publicIp,
         advertiseAddr: addr,
         seeds,
         backend: { type: "host-gw" },
