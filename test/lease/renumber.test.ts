@@ -13,33 +13,37 @@ import { FakeSim, flush } from "./harness.ts";
 
 const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
 
-/** Records error lines; `onError` sees each as it is logged. */
-function recordingLogger(lines: { msg: string; fields?: LogFields }[], onError: () => void = () => {}): Logger {
-  const l: Logger = {
-    ...silentLogger,
-    error(msg, fields) {
-      lines.push({ msg, ...(fields ? { fields } : {}) });
-      onError();
-    },
-    child: () => l,
-  };
-  return l;
-}
+type Line = { msg: string; fields?: LogFields };
 
-/** a–d hold all 4 subnets; d's logger is `logger`. Returns the sim and d's lease. */
-async function fullRange(seed: number, logger: Logger, extra: { exhaustedRetryMs?: number } = {}) {
+const failures = (lines: Line[]) => lines.filter((l) => l.msg.startsWith("Cannot renumber own lease")).length;
+
+/**
+ * a–d hold all 4 subnets. d's error lines are recorded; after 1000 failed renumbers d is
+ * stopped, so an implementation that retries without a timer fails a test with the count
+ * instead of hanging the event loop.
+ */
+async function fullRange(seed: number, extra: { exhaustedRetryMs?: number } = {}) {
   const sim = new FakeSim({ seed, net: net4 });
   for (const n of ["a", "b", "c"]) {
     sim.addNode(n, n === "a" ? [] : ["a:7946"]);
     sim.start(n);
   }
   expect(await sim.runUntil(() => ["a", "b", "c"].every((n) => sim.nodes.get(n)!.lease), 20_000)).toBe(true);
+  const lines: Line[] = [];
+  const logger: Logger = {
+    ...silentLogger,
+    error(msg, fields) {
+      lines.push({ msg, ...(fields ? { fields } : {}) });
+      if (failures(lines) === 1000) void sim.nodes.get("d")?.cluster.stop({ leave: false });
+    },
+    child: () => logger,
+  };
   sim.o.logger = logger; // for d only
   sim.o.extra = extra;
   sim.addNode("d", ["a:7946"]);
   sim.start("d");
   expect(await sim.runUntil(() => !!sim.nodes.get("d")!.lease, 20_000)).toBe(true);
-  return { sim, d: sim.nodes.get("d")!, lease: sim.nodes.get("d")!.lease! };
+  return { sim, d: sim.nodes.get("d")!, lease: sim.nodes.get("d")!.lease!, lines };
 }
 
 /** A fictitious node's claim on `lease`'s subnet, one millisecond earlier: it wins the subnet. */
@@ -55,19 +59,10 @@ const earlier = (lease: Lease, now: number): Lease => ({
   renewedAt: now,
 });
 
-const failures = (lines: { msg: string }[]) => lines.filter((l) => l.msg.startsWith("Cannot renumber own lease")).length;
-
 describe("renumbering into a full range", () => {
   test("with the clock standing still, a failed renumber is tried once, not in a loop", async () => {
-    const lines: { msg: string; fields?: LogFields }[] = [];
-    let d: ReturnType<FakeSim["addNode"]> | undefined;
-    // Guard for a spinning implementation: stop the node after 1000 failures, so the test
-    // fails with the count instead of hanging the event loop.
-    const logger = recordingLogger(lines, () => {
-      if (failures(lines) === 1000) void d?.cluster.stop({ leave: false });
-    });
-    const w = await fullRange(21, logger);
-    d = w.d;
+    const w = await fullRange(21);
+    const { d, lines } = w;
     const t = w.sim.clock.now();
     w.sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlier(w.lease, t)), "a");
     for (let i = 0; i < 50; i++) await flush();
@@ -81,8 +76,7 @@ describe("renumbering into a full range", () => {
   });
 
   test("the waits grow up to exhaustedRetryMs; renumbering() clears once a subnet frees up and the renumber succeeds", async () => {
-    const lines: { msg: string; fields?: LogFields }[] = [];
-    const { sim, d, lease } = await fullRange(22, recordingLogger(lines), { exhaustedRetryMs: 20_000 });
+    const { sim, d, lease, lines } = await fullRange(22, { exhaustedRetryMs: 20_000 });
     const renumbered: [Lease, Lease][] = [];
     d.cluster.onRenumber((o, n) => void renumbered.push([o, n]));
     const whys: (string | undefined)[] = [];
@@ -92,6 +86,7 @@ describe("renumbering into a full range", () => {
     });
     sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlier(lease, sim.clock.now())), "a");
     await sim.run(5 * 60_000, 100);
+    expect(d.cluster.renumbering()).toMatch(/^cannot renumber/);
     const waits = lines.filter((l) => l.msg.startsWith("Cannot renumber own lease")).map((l) => l.fields!.retryInMs as number);
     // 1, 2, 4, 8, 16 s, then 20 s (the cap), each shortened by up to a quarter (jitter).
     expect(waits.length).toBeGreaterThanOrEqual(15);
@@ -117,7 +112,7 @@ describe("renumbering into a full range", () => {
   });
 
   test("when the better claim goes away during the wait, the lease is kept and renumbering() clears", async () => {
-    const { sim, d, lease } = await fullRange(23, silentLogger);
+    const { sim, d, lease } = await fullRange(23);
     const rival = earlier(lease, sim.clock.now());
     const deliver = (l: Lease) => sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(l), "a");
     deliver(rival);
