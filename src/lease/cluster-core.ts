@@ -326,7 +326,10 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     for (const [mac, group] of clashes) {
       const keep = group.reduce((a, b) => (up(a) !== up(b) ? (up(a) ? a : b) : claimBeats(a, b) ? a : b));
       for (const l of group) if (l !== keep) dropped.add(l);
-      const who = group.map((l) => `${l.nodeName} (${l.subnet} at ${l.publicIp})`).join(", ");
+      const who = group
+        .map((l) => `${l.nodeName} (${l.subnet} at ${l.publicIp})`)
+        .sort()
+        .join(", ");
       problems.push(`VTEP MAC ${mac} is claimed by ${who}: only ${keep.nodeName} is routed`);
     }
     return { routes: routes.filter((l) => !dropped.has(l)), problems, unrouted: unfit + dropped.size };
