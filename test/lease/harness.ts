@@ -133,6 +133,19 @@ export class FakeSim {
   }
 }
 
+/** A fictitious node's host-gw claim on `lease`'s subnet, one millisecond earlier: it wins the subnet. */
+export const earlierClaim = (lease: Lease, now: number): Lease => ({
+  nodeName: "early",
+  nodeId: "e".repeat(32),
+  generation: 1,
+  version: 0,
+  subnet: lease.subnet,
+  publicIp: "192.0.2.200",
+  backend: { type: "host-gw" },
+  claimedAt: lease.claimedAt - 1,
+  renewedAt: now,
+});
+
 /** Lets pending promise continuations (several hops deep) run. */
 export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 

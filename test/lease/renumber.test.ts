@@ -9,7 +9,7 @@ import { parseNetConf } from "../../src/config.ts";
 import { encodeRecord } from "../../src/lease/record.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type LogFields, type Logger } from "../../src/log.ts";
-import { FakeSim, flush } from "./harness.ts";
+import { FakeSim, earlierClaim, flush } from "./harness.ts";
 
 const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
 
@@ -46,25 +46,12 @@ async function fullRange(seed: number, extra: { exhaustedRetryMs?: number } = {}
   return { sim, d: sim.nodes.get("d")!, lease: sim.nodes.get("d")!.lease!, lines };
 }
 
-/** A fictitious node's claim on `lease`'s subnet, one millisecond earlier: it wins the subnet. */
-const earlier = (lease: Lease, now: number): Lease => ({
-  nodeName: "early",
-  nodeId: "e".repeat(32),
-  generation: 1,
-  version: 0,
-  subnet: lease.subnet,
-  publicIp: "192.0.2.200",
-  backend: { type: "host-gw" },
-  claimedAt: lease.claimedAt - 1,
-  renewedAt: now,
-});
-
 describe("renumbering into a full range", () => {
   test("with the clock standing still, a failed renumber is tried once, not in a loop", async () => {
     const w = await fullRange(21);
     const { d, lines } = w;
     const t = w.sim.clock.now();
-    w.sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlier(w.lease, t)), "a");
+    w.sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlierClaim(w.lease, t)), "a");
     for (let i = 0; i < 50; i++) await flush();
     expect(w.sim.clock.now()).toBe(t);
     expect(failures(lines)).toBe(1);
@@ -84,7 +71,7 @@ describe("renumbering into a full range", () => {
       const why = d.cluster.renumbering();
       if (why !== whys.at(-1)) whys.push(why);
     });
-    sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlier(lease, sim.clock.now())), "a");
+    sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlierClaim(lease, sim.clock.now())), "a");
     await sim.run(5 * 60_000, 100);
     expect(d.cluster.renumbering()).toMatch(/^cannot renumber/);
     const waits = lines.filter((l) => l.msg.startsWith("Cannot renumber own lease")).map((l) => l.fields!.retryInMs as number);
@@ -113,7 +100,7 @@ describe("renumbering into a full range", () => {
 
   test("when the better claim goes away during the wait, the lease is kept and renumbering() clears", async () => {
     const { sim, d, lease } = await fullRange(23);
-    const rival = earlier(lease, sim.clock.now());
+    const rival = earlierClaim(lease, sim.clock.now());
     const deliver = (l: Lease) => sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(l), "a");
     deliver(rival);
     await sim.run(3000, 100);

@@ -11,7 +11,7 @@ import { parseNetConf } from "../../src/config.ts";
 import { encodeRecord } from "../../src/lease/record.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import type { Notifier } from "../../src/sys/sdnotify.ts";
-import { FakeSim, flush } from "../lease/harness.ts";
+import { FakeSim, earlierClaim, flush } from "../lease/harness.ts";
 
 const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
 
@@ -48,25 +48,12 @@ async function followed(seed: number, names: string[]) {
   return { sim, me, lease: me.lease!, ready, statuses, reprograms, failures };
 }
 
-/** A fictitious node's claim on `lease`'s subnet, one millisecond earlier: it wins the subnet. */
-const earlier = (lease: Lease, now: number): Lease => ({
-  nodeName: "early",
-  nodeId: "e".repeat(32),
-  generation: 1,
-  version: 0,
-  subnet: lease.subnet,
-  publicIp: "192.0.2.200",
-  backend: { type: "host-gw" },
-  claimedAt: lease.claimedAt - 1,
-  renewedAt: now,
-});
-
 describe("agent readiness across a renumber", () => {
   test("range full: not ready with the lease layer's reason while the renumber backs off; ready on the new subnet once it succeeds", async () => {
     const { sim, me, lease, ready, statuses, reprograms } = await followed(41, ["a", "b", "c", "d"]);
     expect(ready.readiness()).toEqual({ ready: true });
     expect(statuses).toEqual([`ready: ${lease.subnet} via host-gw`]);
-    sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlier(lease, sim.clock.now())), "a");
+    sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(earlierClaim(lease, sim.clock.now())), "a");
     for (let i = 0; i < 10; i++) await flush();
     const r = ready.readiness();
     expect(r.ready).toBe(false);
@@ -92,7 +79,7 @@ describe("agent readiness across a renumber", () => {
 
   test("a renumber with a free subnet: not ready while claiming and reprogramming, then STATUS= names the new subnet", async () => {
     const { sim, lease, ready, statuses, reprograms } = await followed(42, ["a", "b"]);
-    sim.hub.nodes.get("b")!.delegate.notifyMessage(encodeRecord(earlier(lease, sim.clock.now())), "a");
+    sim.hub.nodes.get("b")!.delegate.notifyMessage(encodeRecord(earlierClaim(lease, sim.clock.now())), "a");
     expect(ready.readiness()).toEqual({ ready: false, reason: `renumbering: early holds an earlier claim on ${lease.subnet}` });
     expect(await sim.runUntil(() => reprograms.length === 1, 30_000)).toBe(true);
     const now = reprograms[0]!.now.subnet;
@@ -109,7 +96,7 @@ describe("agent readiness across a renumber", () => {
 
   test("the better claim goes away during the back-off: ready again on the old subnet", async () => {
     const { sim, lease, ready, statuses, failures } = await followed(43, ["a", "b", "c", "d"]);
-    const rival = earlier(lease, sim.clock.now());
+    const rival = earlierClaim(lease, sim.clock.now());
     const deliver = (l: Lease) => sim.hub.nodes.get("d")!.delegate.notifyMessage(encodeRecord(l), "a");
     deliver(rival);
     await sim.run(3000, 100);
@@ -122,7 +109,7 @@ describe("agent readiness across a renumber", () => {
 
   test("a failed reprogram is final: not ready with the error, reported once, also after a later renumber", async () => {
     const { sim, lease, ready, reprograms, failures } = await followed(44, ["a", "b"]);
-    sim.hub.nodes.get("b")!.delegate.notifyMessage(encodeRecord(earlier(lease, sim.clock.now())), "a");
+    sim.hub.nodes.get("b")!.delegate.notifyMessage(encodeRecord(earlierClaim(lease, sim.clock.now())), "a");
     expect(await sim.runUntil(() => reprograms.length === 1, 30_000)).toBe(true);
     reprograms[0]!.fail(new Error("Cannot add route: boom"));
     await flush();
@@ -130,7 +117,7 @@ describe("agent readiness across a renumber", () => {
     expect(failures.map((e) => e.message)).toEqual(["Cannot add route: boom"]);
     // A later renumber whose reprogram works does not make the node ready again: the
     // dataplane is in an unknown state until a restart.
-    const second = { ...earlier(reprograms[0]!.now, sim.clock.now()), nodeName: "earlier-still", nodeId: "d".repeat(32), publicIp: "192.0.2.201" };
+    const second = { ...earlierClaim(reprograms[0]!.now, sim.clock.now()), nodeName: "earlier-still", nodeId: "d".repeat(32), publicIp: "192.0.2.201" };
     sim.hub.nodes.get("b")!.delegate.notifyMessage(encodeRecord(second), "a");
     expect(await sim.runUntil(() => reprograms.length === 2, 30_000)).toBe(true);
     reprograms[1]!.done();
