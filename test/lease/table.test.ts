@@ -200,6 +200,15 @@ describe("records made from the same bytes (interning)", () => {
     expect(checked(narrow, payload)).toMatch(/outside SubnetMin..SubnetMax/);
   });
 
+  test("…and against this node's pod network for its public IP", () => {
+    const l: Lease = { nodeName: "b", nodeId: "1".repeat(32), generation: 1, version: 0, subnet: "10.244.9.0/24", publicIp: "10.245.0.5", backend: { type: "vxlan" }, claimedAt: 1, renewedAt: 1 };
+    const payload = encodeRecord(l);
+    expect(typeof checked(v1, payload)).toBe("object");
+    const wide = new RecordValidator(rangeOf(parseNetConf({ Network: "10.240.0.0/12" })));
+    expect(decodeOne(payload).known[0]).toBeDefined(); // judged from the bytes seen before
+    expect(checked(wide, payload)).toBe("publicIp 10.245.0.5 is inside the pod network 10.240.0.0/12");
+  });
+
   test("non-canonical bytes of a record give the same record, digest included, and are not shared", () => {
     const l: Lease = { nodeName: "node-1", nodeId: "f".repeat(32), generation: 3, version: 2, subnet: "10.244.3.0/24", publicIp: "192.0.2.2", backend: { type: "vxlan" }, claimedAt: 5, renewedAt: 5 };
     const canonical = encodeRecord(l);
