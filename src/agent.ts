@@ -19,7 +19,7 @@ import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
 import type { ApplyResult } from "./backend/backend.ts";
 import { createUdpTransport, lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
 import { createCluster, type ClusterCore } from "./lease/cluster.ts";
-import type { BackendData, Lease } from "./lease/types.ts";
+import type { BackendData, Cluster, Lease } from "./lease/types.ts";
 import { ensureBridge } from "./bridge.ts";
 import { writeSubnetEnv } from "./subnet-env.ts";
 import { resolveUnderlay, type Underlay } from "./sys/iface.ts";
@@ -46,6 +46,82 @@ export interface AgentOptions {
 }
 
 
+/**
+ * What /readyz and systemd STATUS= say about the node, kept in one place so the two never
+ * disagree: every change is also sent as STATUS= ("ready: <subnet> via <backend>" or
+ * "not ready: <reason>"). Ready means the dataplane serves the committed own lease and
+ * the lease layer is not renumbering it; a renumber (or its back-off after a failure)
+ * makes the node not ready with the lease layer's reason until the new subnet is
+ * programmed, or the old one turns out to stand.
+ */
+export class LeaseReadiness {
+  private current: Readiness = { ready: false, reason: "waiting for a subnet lease to be committed" };
+  /** The own subnet the bridge, backend and subnet.env are programmed for. */
+  private served: string | undefined;
+  /** A condition only a restart clears (name taken over, failed reprogram). */
+  private stuck = false;
+
+  constructor(private readonly o: { notifier?: Notifier | null; backend: string }) {}
+
+  readiness(): Readiness {
+    return this.current;
+  }
+
+  /** Not ready while a start-up step or a blocked claim holds the node. */
+  notReady(reason: string): void {
+    if (!this.stuck) this.set({ ready: false, reason });
+  }
+
+  /** The dataplane now serves `subnet` (undefined: it is being reprogrammed, for `reason`). */
+  serving(subnet: string | undefined, reason = "programming the dataplane"): void {
+    this.served = subnet;
+    if (subnet === undefined) this.notReady(reason);
+  }
+
+  /** Not ready until a restart. */
+  fail(reason: string): void {
+    this.set({ ready: false, reason });
+    this.stuck = true;
+  }
+
+  /**
+   * Follows `cluster`: readiness on every lease change, and after a renumber not ready
+   * until `reprogram(old, now)` has moved the dataplane to the new subnet. A failed
+   * reprogram is final (`onFail` hears it).
+   */
+  follow(cluster: Pick<Cluster, "renumbering" | "ownLease" | "onChange" | "onRenumber">, reprogram: (old: Lease, now: Lease) => Promise<void>, onFail: (e: Error) => void): void {
+    cluster.onChange(() => this.update(cluster));
+    cluster.onRenumber((old, now) => {
+      this.serving(undefined, `renumbering from ${old.subnet} to ${now.subnet}`);
+      reprogram(old, now).then(
+        () => {
+          this.serving(now.subnet);
+          this.update(cluster);
+        },
+        (e: Error) => {
+          this.fail(`renumber failed: ${e.message}`);
+          onFail(e);
+        },
+      );
+    });
+  }
+
+  /** Re-derives readiness from the lease layer (follow() calls it on every lease change). */
+  update(cluster: Pick<Cluster, "renumbering" | "ownLease">): void {
+    if (this.stuck) return;
+    const why = cluster.renumbering();
+    if (why) return this.set({ ready: false, reason: why });
+    const own = cluster.ownLease();
+    if (own && own.subnet === this.served) this.set({ ready: true });
+  }
+
+  private set(r: Readiness): void {
+    if (r.ready === this.current.ready && r.reason === this.current.reason) return;
+    this.current = r;
+    this.o.notifier?.status(r.ready ? `ready: ${this.served} via ${this.o.backend}` : `not ready: ${r.reason}`);
+  }
+}
+
 export class Agent {
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -57,11 +133,14 @@ export class Agent {
   private backend: AnyBackend | undefined;
   private reconciler: Reconciler | undefined;
   private watchdog: TimerHandle | null = null;
-  private readiness: Readiness = { ready: false, reason: "starting" };
+  private readonly ready: LeaseReadiness;
   private fatal: Error | undefined;
   private stopped = false;
   /** Gossip has synced with a seed (or there was none): the lease table is worth acting on. */
   private joined = false;
+  /** cluster.start() resolved: from now on a missing own lease means the name was taken over. */
+  private committed = false;
+  private displaced = false;
   private lastProblems: string[] = [];
   private readonly stopController = new AbortController();
 
@@ -69,6 +148,7 @@ export class Agent {
     this.log = opts.logger;
     this.clock = opts.clock ?? realClock;
     this.startedAt = this.clock.now();
+    this.ready = new LeaseReadiness({ notifier: opts.notifier ?? null, backend: opts.config.net.backend.type });
   }
 
   /** True while the agent's loops are alive (drives /healthz and the systemd watchdog). */
@@ -110,38 +190,45 @@ export class Agent {
       keyring: this.opts.keyring,
       clock: this.clock,
       logger: log,
-      // A full range is a cluster condition, not a crash: stay up, say why on /readyz, and
-      // keep trying (a lease expiring after its TTL frees a subnet without a restart).
-      onExhausted: (e) => {
-        this.readiness = { ready: false, reason: e.message };
-        notifier?.status(`not ready: ${e.message}`);
-      },
+      // A full range (or clocks that disagree) is a cluster condition, not a crash: stay
+      // up, say why on /readyz, and keep trying (a lease expiring after its TTL frees a
+      // subnet without a restart).
+      onExhausted: (e) => this.ready.notReady(e.message),
     });
     this.cluster = cluster;
-    cluster.onRenumber((old, now) => this.renumbered(old, now));
-    cluster.onChange(() => this.checkDisplaced());
+    cluster.onChange(() => this.checkDisplaced()); // first: a takeover outranks what follow() sees
+    this.ready.follow(
+      cluster,
+      (old, now) => this.renumbered(old, now),
+      (e) => {
+        this.fatal = e;
+        log.error("Renumbering the dataplane failed", { error: e });
+      },
+    );
 
-    this.readiness = { ready: false, reason: "waiting for a subnet lease to be committed" };
     let lease: Lease;
     try {
       lease = await cluster.start(this.stopController.signal);
     } catch (e) {
       if (this.stopped) return;
-      this.readiness = { ready: false, reason: (e as Error).message };
-      notifier?.status(`not ready: ${(e as Error).message}`);
+      this.ready.notReady((e as Error).message);
       log.error("Cannot get a subnet lease", { error: e as Error });
       throw e;
     }
     log.info("Lease committed", { subnet: lease.subnet });
+    this.committed = true;
 
-    this.readiness = { ready: false, reason: "programming the dataplane" };
+    this.ready.notReady("programming the dataplane");
     writeSysctl("net.ipv4.ip_forward", 1);
     await this.programDataplane(lease, mtu);
+    if (this.displaced) this.reconciler?.stop(); // taken over while programming
 
     writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
-    this.readiness = { ready: true };
+    // Start-up is over (READY=1 for systemd); /readyz and STATUS= still say "not ready"
+    // if the lease layer began renumbering meanwhile.
+    this.ready.serving(lease.subnet);
     notifier?.ready();
-    notifier?.status(`ready: ${lease.subnet} via ${backendType}`);
+    this.ready.update(cluster);
     log.info("Ready", { subnet: lease.subnet, subnetFile: flags.subnetFile });
   }
 
@@ -230,33 +317,23 @@ export class Agent {
    * the operator has to fix the duplicate name.
    */
   private checkDisplaced(): void {
-    if (!this.readiness.ready || this.cluster?.ownLease()) return;
+    if (!this.committed || this.displaced || this.cluster?.ownLease()) return;
+    this.displaced = true;
     const name = this.opts.config.agent.nodeName;
-    const reason = `node name ${name} was taken over by another machine; this agent no longer owns its subnet (fix the duplicate node name, then restart)`;
-    this.readiness = { ready: false, reason };
+    this.ready.fail(`node name ${name} was taken over by another machine; this agent no longer owns its subnet (fix the duplicate node name, then restart)`);
     this.reconciler?.stop();
-    this.opts.notifier?.status(`not ready: ${reason}`);
     this.log.error("Displaced: node name taken over; stopped programming the dataplane", { node: name });
   }
 
-  /** Our lease lost a conflict after commit (e.g. a healed partition): move to the new subnet. */
-  private renumbered(old: Lease, now: Lease): void {
+  /** Our lease lost a conflict after commit (e.g. a healed partition): move the dataplane to the new subnet. */
+  private async renumbered(old: Lease, now: Lease): Promise<void> {
     const { agent: flags, net } = this.opts.config;
     this.log.warn("Lease renumbered after a conflict; pods on the old subnet must be recreated", { old: old.subnet, now: now.subnet });
     const mtu = podMtu(net.backend, this.underlay!.mtu);
     this.reconciler?.stop();
     this.backend?.close();
-    this.readiness = { ready: false, reason: `renumbering from ${old.subnet} to ${now.subnet}` };
-    this.programDataplane(now, mtu)
-      .then(() => {
-        writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
-        this.readiness = { ready: true };
-      })
-      .catch((e) => {
-        this.fatal = e as Error;
-        this.readiness = { ready: false, reason: `renumber failed: ${(e as Error).message}` };
-        this.log.error("Renumbering the dataplane failed", { error: e as Error });
-      });
+    await this.programDataplane(now, mtu);
+    writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
   }
 
   private statusSource(mtu: number): StatusSource {
@@ -273,9 +350,9 @@ export class Agent {
       subnet: () => this.cluster?.ownLease()?.subnet ?? null,
       members: () => this.cluster?.members() ?? [],
       leases: () => this.cluster?.leases() ?? [],
-      readiness: () => this.readiness,
+      readiness: () => this.ready.readiness(),
       healthy: () => this.healthy(),
-      problems: () => this.lastProblems,
+      problems: () => [...(this.cluster?.problems() ?? []), ...this.lastProblems],
       gossip: () => this.cluster?.gossipMetrics(),
       cluster: () => {
         const m = this.cluster?.metrics();

@@ -16,8 +16,26 @@ export function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-export class SubnetExhaustedError extends Error {
+/**
+ * A claim cannot be made now, for a reason that may pass without a restart (a lease
+ * expires, clocks get fixed): start() and a renumber report it and try again later.
+ */
+export class ClaimBlockedError extends Error {
+  override name = "ClaimBlockedError";
+}
+
+export class SubnetExhaustedError extends ClaimBlockedError {
   override name = "SubnetExhaustedError";
+}
+
+/**
+ * Most lease records heard from peers are dated further ahead of this node's clock than
+ * the allowed skew: the clocks disagree (ours is probably behind). A claim made now
+ * would not see the leases those records hold, and its early claimedAt would out-rank
+ * them, so none is made until the clocks agree.
+ */
+export class ClockSkewError extends ClaimBlockedError {
+  override name = "ClockSkewError";
 }
 
 export const subnetCount = (r: SubnetRange): bigint => countBetween(r.network.family, r.subnetLen, r.min, r.max);

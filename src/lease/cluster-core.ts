@@ -19,8 +19,8 @@ import type { Clock, TimerHandle } from "../clock.ts";
 import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
-import { SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
-import { MAX_GENERATION, RecordValidator, checkDecoded, compareCounters, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, rangeOf, sameAsWire, sameRecord, subnetProblem } from "./record.ts";
+import { ClaimBlockedError, ClockSkewError, SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
+import { MAX_GENERATION, RecordValidator, checkDecoded, claimBeats, compareCounters, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, publicIpTextProblem, rangeOf, sameAsWire, sameRecord, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -59,14 +59,26 @@ export interface ClusterCoreOptions {
   /** Longest settle window, storms included, ms (30 s). */
   settleMaxMs?: number;
   /**
-   * With this listener, a full range does not reject start(): the listener hears why, and
-   * the claim is tried again every exhaustedRetryMs until a subnet frees up (an expired
-   * lease, a released one, a widened range after restart). Without it start() rejects
-   * with SubnetExhaustedError.
+   * With this listener, a blocked claim does not reject start(): the listener hears why,
+   * and the claim is tried again every exhaustedRetryMs until it can be made. Named for
+   * the common case, a full range (SubnetExhaustedError: until an expired or released
+   * lease, or a widened range after restart, frees a subnet); also clocks that disagree
+   * (ClockSkewError). Without it start() rejects with that error.
    */
-  onExhausted?: (e: SubnetExhaustedError) => void;
-  /** Time between claim attempts while the range is full, ms (60 s). */
+  onExhausted?: (e: ClaimBlockedError) => void;
+  /**
+   * Time between claim attempts while a claim is blocked, ms (60 s); also the cap of the
+   * growing back-off between failed renumber attempts.
+   */
   exhaustedRetryMs?: number;
+  /**
+   * Largest difference between two nodes' clocks the lease layer tolerates, ms (60 s).
+   * A received record dated (claimedAt or renewedAt) more than this ahead of our clock
+   * is rejected, and a new claim is never dated more than half of it ahead of our clock,
+   * so records of nodes whose clocks agree within half of it are accepted everywhere.
+   * Keep it equal to the gossip layer's bound on sender timestamps.
+   */
+  maxClockSkewMs?: number;
   /** Owners re-announce (version+1, renewedAt=now) this often, ms (1 h). */
   refreshMs?: number;
   /**
@@ -103,9 +115,14 @@ export interface ClusterCore extends Cluster {
   memberEvent(kind: "join" | "update" | "leave", m: Member): void;
   /** The gossip layer's counters (for /metrics); zeros before start. */
   gossipMetrics(): GossipMetrics;
-  /** metrics() without the lease count, which walks the table (the bench reads 1000 nodes). */
-  counters(): Omit<ClusterMetrics, "leases">;
+  /** metrics() without the lease counts, which walk the table (the bench reads 1000 nodes). */
+  counters(): Omit<ClusterMetrics, "leases" | "unrouted">;
 }
+
+/** Most peers remembered as sending records from the future (see futureNames). */
+const FUTURE_NAMES_MAX = 1024;
+/** First wait before a failed renumber is tried again, ms; doubled per failure up to exhaustedRetryMs. */
+const RENUMBER_FIRST_RETRY_MS = 1000;
 
 class Aborted extends Error {
   override name = "AbortError";
@@ -124,6 +141,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     settleQuietRecords = 16,
     settleMaxMs = 30_000,
     exhaustedRetryMs = 60_000,
+    maxClockSkewMs = 60_000,
     refreshMs = HOUR,
     settlePeers = 3,
     sweepMs = 60_000,
@@ -158,6 +176,14 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   const joinedP = new Promise<void>((r) => (joinedResolve = r));
   let lastLiveKey = "";
   let stateCache: { rev: number; bytes: Uint8Array } | undefined;
+  // Peers whose latest record was rejected as dated too far ahead of our clock: when, and
+  // by how much. Bounded; entries older than a refresh period are dropped by the sweep
+  // (an honest owner re-sends at least that often).
+  const futureNames = new Map<string, { at: number; aheadMs: number }>();
+  // Problems of the last routing pass already logged (each is logged once when it appears).
+  let reportedProblems = new Set<string>();
+  // Members whose address disagreed with their record's public IP at their last event.
+  const mismatchedMembers = new Set<string>();
 
   // Record timestamps go on the wire as integers; fake clocks may run fractional.
   const stamp = () => Math.floor(clock.now());
@@ -231,10 +257,103 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     return w === mine ? undefined : w;
   }
 
+  // ---- which winners get routes ---------------------------------------------------------
+
+  /**
+   * Why this node must not route to `w` (a peer's winning lease), or undefined. Records
+   * are checked on arrival for what holds everywhere (record.ts); these rules depend on
+   * this node: its own public IP and VTEP MAC, and what its gossip layer knows of the
+   * owner. The agent advertises its public IP as its gossip address, so a member that
+   * gossips from another usable address while its record names this one is inconsistent
+   * (a forged or stale record). A member address that could not be a public IP (loopback
+   * in tests) is not compared; neither is an owner that is not a member (yet or any more).
+   */
+  function unroutableWhy(w: Lease, members: Map<string, Member>): string | undefined {
+    const what = `lease of ${w.nodeName} (${w.subnet})`;
+    if (w.publicIp === opts.publicIp) return `${what} names this node's public IP ${w.publicIp}: not routed`;
+    const mac = w.backend.vtepMac;
+    if (mac !== undefined && mac === ownMac()) return `${what} carries this node's VTEP MAC ${mac}: not routed`;
+    const mb = members.get(w.nodeName);
+    if (mb && !mb.addr.startsWith(`${w.publicIp}:`)) {
+      const ip = mb.addr.slice(0, mb.addr.lastIndexOf(":"));
+      if (!publicIpTextProblem(ip)) return `${what} names public IP ${w.publicIp} but member ${w.nodeName} gossips from ${ip}: not routed`;
+    }
+    return undefined;
+  }
+
+  const ownMac = (): string | undefined => (identity ? backendFor(identity.nodeId).vtepMac : undefined);
+
+  /**
+   * The winning leases this node routes to (leases()), and why the others are not. Of
+   * peers sharing a VTEP MAC only one is routed — an FDB entry names one destination per
+   * MAC, so a second claimant would capture or black-hole the first's traffic — chosen
+   * the same way wherever the owners' gossip states agree: an owner that is up (alive or
+   * suspect) before one that is not, then the subnet claim order (earliest claimedAt,
+   * then name). A renamed host's old record (same nodeId, so same MAC, owner gone) thus
+   * yields to the new one. Both claimants are named in the problem.
+   */
+  function routed(members: Map<string, Member>, now: number): { routes: Lease[]; problems: string[]; unrouted: number } {
+    const routes: Lease[] = [];
+    const problems: string[] = [];
+    const byMac = new Map<string, Lease>();
+    let clashes: Map<string, Lease[]> | undefined;
+    forEachWinner(members, now, (w) => {
+      // Once our name was taken over, the record under it is another machine's.
+      if (w.nodeName !== nodeName || displaced) {
+        const why = unroutableWhy(w, members);
+        if (why) return void problems.push(why);
+        const mac = w.backend.vtepMac;
+        if (mac !== undefined) {
+          const first = byMac.get(mac);
+          if (!first) byMac.set(mac, w);
+          else {
+            clashes ??= new Map();
+            const group = clashes.get(mac) ?? [first];
+            group.push(w);
+            clashes.set(mac, group);
+          }
+        }
+      }
+      routes.push(w);
+    });
+    if (!clashes) return { routes, problems, unrouted: problems.length };
+    const up = (l: Lease) => {
+      const st = members.get(l.nodeName)?.state;
+      return st === "alive" || st === "suspect";
+    };
+    const dropped = new Set<Lease>();
+    const unfit = problems.length;
+    for (const [mac, group] of clashes) {
+      const keep = group.reduce((a, b) => (up(a) !== up(b) ? (up(a) ? a : b) : claimBeats(a, b) ? a : b));
+      for (const l of group) if (l !== keep) dropped.add(l);
+      const who = group
+        .map((l) => `${l.nodeName} (${l.subnet} at ${l.publicIp})`)
+        .sort()
+        .join(", ");
+      problems.push(`VTEP MAC ${mac} is claimed by ${who}: only ${keep.nodeName} is routed`);
+    }
+    return { routes: routes.filter((l) => !dropped.has(l)), problems, unrouted: unfit + dropped.size };
+  }
+
+  /** routed(), logging each problem once when it appears (warn). */
+  function routedNow(): ReturnType<typeof routed> & { members: Map<string, Member>; now: number } {
+    const now = clock.now();
+    const members = memberMap();
+    const r = routed(members, now);
+    if (r.problems.length > 0 || reportedProblems.size > 0) {
+      for (const p of r.problems) if (!reportedProblems.has(p)) log.warn("Lease not routed", { problem: p });
+      reportedProblems = new Set(r.problems);
+    }
+    return { ...r, members, now };
+  }
+
   // ---- table updates ------------------------------------------------------------------
 
   function ingest(payload: Uint8Array, from: string, what: string): void {
     try {
+      // A record dated beyond this is refused: far-future claimedAt would push every later
+      // claim past what peers accept, far-future renewedAt would never expire.
+      const latest = clock.now() + maxClockSkewMs;
       const d = decodePayload(payload, (name) => table.get(name));
       if ("error" in d) {
         m.rejectedRecords++;
@@ -253,6 +372,15 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
           log.debug("Rejected lease record", { from, what, reason: l });
           continue;
         }
+        const dated = Math.max(l.claimedAt, l.renewedAt ?? 0);
+        if (dated > latest) {
+          m.rejectedRecords++;
+          const aheadMs = dated - (latest - maxClockSkewMs);
+          if (futureNames.size < FUTURE_NAMES_MAX || futureNames.has(l.nodeName)) futureNames.set(l.nodeName, { at: latest - maxClockSkewMs, aheadMs });
+          log.debug("Rejected lease record", { from, what, node: l.nodeName, reason: `dated ${aheadMs} ms ahead of this node's clock (more than maxClockSkewMs ${maxClockSkewMs})` });
+          continue;
+        }
+        if (futureNames.size > 0) futureNames.delete(l.nodeName);
         if (table.merge(l)) {
           changed = true;
           const at = clock.now();
@@ -349,7 +477,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         return;
       }
     }
-    if (committed && !claiming && table.claimants(own.subnet).length > 1) {
+    // While a failed renumber waits for its retry, only the retry timer tries again: a
+    // retry on every table change would be a loop paced by the peers, not by us.
+    if (committed && !claiming && !renumberRetry && table.claimants(own.subnet).length > 1) {
       const now = clock.now();
       const better = betterClaim(own, memberMap(), now);
       if (better) void renumber(better);
@@ -385,6 +515,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
    * before whose lease expired: taken again if free, but as a new claim.
    */
   function newClaim(previousName?: Lease, prefer?: string): Lease {
+    const skewed = clockSkewBlock();
+    if (skewed) throw skewed;
     const now = stamp();
     const members = memberMap();
     const base = {
@@ -406,7 +538,26 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     }
     const taken = (s: string) => subnetTakenByOther(s, members, now);
     const subnet = prefer && !subnetProblem(prefer, range) && !taken(prefer) ? prefer : pickSubnet(nodeName, range, taken, attempt);
-    return { ...base, subnet, claimedAt: Math.max(now, maxClaimedAt + 1) };
+    // After every claim we know of, but never more than half the allowed skew ahead of our
+    // clock: peers whose clocks agree with ours within that half still accept it.
+    return { ...base, subnet, claimedAt: Math.max(now, Math.min(maxClaimedAt + 1, now + Math.floor(maxClockSkewMs / 2))) };
+  }
+
+  /**
+   * A ClockSkewError when at least as many peers sent only records dated too far ahead
+   * (futureNames) as sent records we accepted: then our clock is the odd one out, most
+   * likely behind, and a claim would neither see their leases nor rank after them.
+   */
+  function clockSkewBlock(): ClockSkewError | undefined {
+    if (futureNames.size === 0) return undefined;
+    let accepted = table.size - (table.get(nodeName) ? 1 : 0);
+    for (const name of futureNames.keys()) if (table.get(name)) accepted--;
+    if (futureNames.size < accepted) return undefined;
+    let worst = 0;
+    for (const f of futureNames.values()) worst = Math.max(worst, f.aheadMs);
+    return new ClockSkewError(
+      `Cannot claim a subnet: lease records of ${futureNames.size} of ${futureNames.size + accepted} peers are dated up to ${Math.round(worst / 1000)} s ahead of this node's clock (allowed: ${maxClockSkewMs / 1000} s); fix time synchronisation`,
+    );
   }
 
   function settleTargets(): string[] {
@@ -466,12 +617,24 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     committed = l;
   }
 
+  // ---- renumbering ---------------------------------------------------------------------
+
+  // Why the committed lease is being renumbered, or why the last attempt failed and when
+  // the next one runs (readiness); undefined while the lease stands unchallenged.
+  let renumberWhy: string | undefined;
+  let renumberRetry: TimerHandle | undefined;
+  let renumberDelayMs = 0;
+
+  function setRenumberWhy(why: string | undefined): void {
+    if (why === renumberWhy) return;
+    renumberWhy = why;
+    emitChange();
+  }
+
   async function renumber(winner: Lease): Promise<void> {
     if (claiming || stopped) return;
     claiming = true;
     const old = committed!;
-    m.conflictsResolved++;
-    m.renumbers++;
     attempt++;
     log.warn("RENUMBERING: a better claim on our committed subnet appeared (partition healed?)", {
       subnet: old.subnet,
@@ -479,9 +642,14 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       winnerClaimedAt: winner.claimedAt,
       ourClaimedAt: old.claimedAt,
     });
+    setRenumberWhy(`renumbering: ${winner.nodeName} holds an earlier claim on ${old.subnet}`);
     try {
       const now = await claimLoop(bg.signal, undefined);
       commit(now);
+      m.conflictsResolved++;
+      m.renumbers++;
+      renumberDelayMs = 0;
+      renumberWhy = undefined;
       log.warn("Renumbered own lease", { old: old.subnet, now: now.subnet });
       for (const fn of renumberFns) {
         try {
@@ -492,11 +660,38 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       }
       emitChange();
     } catch (e) {
-      if (!(e instanceof Aborted)) log.error("Cannot renumber own lease", { error: e as Error });
+      if (e instanceof Aborted || stopped) return;
+      // Every failure waits for a timer, growing up to exhaustedRetryMs: retrying at once
+      // (a full range fails without any wait) would spin the event loop.
+      renumberDelayMs = renumberDelayMs === 0 ? Math.min(RENUMBER_FIRST_RETRY_MS, exhaustedRetryMs) : Math.min(2 * renumberDelayMs, exhaustedRetryMs);
+      const delay = Math.round(renumberDelayMs * (0.75 + random() / 4));
+      log.error("Cannot renumber own lease; trying again later", { subnet: old.subnet, error: e as Error, retryInMs: delay });
+      const h = clock.after(delay, () => {
+        timers.delete(h);
+        renumberRetry = undefined;
+        retryRenumber();
+      });
+      timers.add(h);
+      renumberRetry = h;
+      setRenumberWhy(`cannot renumber ${old.subnet} (${winner.nodeName} holds an earlier claim): ${(e as Error).message}; next attempt in ${Math.ceil(delay / 1000)} s`);
+      return;
     } finally {
       claiming = false;
     }
     if (!stopped && committed) checkOwn();
+  }
+
+  /** The back-off timer fired: renumber again if our committed subnet is still lost. */
+  function retryRenumber(): void {
+    if (stopped || claiming || !committed) return;
+    if (displaced) return setRenumberWhy(undefined);
+    const better = betterClaim(committed, memberMap(), clock.now());
+    if (better) return void renumber(better);
+    log.info("The better claim on our subnet is gone; keeping it", { subnet: committed.subnet });
+    // A failed attempt may have left one of its claims as our record.
+    if (own !== committed) republishCommitted();
+    renumberDelayMs = 0;
+    setRenumberWhy(undefined);
   }
 
   // ---- partition heal -----------------------------------------------------------------
@@ -520,6 +715,21 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       if (stopped || !gossip) return;
       gossip.pushPull(name).catch((e) => log.debug("Recovery push-pull failed", { member: name, error: e as Error }));
     });
+  }
+
+  /**
+   * True when `mb`'s address now agrees with its record's public IP where it did not, or
+   * the other way round (a moved node, or a forgery): leases() changes then, even though
+   * the member's state did not.
+   */
+  function addressFitChanged(mb: Member): boolean {
+    const rec = table.get(mb.name);
+    const ip = mb.addr.slice(0, mb.addr.lastIndexOf(":"));
+    const misfit = !!rec && ip !== rec.publicIp;
+    if (misfit === mismatchedMembers.has(mb.name)) return false;
+    if (misfit) mismatchedMembers.add(mb.name);
+    else mismatchedMembers.delete(mb.name);
+    return true;
   }
 
   // ---- periodic work ------------------------------------------------------------------
@@ -548,7 +758,15 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
 
   function refresh(): void {
     if (!committed || displaced || claiming) return;
-    const l = { ...committed, version: committed.version + 1, renewedAt: stamp() };
+    republishCommitted();
+  }
+
+  /** Announces the committed lease again (renewedAt = now), above our newest record's counters. */
+  function republishCommitted(): void {
+    const c = committed!;
+    // After a failed renumber our newest record may be one of its claims, not the lease.
+    const top = own && compareCounters(own.generation, own.version, c) > 0 ? own : c;
+    const l = { ...c, generation: top.generation, version: top.version + 1, renewedAt: stamp() };
     publish(l);
     try {
       commit(l);
@@ -572,7 +790,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     for (const n of gone) {
       table.remove(n);
       lastAlive.delete(n);
+      mismatchedMembers.delete(n);
     }
+    for (const [n, f] of futureNames) if (f.at + refreshMs <= now) futureNames.delete(n);
     m.expired += gone.length;
     if (liveKey !== lastLiveKey) {
       if (lastLiveKey !== "") emitChange();
@@ -628,8 +848,21 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     stateDigest: () => table.digest(),
   };
 
+  /** Why the persisted own lease cannot be reused as it is, or undefined. */
+  function persistedProblem(p: Lease): string | undefined {
+    const now = clock.now();
+    if (p.nodeName !== nodeName) return `it belongs to node ${p.nodeName}`;
+    if (p.deleted) return "it was released";
+    // Peers whose clocks agree with ours would reject it; it is claimed anew (the same subnet if free).
+    if (Math.max(p.claimedAt, p.renewedAt ?? 0) > now + maxClockSkewMs) return `it is dated more than ${maxClockSkewMs / 1000} s ahead of this node's clock (was the clock set back?)`;
+    if ((p.renewedAt ?? p.claimedAt) + leaseTtlMs <= now) return "it expired while this node was down (peers may have handed it out)";
+    return subnetProblem(p.subnet, range);
+  }
+
   async function start(signal: AbortSignal = new AbortController().signal): Promise<Lease> {
     if (gossip) throw new Error("Cannot start cluster: already started");
+    const ipProblem = validator.publicIpProblem(opts.publicIp);
+    if (ipProblem) throw new Error(`Cannot start cluster: ${ipProblem}; peers would reject this node's lease`);
     const loaded = store.load();
     identity = nextIdentity(loaded, nodeName);
     persistIdentity(); // before anything is announced: the generation must never repeat
@@ -641,15 +874,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     every(sweepMs, sweep);
 
     const persisted = loaded.lease;
-    const problem = persisted
-      ? persisted.nodeName !== nodeName
-        ? `it belongs to node ${persisted.nodeName}`
-        : persisted.deleted
-          ? "it was released"
-          : (persisted.renewedAt ?? persisted.claimedAt) + leaseTtlMs <= clock.now()
-            ? "it expired while this node was down (peers may have handed it out)"
-            : subnetProblem(persisted.subnet, range)
-      : "none persisted";
+    const problem = persisted ? persistedProblem(persisted) : "none persisted";
     if (persisted && !problem) {
       const now = stamp();
       const l: Lease = {
@@ -706,8 +931,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
           l = await claimLoop(combined, previous, prefer);
           break;
         } catch (e) {
-          if (!(e instanceof SubnetExhaustedError) || !opts.onExhausted) throw e;
-          log.error("No free subnet; trying again later", { error: e, retryInMs: exhaustedRetryMs });
+          if (!(e instanceof ClaimBlockedError) || !opts.onExhausted) throw e;
+          log.error(e instanceof SubnetExhaustedError ? "No free subnet; trying again later" : "Cannot claim a subnet now; trying again later", { error: e, retryInMs: exhaustedRetryMs });
           opts.onExhausted(e);
           await sleep(exhaustedRetryMs, combined);
         }
@@ -725,21 +950,29 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     start,
     ownLease: () => (displaced ? undefined : committed),
     leases(): LeaseView[] {
-      const now = clock.now();
-      const members = memberMap();
-      const out: LeaseView[] = [];
-      forEachWinner(members, now, (w) => {
-        const mb = members.get(w.nodeName);
+      const { routes, members, now } = routedNow();
+      return routes.map((w) => {
         const seen = lastSeenOf(w, members, now);
-        out.push({
+        return {
           ...w,
-          state: w.nodeName === nodeName ? "alive" : (mb?.state ?? "unknown"),
+          state: w.nodeName === nodeName ? "alive" : (members.get(w.nodeName)?.state ?? "unknown"),
           lastSeen: seen,
           expiresAt: seen + leaseTtlMs,
-        });
+        };
       });
+    },
+    problems(): string[] {
+      const out = routedNow().problems;
+      if (futureNames.size > 0) {
+        let worst = { name: "", aheadMs: 0 };
+        for (const [name, f] of futureNames) if (f.aheadMs > worst.aheadMs) worst = { name, aheadMs: f.aheadMs };
+        out.push(
+          `lease records of ${futureNames.size} peer(s) rejected as dated more than ${maxClockSkewMs / 1000} s ahead of this node's clock (${worst.name}: ${Math.round(worst.aheadMs / 1000)} s ahead): this clock is behind, theirs ahead, or the records are forged`,
+        );
+      }
       return out;
     },
+    renumbering: () => (displaced ? undefined : renumberWhy),
     members: () => gossip?.members() ?? [],
     onChange(fn) {
       changeFns.add(fn);
@@ -775,10 +1008,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       else await gossip.shutdown();
     },
     metrics: (): ClusterMetrics => {
-      // Counted, not built: a scrape needs only how many leases() would return.
-      let leases = 0;
-      forEachWinner(memberMap(), clock.now(), () => leases++);
-      return { leases, ...m };
+      const r = routed(memberMap(), clock.now());
+      return { leases: r.routes.length, ...m, unrouted: r.unrouted };
     },
     counters: () => ({ ...m }),
     nodeId: () => identity?.nodeId,
@@ -792,7 +1023,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       if (mb.state === "alive") downStates.delete(mb.name);
       else downStates.set(mb.name, mb.state);
       if (kind !== "leave" && mb.state === "alive" && (prev === "suspect" || prev === "dead" || prev === "left")) recoveryPushPull(mb.name);
-      if (kind !== "update" || prev !== mb.state) emitChange();
+      if (kind !== "update" || prev !== mb.state || addressFitChanged(mb)) emitChange();
     },
   };
   return facade;

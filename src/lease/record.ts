@@ -218,6 +218,31 @@ export function claimBeats(a: Lease, b: Lease): boolean {
   return a.nodeName < b.nodeName;
 }
 
+/**
+ * Why `ip` (IPv4 as a uint32) cannot be a node's public (underlay) address, or undefined.
+ * Peers send VXLAN and udp-backend packets to it and route host-gw next hops through it,
+ * so it must be a unicast address of another machine: not 0.0.0.0/8, loopback (a local
+ * process could bind the port and receive pod traffic), link-local (not routed off the
+ * link, and home of cloud metadata services such as 169.254.169.254), multicast or the
+ * limited broadcast address. 240.0.0.0/4 stays allowed: Linux treats it as unicast and
+ * some networks use it as private space.
+ */
+export function publicIpProblem(ip: number): string | undefined {
+  const a = ip >>> 24;
+  if (a === 0) return "in 0.0.0.0/8 (this network)";
+  if (a === 127) return "a loopback address";
+  if (ip >>> 16 === 0xa9fe) return "a link-local address";
+  if (a >= 224 && a < 240) return "a multicast address";
+  if (ip === 0xffffffff) return "the broadcast address";
+  return undefined;
+}
+
+/** publicIpProblem for dotted text; also rejects text that is not an IPv4 address. */
+export function publicIpTextProblem(text: string): string | undefined {
+  const ip = ipNum(text);
+  return ip < 0 ? "not an IPv4 address" : publicIpProblem(ip);
+}
+
 /** The parsed pod-network range a subnet must fall in. */
 export interface SubnetRange {
   network: Cidr;
@@ -251,13 +276,21 @@ export function subnetProblem(subnet: string, range: SubnetRange): string | unde
   return undefined;
 }
 
-/** Validates wire tuples against the schema and the pod-network range. */
+/**
+ * Validates wire tuples against the schema, the pod-network range and the public-IP
+ * rule (publicIpProblem; an address inside the pod network is refused as well: routing
+ * pod subnets through it would loop inside the overlay).
+ */
 export class RecordValidator {
   /** The IPv4 range as plain numbers, for the check every received record goes through (no BigInt, no strings). */
   private readonly v4: { min: number; max: number } | undefined;
+  /** The pod network as [first, last] uint32 addresses (IPv4 networks only). */
+  private readonly net4: { first: number; last: number } | undefined;
 
   constructor(readonly range: SubnetRange) {
     this.v4 = range.network.family === 4 ? { min: Number(range.min), max: Number(range.max) } : undefined;
+    const n = range.network;
+    this.net4 = n.family === 4 ? { first: Number(n.addr), last: Number(n.addr) + 2 ** (32 - n.prefix) - 1 } : undefined;
   }
 
   /**
@@ -277,11 +310,25 @@ export class RecordValidator {
 
   /** check() for a record found by its bytes (knownRecord): already a valid tuple, so only our range is left to check. */
   checkKnown(k: KnownRecord): Lease | string {
-    return this.subnetProblem(k.addr, k.len) ?? k.lease;
+    return this.subnetProblem(k.addr, k.len) ?? this.ipProblem(k.ip) ?? k.lease;
   }
 
   private tupleProblem(t: RecordTuple): string | undefined {
-    return this.subnetProblem(t[4], t[5]);
+    return this.subnetProblem(t[4], t[5]) ?? this.ipProblem(t[6]);
+  }
+
+  /** Why `text` cannot be a node's public IP in this cluster ("publicIp … is …"), or undefined. */
+  publicIpProblem(text: string): string | undefined {
+    const ip = ipNum(text);
+    return ip < 0 ? `publicIp ${JSON.stringify(text)} is not an IPv4 address` : this.ipProblem(ip);
+  }
+
+  private ipProblem(ip: number): string | undefined {
+    const p = publicIpProblem(ip);
+    if (p) return `publicIp ${ipText(ip)} is ${p}`;
+    const n = this.net4;
+    if (n && ip >= n.first && ip <= n.last) return `publicIp ${ipText(ip)} is inside the pod network ${formatCidr(this.range.network)}`;
+    return undefined;
   }
 
   private subnetProblem(addr: number, len: number): string | undefined {
@@ -316,11 +363,12 @@ export class RecordValidator {
 const interned = new Map<number, KnownRecord>();
 const INTERN_MAX = 16_384;
 
-/** A record made from bytes seen before, with its subnet as numbers for the range check. */
+/** A record made from bytes seen before, with its subnet and public IP as numbers for the range checks. */
 export interface KnownRecord {
   lease: Lease;
   addr: number;
   len: number;
+  ip: number;
 }
 
 /** The interning key of bytes[start, end): 32 bits of their hash (int32 Map keys, see sharedCopy). */
@@ -340,7 +388,7 @@ function internedRecord(t: RecordTuple, bytes: Uint8Array, start: number, end: n
   if (hit) return hit.lease;
   const lease = fromTuple(t);
   if (interned.size >= INTERN_MAX) interned.clear();
-  interned.set(h, { lease, addr: t[4], len: t[5] });
+  interned.set(h, { lease, addr: t[4], len: t[5], ip: t[6] });
   return lease;
 }
 

@@ -54,6 +54,8 @@ export interface ClusterMetrics {
   nameConflicts?: number;
   /** Records dropped because they expired (owner silent longer than the lease TTL). */
   expired?: number;
+  /** Winning leases this node does not route (public IP or VTEP MAC rules; problems() says why). */
+  unrouted?: number;
 }
 
 /** The lease layer as the agent sees it. */
@@ -62,8 +64,18 @@ export interface Cluster {
   start(signal?: AbortSignal): Promise<Lease>;
   /** The committed own lease, once committed. */
   ownLease(): Lease | undefined;
-  /** Every lease that justifies routes now: not deleted, not expired, own included. */
+  /**
+   * Every lease that justifies routes now: not deleted, not expired, winning its subnet,
+   * and routable from this node (public IP and VTEP MAC rules, docs/leases.md); own included.
+   */
   leases(): LeaseView[];
+  /** Lease conditions an operator should know: leases not routed and why, records refused for their dates. */
+  problems(): string[];
+  /**
+   * While the committed lease lost its subnet and is being renumbered, or a failed
+   * renumber waits for its next attempt: why (for readiness). Undefined otherwise.
+   */
+  renumbering(): string | undefined;
   members(): Member[];
   /** Called (synchronously, after the table changed) whenever leases() may differ. */
   onChange(fn: () => void): () => void;

@@ -4,8 +4,9 @@
  * hand-driven malicious gossip node (createGossip with the cluster key) that broadcasts
  * and push-pulls crafted lease payloads. Each forgery must be rejected, or resolved by the
  * deterministic rule (earliest claimedAt, then node name) identically on every honest
- * node; no honest node may ever hold a view with two owners of one subnet or a subnet
- * outside the range (what the agent hands the backend as PeerLease comes from leases()).
+ * node; no honest node may ever hold a view with two owners of one subnet, a subnet
+ * outside the range, or two peers with one VTEP MAC (what the agent hands the backend as
+ * PeerLease comes from leases()).
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { pack } from "msgpackr";
@@ -17,6 +18,7 @@ import { Sealer } from "../../src/gossip/security.ts";
 import type { GossipDelegate } from "../../src/gossip/types.ts";
 import { checkPeers } from "../../src/backend/peers.ts";
 import { MAX_GENERATION, WIRE_VERSION, encodeRecord, encodeState, rangeOf, subnetProblem } from "../../src/lease/record.ts";
+import type { ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
 import { GossipSim, type GossipSimNode } from "../lease/gossip-sim.ts";
@@ -28,16 +30,19 @@ const EVIL_ADDR = "10.66.0.1:7946";
 
 let idSeq = 0;
 const nodeId = () => (++idSeq).toString(16).padStart(32, "e");
+/** A VTEP MAC of its own for each fictitious node (the lease layer routes one node per MAC). */
+const macOf = (id: string) => `0e:${id.slice(-10).replace(/(..)(?!$)/g, "$1:")}`;
 
 /** A well-formed record of a fictitious node; override what the case forges. */
 function forged(over: Partial<Lease> & { nodeName: string }, now: number): Lease {
+  const id = nodeId();
   return {
-    nodeId: nodeId(),
+    nodeId: id,
     generation: 1,
     version: 0,
     subnet: "10.244.29.0/24",
     publicIp: "192.0.2.66",
-    backend: { type: "vxlan", vtepMac: "0e:00:00:00:00:66" },
+    backend: { type: "vxlan", vtepMac: macOf(id) },
     claimedAt: now,
     renewedAt: now,
     ...over,
@@ -105,6 +110,9 @@ function watchInvariants(nodes: GossipSimNode[], violations: string[], shadowed:
       // The agent's peers() (src/agent.ts), then the backends' own filter (src/backend/peers.ts).
       const peers = view.filter((l) => l.nodeName !== n.name).map((l) => ({ nodeName: l.nodeName, subnet: l.subnet, publicIp: l.publicIp, ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}) }));
       if (peers.some((p) => p.subnet === own.subnet)) shadowed.push(`${n.name}: agent peer list holds own committed ${own.subnet}`);
+      const macs = peers.map((p) => p.vtepMac);
+      const twice = macs.filter((m, i) => macs.indexOf(m) !== i);
+      if (twice.length > 0) violations.push(`${n.name}: peers handed to the backend share VTEP MACs ${twice.join(", ")}`);
       const checked = checkPeers(peers, { network: net.network, ownSubnet: own.subnet, needMac: true });
       const routed = checked.peers.find((p) => p.subnet === own.subnet);
       if (routed) violations.push(`${n.name}: backend would route own committed ${own.subnet} to ${routed.nodeName}`);
@@ -112,8 +120,8 @@ function watchInvariants(nodes: GossipSimNode[], violations: string[], shadowed:
   }
 }
 
-async function world(seed: number): Promise<World> {
-  const sim = new GossipSim({ seed, net, keyring, settleMs: 1000 });
+async function world(seed: number, extra?: Partial<ClusterCoreOptions>): Promise<World> {
+  const sim = new GossipSim({ seed, net, keyring, settleMs: 1000, ...(extra ? { extra } : {}) });
   const honest = [1, 2, 3].map((i) => sim.add(`n${i}`, GossipSim.addr(i), i === 1 ? [] : [GossipSim.addr(1)]));
   const violations: string[] = [];
   const shadowed: string[] = [];
@@ -253,7 +261,7 @@ describe("forged leases from a key-holder", () => {
     expect(w.violations).toEqual([]);
   }, 90_000);
 
-  test("a record claiming an honest node's name with another nodeId: the victim steps aside (documented), views agree", async () => {
+  test("a record claiming an honest node's name with another nodeId: the victim steps aside (documented), views agree, the forger's address gets no route", async () => {
     const w = (current = await world(14));
     const n3 = w.honest[2]!;
     const lease3 = n3.cluster.ownLease()!;
@@ -264,9 +272,31 @@ describe("forged leases from a key-holder", () => {
     // node logs an error, counts nameConflicts and stops announcing (no ping-pong).
     expect(n3.cluster.metrics().nameConflicts).toBe(1);
     expect(n3.cluster.ownLease()).toBeUndefined();
+    // Every node holds the takeover record, but member n3 still gossips from 10.0.0.3 while
+    // the record names 192.0.2.66: nobody routes n3's name to the forger's address.
     const view = expectAgreement(w);
-    expect(view).toContain("n3=10.244.28.0/24");
-    expect(view).not.toContain(`n3=${lease3.subnet}`);
+    expect(view.filter((e) => e.startsWith("n3="))).toEqual([]);
+    for (const n of w.honest) {
+      expect(n.cluster.table().get("n3")?.subnet).toBe("10.244.28.0/24");
+      expect(n.cluster.problems()).toContain("lease of n3 (10.244.28.0/24) names public IP 192.0.2.66 but member n3 gossips from 10.0.0.3: not routed");
+    }
+  }, 60_000);
+
+  test("a takeover record naming the member's own address (a reinstall at the same IP) is routed by the peers", async () => {
+    const w = (current = await world(14));
+    const n3 = w.honest[2]!;
+    const lease3 = n3.cluster.ownLease()!;
+    const now = Math.floor(w.sim.clock.now());
+    w.evil.send("n3", encodeRecord(forged({ nodeName: "n3", generation: lease3.generation + 1, subnet: "10.244.28.0/24", publicIp: "10.0.0.3", claimedAt: now }, now)));
+    await w.sim.run(10_000);
+    expect(n3.cluster.ownLease()).toBeUndefined();
+    for (const n of w.honest.slice(0, 2)) {
+      expect(viewOf(n)).toContain("n3=10.244.28.0/24");
+      expect(n.cluster.problems()).toEqual([]);
+    }
+    // n3 itself does not route to its own address.
+    expect(viewOf(n3)).not.toContain("n3=10.244.28.0/24");
+    expect(w.violations).toEqual([]);
   }, 60_000);
 
   test("a maximal generation/version for a fictitious name is accepted and harmless; beyond the generation limit it is rejected", async () => {
@@ -354,4 +384,132 @@ describe("forged leases from a key-holder", () => {
     expectAgreement(w);
     console.log(`huge state push: 40 000 ghost records merged and spread in ${mergeMs.toFixed(0)} ms wall; table size ${n1.cluster.table().size}`);
   }, 120_000);
+});
+
+const HOUR = 3_600_000;
+
+/** The agent's peer list of node `n` (src/agent.ts peers()): what the backend is handed. */
+const peersOf = (n: GossipSimNode) => n.cluster.leases().filter((l) => l.nodeName !== n.name && !l.deleted);
+
+describe("forged timestamps, addresses and MACs from a key-holder", () => {
+  test("a claimedAt of 2^53-1 (and one just beyond the skew) is rejected everywhere; a node joining later commits a lease every node sees", async () => {
+    const w = (current = await world(31));
+    const now = Math.floor(w.sim.clock.now());
+    const rejected = w.honest.map((n) => n.cluster.metrics().rejectedRecords);
+    w.evil.send("f1", encodeRecord(forged({ nodeName: "far-claim", claimedAt: Number.MAX_SAFE_INTEGER, subnet: "10.244.27.0/24" }, now)));
+    w.evil.send("f2", encodeRecord(forged({ nodeName: "beyond-skew", claimedAt: now + 61_000, subnet: "10.244.26.0/24" }, now)));
+    await w.sim.run(5_000);
+    // Had far-claim been kept, n4's claim would be dated 2^53 and refused by every peer:
+    // n4 would commit a lease nobody else sees.
+    const n4 = w.sim.add("n4", GossipSim.addr(4), [GossipSim.addr(1)]);
+    watchInvariants([n4], w.violations, w.shadowed);
+    void w.sim.start("n4");
+    const all = [...w.honest, n4];
+    const seen = await w.sim.runUntil(() => !!n4.lease && all.every((n) => n.cluster.table().get("n4")?.subnet === n4.lease!.subnet) && w.sim.views() === 1, 60_000);
+    expect(seen).toBe(true);
+    expect(n4.lease!.claimedAt).toBeLessThanOrEqual(w.sim.clock.now());
+    for (const n of all) expect(viewOf(n)).toContain(`n4=${n4.lease!.subnet}`);
+    expect(w.sim.duplicates()).toEqual([]);
+    expect(w.violations).toEqual([]);
+    for (const [i, n] of w.honest.entries()) {
+      expect({ node: n.name, held: ["far-claim", "beyond-skew"].map((x) => n.cluster.table().get(x)) }).toEqual({ node: n.name, held: [undefined, undefined] });
+      expect(n.cluster.metrics().rejectedRecords - rejected[i]!).toBeGreaterThanOrEqual(2);
+    }
+  }, 60_000);
+
+  test("a far-future renewedAt is rejected; a record dated just inside the skew still expires after the TTL", async () => {
+    const w = (current = await world(32, { leaseTtlMs: HOUR }));
+    const now = Math.floor(w.sim.clock.now());
+    w.evil.send("imm", encodeRecord(forged({ nodeName: "immortal", renewedAt: now + 365 * 24 * HOUR, subnet: "10.244.27.0/24" }, now)));
+    w.evil.send("near", encodeRecord(forged({ nodeName: "near-future", renewedAt: now + 50_000, subnet: "10.244.26.0/24" }, now)));
+    await w.sim.run(5_000);
+    for (const n of w.honest) {
+      expect(n.cluster.table().get("immortal")).toBeUndefined();
+      expect(viewOf(n)).toContain("near-future=10.244.26.0/24");
+    }
+    // Expiry counts from renewedAt (the owner is no member): TTL + 50 s after `now`.
+    const gone = await w.sim.runUntil(() => w.honest.every((n) => !viewOf(n).some((e) => e.startsWith("near-future=") || e.startsWith("immortal="))), 2 * HOUR, 60_000);
+    expect(gone).toBe(true);
+    expect(w.sim.clock.now()).toBeGreaterThanOrEqual(now + HOUR + 50_000);
+    expect(w.sim.clock.now()).toBeLessThanOrEqual(now + HOUR + 50_000 + 2 * 60_000);
+    expectAgreement(w);
+  }, 60_000);
+
+  test("public IPs that are no other machine's unicast address are rejected on arrival everywhere", async () => {
+    const w = (current = await world(33));
+    const now = Math.floor(w.sim.clock.now());
+    const bad = ["127.0.0.1", "127.1.2.3", "224.0.0.251", "239.1.1.1", "255.255.255.255", "0.0.0.0", "0.12.0.1", "169.254.169.254", "10.244.3.9"];
+    const rejected = w.honest.map((n) => n.cluster.metrics().rejectedRecords);
+    bad.forEach((ip, i) => w.evil.send(`ip${i}`, encodeRecord(forged({ nodeName: `ip-${i}`, publicIp: ip, subnet: `10.244.${20 + i}.0/24` }, now))));
+    await w.sim.run(10_000);
+    for (const [i, n] of w.honest.entries()) {
+      const held = bad.map((_, k) => n.cluster.table().get(`ip-${k}`)?.publicIp).filter((x) => x !== undefined);
+      expect({ node: n.name, held }).toEqual({ node: n.name, held: [] });
+      expect(n.cluster.metrics().rejectedRecords - rejected[i]!).toBeGreaterThanOrEqual(bad.length);
+    }
+    expectAgreement(w);
+  }, 60_000);
+
+  test("a record naming this node's public IP is not routed by this node, and says so", async () => {
+    const w = (current = await world(34));
+    const [n1, n2, n3] = w.honest;
+    const now = Math.floor(w.sim.clock.now());
+    w.evil.send("copy", encodeRecord(forged({ nodeName: "copycat", publicIp: "10.0.0.1", subnet: "10.244.27.0/24" }, now)));
+    await w.sim.run(5_000);
+    expect(viewOf(n1!)).not.toContain("copycat=10.244.27.0/24");
+    expect(n1!.cluster.problems()).toEqual(["lease of copycat (10.244.27.0/24) names this node's public IP 10.0.0.1: not routed"]);
+    expect(n1!.cluster.metrics().unrouted).toBe(1);
+    // Kept in the table, so the subnet stays taken for allocation on every node.
+    expect(n1!.cluster.table().get("copycat")?.subnet).toBe("10.244.27.0/24");
+    // Elsewhere 10.0.0.1 is n1's address: routing copycat's subnet there reaches no third machine.
+    for (const n of [n2!, n3!]) expect(viewOf(n)).toContain("copycat=10.244.27.0/24");
+    expect(w.violations).toEqual([]);
+  }, 60_000);
+
+  test("a member's record naming a public IP other than its gossip address is routed by nobody until they agree", async () => {
+    const w = (current = await world(35));
+    const now = Math.floor(w.sim.clock.now());
+    // "evil" is a live gossip member at 10.66.0.1.
+    const rec = forged({ nodeName: "evil", publicIp: "192.0.2.66", subnet: "10.244.27.0/24" }, now);
+    w.evil.send("evil", encodeRecord(rec));
+    await w.sim.run(5_000);
+    for (const n of w.honest) {
+      expect(n.cluster.table().get("evil")?.publicIp).toBe("192.0.2.66");
+      expect(viewOf(n)).not.toContain("evil=10.244.27.0/24");
+      expect(n.cluster.problems()).toEqual(["lease of evil (10.244.27.0/24) names public IP 192.0.2.66 but member evil gossips from 10.66.0.1: not routed"]);
+    }
+    w.evil.send("evil", encodeRecord({ ...rec, version: 1, publicIp: "10.66.0.1", renewedAt: now + 1 }));
+    await w.sim.run(5_000);
+    for (const n of w.honest) {
+      expect(viewOf(n)).toContain("evil=10.244.27.0/24");
+      expect(n.cluster.problems()).toEqual([]);
+    }
+    expectAgreement(w);
+  }, 60_000);
+
+  test("a duplicate of an honest node's VTEP MAC: both claimants reported, the backend gets one of them, never both", async () => {
+    const w = (current = await world(36));
+    const [n1, n2, n3] = w.honest;
+    const l2 = n2!.cluster.ownLease()!;
+    const l3 = n3!.cluster.ownLease()!;
+    const now = Math.floor(w.sim.clock.now());
+    // No member owns "mac-thief": the up owner n2 keeps its routes though the thief's claim is older.
+    w.evil.send("t1", encodeRecord(forged({ nodeName: "mac-thief", backend: { type: "vxlan", vtepMac: l2.backend.vtepMac! }, claimedAt: l2.claimedAt - 1000, subnet: "10.244.27.0/24" }, now)));
+    // The live member "evil", consistent address, with n3's MAC and an older claim: the claim order decides.
+    w.evil.send("t2", encodeRecord(forged({ nodeName: "evil", publicIp: "10.66.0.1", backend: { type: "vxlan", vtepMac: l3.backend.vtepMac! }, claimedAt: l3.claimedAt - 1000, subnet: "10.244.26.0/24" }, now)));
+    await w.sim.run(5_000);
+    for (const n of w.honest) {
+      const macs = peersOf(n).map((l) => l.backend.vtepMac);
+      expect({ node: n.name, twice: macs.filter((m, i) => macs.indexOf(m) !== i) }).toEqual({ node: n.name, twice: [] });
+    }
+    expect(n1!.cluster.problems().sort()).toEqual([
+      `VTEP MAC ${l2.backend.vtepMac} is claimed by ${["mac-thief (10.244.27.0/24 at 192.0.2.66)", `n2 (${l2.subnet} at 10.0.0.2)`].sort().join(", ")}: only n2 is routed`,
+      `VTEP MAC ${l3.backend.vtepMac} is claimed by ${["evil (10.244.26.0/24 at 10.66.0.1)", `n3 (${l3.subnet} at 10.0.0.3)`].sort().join(", ")}: only evil is routed`,
+    ].sort());
+    expect(viewOf(n1!)).toEqual([`evil=10.244.26.0/24`, `n1=${n1!.cluster.ownLease()!.subnet}`, `n2=${l2.subnet}`].sort());
+    // The victims never route their own MAC to another address.
+    expect(n2!.cluster.problems()).toContain(`lease of mac-thief (10.244.27.0/24) carries this node's VTEP MAC ${l2.backend.vtepMac}: not routed`);
+    expect(n3!.cluster.problems()).toContain(`lease of evil (10.244.26.0/24) carries this node's VTEP MAC ${l3.backend.vtepMac}: not routed`);
+    expect(w.violations).toEqual([]);
+  }, 60_000);
 });

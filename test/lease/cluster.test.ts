@@ -135,9 +135,10 @@ describe("cluster on a fake gossip layer", () => {
     expect(renumbered[0]![1].subnet).not.toBe(c.subnet);
     expect(sim.nodes.get(cName)!.cluster.ownLease()!.subnet).toBe(c.subnet);
     expect(sim.nodes.get(dName)!.cluster.metrics().renumbers).toBe(1);
-    // counters() is metrics() without the lease count (which walks the table).
-    const { leases, ...counters } = sim.nodes.get(dName)!.cluster.metrics();
+    // counters() is metrics() without the lease counts (which walk the table).
+    const { leases, unrouted, ...counters } = sim.nodes.get(dName)!.cluster.metrics();
     expect(leases).toBe(sim.nodes.get(dName)!.cluster.leases().length);
+    expect(unrouted).toBe(0);
     expect(sim.nodes.get(dName)!.cluster.counters()).toEqual(counters);
     expect(sim.nodes.get(dName)!.store.lease!.subnet).toBe(renumbered[0]![1].subnet);
     await sim.run(10_000);

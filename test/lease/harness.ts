@@ -54,13 +54,21 @@ export class FakeSim {
     this.hub = new FakeGossipHub({ clock: this.clock, random: this.random, loss: o.loss ?? 0, delayMs: [2, 40], pushPullMs: o.pushPullMs ?? 5000 });
   }
 
+  /** Each name's public IP (distinct per node: a peer record naming our own IP is not routed). */
+  private readonly ips = new Map<string, string>();
+
   addNode(name: string, seeds: string[], store = this.nodes.get(name)?.store ?? new MemStore()) {
     const addr = `${name}:7946`;
+    let publicIp = this.ips.get(name);
+    if (!publicIp) {
+      const k = this.ips.size + 1;
+      this.ips.set(name, (publicIp = `198.51.${100 + (k >> 8)}.${k & 255}`));
+    }
     const cluster = createClusterCore(
       {
         net: this.o.net ?? net50,
         nodeName: name,
-        publicIp: "192.0.2.1",
+        publicIp,
         advertiseAddr: addr,
         seeds,
         backend: { type: "host-gw" },
@@ -124,6 +132,19 @@ export class FakeSim {
     return dup;
   }
 }
+
+/** A fictitious node's host-gw claim on `lease`'s subnet, one millisecond earlier: it wins the subnet. */
+export const earlierClaim = (lease: Lease, now: number): Lease => ({
+  nodeName: "early",
+  nodeId: "e".repeat(32),
+  generation: 1,
+  version: 0,
+  subnet: lease.subnet,
+  publicIp: "192.0.2.200",
+  backend: { type: "host-gw" },
+  claimedAt: lease.claimedAt - 1,
+  renewedAt: now,
+});
 
 /** Lets pending promise continuations (several hops deep) run. */
 export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));

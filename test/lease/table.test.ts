@@ -200,6 +200,15 @@ describe("records made from the same bytes (interning)", () => {
     expect(checked(narrow, payload)).toMatch(/outside SubnetMin..SubnetMax/);
   });
 
+  test("…and against this node's pod network for its public IP", () => {
+    const l: Lease = { nodeName: "b", nodeId: "1".repeat(32), generation: 1, version: 0, subnet: "10.244.9.0/24", publicIp: "10.245.0.5", backend: { type: "vxlan" }, claimedAt: 1, renewedAt: 1 };
+    const payload = encodeRecord(l);
+    expect(typeof checked(v1, payload)).toBe("object");
+    const wide = new RecordValidator(rangeOf(parseNetConf({ Network: "10.240.0.0/12" })));
+    expect(decodeOne(payload).known[0]).toBeDefined(); // judged from the bytes seen before
+    expect(checked(wide, payload)).toBe("publicIp 10.245.0.5 is inside the pod network 10.240.0.0/12");
+  });
+
   test("non-canonical bytes of a record give the same record, digest included, and are not shared", () => {
     const l: Lease = { nodeName: "node-1", nodeId: "f".repeat(32), generation: 3, version: 2, subnet: "10.244.3.0/24", publicIp: "192.0.2.2", backend: { type: "vxlan" }, claimedAt: 5, renewedAt: 5 };
     const canonical = encodeRecord(l);
@@ -242,7 +251,9 @@ describe("record validation", () => {
         const near = netAddr + shift * 2 ** (32 - prefix) + (r % 2 ** (32 - prefix + 1));
         const addr = Math.max(0, Math.min(0xffffffff, pick < edges.length ? edges[pick]! : near));
         const l = sameLen ? subnetLen : len;
-        const tuple = ["a", new Uint8Array(16), 1, 0, addr, l, 0xc0000201, 0, null, 1, 1, false];
+        // A public IP outside the pod network (one inside it is refused on its own).
+        const publicIp = netAddr >>> 24 === 192 ? 0x0a000001 : 0xc0000201;
+        const tuple = ["a", new Uint8Array(16), 1, 0, addr, l, publicIp, 0, null, 1, 1, false];
         const got = new RecordValidator(range).check(tuple);
         const want = subnetProblem(`${ipText(addr)}/${l}`, range);
         expect(typeof got === "string" ? got : undefined).toBe(want);
@@ -312,11 +323,27 @@ describe("record validation", () => {
     ["negative version", { version: -1 }, /malformed/],
     ["bad public ip", { publicIp: "1.2.3" }, /malformed/],
     ["bad mac", { backend: { type: "vxlan", vtepMac: "zz" } }, /malformed/],
+    ["public ip 0.0.0.0", { publicIp: "0.0.0.0" }, /publicIp 0\.0\.0\.0 is in 0\.0\.0\.0\/8/],
+    ["public ip in 0/8", { publicIp: "0.1.2.3" }, /publicIp 0\.1\.2\.3 is in 0\.0\.0\.0\/8/],
+    ["loopback public ip", { publicIp: "127.0.0.1" }, /is a loopback address/],
+    ["loopback public ip, not .1", { publicIp: "127.255.0.9" }, /is a loopback address/],
+    ["link-local public ip", { publicIp: "169.254.169.254" }, /is a link-local address/],
+    ["multicast public ip", { publicIp: "224.0.0.1" }, /is a multicast address/],
+    ["multicast public ip, top", { publicIp: "239.255.255.255" }, /is a multicast address/],
+    ["broadcast public ip", { publicIp: "255.255.255.255" }, /is the broadcast address/],
+    ["public ip inside the pod network", { publicIp: "10.244.3.7" }, /inside the pod network 10\.244\.0\.0\/16/],
   ] as const)("rejects %s", (_n, patch, re) => {
     const r = roundTrip({ ...good, ...(patch as Partial<Lease>) });
     expect(typeof r).toBe("string");
     expect(r as string).toMatch(re);
   });
+
+  test.each(["1.0.0.1", "10.0.0.1", "100.64.0.1", "126.255.255.255", "128.0.0.1", "169.253.255.255", "169.255.0.1", "172.16.0.1", "192.168.1.1", "223.255.255.255", "240.0.0.1", "255.255.255.254"])(
+    "accepts public ip %s",
+    (ip) => {
+      expect(roundTrip({ ...good, publicIp: ip })).toEqual({ ...good, publicIp: ip });
+    },
+  );
 
   test("garbage payloads are reported, not thrown", () => {
     for (const bytes of [new Uint8Array([0xc1]), new Uint8Array([]), new Uint8Array([0x93, 1, 9, 0]), encodeRecord(good).slice(0, 10)]) {
