@@ -33,5 +33,7 @@ export function createBackend(conf: BackendConf, deps: BackendDeps & { udpSys?: 
       return createHostGwBackend(deps);
     case "udp":
       return createUdpBackend(conf, { ...deps, ...(deps.udpSys ? { sys: deps.udpSys } : {}), ...(deps.udpOffload !== undefined ? { offload: deps.udpOffload } : {}) });
+    case "wireguard":
+      throw new Error("create wireguard backend: not available in this build");
   }
 }
