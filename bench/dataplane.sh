@@ -62,7 +62,7 @@ by_hand_wireguard() { # what wg-quick would do, with the same names, port, MTU a
   wg_mount_namespaces
   for i in 0 1; do
     local j=$((1 - i))
-    in_node "$i" env WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go weft-wg
+    in_node "$i" env WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go weft-wg 2>"$TMP/wireguard-go$i.err" || { cat "$TMP/wireguard-go$i.err" >&2; exit 1; }
     echo "${PRIV[$i]}" >"$TMP/key$i"
     in_node "$i" wg set weft-wg private-key "$TMP/key$i" listen-port 51820 peer "${PUB[$j]}" endpoint "192.0.2.$((11 + j)):51820" allowed-ips "10.244.$((j + 1)).0/24"
     in_node "$i" ip addr add "10.244.$((i + 1)).0/32" dev weft-wg

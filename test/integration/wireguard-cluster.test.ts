@@ -8,17 +8,16 @@
  * underlay bridge: pod traffic crosses only as UDP to the WireGuard port, never in clear.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniConfig } from "../../src/cli/demo.ts";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
 import { until as waitUntil } from "../wait.ts";
 import { REPO, createTopology, exec, ipJson, Lines, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
+import { agentNode, api as apiCall, BIN, logOf, readiness, startAgent as startAgentIn, subnetOf, type AgentNode } from "../hardening/agents.ts";
 import { killNamespaceProcesses, parseWgDump, WireguardMountNs } from "./wireguard-mountns.ts";
 
-const BIN = join(REPO, "dist/weft");
 const CNI_DIR = "/usr/lib/cni";
 const PREFIX = "wwg-";
 const skip =
@@ -36,15 +35,8 @@ const PSK = Buffer.alloc(32, 0x5a).toString("base64");
 const MARKER = "weft-wg-secret!!";
 const MARKER_HEX = Buffer.from(MARKER).toString("hex");
 
-interface Node {
-  name: string;
-  ns: string;
-  ip: string;
-  dir: string;
-  subnetFile: string;
-  logFile: string;
+interface Node extends AgentNode {
   mnt: WireguardMountNs;
-  agent?: Subprocess;
   pod?: { ns: string; ip: string };
 }
 
@@ -53,35 +45,21 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
   let dir: string;
   const nodes: Node[] = [];
 
-  const startAgent = (n: Node) => {
-    const log = Bun.file(n.logFile);
-    const args = [
-      BIN, "agent",
-      "--net-conf", join(dir, "net-conf.json"),
-      "--node-name", n.name,
-      "--key-file", join(dir, "key"),
-      "--state-dir", join(n.dir, "state"),
-      "--subnet-file", n.subnetFile,
-      "--join", "192.0.2.11:7946,192.0.2.12:7946,192.0.2.13:7946",
-      "--log-level", "debug",
-    ];
-    n.agent = Bun.spawn(n.mnt.argv(n.ns, args), { stdout: log, stderr: log, stdin: "ignore" });
-  };
+  const startAgent = (n: Node) =>
+    startAgentIn(n, { netConf: join(dir, "net-conf.json"), keyFile: join(dir, "key"), join: ["192.0.2.11:7946", "192.0.2.12:7946", "192.0.2.13:7946"], inNode: (argv) => n.mnt.argv(n.ns, argv) });
   const inNode = (n: Node, cmd: string[], check = true) => n.mnt.exec(n.ns, cmd, { check });
   const api = (n: Node, path: string): any => {
-    const r = exec(n.ns, [process.execPath, "-e", `const r = await fetch('http://127.0.0.1:7947${path}').catch(() => null); console.log(r ? await r.text() : 'null')`], { check: false });
+    const body = apiCall(n, path)?.body ?? "";
     try {
-      return JSON.parse(r.stdout.trim());
+      return JSON.parse(body);
     } catch {
-      return r.stdout.trim();
+      return body;
     }
   };
-  const ready = (n: Node) => n.agent!.exitCode === null && api(n, "/readyz")?.ready === true;
+  const ready = (n: Node) => n.proc!.exitCode === null && readiness(n)?.ready === true;
   const wgDump = (n: Node) => parseWgDump(inNode(n, ["wg", "show", "weft-wg", "dump"]).stdout);
   /** The public key `wg` derives from the node's key file (independent of weft's derivation). */
-  const pubKeyOf = (n: Node) => exec(n.ns, ["sh", "-c", `wg pubkey < ${join(n.dir, "state", "wireguard.key")}`]).stdout.trim();
-  const subnetOf = (n: Node) => parseSubnetEnv(readFileSync(n.subnetFile, "utf8")).FLANNEL_SUBNET!;
-  const logOf = (n: Node) => (existsSync(n.logFile) ? readFileSync(n.logFile, "utf8") : "");
+  const pubKeyOf = (n: Node) => exec(n.ns, ["sh", "-c", `wg pubkey < ${join(n.stateDir, "wireguard.key")}`]).stdout.trim();
   const startNode = async (n: Node) => {
     startAgent(n);
     await until(`${n.name} ready`, 30_000, () => ready(n)).catch((e) => {
@@ -99,19 +77,15 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
     dir = mkdtempSync(join(tmpdir(), "weft-wg-agents-"));
     writeFileSync(join(dir, "key"), exec(topo.nodes[0]!.ns, [BIN, "keygen"]).stdout, { mode: 0o600 });
     writeFileSync(join(dir, "net-conf.json"), JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK, PersistentKeepaliveInterval: 25 } }));
-    for (const [i, t] of topo.nodes.entries()) {
-      const nd = join(dir, `n${i + 1}`);
-      mkdirSync(nd, { recursive: true });
-      nodes.push({ name: `node${i + 1}`, ns: t.ns, ip: t.ip, dir: nd, subnetFile: join(nd, "subnet.env"), logFile: join(nd, "agent.log"), mnt: await WireguardMountNs.create() });
-    }
+    for (const [i, t] of topo.nodes.entries()) nodes.push({ ...agentNode(`node${i + 1}`, t.ns, t.ip, dir), mnt: await WireguardMountNs.create() });
     for (const n of nodes.slice(0, 3)) startAgent(n);
     for (const n of nodes.slice(0, 3)) await until(`${n.name} ready`, 30_000, () => ready(n)).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
     nodes.slice(0, 3).forEach(addPod);
   }, 120_000);
 
   afterAll(async () => {
-    for (const n of nodes) n.agent?.kill(9);
-    await Promise.all(nodes.map((n) => n.agent?.exited));
+    for (const n of nodes) n.proc?.kill(9);
+    await Promise.all(nodes.map((n) => n.proc?.exited));
     for (const n of nodes) killNamespaceProcesses(n.ns); // wireguard-go daemons outlive agents by design
     for (const n of nodes) n.mnt.close();
     await topo?.cleanup();
@@ -124,7 +98,7 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
   test("each node runs weft-wg on wireguard-go: key file 0600, public key in its lease, MTU underlay - 80", () => {
     for (const n of three()) {
       expect(logOf(n)).toContain("the kernel has no WireGuard module; starting userspace WireGuard");
-      const keyFile = join(n.dir, "state", "wireguard.key");
+      const keyFile = join(n.stateDir, "wireguard.key");
       expect(statSync(keyFile).mode & 0o777).toBe(0o600);
       const privateKey = readFileSync(keyFile, "utf8").trim();
       expect(logOf(n)).not.toContain(privateKey);
@@ -143,7 +117,7 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
       expect(d.listenPort).toBe(51820);
       const want = three()
         .filter((o) => o !== n)
-        .map((o) => ({ publicKey: pubKeyOf(o), endpoint: `${o.ip}:51820`, allowedIps: subnetOf(o).replace(/\.1\/24$/, ".0/24"), keepalive: "25" }))
+        .map((o) => ({ publicKey: pubKeyOf(o), endpoint: `${o.ip}:51820`, allowedIps: subnetOf(o)!.replace(/\.1\/24$/, ".0/24"), keepalive: "25" }))
         .sort((a, b) => a.publicKey.localeCompare(b.publicKey));
       expect(d.peers.map(({ publicKey, endpoint, allowedIps, keepalive }) => ({ publicKey, endpoint, allowedIps, keepalive })).sort((a, b) => a.publicKey.localeCompare(b.publicKey))).toEqual(want);
       const psk = inNode(n, ["wg", "show", "weft-wg", "preshared-keys"]).stdout.trim().split("\n").map((l) => l.split("\t")[1]);
@@ -203,8 +177,8 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
   test("kill -9 and restart: the running device is adopted with zero changes", async () => {
     const n = nodes[1]!;
     const before = { link: ipJson<{ ifindex: number }[]>(n.ns, "link", "show", "weft-wg")[0]!.ifindex, peers: wgDump(n).peers.map((p) => [p.publicKey, p.endpoint, p.allowedIps]).sort() };
-    n.agent!.kill(9);
-    await n.agent!.exited;
+    n.proc!.kill(9);
+    await n.proc!.exited;
     // The dataplane does not need the agent: the daemon keeps forwarding.
     expect(ping(nodes[0]!.pod!.ns, n.pod!.ip)).toBe(true);
     writeFileSync(n.logFile, "");
@@ -258,9 +232,9 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
   test("a node re-keyed (state lost) is re-keyed on every peer within a second of its new lease", async () => {
     const n = nodes[2]!;
     const oldKey = pubKeyOf(n);
-    n.agent!.kill(9);
-    await n.agent!.exited;
-    unlinkSync(join(n.dir, "state", "wireguard.key"));
+    n.proc!.kill(9);
+    await n.proc!.exited;
+    unlinkSync(join(n.stateDir, "wireguard.key"));
     const others = nodes.filter((o) => o !== n);
     const watchers = await Promise.all(others.map((o) => watchAny(o, n.name, oldKey)));
     writeFileSync(n.logFile, "");
