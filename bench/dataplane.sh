@@ -5,7 +5,10 @@
 # For each case the topology is built fresh, the dataplane programmed, and pod0 → pod1
 # measured. Cases: vxlan and host-gw programmed by weft (test/backend/node-agent.ts, the
 # real libnl Netlink and backends) beside the same dataplane set up by hand with ip/bridge;
-# udp by weft (TUN + Worker) beside socat TUN<->UDP. Cases are interleaved over
+# udp by weft (TUN + Worker) beside socat TUN<->UDP; wireguard by weft beside the same
+# WireGuard set up by hand with `wireguard-go` + `wg` + `ip` (on a kernel without the
+# WireGuard module both run wireguard-go; each node then gets its own mount namespace with
+# a private /run/wireguard for the UAPI socket). Cases are interleaved over
 # BENCH_ROUNDS rounds (the machine is shared and noisy) and the medians compared.
 # Root only. Knobs: BENCH_SECONDS (iperf3 -t, default 5), BENCH_ROUNDS (default 3),
 # BENCH_CASES (space separated).
@@ -16,23 +19,57 @@ for t in ip bridge iperf3 socat; do command -v "$t" >/dev/null || { echo "bench/
 BUN=${BUN:-$PWD/node_modules/.bin/bun}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft host-gw-hand host-gw-weft udp-socat udp-weft udp-weft-plain"}
+CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft host-gw-hand host-gw-weft udp-socat udp-weft udp-weft-plain wireguard-hand wireguard-weft"}
+case " $CASES " in *" wireguard-"*) for t in wg wireguard-go nsenter; do command -v "$t" >/dev/null || { echo "bench/dataplane.sh: $t not installed (apt install wireguard-tools wireguard-go)" >&2; exit 2; }; done ;; esac
 ID="wbk-bench-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TMP=$(mktemp -d /tmp/wbk-bench.XXXXXX)
 MAC0=0a:58:0a:f4:01:00
 MAC1=0a:58:0a:f4:02:00
 declare -A RESULT
 PIDS=()
+HOLDER=() # per node: pid of the process holding its mount namespace (wireguard cases)
+PRIV=() PUB=()
 
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  PIDS=()
+  PIDS=() HOLDER=()
   for ns in $(ip netns list | awk '{print $1}' | grep "^$ID" || true); do ip netns pids "$ns" | xargs -r kill 2>/dev/null || true; ip netns del "$ns"; done
 }
 trap 'cleanup; rm -rf "$TMP"' EXIT
 
 node() { echo "$ID-n$1"; }
 pod() { echo "$ID-p$1"; }
+# Runs a command in node $1's network namespace (and its mount namespace, if it has one).
+in_node() {
+  local i=$1; shift
+  if [ -n "${HOLDER[$i]:-}" ]; then nsenter -t "${HOLDER[$i]}" -m ip netns exec "$(node "$i")" "$@"; else ip netns exec "$(node "$i")" "$@"; fi
+}
+
+# wireguard-go's socket directory is per machine: give each node a private /run/wireguard.
+wg_mount_namespaces() {
+  mkdir -p /run/wireguard
+  for i in 0 1; do
+    unshare --mount --propagation private sh -c 'mount -t tmpfs -o mode=0700 tmpfs /run/wireguard && exec sleep 86400' &
+    HOLDER[$i]=$!
+    PIDS+=($!)
+    for _ in $(seq 50); do [ "$(readlink "/proc/${HOLDER[$i]}/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] && grep -q ' /run/wireguard tmpfs' "/proc/${HOLDER[$i]}/mounts" && break; sleep 0.1; done
+    PRIV[$i]=$(wg genkey)
+    PUB[$i]=$(echo "${PRIV[$i]}" | wg pubkey)
+  done
+}
+
+by_hand_wireguard() { # what wg-quick would do, with the same names, port, MTU and route as weft
+  wg_mount_namespaces
+  for i in 0 1; do
+    local j=$((1 - i))
+    in_node "$i" env WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go weft-wg 2>"$TMP/wireguard-go$i.err" || { cat "$TMP/wireguard-go$i.err" >&2; exit 1; }
+    echo "${PRIV[$i]}" >"$TMP/key$i"
+    in_node "$i" wg set weft-wg private-key "$TMP/key$i" listen-port 51820 peer "${PUB[$j]}" endpoint "192.0.2.$((11 + j)):51820" allowed-ips "10.244.$((j + 1)).0/24"
+    in_node "$i" ip addr add "10.244.$((i + 1)).0/32" dev weft-wg
+    in_node "$i" ip link set weft-wg mtu 1420 up
+    in_node "$i" ip route add 10.244.0.0/16 dev weft-wg
+  done
+}
 
 topology() { # $1 = pod MTU
   ip netns add "$ID-ul"
@@ -88,12 +125,14 @@ socat_udp() {
 }
 
 weft() { # $1 = backend conf JSON, $2 = extra config JSON fields; agents stay up (udp needs its packet loop) until cleanup
-  local peers='[{"nodeName":"node0","subnet":"10.244.1.0/24","publicIp":"192.0.2.11","vtepMac":"'$MAC0'"},{"nodeName":"node1","subnet":"10.244.2.0/24","publicIp":"192.0.2.12","vtepMac":"'$MAC1'"}]'
+  local peers='[{"nodeName":"node0","subnet":"10.244.1.0/24","publicIp":"192.0.2.11","vtepMac":"'$MAC0'","publicKey":"'${PUB[0]:-}'"},{"nodeName":"node1","subnet":"10.244.2.0/24","publicIp":"192.0.2.12","vtepMac":"'$MAC1'","publicKey":"'${PUB[1]:-}'"}]'
   local macs=("$MAC0" "$MAC1")
   for i in 0 1; do
-    local conf='{"backend":'$1',"publicIp":"192.0.2.'$((11 + i))'","underlayIface":"eth0","underlayMtu":1500,"ownSubnet":"10.244.'$((i + 1))'.0/24","network":"10.244.0.0/16","vtepMac":"'${macs[$i]}'","peers":'$peers${2:+,$2}'}'
+    local keys=""
+    [ -n "${PRIV[$i]:-}" ] && keys=',"wireguardKeys":{"privateKey":"'${PRIV[$i]}'","publicKey":"'${PUB[$i]}'"}'
+    local conf='{"backend":'$1',"publicIp":"192.0.2.'$((11 + i))'","underlayIface":"eth0","underlayMtu":1500,"ownSubnet":"10.244.'$((i + 1))'.0/24","network":"10.244.0.0/16","vtepMac":"'${macs[$i]}'"'$keys',"peers":'$peers${2:+,$2}'}'
     rm -f "$TMP/in$i"; mkfifo "$TMP/in$i"
-    ip netns exec "$(node $i)" "$BUN" test/backend/node-agent.ts "$conf" <"$TMP/in$i" >"$TMP/out$i" 2>"$TMP/err$i" &
+    in_node "$i" "$BUN" "$PWD/test/backend/node-agent.ts" "$conf" <"$TMP/in$i" >"$TMP/out$i" 2>"$TMP/err$i" &
     PIDS+=($!)
     sleep infinity >"$TMP/in$i" & # holds the fifo open so the agent keeps running
     PIDS+=($!)
@@ -125,6 +164,8 @@ for r in $(seq "$ROUNDS"); do
       udp-socat) topology 1472; socat_udp ;;
       udp-weft) topology 1472; weft '{"type":"udp","port":8285}' ;;
       udp-weft-plain) topology 1472; weft '{"type":"udp","port":8285}' '"udpOffload":false' ;; # flannel framing, packet by packet
+      wireguard-hand) topology 1420; by_hand_wireguard ;;
+      wireguard-weft) topology 1420; wg_mount_namespaces; weft '{"type":"wireguard","listenPort":51820,"listenPortV6":51821,"persistentKeepaliveInterval":0,"mode":"separate"}' ;;
       *) echo "unknown case $c" >&2; exit 2 ;;
     esac
     v=$(measure)
@@ -138,6 +179,7 @@ for r in $(seq "$ROUNDS"); do
       done
     fi
     cleanup
+    PRIV=() PUB=()
   done
 done
 echo "--- medians over $ROUNDS rounds"
@@ -152,4 +194,5 @@ ratio vxlan-weft vxlan-hand "vxlan weft / by hand" 0.95
 ratio host-gw-weft host-gw-hand "host-gw weft / by hand" 0.95
 ratio udp-weft udp-socat "udp weft / socat" 5
 ratio udp-weft-plain udp-socat "udp weft (no offload) / socat" "- (informative)"
+ratio wireguard-weft wireguard-hand "wireguard weft / by hand" 0.95
 [ -n "${RESULT[udp-weft]:-}" ] && echo "udp weft absolute: ${RESULT[udp-weft]} Gbit/s (target >= 1)"

@@ -16,6 +16,7 @@ import { createBackend, type AnyBackend, type PeerLease } from "./backend/create
 import { stableMac } from "./backend/mac.ts";
 import { podMtu } from "./backend/mtu.ts";
 import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
+import { loadOrCreateWireguardKeys, type WireguardKeys } from "./backend/wireguard-key.ts";
 import type { ApplyResult } from "./backend/backend.ts";
 import { createUdpTransport, lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
 import { createCluster, type ClusterCore } from "./lease/cluster.ts";
@@ -29,6 +30,8 @@ import type { Netlink } from "./sys/netlink.ts";
 import { watchNetlinkEvents } from "./sys/netlink-events.ts";
 import type { Notifier } from "./sys/sdnotify.ts";
 import { writeSysctl } from "./sys/sysctl.ts";
+import type { WireguardSys } from "./sys/wireguard.ts";
+import { createWireguardSys } from "./sys/wireguard-sys.ts";
 import { version } from "./version.ts";
 
 export interface AgentOptions {
@@ -43,6 +46,8 @@ export interface AgentOptions {
   gossipConfig?: GossipConfig;
   /** Netlink port (tests may inject); the libnl implementation by default. */
   netlink?: Netlink;
+  /** WireGuard control (tests may inject); kernel module or wireguard-go by default. */
+  wireguardSys?: WireguardSys;
 }
 
 
@@ -132,6 +137,9 @@ export class Agent {
   private cluster: ClusterCore | undefined;
   private backend: AnyBackend | undefined;
   private reconciler: Reconciler | undefined;
+  /** wireguard backend: the node's key pair (read or made at start) and the device control. */
+  private wgKeys: WireguardKeys | undefined;
+  private wgSys: (WireguardSys & { close?(): void }) | undefined;
   private watchdog: TimerHandle | null = null;
   private readonly ready: LeaseReadiness;
   private fatal: Error | undefined;
@@ -174,6 +182,10 @@ export class Agent {
       this.api = serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(mtu), logger: log.child("api") });
     }
 
+    // The key must exist before the lease is published: the lease carries its public half.
+    if (net.backend.type === "wireguard") this.wgKeys = loadOrCreateWireguardKeys(flags.stateDir, log);
+    const wgPublicKey = this.wgKeys?.publicKey;
+
     const transport = await createUdpTransport({ bindAddr: underlay.ip, port: flags.gossipPort, logger: log.child("gossip") });
     const backendType = net.backend.type;
     const cluster = createCluster({
@@ -183,7 +195,8 @@ export class Agent {
       advertiseAddr: transport.localAddr(),
       seeds: flags.join.map((s) => `${s.host}:${s.port}`),
       ownAddrs: [underlay.ip],
-      backend: (nodeId): BackendData => (backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : { type: backendType }),
+      backend: (nodeId): BackendData =>
+        backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : wgPublicKey ? { type: "wireguard", publicKey: wgPublicKey } : { type: backendType },
       stateDir: flags.stateDir,
       transport,
       gossipConfig: this.opts.gossipConfig ?? lanConfig(),
@@ -248,6 +261,7 @@ export class Agent {
       ownSubnet: lease.subnet,
       network: net.network,
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
+      ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= this.opts.wireguardSys ?? createWireguardSys({ logger: log })) } } : {}),
       logger: log,
     });
     this.backend = backend;
@@ -307,7 +321,13 @@ export class Agent {
     const me = this.opts.config.agent.nodeName;
     return (this.cluster?.leases() ?? [])
       .filter((l) => l.nodeName !== me && !l.deleted)
-      .map((l) => ({ nodeName: l.nodeName, subnet: l.subnet, publicIp: l.publicIp, ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}) }));
+      .map((l) => ({
+        nodeName: l.nodeName,
+        subnet: l.subnet,
+        publicIp: l.publicIp,
+        ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}),
+        ...(l.backend.publicKey ? { publicKey: l.backend.publicKey } : {}),
+      }));
   }
 
   /**
@@ -366,6 +386,7 @@ export class Agent {
         const c = this.backend?.counters?.();
         return { packetsForwarded: c?.packetsForwarded ?? 0, packetsDropped: c?.packetsDropped ?? 0 };
       },
+      wireguard: () => this.backend?.stats?.(),
     });
   }
 
@@ -384,6 +405,7 @@ export class Agent {
       this.log.warn("Leaving the cluster failed", { error: e as Error });
     }
     await this.api?.stop();
+    this.wgSys?.close?.();
     this.nl?.close();
     this.log.info("Stopped; dataplane left in place");
   }

@@ -24,12 +24,32 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-export type BackendType = "vxlan" | "host-gw" | "udp";
+export type BackendType = "vxlan" | "host-gw" | "udp" | "wireguard";
+
+/**
+ * wireguard, flannel's keys. `mode` "separate" (flannel's default) and "auto"/"ipv4" all
+ * mean one IPv4 device today: "separate" would add an IPv6 device once weft has IPv6 pod
+ * networks, "ipv6" is refused until then.
+ */
+export interface WireguardConf {
+  type: "wireguard";
+  /** UDP port of weft-wg (ListenPort). */
+  listenPort: number;
+  /** UDP port of the IPv6 device (ListenPortV6); validated, unused while weft is IPv4-only. */
+  listenPortV6: number;
+  /** Seconds between keepalives to each peer (PersistentKeepaliveInterval); 0 = off. */
+  persistentKeepaliveInterval: number;
+  mode: "separate" | "auto" | "ipv4";
+  /** Pre-shared key, base64 of 32 bytes, the same on every node; mixed into every peer's handshake. */
+  psk?: string;
+  mtu?: number;
+}
 
 export type BackendConf =
   | { type: "vxlan"; vni: number; port: number; directRouting: boolean; mtu?: number }
   | { type: "host-gw" }
-  | { type: "udp"; port: number; mtu?: number };
+  | { type: "udp"; port: number; mtu?: number }
+  | WireguardConf;
 
 /** net-conf.json after defaults: every field present, addresses canonical. */
 export interface NetConf {
@@ -73,6 +93,24 @@ const udpBackend = z
   })
   .catchall(z.unknown());
 
+const wireguardBackend = z
+  .object({
+    Type: z.literal("wireguard"),
+    PSK: z.string().optional(),
+    ListenPort: z.number().int().min(1).max(65535).default(51820),
+    ListenPortV6: z.number().int().min(1).max(65535).default(51821),
+    // Seconds (flannel multiplies its number by time.Second); WireGuard carries a u16.
+    PersistentKeepaliveInterval: z.number().int().min(0).max(65535).default(0),
+    Mode: z.enum(["separate", "auto", "ipv4", "ipv6"], { error: 'expected "separate", "auto", "ipv4" or "ipv6"' }).default("separate"),
+    MTU: z.number().int().min(576).max(9000).optional(),
+  })
+  .catchall(z.unknown());
+
+/** True for a WireGuard key as `wg genkey`/`wg genpsk` print it: canonical base64 of 32 bytes. */
+export function isBase64Key(text: string): boolean {
+  return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, "base64").toString("base64") === text;
+}
+
 const rawNetConf = z
   .object({
     Network: z.string().optional(),
@@ -86,9 +124,9 @@ const rawNetConf = z
     IPv6SubnetMin: z.string().optional(),
     IPv6SubnetMax: z.string().optional(),
     Backend: z
-      .discriminatedUnion("Type", [vxlanBackend, hostGwBackend, udpBackend], {
+      .discriminatedUnion("Type", [vxlanBackend, hostGwBackend, udpBackend, wireguardBackend], {
         error: (iss) =>
-          iss.code === "invalid_union" ? 'expected Type "vxlan", "host-gw" or "udp"' : undefined,
+          iss.code === "invalid_union" ? 'expected Type "vxlan", "host-gw", "udp" or "wireguard"' : undefined,
       })
       .default({ Type: "vxlan", VNI: 1, Port: 0, DirectRouting: false }),
   })
@@ -113,15 +151,14 @@ export function parseNetConf(input: unknown): NetConf {
     if (ignoredFlannelKeys.has(k)) ignoredKeys.push(k);
     else throw new ConfigError(`invalid net-conf: unknown key ${JSON.stringify(k)} (known: ${[...known].join(", ")})`);
   }
-  const backendKnown = new Set(
-    raw.Backend.Type === "vxlan" ? ["Type", "VNI", "Port", "DirectRouting", "MTU"] : raw.Backend.Type === "udp" ? ["Type", "Port", "MTU"] : ["Type"],
-  );
+  const backendKnown = new Set(Object.keys(backendShapes[raw.Backend.Type]));
   for (const k of Object.keys(raw.Backend)) {
     if (backendKnown.has(k)) continue;
     if (ignoredBackendKeys.has(k)) ignoredKeys.push(`Backend.${k}`);
     else throw new ConfigError(`invalid net-conf: unknown key "Backend.${k}" for backend ${raw.Backend.Type}`);
   }
 
+  if (raw.Backend.Type === "wireguard") checkWireguard(raw.Backend, raw.EnableIPv6);
   if (!raw.EnableIPv4 && !raw.EnableIPv6) throw new ConfigError("invalid net-conf: EnableIPv4: at least one of EnableIPv4 and EnableIPv6 must be true");
   if (raw.EnableIPv6) {
     // weft's dataplane programs IPv4 only today; refuse rather than half-work.
@@ -144,7 +181,17 @@ export function parseNetConf(input: unknown): NetConf {
       ? { type: "vxlan", vni: b.VNI, port: b.Port || 8472, directRouting: b.DirectRouting, ...(b.MTU ? { mtu: b.MTU } : {}) }
       : b.Type === "udp"
         ? { type: "udp", port: b.Port || 8285, ...(b.MTU ? { mtu: b.MTU } : {}) }
-        : { type: "host-gw" };
+        : b.Type === "wireguard"
+          ? {
+              type: "wireguard",
+              listenPort: b.ListenPort,
+              listenPortV6: b.ListenPortV6,
+              persistentKeepaliveInterval: b.PersistentKeepaliveInterval,
+              mode: b.Mode as WireguardConf["mode"], // "ipv6" was refused by checkWireguard
+              ...(b.PSK ? { psk: b.PSK } : {}),
+              ...(b.MTU ? { mtu: b.MTU } : {}),
+            }
+          : { type: "host-gw" };
 
   return {
     enableIPv4: raw.EnableIPv4,
@@ -156,6 +203,17 @@ export function parseNetConf(input: unknown): NetConf {
     backend,
     ignoredKeys,
   };
+}
+
+const backendShapes = { vxlan: vxlanBackend.shape, "host-gw": hostGwBackend.shape, udp: udpBackend.shape, wireguard: wireguardBackend.shape };
+
+/** What zod cannot say about a wireguard backend: the PSK's form and the modes weft cannot run yet. */
+function checkWireguard(b: z.infer<typeof wireguardBackend>, enableIPv6: boolean): void {
+  const fail = (msg: string) => new ConfigError(`invalid net-conf: ${msg}`);
+  // The value itself is a secret: never echo it.
+  if (b.PSK !== undefined && !isBase64Key(b.PSK)) throw fail("Backend.PSK: expected a base64 32-byte key as `wg genpsk` prints it (44 characters ending in =)");
+  if (b.Mode === "ipv6") throw fail('Backend.Mode: "ipv6" needs IPv6 pod networks, which weft does not support yet; use "auto", "ipv4" or "separate"');
+  if (enableIPv6 && b.Mode === "separate") throw fail('Backend.Mode: "separate" with EnableIPv6 needs a second, IPv6 WireGuard device, which weft does not support yet');
 }
 
 interface RangeInput {

@@ -61,6 +61,12 @@ export function renderMetrics(m: MetricsSnapshot, ctx: MetricsContext = {}): str
     { name: "weft_udp_packets_forwarded_total", help: "Packets forwarded by the udp backend.", type: "counter", samples: [{ value: m.udp.packetsForwarded }] },
     { name: "weft_udp_packets_dropped_total", help: "Packets dropped by the udp backend (no route, oversized, bad source).", type: "counter", samples: [{ value: m.udp.packetsDropped }] },
   ];
+  if (m.wireguard) {
+    families.push(
+      { name: "weft_wireguard_peers", help: "Peers configured on the WireGuard device weft-wg.", type: "gauge", samples: [{ value: m.wireguard.peers }] },
+      { name: "weft_wireguard_bytes_total", help: "Bytes received (in) and sent (out) over WireGuard, summed over peers; kept across peer removals and device restarts.", type: "counter", samples: dir(m.wireguard.rxBytes, m.wireguard.txBytes) },
+    );
+  }
   if (ctx.readiness) {
     families.push({ name: "weft_ready", help: "1 once the lease is settled and the dataplane programmed.", type: "gauge", samples: [{ value: ctx.readiness.ready ? 1 : 0 }] });
   }

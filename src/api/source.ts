@@ -10,7 +10,7 @@ type LeaseLike = {
   nodeName: string;
   publicIp: string;
   subnet: string;
-  backend: { type: string; vtepMac?: string };
+  backend: { type: string; vtepMac?: string; publicKey?: string };
   state: NodeState;
   /** Clock ms (epoch ms with the real clock); 0 or non-finite = never. */
   lastSeen: number;
@@ -40,6 +40,8 @@ export interface StatusParts {
   cluster?: () => { leases: number; conflictsResolved: number };
   reconcile?: () => MetricsSnapshot["reconcile"];
   udp?: () => MetricsSnapshot["udp"];
+  /** wireguard backend only: the device's peers (wall-clock ms handshakes) and byte totals. */
+  wireguard?: () => { peers: { publicKey: string; lastHandshakeMs: number }[]; rxBytesTotal: number; txBytesTotal: number } | undefined;
 }
 
 const zeroGossip = (): MetricsSnapshot["gossip"] => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 });
@@ -83,6 +85,13 @@ export function createStatusSource(p: StatusParts): StatusSource {
       };
     },
     nodes(): NodeStatus[] {
+      const wg = p.wireguard?.();
+      const handshakes = new Map(wg?.peers.map((x) => [x.publicKey, x.lastHandshakeMs]));
+      const age = (key: string | undefined) => {
+        const at = key === undefined ? undefined : handshakes.get(key);
+        if (at === undefined) return {};
+        return { latestHandshakeAgeSeconds: at > 0 ? Math.max(0, Math.floor((now() - at) / 1000)) : null };
+      };
       return p
         .leases()
         .filter((l) => !l.deleted)
@@ -94,6 +103,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
           state: l.state,
           lastSeen: iso(l.lastSeen),
           ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}),
+          ...(l.backend.publicKey ? { publicKey: l.backend.publicKey, ...age(l.backend.publicKey) } : {}),
         }))
         .sort((a, b) => a.name.localeCompare(b.name));
     },
@@ -103,6 +113,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
       const cluster = p.cluster?.() ?? { leases: p.leases().length, conflictsResolved: 0 };
       const r = p.reconcile?.() ?? zeroReconcile();
       const u = p.udp?.() ?? { packetsForwarded: 0, packetsDropped: 0 };
+      const wg = p.wireguard?.();
       return {
         membersByState: countMembers(p.members()),
         leases: cluster.leases,
@@ -110,6 +121,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
         reconcile: { runs: r.runs, errors: r.errors, lastDurationSeconds: r.lastDurationSeconds, durationSecondsSum: r.durationSecondsSum },
         conflictsResolved: cluster.conflictsResolved,
         udp: { packetsForwarded: u.packetsForwarded, packetsDropped: u.packetsDropped },
+        ...(wg ? { wireguard: { peers: wg.peers.length, rxBytes: wg.rxBytesTotal, txBytes: wg.txBytesTotal } } : {}),
       };
     },
   };

@@ -13,6 +13,13 @@ export interface NodeStatus {
   /** ISO-8601 time of the last sign of life, or null if never seen. */
   lastSeen: string | null;
   vtepMac?: string;
+  /** wireguard: the node's public key from its lease. */
+  publicKey?: string;
+  /**
+   * wireguard, peers only: seconds since the latest handshake with this node, null while
+   * there has been none; absent for this node itself and for keys not on the device.
+   */
+  latestHandshakeAgeSeconds?: number | null;
 }
 
 export interface AgentStatus {
@@ -57,6 +64,8 @@ export interface MetricsSnapshot {
   reconcile: { runs: number; errors: number; lastDurationSeconds: number; durationSecondsSum: number };
   conflictsResolved: number;
   udp: { packetsForwarded: number; packetsDropped: number };
+  /** wireguard backend only: peers on weft-wg and bytes over all of them since start. */
+  wireguard?: { peers: number; rxBytes: number; txBytes: number };
 }
 
 /** What the API reads from the agent on each request. Must be cheap and never throw. */

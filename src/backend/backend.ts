@@ -22,6 +22,8 @@ export interface PeerLease {
   publicIp: string;
   /** vxlan only: the peer's VTEP MAC from its lease. */
   vtepMac?: string;
+  /** wireguard only: the peer's public key from its lease (base64). */
+  publicKey?: string;
 }
 
 /** What one apply did; `changes === 0` means the kernel already matched. */

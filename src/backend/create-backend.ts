@@ -14,14 +14,19 @@ import { createHostGwBackend } from "./host-gw.ts";
 import { createUdpBackend, type UdpSys } from "./udp.ts";
 import { createVxlanBackend } from "./vxlan.ts";
 import type { UdpCounters } from "./udp-pump.ts";
+import { createWireguardBackend, type WireguardDeps, type WireguardStats } from "./wireguard.ts";
 
 export type { Backend, BackendDeps, PeerLease, ApplyResult } from "./backend.ts";
 export type { UdpCounters } from "./udp-pump.ts";
+export type { WireguardStats } from "./wireguard.ts";
 
-/** A backend; `counters` is present for udp (packets forwarded/dropped for /metrics). */
-export type AnyBackend = Backend & { counters?: () => UdpCounters };
+/** A backend; `counters` is present for udp (packets forwarded/dropped), `stats` for wireguard (peers, handshakes, bytes). */
+export type AnyBackend = Backend & { counters?: () => UdpCounters; stats?: () => WireguardStats };
 
-export function createBackend(conf: BackendConf, deps: BackendDeps & { udpSys?: Partial<UdpSys>; udpOffload?: boolean }): AnyBackend {
+export function createBackend(
+  conf: BackendConf,
+  deps: BackendDeps & { udpSys?: Partial<UdpSys>; udpOffload?: boolean; wireguard?: Pick<WireguardDeps, "keys" | "sys" | "now"> },
+): AnyBackend {
   for (const k of ["publicIp", "underlayIface", "ownSubnet", "network"] as const) {
     if (typeof deps[k] !== "string" || deps[k] === "") throw new Error(`create ${conf.type} backend: ${k} is required`);
   }
@@ -33,5 +38,8 @@ export function createBackend(conf: BackendConf, deps: BackendDeps & { udpSys?: 
       return createHostGwBackend(deps);
     case "udp":
       return createUdpBackend(conf, { ...deps, ...(deps.udpSys ? { sys: deps.udpSys } : {}), ...(deps.udpOffload !== undefined ? { offload: deps.udpOffload } : {}) });
+    case "wireguard":
+      if (!deps.wireguard) throw new Error("create wireguard backend: the node's WireGuard keys and device control are required");
+      return createWireguardBackend(conf, { ...deps, ...deps.wireguard });
   }
 }

@@ -9,9 +9,15 @@ import type { BackendConf } from "../config.ts";
 export const VXLAN_OVERHEAD = 50;
 /** Bytes the udp encapsulation adds: outer IPv4 20 + UDP 8. */
 export const UDP_OVERHEAD = 28;
+/**
+ * Bytes WireGuard adds, flannel's figure: outer IPv6 40 (the worst case, so one MTU fits
+ * either underlay) + UDP 8 + WireGuard header 16 + authentication tag 16.
+ */
+export const WIREGUARD_OVERHEAD = 80;
 
 export function podMtu(conf: BackendConf, underlayMtu: number): number {
   if (conf.type === "vxlan") return conf.mtu ?? underlayMtu - VXLAN_OVERHEAD;
   if (conf.type === "udp") return conf.mtu ?? underlayMtu - UDP_OVERHEAD;
+  if (conf.type === "wireguard") return conf.mtu ?? underlayMtu - WIREGUARD_OVERHEAD;
   return underlayMtu;
 }

@@ -34,12 +34,15 @@ const generation = z.number().int().min(1).max(MAX_GENERATION);
 const time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const u32 = z.number().int().min(0).max(0xffffffff);
 const bytes = (n: number) => z.instanceof(Uint8Array).refine((b) => b.length === n, `expected ${n} bytes`);
-const backendTypes = ["vxlan", "host-gw", "udp"] as const;
+// Appended only: a record's type is its index here.
+const backendTypes = ["vxlan", "host-gw", "udp", "wireguard"] as const;
 
 /**
  * One record on the wire (~70 bytes): addresses as u32, nodeId and MAC as raw bytes.
  * [nodeName, nodeId, generation, version, subnetAddr, subnetPrefix, publicIp,
- *  backendType, vtepMac|null, claimedAt, renewedAt, deleted]
+ *  backendType, backendBytes|null, claimedAt, renewedAt, deleted]
+ * backendBytes is the vxlan VTEP MAC (6 bytes) or the wireguard public key (32 bytes); its
+ * length says which, so records of the other backends keep exactly their encoding.
  */
 const recordTuple = z.tuple([
   z.string().regex(nodeNamePattern),
@@ -50,7 +53,7 @@ const recordTuple = z.tuple([
   z.number().int().min(0).max(32),
   u32,
   z.number().int().min(0).max(backendTypes.length - 1),
-  bytes(6).nullable(),
+  z.union([bytes(6), bytes(32)]).nullable(),
   time,
   time,
   z.boolean(),
@@ -80,7 +83,7 @@ export function isRecordTuple(v: unknown): v is RecordTuple {
     isIntIn(v[5], 0, 32) &&
     isIntIn(v[6], 0, 0xffffffff) &&
     isIntIn(v[7], 0, backendTypes.length - 1) &&
-    (v[8] === null || isBytesOf(v[8], 6)) &&
+    (v[8] === null || isBytesOf(v[8], 6) || isBytesOf(v[8], 32)) &&
     isIntIn(v[9], 0, Number.MAX_SAFE_INTEGER) &&
     isIntIn(v[10], 0, Number.MAX_SAFE_INTEGER) &&
     typeof v[11] === "boolean"
@@ -137,7 +140,7 @@ function toTuple(l: Lease): RecordTuple {
     Number(l.subnet.slice(slash + 1)),
     ipNum(l.publicIp),
     backendTypes.indexOf(l.backend.type),
-    l.backend.vtepMac ? unhex(l.backend.vtepMac) : null,
+    l.backend.vtepMac ? unhex(l.backend.vtepMac) : l.backend.publicKey ? new Uint8Array(Buffer.from(l.backend.publicKey, "base64")) : null,
     l.claimedAt,
     l.renewedAt ?? l.claimedAt,
     l.deleted === true,
@@ -153,7 +156,7 @@ function fromTuple(t: RecordTuple): Lease {
     version: t[3],
     subnet: cidrText(t[4], t[5]),
     publicIp: ipText(t[6]),
-    backend: t[8] === null ? { type } : { type, vtepMac: hex(t[8], ":") },
+    backend: t[8] === null ? { type } : t[8].length === 32 ? { type, publicKey: Buffer.from(t[8]).toString("base64") } : { type, vtepMac: hex(t[8], ":") },
     claimedAt: t[9],
     renewedAt: t[10],
   };

@@ -55,7 +55,7 @@ const leaseSchema = z.object({
   version: z.number().int().min(0),
   subnet: z.string().min(1).max(43),
   publicIp: z.string().min(1).max(45),
-  backend: z.object({ type: z.enum(["vxlan", "host-gw", "udp"]), vtepMac: z.string().optional() }),
+  backend: z.object({ type: z.enum(["vxlan", "host-gw", "udp", "wireguard"]), vtepMac: z.string().optional(), publicKey: z.string().optional() }),
   claimedAt: z.number().int().min(0),
   renewedAt: z.number().int().min(0).optional(),
   deleted: z.boolean().optional(),

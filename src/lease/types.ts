@@ -9,6 +9,8 @@ export interface BackendData {
   type: BackendType;
   /** vxlan: the node's VTEP MAC, "aa:bb:cc:dd:ee:ff". */
   vtepMac?: string;
+  /** wireguard: the node's Curve25519 public key, base64 of 32 bytes (as `wg pubkey` prints it). */
+  publicKey?: string;
 }
 
 export interface Lease {

@@ -3,6 +3,10 @@ import { expect, test } from "bun:test";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { createApp } from "../../src/api/app.ts";
 import { countMembers, createStatusSource, type StatusParts } from "../../src/api/source.ts";
+import { renderMetrics } from "../../src/api/metrics.ts";
+import type { StatusSource } from "../../src/api/status.ts";
+
+const renderMetricsOf = (s: StatusSource) => renderMetrics(s.metrics());
 
 const T0 = Date.parse("2026-11-24T12:00:00.000Z");
 
@@ -100,4 +104,30 @@ export const wiring = (c: Cluster, g: Gossip, r: Reconciler, u: UdpBackend): Par
   cluster: () => c.metrics(),
   reconcile: () => r.metrics(),
   udp: () => u.counters(),
+});
+
+test("wireguard: each node's public key; peers' latest handshake age in seconds (null = none yet); peer and byte metrics", () => {
+  const key = (n: number) => Buffer.alloc(32, n).toString("base64");
+  const wgLeases = () => [
+    { nodeName: "b", publicIp: "192.0.2.12", subnet: "10.244.2.0/24", backend: { type: "wireguard", publicKey: key(2) }, state: "alive" as const, lastSeen: T0 },
+    { nodeName: "a", publicIp: "192.0.2.11", subnet: "10.244.1.0/24", backend: { type: "wireguard", publicKey: key(1) }, state: "alive" as const, lastSeen: T0 },
+    { nodeName: "c", publicIp: "192.0.2.13", subnet: "10.244.3.0/24", backend: { type: "wireguard", publicKey: key(3) }, state: "alive" as const, lastSeen: T0 },
+  ];
+  const wireguard = () => ({ peers: [{ publicKey: key(1), lastHandshakeMs: T0 + 60_000 }, { publicKey: key(3), lastHandshakeMs: 0 }], rxBytesTotal: 1234, txBytesTotal: 5678 });
+  const source = createStatusSource(parts({ backend: "wireguard", leases: wgLeases, wireguard }));
+  expect(source.nodes().map((n) => [n.name, n.publicKey, n.latestHandshakeAgeSeconds])).toEqual([
+    ["a", key(1), 30],
+    ["b", key(2), undefined],
+    ["c", key(3), null],
+  ]);
+  expect(source.metrics().wireguard).toEqual({ peers: 2, rxBytes: 1234, txBytes: 5678 });
+  const fams = parsePrometheusTextFormat(renderMetricsOf(source));
+  expect(fams.find((f) => f.name === "weft_wireguard_peers")?.metrics).toEqual([{ value: "2" }]);
+  expect(fams.find((f) => f.name === "weft_wireguard_bytes_total")?.metrics).toEqual([
+    { labels: { direction: "in" }, value: "1234" },
+    { labels: { direction: "out" }, value: "5678" },
+  ]);
+  // Other backends have no WireGuard figures.
+  expect(createStatusSource(parts()).metrics().wireguard).toBeUndefined();
+  expect(renderMetricsOf(createStatusSource(parts()))).not.toContain("weft_wireguard");
 });

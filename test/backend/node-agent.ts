@@ -10,6 +10,8 @@
  * At start it answers {"ready":true,"data":BackendData,"result":ApplyResult}.
  * With "reconcile" in the config a Reconciler drives the backend (real clock, kernel
  * events from watchNetlinkEvents) and {"peers"} updates its lease source instead.
+ * wireguard takes the node's keys in "wireguardKeys" (so a caller can hand each node its
+ * peers' public keys) and answers {"stats":1} with {"stats":WireguardStats|null}.
  */
 import { createBackend } from "../../src/backend/create-backend.ts";
 import type { BackendConf } from "../../src/config.ts";
@@ -19,6 +21,7 @@ import type { PeerLease } from "../../src/backend/backend.ts";
 import { createReconciler, type Reconciler } from "../../src/backend/reconciler.ts";
 import { realClock } from "../../src/clock.ts";
 import { watchNetlinkEvents } from "../../src/sys/netlink-events.ts";
+import { createWireguardSys } from "../../src/sys/wireguard-sys.ts";
 
 interface NodeAgentConfig {
   backend: BackendConf;
@@ -32,6 +35,7 @@ interface NodeAgentConfig {
   udpOffload?: boolean;
   peers: PeerLease[];
   reconcile?: { periodMs?: number };
+  wireguardKeys?: { privateKey: string; publicKey: string };
 }
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
@@ -48,6 +52,7 @@ const backend = createBackend(cfg.backend, {
   network: cfg.network,
   ...(cfg.vtepMac ? { vtepMac: cfg.vtepMac } : {}),
   ...(cfg.udpOffload !== undefined ? { udpOffload: cfg.udpOffload } : {}),
+  ...(cfg.wireguardKeys ? { wireguard: { keys: cfg.wireguardKeys, sys: createWireguardSys({ logger }) } } : {}),
   logger,
 });
 let peers = cfg.peers;
@@ -89,6 +94,7 @@ for await (const chunk of Bun.stdin.stream()) {
       } else if (cmd.peers) out({ result: backend.apply(cmd.peers) });
       else if ((cmd as { metrics?: unknown }).metrics) out({ metrics: reconciler?.metrics() ?? null });
       else if (cmd.counters) out({ counters: backend.counters?.() ?? null });
+      else if ((cmd as { stats?: unknown }).stats) out({ stats: backend.stats?.() ?? null });
       else if (cmd.close) {
         reconciler?.stop();
         backend.close();

@@ -29,6 +29,8 @@ export interface AgentOptions {
   keyFile: string;
   join: string[];
   extra?: string[];
+  /** The command line that runs the agent's argv in the node; `ip netns exec <ns>` by default. */
+  inNode?: (argv: string[]) => string[];
 }
 
 export function agentNode(name: string, ns: string, ip: string, baseDir: string): AgentNode {
@@ -42,7 +44,7 @@ export function startAgent(n: AgentNode, o: AgentOptions): Subprocess {
   // Appended, so a restarted agent's log follows the previous run's.
   const fd = openSync(n.logFile, "a");
   try {
-    n.proc = Bun.spawn(["ip", "netns", "exec", n.ns, ...args], { stdout: fd, stderr: fd, stdin: "ignore" });
+    n.proc = Bun.spawn(o.inNode ? o.inNode(args) : ["ip", "netns", "exec", n.ns, ...args], { stdout: fd, stderr: fd, stdin: "ignore" });
   } finally {
     closeSync(fd);
   }

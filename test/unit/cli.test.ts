@@ -62,6 +62,18 @@ describe.skipIf(!existsSync(bin))("dist/weft", () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ subnetLen: 24, subnetMin: "10.244.1.0", backend: { type: "udp", port: 8285 } });
   });
+  test("check-config names a bad wireguard key with exit 2 and never prints a pre-shared key", () => {
+    writeFileSync(join(dir, "wg-bad.json"), JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", ListenPort: 99999 } }));
+    const bad = run(["check-config", "--net-conf", "wg-bad.json"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("Backend.ListenPort");
+    const psk = Buffer.alloc(32, 9).toString("base64");
+    writeFileSync(join(dir, "wg.json"), JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: psk } }));
+    const r = run(["check-config", "--net-conf", "wg.json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ backend: { type: "wireguard", listenPort: 51820, psk: "(set, not shown)" } });
+    expect(r.out + r.err).not.toContain(psk);
+  });
   test("unknown command and unknown flag exit 2", () => {
     expect(run(["frobnicate"]).code).toBe(2);
     const r = run(["check-config", "--bogus"]);

@@ -32,6 +32,20 @@ describe("net-conf defaults (flannel's rules)", () => {
       directRouting: true,
     });
   });
+  test("wireguard defaults are flannel's", () => {
+    expect(parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "wireguard" } }).backend).toEqual({
+      type: "wireguard",
+      listenPort: 51820,
+      listenPortV6: 51821,
+      persistentKeepaliveInterval: 0,
+      mode: "separate",
+    });
+    const psk = Buffer.alloc(32, 7).toString("base64");
+    expect(
+      parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: psk, ListenPort: 5000, ListenPortV6: 5001, PersistentKeepaliveInterval: 25, Mode: "auto", MTU: 1380 } }).backend,
+    ).toEqual({ type: "wireguard", listenPort: 5000, listenPortV6: 5001, persistentKeepaliveInterval: 25, mode: "auto", psk, mtu: 1380 });
+    expect(parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", Mode: "ipv4" } }).backend).toMatchObject({ mode: "ipv4" });
+  });
   test("known-but-unused flannel keys are reported", () => {
     expect(parseNetConf({ Network: "10.244.0.0/16", EnableNFTables: true, Backend: { Type: "vxlan", GBP: false } }).ignoredKeys).toEqual([
       "EnableNFTables",
@@ -54,11 +68,26 @@ describe("net-conf errors name the field", () => {
     ["SubnetMax misaligned", { Network: "10.244.0.0/16", SubnetMax: "10.244.3.7" }, /SubnetMax: .*boundary/],
     ["max below min", { Network: "10.244.0.0/16", SubnetMin: "10.244.9.0", SubnetMax: "10.244.3.0" }, /SubnetMax: .*below SubnetMin/],
     ["unknown key", { Network: "10.244.0.0/16", Netwrok: "x" }, /unknown key "Netwrok"/],
-    ["unknown backend", { Network: "10.244.0.0/16", Backend: { Type: "ipsec" } }, /Backend.Type: .*vxlan/],
+    ["unknown backend", { Network: "10.244.0.0/16", Backend: { Type: "ipsec" } }, /Backend.Type: .*vxlan.*wireguard/],
     ["VNI range", { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: -1 } }, /Backend.VNI/],
     ["Port type", { Network: "10.244.0.0/16", Backend: { Type: "udp", Port: "x" } }, /Backend.Port/],
     ["unknown backend key", { Network: "10.244.0.0/16", Backend: { Type: "host-gw", VNI: 3 } }, /Backend.VNI/],
     ["IPv6 only", { Network: "10.244.0.0/16", EnableIPv6: true }, /EnableIPv6/],
+    ["wireguard PSK not base64", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: "not-a-key" } }, /Backend.PSK: expected a base64 32-byte key/],
+    ["wireguard PSK 31 bytes", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: Buffer.alloc(31, 1).toString("base64") } }, /Backend.PSK/],
+    ["wireguard PSK non-canonical", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=" } }, /Backend.PSK/],
+    ["wireguard PSK number", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: 5 } }, /Backend.PSK/],
+    ["wireguard ListenPort range", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", ListenPort: 70000 } }, /Backend.ListenPort:/],
+    ["wireguard ListenPort 0", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", ListenPort: 0 } }, /Backend.ListenPort:/],
+    ["wireguard ListenPortV6 range", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", ListenPortV6: -1 } }, /Backend.ListenPortV6/],
+    ["wireguard keepalive negative", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PersistentKeepaliveInterval: -5 } }, /Backend.PersistentKeepaliveInterval/],
+    ["wireguard keepalive too big", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PersistentKeepaliveInterval: 70000 } }, /Backend.PersistentKeepaliveInterval/],
+    ["wireguard keepalive fraction", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PersistentKeepaliveInterval: 2.5 } }, /Backend.PersistentKeepaliveInterval/],
+    ["wireguard Mode unknown", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", Mode: "both" } }, /Backend.Mode: expected "separate"/],
+    ["wireguard Mode ipv6", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", Mode: "ipv6" } }, /Backend.Mode: "ipv6" needs IPv6/],
+    ["wireguard separate with IPv6", { Network: "10.244.0.0/16", EnableIPv6: true, Backend: { Type: "wireguard" } }, /Backend.Mode: "separate" with EnableIPv6/],
+    ["wireguard MTU", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", MTU: 100 } }, /Backend.MTU/],
+    ["wireguard unknown key", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", Port: 51820 } }, /unknown key "Backend.Port" for backend wireguard/],
     ["not an object", [1, 2], /invalid net-conf/],
   ];
   for (const [name, input, re] of table) test(name, () => expect(netConfError(input)).toMatch(re));

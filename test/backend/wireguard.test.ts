@@ -1,0 +1,240 @@
+/**
+ * The wireguard backend against a recorded kernel (RecordingNetlink) and a recorded
+ * WireGuard (RecordingWireguard): the operations as text, idempotency, the order of a
+ * re-key, repairs, kernel vs wireguard-go, bad lease records, and that the private key
+ * never shows up in operations or logs.
+ */
+import { describe, expect, test } from "bun:test";
+import { createBackend } from "../../src/backend/create-backend.ts";
+import type { PeerLease } from "../../src/backend/backend.ts";
+import { TrafficTotals, type WireguardBackend } from "../../src/backend/wireguard.ts";
+import { createLogger } from "../../src/log.ts";
+import type { WireguardConf } from "../../src/config.ts";
+import { RecordingNetlink } from "../fakes/netlink.ts";
+import { RecordingWireguard } from "../fakes/wireguard.ts";
+
+const key = (n: number) => Buffer.alloc(32, n).toString("base64");
+const OWN = { privateKey: key(200), publicKey: key(201) };
+const conf: WireguardConf = { type: "wireguard", listenPort: 51820, listenPortV6: 51821, persistentKeepaliveInterval: 0, mode: "separate" };
+const peer = (n: number, over: Partial<PeerLease> = {}): PeerLease => ({ nodeName: `node${n}`, subnet: `10.244.${n}.0/24`, publicIp: `192.0.2.${10 + n}`, publicKey: key(n), ...over });
+
+function node({ kernel = false, userspace = true, c = conf, nl = new RecordingNetlink(), wg }: { kernel?: boolean; userspace?: boolean; c?: WireguardConf; nl?: RecordingNetlink; wg?: RecordingWireguard } = {}) {
+  if (!nl.getLink("eth0")) {
+    nl.outside((n) => {
+      n.addLinkRaw({ name: "eth0", mtu: 1500 });
+      n.addAddress({ dev: "eth0", cidr: "192.0.2.11/24" });
+    });
+  }
+  const sys = wg ?? new RecordingWireguard(nl);
+  sys.kernel = kernel;
+  sys.userspace = userspace;
+  const lines: string[] = [];
+  let clock = 1_000_000;
+  const backend = createBackend(c, {
+    nl,
+    publicIp: "192.0.2.11",
+    underlayIface: "eth0",
+    underlayMtu: 1500,
+    ownSubnet: "10.244.1.0/24",
+    network: "10.244.0.0/16",
+    logger: createLogger({ level: "debug", write: (l) => lines.push(l) }),
+    wireguard: { keys: OWN, sys, now: () => clock },
+  }) as WireguardBackend;
+  const ops = () => [...nl.takeOps(), ...sys.takeOps()];
+  return { nl, wg: sys, backend, lines, ops, tick: (ms: number) => (clock += ms) };
+}
+
+describe("wireguard backend", () => {
+  test("up creates weft-wg (wireguard-go without the kernel module) with key and port; publishes the public key", async () => {
+    const n = node();
+    expect(await n.backend.up()).toEqual({ type: "wireguard", publicKey: OWN.publicKey });
+    expect(n.ops()).toEqual(["add address 10.244.1.0/32 dev weft-wg", "set link weft-wg up", "wg create weft-wg (userspace)", "wg set weft-wg private-key (hidden) listen-port 51820"]);
+    expect(n.backend.mtu()).toBe(1420);
+  });
+
+  test("the kernel module is used when the kernel has it", async () => {
+    const n = node({ kernel: true });
+    await n.backend.up();
+    expect(n.ops()).toContain("wg create weft-wg (kernel)");
+    expect(n.nl.getLink("weft-wg")?.kind).toBe("wireguard");
+    expect(n.backend.stats().impl).toBe("kernel");
+  });
+
+  test("neither the module nor wireguard-go: an error naming both", async () => {
+    const n = node({ userspace: false });
+    await expect(n.backend.up()).rejects.toThrow(/no WireGuard module and wireguard-go is not installed; load the kernel module or install wireguard-go/);
+  });
+
+  test("apply adds each peer (key, endpoint = public IP:ListenPort, allowed IPs = subnet) and the Network route; a second apply changes nothing", async () => {
+    const n = node();
+    await n.backend.up();
+    n.ops();
+    const r = n.backend.apply([peer(1, { publicKey: OWN.publicKey }), peer(2), peer(3)].slice(1));
+    expect(r).toEqual({ changes: 3, errors: [], problems: [] });
+    expect(n.ops()).toEqual([
+      "replace route 10.244.0.0/16 dev weft-wg proto 87",
+      `wg set weft-wg peer ${key(2)} endpoint 192.0.2.12:51820 persistent-keepalive 0 allowed-ips 10.244.2.0/24 peer ${key(3)} endpoint 192.0.2.13:51820 persistent-keepalive 0 allowed-ips 10.244.3.0/24`,
+    ]);
+    expect(n.backend.apply([peer(2), peer(3)])).toEqual({ changes: 0, errors: [], problems: [] });
+    expect(n.ops()).toEqual([]);
+  });
+
+  test("the own lease is skipped; PSK and keepalive from net-conf go to every peer", async () => {
+    const n = node({ c: { ...conf, psk: key(99), persistentKeepaliveInterval: 25 } });
+    await n.backend.up();
+    n.ops();
+    n.backend.apply([{ nodeName: "me", subnet: "10.244.1.0/24", publicIp: "192.0.2.11", publicKey: OWN.publicKey }, peer(2)]);
+    expect(n.ops()).toContain(`wg set weft-wg peer ${key(2)} preshared-key (hidden) endpoint 192.0.2.12:51820 persistent-keepalive 25 allowed-ips 10.244.2.0/24`);
+    expect(n.wg.device("weft-wg")?.peers[0]?.presharedKey).toBe(key(99));
+  });
+
+  test("a lease gone removes its peer; a re-keyed node's new peer is added before the old one goes", async () => {
+    const n = node();
+    await n.backend.up();
+    n.backend.apply([peer(2), peer(3)]);
+    n.ops();
+    n.backend.apply([peer(2, { publicKey: key(22) })]);
+    expect(n.ops()).toEqual([`wg set weft-wg peer ${key(22)} endpoint 192.0.2.12:51820 persistent-keepalive 0 allowed-ips 10.244.2.0/24 peer ${key(2)} remove peer ${key(3)} remove`]);
+    expect(n.wg.device("weft-wg")?.peers.map((p) => [p.publicKey, p.allowedIps])).toEqual([[key(22), ["10.244.2.0/24"]]]);
+  });
+
+  test("a peer's new public IP or subnet updates that peer only", async () => {
+    const n = node();
+    await n.backend.up();
+    n.backend.apply([peer(2), peer(3)]);
+    n.ops();
+    n.backend.apply([peer(2, { publicIp: "192.0.2.99" }), peer(3, { subnet: "10.244.30.0/24" })]);
+    expect(n.ops()).toEqual([
+      `wg set weft-wg peer ${key(2)} endpoint 192.0.2.99:51820 persistent-keepalive 0 allowed-ips 10.244.2.0/24 peer ${key(3)} endpoint 192.0.2.13:51820 persistent-keepalive 0 allowed-ips 10.244.30.0/24`,
+    ]);
+  });
+
+  test("records without a usable key, a duplicated key or this node's key are reported and skipped", async () => {
+    const n = node();
+    await n.backend.up();
+    const r = n.backend.apply([peer(2, { publicKey: undefined }) as PeerLease, peer(3, { publicKey: "bm90IGEga2V5" }), peer(4), peer(5, { publicKey: key(4) }), peer(6, { publicKey: OWN.publicKey })]);
+    expect(r.problems).toEqual([
+      "peer node2: skipped, its lease has no WireGuard public key (is it running the wireguard backend?)",
+      "peer node3: skipped, its lease has no WireGuard public key (is it running the wireguard backend?)",
+      `peer node5: skipped, public key ${key(4).slice(0, 8)}… is also used by node4 (a copied state directory?)`,
+      `peer node6: skipped, it has this node's public key ${OWN.publicKey.slice(0, 8)}… (a copied state directory?)`,
+    ]);
+    expect(n.wg.device("weft-wg")?.peers.map((p) => p.publicKey)).toEqual([key(4)]);
+  });
+
+  test("a device deleted by hand comes back whole on the next apply", async () => {
+    const n = node();
+    await n.backend.up();
+    n.backend.apply([peer(2)]);
+    n.ops();
+    n.nl.outside((x) => x.deleteLink("weft-wg"));
+    const r = n.backend.apply([peer(2)]);
+    expect(r.errors).toEqual([]);
+    expect(n.ops()).toEqual([
+      "add address 10.244.1.0/32 dev weft-wg",
+      "set link weft-wg up",
+      "replace route 10.244.0.0/16 dev weft-wg proto 87",
+      "wg create weft-wg (userspace)",
+      `wg set weft-wg private-key (hidden) listen-port 51820 peer ${key(2)} endpoint 192.0.2.12:51820 persistent-keepalive 0 allowed-ips 10.244.2.0/24`,
+    ]);
+  });
+
+  test("a peer removed by hand is put back; other peers are left alone", async () => {
+    const n = node();
+    await n.backend.up();
+    n.backend.apply([peer(2), peer(3)]);
+    n.ops();
+    n.wg.outside("weft-wg", (d) => (d.peers = d.peers.filter((p) => p.publicKey !== key(3))));
+    expect(n.backend.apply([peer(2), peer(3)]).changes).toBe(1);
+    expect(n.ops()).toEqual([`wg set weft-wg peer ${key(3)} endpoint 192.0.2.13:51820 persistent-keepalive 0 allowed-ips 10.244.3.0/24`]);
+  });
+
+  test("a TUN named weft-wg whose wireguard-go died is replaced", async () => {
+    const n = node();
+    await n.backend.up();
+    n.backend.apply([peer(2)]);
+    n.ops();
+    n.wg.killDaemon("weft-wg");
+    n.backend.apply([peer(2)]);
+    expect(n.ops().slice(0, 2)).toEqual(["delete link weft-wg", "add address 10.244.1.0/32 dev weft-wg"]);
+    expect(n.wg.device("weft-wg")?.peers.map((p) => p.publicKey)).toEqual([key(2)]);
+    expect(n.lines.join("\n")).toContain("recreating weft-wg: it is a tun device with no WireGuard behind it");
+  });
+
+  test("wrong MTU, a foreign address, a foreign private key and port are put right", async () => {
+    const n = node();
+    await n.backend.up();
+    n.backend.apply([]);
+    n.ops();
+    n.nl.outside((x) => {
+      x.setMtu("weft-wg", 1300);
+      x.addAddress({ dev: "weft-wg", cidr: "10.99.0.1/32" });
+    });
+    n.wg.outside("weft-wg", (d) => {
+      d.privateKey = key(7);
+      d.listenPort = 1234;
+    });
+    n.backend.apply([]);
+    expect(n.ops()).toEqual(["set link weft-wg mtu 1420", "delete address 10.99.0.1/32 dev weft-wg", "wg set weft-wg private-key (hidden) listen-port 51820"]);
+  });
+
+  test("a failed device change is reported and retried by the next apply", async () => {
+    const n = node();
+    await n.backend.up();
+    n.wg.failOn(/peer/, "Address already in use");
+    const r = n.backend.apply([peer(2)]);
+    expect(r.errors).toEqual([expect.stringContaining("Address already in use")]);
+    expect(n.backend.apply([peer(2)]).errors).toEqual([]);
+    expect(n.wg.device("weft-wg")?.peers.length).toBe(1);
+  });
+
+  test("a restarted agent adopts the running device with zero changes", async () => {
+    const a = node();
+    await a.backend.up();
+    a.backend.apply([peer(2), peer(3)]);
+    a.backend.close();
+    const b = node({ nl: a.nl, wg: a.wg });
+    b.ops();
+    await b.backend.up();
+    expect(b.backend.apply([peer(2), peer(3)])).toEqual({ changes: 0, errors: [], problems: [] });
+    expect(b.ops()).toEqual([]);
+  });
+
+  test("the private key appears in no operation and no log line", async () => {
+    const n = node({ c: { ...conf, psk: key(99) } });
+    await n.backend.up();
+    n.backend.apply([peer(2)]);
+    n.nl.outside((x) => x.deleteLink("weft-wg"));
+    n.backend.apply([peer(2)]);
+    const text = [...n.wg.ops, ...n.lines].join("\n");
+    expect(text).not.toContain(OWN.privateKey);
+    expect(text).not.toContain(key(99));
+    expect(n.lines.join("\n")).toContain(OWN.publicKey);
+  });
+
+  test("stats: peers with handshake time and bytes, read again at most once a second", async () => {
+    const n = node();
+    await n.backend.up();
+    n.backend.apply([peer(2)]);
+    n.wg.outside("weft-wg", (d) => Object.assign(d.peers[0]!, { lastHandshakeMs: 123, rxBytes: 10, txBytes: 20 }));
+    const seen = { publicKey: key(2), endpoint: "192.0.2.12:51820", lastHandshakeMs: 123, rxBytes: 10, txBytes: 20 };
+    expect(n.backend.stats()).toEqual({ impl: "userspace", peers: [seen], rxBytesTotal: 10, txBytesTotal: 20 });
+    n.wg.outside("weft-wg", (d) => Object.assign(d.peers[0]!, { lastHandshakeMs: 456, rxBytes: 30, txBytes: 40 }));
+    expect(n.backend.stats().peers).toEqual([seen]); // read less than a second ago
+    n.tick(1000);
+    expect(n.backend.stats()).toEqual({ impl: "userspace", peers: [{ ...seen, lastHandshakeMs: 456, rxBytes: 30, txBytes: 40 }], rxBytesTotal: 30, txBytesTotal: 40 });
+  });
+});
+
+describe("traffic totals", () => {
+  const p = (k: number, rx: number, tx: number) => ({ publicKey: key(k), allowedIps: [], persistentKeepaliveInterval: 0, lastHandshakeMs: 0, rxBytes: rx, txBytes: tx });
+  test("never go down when a peer goes, is re-keyed or its counters restart", () => {
+    const t = new TrafficTotals();
+    t.update([p(1, 100, 10), p(2, 50, 5)]);
+    expect(t.totals()).toEqual({ rx: 150, tx: 15 });
+    t.update([p(1, 120, 12)]); // peer 2 removed
+    expect(t.totals()).toEqual({ rx: 170, tx: 17 });
+    t.update([p(1, 3, 1)]); // device recreated: counters restart
+    expect(t.totals()).toEqual({ rx: 173, tx: 18 });
+  });
+});
