@@ -21,6 +21,9 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A container runtime runs the plugin with CNI_COMMAND set and its own argv: that wins
+  // over any subcommand, and nothing else is loaded.
+  if (process.env.CNI_COMMAND !== undefined || argv[0] === "cni") return (await import("./cni/plugin.ts")).pluginMain();
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     process.stdout.write(usage());
