@@ -7,6 +7,7 @@
  * {@link inNetns}.
  */
 import { ensureBridge } from "../bridge.ts";
+import { nthAddress, parseCidr } from "../net/cidr.ts";
 import { setHairpin } from "../sys/bridge-port.ts";
 import { openNetlink, type LibnlNetlink } from "../sys/libnl.ts";
 import { inNetns, NetnsError, openNetns, type Netns } from "../sys/netns.ts";
@@ -16,6 +17,18 @@ import { CniCode, CniError } from "./spec.ts";
 const DEFAULT_ROUTE = "0.0.0.0/0";
 /** rtnetlink RTPROT_BOOT: how `ip route add` marks a route, so the pod's route reads as usual. */
 const RTPROT_BOOT = 3;
+
+const ZERO_MAC = "00:00:00:00:00:00";
+
+/**
+ * 0a:58 followed by the gateway's IPv4 bytes (10.244.3.1 → 0a:58:0a:f4:03:01): locally
+ * administered, unique per node subnet, the same every time the bridge is made.
+ */
+export function gatewayMac(subnet: string): string {
+  const gw = nthAddress(parseCidr(subnet), 1);
+  const bytes = [0x0a, 0x58, ...[24, 16, 8, 0].map((shift) => Number((gw.addr >> BigInt(shift)) & 0xffn))];
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
 
 /** Runs `fn` with a netlink socket opened inside `ns`, closed afterwards. */
 function withPodNetlink<T>(ns: Netns, fn: (nl: LibnlNetlink) => T): T {
@@ -43,12 +56,17 @@ export class KernelDataplane implements PodDataplane {
   }
 
   ensureBridge(want: BridgeWant): void {
+    const nl = this.nl();
     try {
-      ensureBridge(this.nl(), want);
+      ensureBridge(nl, want);
     } catch {
       // The agent may be fixing the same bridge right now; a second pass sees its result.
-      ensureBridge(this.nl(), want);
+      ensureBridge(nl, want);
     }
+    // Pin the bridge's MAC where it is (a bridge without ports has none: derive one from
+    // the gateway), so deleting a pod never changes the gateway MAC the others cached.
+    const mac = nl.getLink(want.name)?.mac;
+    nl.setLinkMac(want.name, mac && mac !== ZERO_MAC ? mac : gatewayMac(want.subnet));
   }
 
   attach(req: AttachRequest): Attachment {

@@ -202,6 +202,18 @@ export class LibnlNetlink implements Netlink {
     return this.mustGetLink(op, spec.name);
   }
 
+  /**
+   * Sets a link's hardware address. On a bridge this also pins it: the kernel stops
+   * taking the lowest MAC of its ports, which otherwise changes whenever a port goes and
+   * leaves every pod's ARP entry for the gateway pointing at a MAC nobody answers to.
+   * Not part of the {@link Netlink} port (only the CNI plugin needs it).
+   */
+  setLinkMac(name: string, mac: string): void {
+    const op = `set address ${mac} on link ${name}`;
+    const bytes = this.parse(op, () => macBytes(mac));
+    this.changeLink(op, name, (change, s) => this.rt.rtnl_link_set_addr(change, this.addr(s, op, AF_LLC, bytes)));
+  }
+
   // -------------------------------------------------------------- addresses
 
   addAddress(a: AddressSpec): void {
@@ -521,14 +533,14 @@ export class LibnlNetlink implements Netlink {
     for (let obj = this.nl.nl_cache_get_first(cache); obj; obj = this.nl.nl_cache_get_next(obj)) yield obj;
   }
 
-  private changeLink(op: string, name: string, set: (change: Pointer) => void): void {
+  private changeLink(op: string, name: string, set: (change: Pointer, s: Scope) => void): void {
     this.checkName(op, name);
     this.run(op, (s) => {
       const orig = this.kernelLink(s, op, name)!;
       const change = this.rt.rtnl_link_alloc();
       if (!change) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
       s.defer(() => this.rt.rtnl_link_put(change));
-      set(change);
+      set(change, s);
       this.check(op, this.rt.rtnl_link_change(this.sock(op), orig, change, 0));
     });
   }

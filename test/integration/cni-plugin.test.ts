@@ -68,6 +68,10 @@ describe.skipIf(!!skip)("weft CNI plugin on one node (dist/weft, root)", () => {
     expect(podLink.addr_info.filter((a: { family: string }) => a.family === "inet").map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`)).toEqual(["10.244.3.2/24"]);
     expect(ipJson(pod, "route", "show", "default")).toEqual([expect.objectContaining({ dst: "default", gateway: "10.244.3.1", dev: "eth0" })]);
 
+    // The bridge's MAC is pinned (NET_ADDR_SET): removing a port never changes it.
+    expect(exec(node, ["cat", "/sys/class/net/cni0/addr_assign_type"]).stdout.trim()).toBe("3");
+    expect(r.json.interfaces[0].mac).toBe(ipJson(node, "link", "show", "dev", "cni0")[0].address);
+
     expect(records()).toEqual(["10.244.3.2"]);
     expect(readFileSync(join(dataDir, "weft", "10.244.3.2"), "utf8")).toBe("ctr-a\r\neth0");
     expect(readFileSync(join(dataDir, "weft", "last_reserved_ip.0"), "utf8")).toBe("10.244.3.2");
@@ -91,6 +95,7 @@ describe.skipIf(!!skip)("weft CNI plugin on one node (dist/weft, root)", () => {
     const { ip: addr } = addPod(node, { containerId: "ctr-del", netns, ifname: "eth0", conf: conf() });
     const host = hostInterfaceName("weft", "ctr-del", "eth0");
     expect(hostVeths()).toContain(host);
+    const bridgeMac = ipJson(node, "link", "show", "dev", "cni0")[0].address;
     for (let i = 0; i < 2; i++) {
       const r = cni(node, { command: "DEL", containerId: "ctr-del", netns, ifname: "eth0", conf: conf() });
       expect([r.code, r.stdout, r.stderr]).toEqual([0, "", ""]);
@@ -98,6 +103,7 @@ describe.skipIf(!!skip)("weft CNI plugin on one node (dist/weft, root)", () => {
     expect(hostVeths()).not.toContain(host);
     expect(records()).not.toContain(addr);
     expect(ipJson(pod, "link", "show").map((l: { ifname: string }) => l.ifname)).toEqual(["lo"]);
+    expect(ipJson(node, "link", "show", "dev", "cni0")[0].address).toBe(bridgeMac);
     expect(cni(node, { command: "DEL", containerId: "never-added", ifname: "eth0", conf: conf() }).code).toBe(0);
   });
 
