@@ -1,5 +1,5 @@
 /**
- * `weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--subnet-file FILE] [--uninstall]`:
+ * `weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--subnet-file FILE] [--data-dir DIR] [--uninstall]`:
  * makes this node's runtime (kubelet via containerd or CRI-O, podman) use weft as its CNI
  * plugin. Installs this very binary as `<bin-dir>/weft` (a hard link when on the same
  * filesystem, else a copy; placed by rename, so a runtime never executes half a file)
@@ -16,14 +16,16 @@ export const CONFLIST_NAME = "10-weft.conflist";
 export const DEFAULT_BIN_DIR = "/opt/cni/bin";
 export const DEFAULT_CONF_DIR = "/etc/cni/net.d";
 const DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env";
+const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
 
 /**
  * The network configuration list (pure). cniVersion 1.0.0 is what every current runtime
  * reads; runtimes that know 1.1.0 pick it from cniVersions and gain STATUS and GC.
  */
-export function conflist({ portmap, subnetFile = DEFAULT_SUBNET_FILE }: { portmap: boolean; subnetFile?: string }): Record<string, unknown> {
+export function conflist({ portmap, subnetFile = DEFAULT_SUBNET_FILE, dataDir = DEFAULT_DATA_DIR }: { portmap: boolean; subnetFile?: string; dataDir?: string }): Record<string, unknown> {
   const weft: Record<string, unknown> = { type: "weft" };
   if (subnetFile !== DEFAULT_SUBNET_FILE) weft.subnetFile = subnetFile;
+  if (dataDir !== DEFAULT_DATA_DIR) weft.dataDir = dataDir;
   const plugins: Record<string, unknown>[] = [weft];
   if (portmap) plugins.push({ type: "portmap", capabilities: { portMappings: true } });
   return { cniVersion: "1.0.0", cniVersions: ["1.0.0", "1.1.0"], name: "weft", plugins };
@@ -95,7 +97,7 @@ function earlierConfigs(confDir: string): string[] {
   }
 }
 
-const usage = "usage: weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--subnet-file FILE] [--uninstall]";
+const usage = "usage: weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--subnet-file FILE] [--data-dir DIR] [--uninstall]";
 
 export async function installCniCommand(argv: string[], io = { out: (s: string) => void process.stdout.write(s) }): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -104,13 +106,14 @@ export async function installCniCommand(argv: string[], io = { out: (s: string) 
       "cni-bin-dir": { type: "string", default: DEFAULT_BIN_DIR },
       "cni-conf-dir": { type: "string", default: DEFAULT_CONF_DIR },
       "subnet-file": { type: "string", default: DEFAULT_SUBNET_FILE },
+      "data-dir": { type: "string", default: DEFAULT_DATA_DIR },
       uninstall: { type: "boolean", default: false },
     },
     strict: true,
     allowPositionals: true,
   });
   if (positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])}; ${usage}`);
-  for (const flag of ["cni-bin-dir", "cni-conf-dir", "subnet-file"] as const) {
+  for (const flag of ["cni-bin-dir", "cni-conf-dir", "subnet-file", "data-dir"] as const) {
     if (!values[flag].startsWith("/")) throw new ConfigError(`--${flag}: expected an absolute path, got ${JSON.stringify(values[flag])}`);
   }
   const binDir = values["cni-bin-dir"];
@@ -141,7 +144,7 @@ export async function installCniCommand(argv: string[], io = { out: (s: string) 
   else io.out(`installed ${binPath} (${placeBinary(self, binPath)} of ${self})\n`);
 
   const portmap = existsSync(join(binDir, "portmap"));
-  const content = JSON.stringify(conflist({ portmap, subnetFile: values["subnet-file"] }), null, 2) + "\n";
+  const content = JSON.stringify(conflist({ portmap, subnetFile: values["subnet-file"], dataDir: values["data-dir"] }), null, 2) + "\n";
   let current: string | undefined;
   try {
     current = readFileSync(confPath, "utf8");

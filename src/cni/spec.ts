@@ -77,6 +77,15 @@ const REQUIRED: Record<CniCommand, (keyof CniEnv)[]> = {
   GC: [],
 };
 
+const USED: Record<CniCommand, (keyof CniEnv)[]> = {
+  ADD: ["containerId", "netns", "ifname", "args", "path"],
+  CHECK: ["containerId", "netns", "ifname", "args", "path"],
+  DEL: ["containerId", "netns", "ifname", "args", "path"],
+  VERSION: [],
+  STATUS: ["path"],
+  GC: ["path"],
+};
+
 const ENV_NAME: Record<Exclude<keyof CniEnv, "command">, string> = {
   containerId: "CNI_CONTAINERID",
   netns: "CNI_NETNS",
@@ -92,9 +101,12 @@ export function parseEnv(env: Record<string, string | undefined>): CniEnv {
     throw new CniError(CniCode.InvalidEnvironment, `CNI_COMMAND: unknown command ${JSON.stringify(command)}`, `expected one of ${COMMANDS.join(", ")}`);
   }
   const out: CniEnv = { command: command as CniCommand };
+  // Only what the command uses is read: libcni validates a config by calling VERSION
+  // with placeholder values (CNI_NETNS=dummy) that mean nothing there.
+  const used = USED[out.command];
   for (const [key, name] of Object.entries(ENV_NAME) as [Exclude<keyof CniEnv, "command">, string][]) {
     const v = env[name];
-    if (v !== undefined && v !== "") out[key] = v;
+    if (v !== undefined && v !== "" && used.includes(key)) out[key] = v;
   }
   const problems: string[] = [];
   const missing = REQUIRED[out.command].filter((k) => out[k] === undefined).map((k) => ENV_NAME[k as Exclude<keyof CniEnv, "command">]);

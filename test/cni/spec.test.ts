@@ -25,6 +25,8 @@ describe("CNI environment", () => {
     ["VERSION needs nothing", {}, { command: "VERSION" }],
     ["STATUS needs nothing", {}, { command: "STATUS" }],
     ["GC with CNI_PATH", { CNI_PATH: "/opt/cni/bin" }, { command: "GC", path: "/opt/cni/bin" }],
+    // libcni's config validation: VERSION with placeholder values it does not use.
+    ["VERSION with placeholders", { CNI_CONTAINERID: "dummy", CNI_NETNS: "dummy", CNI_IFNAME: "dummy" }, { command: "VERSION" }],
   ] as const)("%s is accepted", (_, env, want) => {
     const command = _.split(" ")[0]!;
     expect(parseEnv({ CNI_COMMAND: command, ...env }) as unknown).toEqual(want);
