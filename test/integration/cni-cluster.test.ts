@@ -6,25 +6,18 @@
  * alone.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
-import { until } from "../wait.ts";
+import { agentNode, logOf, readiness, startAgent, stopAgent, until, type AgentNode } from "../hardening/agents.ts";
 import { addPod, BIN, cni } from "./cni-invoke.ts";
 import { createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
 
 const PREFIX = "wcc-";
-const skip = requireRoot() ?? (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined);
+const skip = requireRoot() ?? (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined) ?? (!Bun.which("curl") ? "curl is needed to read the agents' readiness" : undefined);
 
-interface Node {
-  name: string;
-  ns: string;
-  dir: string;
-  subnetFile: string;
-  logFile: string;
-  agent?: Subprocess;
+interface Node extends AgentNode {
   pods: { ns: string; id: string; ip: string }[];
 }
 
@@ -34,28 +27,19 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
     let dir: string;
     const nodes: Node[] = [];
     const conf = (n: Node) => ({ cniVersion: "1.0.0", name: "weft", type: "weft", subnetFile: n.subnetFile, dataDir: join(n.dir, "cni") });
-    const logOf = (n: Node) => (existsSync(n.logFile) ? readFileSync(n.logFile, "utf8") : "");
-    const ready = (n: Node) => {
-      const r = exec(n.ns, [process.execPath, "-e", "const r = await fetch('http://127.0.0.1:7947/readyz').catch(() => null); console.log(r ? r.status : 0)"], { check: false });
-      return r.stdout.trim() === "200";
-    };
 
     beforeAll(async () => {
       topo = createTopology({ prefix: PREFIX, nodes: 3 });
       dir = mkdtempSync(join(tmpdir(), "weft-cni-cluster-"));
-      writeFileSync(join(dir, "key"), exec(topo.nodes[0]!.ns, [BIN, "keygen"]).stdout, { mode: 0o600 });
-      writeFileSync(join(dir, "net-conf.json"), JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: backend } }));
-      topo.nodes.forEach((t, i) => {
-        const nd = join(dir, `n${i + 1}`);
-        mkdirSync(nd, { recursive: true });
-        nodes.push({ name: `node${i + 1}`, ns: t.ns, dir: nd, subnetFile: join(nd, "subnet.env"), logFile: join(nd, "agent.log"), pods: [] });
-      });
+      const keyFile = join(dir, "key");
+      const netConf = join(dir, "net-conf.json");
+      writeFileSync(keyFile, exec(topo.nodes[0]!.ns, [BIN, "keygen"]).stdout, { mode: 0o600 });
+      writeFileSync(netConf, JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: backend } }));
+      topo.nodes.forEach((t, i) => nodes.push({ ...agentNode(`node${i + 1}`, t.ns, t.ip, dir), pods: [] }));
+      for (const n of nodes) startAgent(n, { netConf, keyFile, join: topo.nodes.map((t) => `${t.ip}:7946`) });
       for (const n of nodes) {
-        const log = Bun.file(n.logFile);
-        const argv = [BIN, "agent", "--net-conf", join(dir, "net-conf.json"), "--node-name", n.name, "--key-file", join(dir, "key"), "--state-dir", join(n.dir, "state"), "--subnet-file", n.subnetFile, "--join", "192.0.2.11:7946,192.0.2.12:7946,192.0.2.13:7946"];
-        n.agent = Bun.spawn(["ip", "netns", "exec", n.ns, ...argv], { stdout: log, stderr: log, stdin: "ignore" });
+        await until(`${n.name} ready`, 30_000, () => n.proc!.exitCode === null && readiness(n)?.ready === true).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
       }
-      for (const n of nodes) await until(`${n.name} ready`, 30_000, () => n.agent!.exitCode === null && ready(n)).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
       for (const [i, n] of nodes.entries()) {
         for (let k = 0; k < 2; k++) {
           const podNs = topo.addNamespace(`p${i}${k}`);
@@ -67,8 +51,7 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
     }, 90_000);
 
     afterAll(async () => {
-      for (const n of nodes) n.agent?.kill(9);
-      await Promise.all(nodes.map((n) => n.agent?.exited));
+      await Promise.all(nodes.map((n) => stopAgent(n)));
       await topo?.cleanup();
       if (dir) rmSync(dir, { recursive: true, force: true });
       expect(listNamespaces(PREFIX)).toEqual([]);
@@ -98,7 +81,7 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
       expect(ipJson(gone.ns, "link", "show").map((l: { ifname: string }) => l.ifname)).toEqual(["lo"]);
       expect(JSON.stringify(ipJson(n.ns, "route", "show"))).toBe(routesBefore);
       expect(ping(n.pods[0]!.ns, nodes[2]!.pods[0]!.ip, { deadlineMs: 10_000 })).toBe(true);
-      for (const x of nodes) expect(x.agent!.exitCode).toBeNull();
+      for (const x of nodes) expect(x.proc!.exitCode).toBeNull();
     }, 30_000);
   });
 }
