@@ -12,6 +12,10 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import { lockFile } from "../sys/flock.ts";
 import type { Allocation, AllocationStore } from "./ipam.ts";
+import { CniCode, CniError } from "./spec.ts";
+
+/** A file-system failure as the spec's I/O error (code 5), the path in the message. */
+const ioError = (what: string, e: unknown) => new CniError(CniCode.IoFailure, `${what}: ${(e as Error).message}`, undefined, { cause: e });
 
 export const LOCK_FILE = "lock";
 export const LAST_RESERVED_PREFIX = "last_reserved_ip.";
@@ -43,8 +47,13 @@ export class DiskStore implements AllocationStore {
   }
 
   locked<T>(fn: () => T): T {
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const lock = lockFile(join(this.dir, LOCK_FILE));
+    let lock;
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+      lock = lockFile(join(this.dir, LOCK_FILE));
+    } catch (e) {
+      throw ioError(`lock IPAM records in ${this.dir}`, e);
+    }
     try {
       return fn();
     } finally {
@@ -58,7 +67,7 @@ export class DiskStore implements AllocationStore {
       names = readdirSync(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw new Error(`list allocations in ${this.dir}: ${(e as Error).message}`, { cause: e });
+      throw ioError(`list allocations in ${this.dir}`, e);
     }
     const out: Allocation[] = [];
     for (const name of names) {
@@ -82,7 +91,7 @@ export class DiskStore implements AllocationStore {
       fd = openSync(path, "wx", 0o644);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
-      throw new Error(`reserve ${a.ip} in ${this.dir}: ${(e as Error).message}`, { cause: e });
+      throw ioError(`reserve ${a.ip} in ${this.dir}`, e);
     }
     try {
       writeSync(fd, formatRecord(a.containerId, a.ifname));
@@ -94,9 +103,14 @@ export class DiskStore implements AllocationStore {
       try {
         unlinkSync(path);
       } catch {}
-      throw new Error(`reserve ${a.ip} in ${this.dir}: ${(e as Error).message}`, { cause: e });
+      throw ioError(`reserve ${a.ip} in ${this.dir}`, e);
     }
-    writeFileSync(join(this.dir, LAST_RESERVED_PREFIX + rangeId), a.ip, { mode: 0o644 });
+    try {
+      writeFileSync(join(this.dir, LAST_RESERVED_PREFIX + rangeId), a.ip, { mode: 0o644 });
+    } catch (e) {
+      this.remove(a.ip);
+      throw ioError(`record the last reserved address in ${this.dir}`, e);
+    }
     return true;
   }
 
@@ -112,7 +126,7 @@ export class DiskStore implements AllocationStore {
     try {
       unlinkSync(join(this.dir, ip));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`release ${ip} in ${this.dir}: ${(e as Error).message}`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(`release ${ip} in ${this.dir}`, e);
     }
   }
 }

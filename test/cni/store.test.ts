@@ -127,3 +127,19 @@ describe("concurrent processes", () => {
     expect(new Set(s.list().map((r) => r.containerId)).size).toBe(24);
   }, 60_000);
 });
+
+describe("I/O failures", () => {
+  test("a records directory that cannot be made is the spec's I/O error (code 5) naming it", () => {
+    const data = tmp();
+    writeFileSync(join(data, "weft"), "a file where the directory should be");
+    const s = new DiskStore(data, "weft");
+    let err: { code?: number; message?: string } | undefined;
+    try {
+      s.locked(() => 1);
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err?.code).toBe(5);
+    expect(err?.message).toContain(`lock IPAM records in ${join(data, "weft")}`);
+  });
+});
