@@ -6,7 +6,7 @@
  */
 import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type PluginDeps } from "./commands.ts";
 import { formatError, formatResult, toCniError, versionInfo } from "./result.ts";
-import { isSupportedVersion, LATEST_VERSION, parseEnv, parseNetConf, type CniVersion } from "./spec.ts";
+import { CniCode, CniError, isSupportedVersion, LATEST_VERSION, parseEnv, parseNetConf, SUPPORTED_VERSIONS, type CniCommand, type CniVersion } from "./spec.ts";
 
 export interface PluginIo {
   env: Record<string, string | undefined>;
@@ -31,6 +31,9 @@ export async function kernelDeps(): Promise<{ deps: PluginDeps; close(): void }>
     close: () => dp?.close(),
   };
 }
+
+/** Verbs younger than the oldest spec weft speaks, and the version that brought them. */
+const SINCE: Partial<Record<CniCommand, CniVersion>> = { CHECK: "0.4.0", STATUS: "1.1.0", GC: "1.1.0" };
 
 /** cniVersion from raw stdin, if it is one weft speaks (to answer errors in the caller's version). */
 function requestedVersion(text: string): CniVersion | undefined {
@@ -58,6 +61,10 @@ export async function runPlugin(io: PluginIo, makeDeps: () => Promise<{ deps: Pl
     const text = await io.readStdin();
     version = requestedVersion(text) ?? LATEST_VERSION;
     const conf = parseNetConf(text);
+    const since = SINCE[env.command];
+    if (since && SUPPORTED_VERSIONS.indexOf(conf.cniVersion) < SUPPORTED_VERSIONS.indexOf(since)) {
+      throw new CniError(CniCode.IncompatibleVersion, `config version ${conf.cniVersion} does not allow ${env.command}`, `${env.command} arrived in CNI spec ${since}`);
+    }
     ports = await makeDeps();
     const { deps } = ports;
     switch (env.command) {

@@ -68,6 +68,15 @@ describe("plugin invocation", () => {
     expect(r.f.store().list()).toEqual([]);
   });
 
+  test.each([
+    ["CHECK", "0.3.1", "0.4.0"],
+    ["STATUS", "1.0.0", "1.1.0"],
+    ["GC", "0.4.0", "1.1.0"],
+  ])("%s with a config of version %s is refused (code 1): it arrived in %s", async (command, v) => {
+    const r = await invoke({ ...ADD, CNI_COMMAND: command }, conf(v, { prevResult: {}, "cni.dev/valid-attachments": [] }));
+    expect([r.code, r.json.code, r.json.msg, r.made]).toEqual([1, 1, `config version ${v} does not allow ${command}`, 0]);
+  });
+
   test("VERSION answers without touching the kernel, echoing the runtime's version", async () => {
     const r = await invoke({ CNI_COMMAND: "VERSION" }, JSON.stringify({ cniVersion: "0.4.0" }));
     expect([r.code, r.json, r.made]).toEqual([0, { cniVersion: "0.4.0", supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] }, 0]);
