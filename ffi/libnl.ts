@@ -32,6 +32,7 @@ export const LIBNL_SYMBOLS = {
   nl_cache_get_first: { args: ["ptr"], returns: "ptr" },
   nl_cache_get_next: { args: ["ptr"], returns: "ptr" },
   nl_cache_free: { args: ["ptr"], returns: "void" },
+  nl_object_get_refcnt: { args: ["ptr"], returns: "i32" },
 } as const;
 
 export const LIBNL_ROUTE_SYMBOLS = {
@@ -56,6 +57,13 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_link_delete: { args: ["ptr", "ptr"], returns: "i32" },
   rtnl_link_get_kernel: { args: ["ptr", "i32", "ptr", "ptr"], returns: "i32" },
   rtnl_link_alloc_cache: { args: ["ptr", "i32", "ptr"], returns: "i32" },
+  rtnl_link_set_master: { args: ["ptr", "i32"], returns: "void" },
+  // Moves the link into the network namespace of an open nsfs descriptor when it is created.
+  rtnl_link_set_ns_fd: { args: ["ptr", "i32"], returns: "void" },
+  // veth: get_peer asserts the link type (only call it on an object from veth_alloc); in
+  // libnl 3.7 it returns the peer with a new reference (nl_object_get_refcnt shows 2).
+  rtnl_link_veth_alloc: { args: [], returns: "ptr" },
+  rtnl_link_veth_get_peer: { args: ["ptr"], returns: "ptr" },
   // VXLAN setters: only ever call these on an object from rtnl_link_vxlan_alloc, libnl
   // asserts the link type and aborts the process otherwise.
   rtnl_link_vxlan_set_id: { args: ["ptr", "u32"], returns: "i32" },

@@ -4,12 +4,13 @@
  *
  *   <prefix>-ul        underlay: bridge br0; one veth per node (192.0.2.0/24)
  *   <prefix>-nodeI     a "node": eth0 = 192.0.2.(10+I), runs `weft agent` (same binary)
- *   <prefix>-podI      a "pod" on nodeI's cni0, plumbed by the standard CNI bridge +
- *                      host-local plugins fed from nodeI's subnet.env (what flannel's CNI
- *                      plugin delegates to)
+ *   <prefix>-podI      a "pod" on nodeI's cni0, plumbed by weft's own CNI plugin (this
+ *                      binary with CNI_COMMAND=ADD, as a container runtime calls it) from
+ *                      nodeI's subnet.env; no other CNI plugin is needed
  *
- * It then pings every pod from every other pod, prints `weft status` from node1 and tears
- * everything down (also on Ctrl-C/SIGTERM and on error). The lab itself is built with
+ * It then checks every pod from every other pod with `weft probe` (an ICMP echo of weft's
+ * own, run inside the pod's namespace, so iputils is not needed either), prints
+ * `weft status` from node1 and tears everything down (also on Ctrl-C/SIGTERM and on error). The lab itself is built with
  * `ip` (a lab, not the product's dataplane, which is programmed through netlink); nothing
  * is changed in the host's own namespace. `--keep` leaves it running; `--cleanup` removes
  * anything left under the prefix.
@@ -26,7 +27,6 @@ import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { canonicalCidr } from "../net/cidr.ts";
 import { parseSubnetEnv } from "../subnet-env.ts";
 
 export type DemoBackend = "vxlan" | "host-gw" | "udp";
@@ -72,7 +72,6 @@ export const DEMO_GOSSIP_PORT = 7946;
 /** Marker file in every demo directory: `--cleanup` removes only directories that carry it. */
 export const DEMO_MARKER = ".weft-demo";
 export const DEMO_API = "http://127.0.0.1:7947";
-const CNI_DIR = "/usr/lib/cni";
 
 /** The whole lab as data (pure): names, addresses, files and command lines. */
 export function planDemo(opts: DemoOptions): DemoPlan {
@@ -146,29 +145,11 @@ export function setupCommands(plan: DemoPlan): string[][] {
 }
 
 /**
- * The CNI config flannel's plugin would delegate for this subnet.env: bridge cni0 as
- * gateway, host-local IPAM over FLANNEL_SUBNET, a route to FLANNEL_NETWORK, FLANNEL_MTU.
- * ipMasq stays off: masquerading is weft's job (--ip-masq), and the lab has no outside.
+ * The network configuration the demo's "runtime" hands weft's CNI plugin for a node: the
+ * node's own subnet.env and an IPAM directory under the node's files.
  */
-export function cniConfig(env: Record<string, string>, dataDir: string): Record<string, unknown> {
-  const need = (k: string) => {
-    const v = env[k];
-    if (!v) throw new Error(`subnet.env: ${k} missing`);
-    return v;
-  };
-  const mtu = Number(need("FLANNEL_MTU"));
-  if (!Number.isInteger(mtu) || mtu < 576) throw new Error(`subnet.env: FLANNEL_MTU must be an integer >= 576, got ${env.FLANNEL_MTU}`);
-  return {
-    cniVersion: "0.4.0",
-    name: "weft",
-    type: "bridge",
-    bridge: "cni0",
-    mtu,
-    isGateway: true,
-    ipMasq: false,
-    hairpinMode: true,
-    ipam: { type: "host-local", subnet: canonicalCidr(need("FLANNEL_SUBNET")), routes: [{ dst: need("FLANNEL_NETWORK") }], dataDir },
-  };
+export function cniConfig(n: Pick<NodePlan, "subnetFile" | "dir">): Record<string, unknown> {
+  return { cniVersion: "1.1.0", name: "weft", type: "weft", subnetFile: n.subnetFile, dataDir: join(n.dir, "cni") };
 }
 
 /** How to run this very weft: the compiled binary, or bun + main.ts from source. */
@@ -350,9 +331,6 @@ export async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<nu
     return 1;
   };
   if (leftovers.length) return refuse(`namespaces from an earlier demo exist (${leftovers.join(" ")}); remove them with: weft demo --cleanup${prefix === "weft-demo" ? "" : ` --prefix ${prefix}`}`);
-  for (const tool of [`${CNI_DIR}/bridge`, `${CNI_DIR}/host-local`]) {
-    if (!existsSync(tool)) return refuse(`${tool} not found; install the CNI plugins (Debian: containernetworking-plugins)`);
-  }
 
   const children: ChildProcess[] = [];
   let cleaning: Promise<unknown> | null = null;
@@ -393,30 +371,27 @@ export async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<nu
       });
     };
 
-    const envs: Record<string, string>[] = [];
     for (const n of plan.nodes) {
       const env = await waitFor(`${n.name}'s lease (${n.subnetFile})`, 60_000, () => {
         if (!existsSync(n.subnetFile)) return null;
         const e = parseSubnetEnv(readFileSync(n.subnetFile, "utf8"));
         return e.FLANNEL_SUBNET ? e : null;
       }, checkAgents);
-      envs.push(env);
       io.out(`  ${n.name}: lease ${env.FLANNEL_SUBNET} (mtu ${env.FLANNEL_MTU})\n`);
     }
 
     const podIps: string[] = [];
-    for (const [i, n] of plan.nodes.entries()) {
-      const env = envs[i]!;
-      await waitFor(`${n.name}'s bridge cni0`, 30_000, () => (run(["ip", "-n", n.ns, "link", "show", "cni0"], { allowFail: true }).code === 0 ? true : null), checkAgents);
-      const conf = cniConfig(env, join(n.dir, "cni"));
-      const r = run(["ip", "netns", "exec", n.ns, "env", "CNI_COMMAND=ADD", `CNI_CONTAINERID=${n.podNs}`, `CNI_NETNS=/run/netns/${n.podNs}`, "CNI_IFNAME=eth0", `CNI_PATH=${CNI_DIR}`, `${CNI_DIR}/bridge`], { input: JSON.stringify(conf) });
-      const ip = String((JSON.parse(r.out) as { ips?: { address: string }[] }).ips?.[0]?.address ?? "").split("/")[0];
-      if (!ip) throw new Error(`CNI bridge plugin on ${n.name} returned no address: ${r.out}`);
+    for (const n of plan.nodes) {
+      // As a runtime calls a plugin: CNI_* environment, the network configuration on stdin.
+      const cniEnv = ["CNI_COMMAND=ADD", `CNI_CONTAINERID=${n.podNs}`, `CNI_NETNS=/run/netns/${n.podNs}`, "CNI_IFNAME=eth0", `CNI_PATH=${process.env.CNI_PATH ?? "/opt/cni/bin"}`];
+      const r = run(["ip", "netns", "exec", n.ns, "env", ...cniEnv, ...plan.opts.weft], { input: JSON.stringify(cniConfig(n)), allowFail: true });
+      const ip = r.code === 0 ? String((JSON.parse(r.out) as { ips?: { address: string }[] }).ips?.[0]?.address ?? "").split("/")[0] : "";
+      if (!ip) throw new Error(`weft CNI ADD on ${n.name} failed (exit ${r.code}): ${r.out.trim() || r.err.trim()}`);
       podIps.push(ip);
       io.out(`  pod${n.index}: ${ip} on ${n.name}'s cni0 (${n.podNs})\n`);
     }
 
-    io.out("\npinging every pod from every other pod ...\n");
+    io.out("\nprobing every pod from every other pod (ICMP echo, weft probe) ...\n");
     const ok = await pingMatrix(plan, podIps, io, checkAgents);
 
     io.out(`\n$ ip netns exec ${plan.nodes[0]!.ns} weft status\n`);
@@ -425,7 +400,7 @@ export async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<nu
 
     if (keep) {
       io.out(`\nthe cluster keeps running. Explore:
-  ip netns exec ${plan.nodes[0]!.podNs} ping ${podIps[1]}
+  ip netns exec ${plan.nodes[0]!.podNs} ${plan.opts.weft.join(" ")} probe ${podIps[1]}   (or ping, if iputils is installed)
   ip netns exec ${plan.nodes[0]!.ns} ${plan.opts.weft.join(" ")} status
   ip netns exec ${plan.nodes[0]!.ns} ip route; ip netns exec ${plan.nodes[0]!.ns} bridge fdb show
   less ${plan.nodes[0]!.logFile}
@@ -433,7 +408,7 @@ remove it with: weft demo --cleanup${prefix === "weft-demo" ? "" : ` --prefix ${
     } else {
       await cleanup();
     }
-    io.out(ok ? `\nall ${podIps.length * (podIps.length - 1)} pod-to-pod pings answered\n` : "\nsome pods could not reach each other\n");
+    io.out(ok ? `\nall ${podIps.length * (podIps.length - 1)} pod-to-pod probes answered\n` : "\nsome pods could not reach each other\n");
     return ok && st.code === 0 ? 0 : 1;
   } catch (e) {
     io.err(`weft demo: ${(e as Error).message}\n`);
@@ -445,7 +420,7 @@ remove it with: weft demo --cleanup${prefix === "weft-demo" ? "" : ` --prefix ${
   }
 }
 
-/** Pings each pod from each other pod, retrying while routes converge; prints a matrix. */
+/** Probes each pod from each other pod, retrying while routes converge; prints a matrix. */
 async function pingMatrix(plan: DemoPlan, podIps: string[], io: Io, check: () => void): Promise<boolean> {
   const n = podIps.length;
   const ok: boolean[][] = Array.from({ length: n }, () => Array<boolean>(n).fill(false));
@@ -455,7 +430,7 @@ async function pingMatrix(plan: DemoPlan, podIps: string[], io: Io, check: () =>
       if (i === j) continue;
       for (;;) {
         check();
-        const r = run(["ip", "netns", "exec", plan.nodes[i]!.podNs, "ping", "-c", "1", "-W", "1", podIps[j]!], { allowFail: true });
+        const r = run(["ip", "netns", "exec", plan.nodes[i]!.podNs, ...plan.opts.weft, "probe", "--timeout-ms", "1000", podIps[j]!], { allowFail: true });
         if (r.code === 0) {
           ok[i]![j] = true;
           break;

@@ -24,7 +24,7 @@ import {
 } from "./libnl-codec.ts";
 import {
   WEFT_ROUTE_PROTOCOL, type AddressSpec, type FdbSpec, type LinkInfo, type NeighSpec, type Netlink, type RouteInfo,
-  type RouteSpec, type VxlanSpec,
+  type RouteSpec, type VethSpec, type VxlanSpec,
 } from "./netlink.ts";
 
 export { NetlinkError } from "./libnl-codec.ts";
@@ -42,7 +42,7 @@ class Scope {
 }
 
 /** Opens a netlink route socket; throws naming the step that failed. */
-export function openNetlink(): Netlink {
+export function openNetlink(): LibnlNetlink {
   return new LibnlNetlink(loadLibnl());
 }
 
@@ -163,6 +163,55 @@ export class LibnlNetlink implements Netlink {
       this.rt.rtnl_link_set_name(link, nameBuf);
       this.check(op, this.rt.rtnl_link_delete(this.sock(op), link));
     });
+  }
+
+  /**
+   * Creates a veth pair in one request: the host end here (up, enslaved to `master` if
+   * given), the peer created down inside the namespace of `peerNetnsFd` under its own name,
+   * so a name taken here never collides with it. Not part of the {@link Netlink} port:
+   * only the CNI plugin attaches pods.
+   */
+  createVeth(spec: VethSpec): LinkInfo {
+    const op = `create veth ${spec.name} peer ${spec.peer} (netns fd ${spec.peerNetnsFd})`;
+    this.checkName(op, spec.name);
+    this.checkName(op, spec.peer);
+    this.checkInt(op, "mtu", spec.mtu, 68, 65535);
+    this.checkInt(op, "peerNetnsFd", spec.peerNetnsFd, 0, 0x7fffffff);
+    this.run(op, (s) => {
+      const master = spec.master !== undefined ? this.ifindex(s, op, spec.master) : undefined;
+      // Allocated as veth right here: get_peer's type assert holds.
+      const link = this.rt.rtnl_link_veth_alloc();
+      if (!link) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
+      s.defer(() => this.rt.rtnl_link_put(link));
+      const peer = this.rt.rtnl_link_veth_get_peer(link);
+      if (!peer) throw new NetlinkError(op, "veth has no peer object");
+      // libnl 3.7 hands the peer out with a reference of its own; one that lends it
+      // (refcount 1, held by the link) must not be put.
+      if (this.nl.nl_object_get_refcnt(peer) > 1) s.defer(() => this.rt.rtnl_link_put(peer));
+      const nameBuf = cstr(spec.name);
+      const peerBuf = cstr(spec.peer);
+      this.rt.rtnl_link_set_name(link, nameBuf);
+      this.rt.rtnl_link_set_mtu(link, spec.mtu);
+      this.rt.rtnl_link_set_flags(link, IFF_UP);
+      if (master !== undefined) this.rt.rtnl_link_set_master(link, master);
+      this.rt.rtnl_link_set_name(peer, peerBuf);
+      this.rt.rtnl_link_set_mtu(peer, spec.mtu);
+      this.rt.rtnl_link_set_ns_fd(peer, spec.peerNetnsFd);
+      this.check(op, this.rt.rtnl_link_add(this.sock(op), link, NLM_F_CREATE | NLM_F_EXCL));
+    });
+    return this.mustGetLink(op, spec.name);
+  }
+
+  /**
+   * Sets a link's hardware address. On a bridge this also pins it: the kernel stops
+   * taking the lowest MAC of its ports, which otherwise changes whenever a port goes and
+   * leaves every pod's ARP entry for the gateway pointing at a MAC nobody answers to.
+   * Not part of the {@link Netlink} port (only the CNI plugin needs it).
+   */
+  setLinkMac(name: string, mac: string): void {
+    const op = `set address ${mac} on link ${name}`;
+    const bytes = this.parse(op, () => macBytes(mac));
+    this.changeLink(op, name, (change, s) => this.rt.rtnl_link_set_addr(change, this.addr(s, op, AF_LLC, bytes)));
   }
 
   // -------------------------------------------------------------- addresses
@@ -488,14 +537,14 @@ export class LibnlNetlink implements Netlink {
     for (let obj = this.nl.nl_cache_get_first(cache); obj; obj = this.nl.nl_cache_get_next(obj)) yield obj;
   }
 
-  private changeLink(op: string, name: string, set: (change: Pointer) => void): void {
+  private changeLink(op: string, name: string, set: (change: Pointer, s: Scope) => void): void {
     this.checkName(op, name);
     this.run(op, (s) => {
       const orig = this.kernelLink(s, op, name)!;
       const change = this.rt.rtnl_link_alloc();
       if (!change) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
       s.defer(() => this.rt.rtnl_link_put(change));
-      set(change);
+      set(change, s);
       this.check(op, this.rt.rtnl_link_change(this.sock(op), orig, change, 0));
     });
   }

@@ -46,6 +46,20 @@ export interface VxlanSpec {
   underlayIndex?: number;
 }
 
+/** A veth pair whose peer is created directly inside another network namespace. */
+export interface VethSpec {
+  /** Host-side name. */
+  name: string;
+  /** Name of the peer inside the target namespace (unique there, not here). */
+  peer: string;
+  /** Open nsfs descriptor of the namespace the peer is created in. */
+  peerNetnsFd: number;
+  /** MTU of both ends. */
+  mtu: number;
+  /** Bridge the host end is enslaved to. */
+  master?: string;
+}
+
 export interface AddressSpec {
   dev: string;
   /** "10.244.3.0/32" or "10.244.3.1/24". */

@@ -10,7 +10,7 @@ import type { Subprocess } from "bun";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cniConfig } from "../../src/cli/demo.ts";
+import { cniConfig } from "./flannel-delegate.ts";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
 import { until as waitUntil } from "../wait.ts";
 import { REPO, createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";

@@ -1,7 +1,10 @@
 /**
  * `weft demo`: its pure parts (the lab plan, command lines, CNI config) as tables; the
  * cleanup against real namespaces; and, once `dist/weft agent` works, the whole demo end
- * to end (root): every pod reaches every other pod and nothing is left behind.
+ * to end (root): every pod reaches every other pod and nothing is left behind — for every
+ * backend on a machine without containernetworking-plugins or iputils ping, made so for
+ * the demo alone by a private mount namespace (tmpfs over /usr/lib/cni, /dev/null over
+ * ping, an empty CNI_PATH) rather than by uninstalling anything.
  */
 import { describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
@@ -12,6 +15,25 @@ import { cniConfig, DEMO_MARKER, demoCommand, demoDirs, demoNamespaces, makeDemo
 const isRoot = process.getuid?.() === 0;
 const bin = resolve(import.meta.dir, "../../dist/weft");
 const rand = () => Math.random().toString(36).slice(2, 7);
+
+/** Where the host keeps the CNI plugins and ping (the mount namespace hides both). */
+const CNI_PLUGINS = "/usr/lib/cni";
+const PING = Bun.which("ping") ?? "/usr/bin/ping";
+
+/**
+ * argv that runs `cmd` in a private mount namespace where CNI_PLUGINS is an empty tmpfs
+ * and ping cannot be executed; mounts made there never reach the host (propagation is
+ * private), and they vanish with the namespace.
+ */
+function withoutCniPluginsOrPing(cmd: string[]): string[] {
+  const hide = [
+    existsSync(CNI_PLUGINS) ? `mount -t tmpfs tmpfs ${CNI_PLUGINS}` : "true",
+    existsSync(PING) ? `mount --bind /dev/null ${PING}` : "true",
+    `test ! -x ${CNI_PLUGINS}/bridge`,
+    `! ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1`,
+  ].join(" && ");
+  return ["unshare", "--mount", "--propagation", "private", "sh", "-c", `${hide} && exec "$@"`, "sh", ...cmd];
+}
 
 const opts = (o: Partial<DemoOptions> = {}): DemoOptions => ({ backend: "vxlan", nodes: 3, prefix: "wop-dplan", dir: "/tmp/wop-dplan", weft: ["/usr/local/bin/weft"], network: "10.244.0.0/16", ...o });
 
@@ -61,21 +83,9 @@ describe("demo plan (pure)", () => {
     expect(() => planDemo(opts(o))).toThrow(err);
   });
 
-  test("CNI config is what flannel's plugin delegates: bridge cni0 + host-local over FLANNEL_SUBNET", () => {
-    const env = { FLANNEL_NETWORK: "10.244.0.0/16", FLANNEL_SUBNET: "10.244.7.1/24", FLANNEL_MTU: "1450", FLANNEL_IPMASQ: "false" };
-    expect(cniConfig(env, "/d")).toEqual({
-      cniVersion: "0.4.0",
-      name: "weft",
-      type: "bridge",
-      bridge: "cni0",
-      mtu: 1450,
-      isGateway: true,
-      ipMasq: false,
-      hairpinMode: true,
-      ipam: { type: "host-local", subnet: "10.244.7.0/24", routes: [{ dst: "10.244.0.0/16" }], dataDir: "/d" },
-    });
-    expect(() => cniConfig({ ...env, FLANNEL_SUBNET: "" }, "/d")).toThrow(/FLANNEL_SUBNET missing/);
-    expect(() => cniConfig({ ...env, FLANNEL_MTU: "12" }, "/d")).toThrow(/FLANNEL_MTU/);
+  test("pods are attached by weft's own CNI plugin, fed the node's subnet.env", () => {
+    const n = planDemo(opts()).nodes[1]!;
+    expect(cniConfig(n)).toEqual({ cniVersion: "1.1.0", name: "weft", type: "weft", subnetFile: "/tmp/wop-dplan/node2/subnet.env", dataDir: "/tmp/wop-dplan/node2/cni" });
   });
 
   test("only namespaces under the prefix are demo's", () => {
@@ -160,27 +170,34 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
     ["vxlan", 3],
     ["host-gw", 2],
     ["udp", 2],
-  ] as const)("%s with %d nodes: all pods reachable, nothing left behind; a path prepared in the temp dir by another user is not used", async (backend, nodes) => {
+  ] as const)("%s with %d nodes, no CNI plugins and no ping on the machine: all pods reachable, nothing left behind; a path prepared in the temp dir by another user is not used", async (backend, nodes) => {
     const prefix = `wop-d${rand()}`;
+    const emptyCniPath = mkdtempSync(join(tmpdir(), "wop-cnipath-"));
     // What another user could prepare at the predictable path: a symlink to a directory of theirs.
     const trap = mkdtempSync(join(tmpdir(), "wop-trap-"));
     chmodSync(trap, 0o777);
     chownSync(trap, 65534, 65534);
     symlinkSync(trap, join(tmpdir(), prefix));
     try {
-      const p = Bun.spawn([bin, "demo", "--backend", backend, "--nodes", String(nodes), "--prefix", prefix], { stdout: "pipe", stderr: "pipe" });
+      const p = Bun.spawn(withoutCniPluginsOrPing([bin, "demo", "--backend", backend, "--nodes", String(nodes), "--prefix", prefix]), {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, CNI_PATH: emptyCniPath },
+      });
       const timer = setTimeout(() => p.kill("SIGINT"), 110_000);
       const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
       clearTimeout(timer);
       if (code !== 0) console.error(out, err);
       expect(code).toBe(0);
       const pairs = nodes * (nodes - 1);
-      expect(out).toContain(`all ${pairs} pod-to-pod pings answered`);
+      expect(out).toContain(`all ${pairs} pod-to-pod probes answered`);
       expect(out).not.toContain("FAIL");
+      expect(readdirSync(emptyCniPath)).toEqual([]);
       for (let i = 1; i <= nodes; i++) expect(out).toMatch(new RegExp(`node${i}\\s+192\\.0\\.2\\.${10 + i}\\s+10\\.244\\.\\d+\\.0/24\\s+${backend}`));
       expect(readdirSync(trap)).toEqual([]);
       expect(lstatSync(join(tmpdir(), prefix)).isSymbolicLink()).toBe(true);
     } finally {
+      rmSync(emptyCniPath, { recursive: true, force: true });
       rmSync(join(tmpdir(), prefix), { force: true });
       rmSync(trap, { recursive: true, force: true });
       // Whatever happened, nothing of ours may remain.

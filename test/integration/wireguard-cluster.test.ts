@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cniConfig } from "../../src/cli/demo.ts";
+import { cniConfig } from "./flannel-delegate.ts";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
 import { until as waitUntil } from "../wait.ts";
 import { REPO, createTopology, exec, ipJson, Lines, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
