@@ -74,12 +74,13 @@ export class Sim {
 
   /**
    * Creates (and starts) a node; `i` picks its address, so a restart can reuse it.
-   * `clockOffsetMs`: the node's clock reads the simulation's plus this (timers unchanged).
+   * `clockOffsetMs`: the node's clock reads the simulation's plus this (a function: read
+   * at every reading, so a test can move it); timers are unchanged.
    */
   async add(
     name: string,
     i: number,
-    opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array; digest?: boolean; clockOffsetMs?: number; logger?: Logger; config?: Partial<GossipConfig> } = {},
+    opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array; digest?: boolean; clockOffsetMs?: number | (() => number); logger?: Logger; config?: Partial<GossipConfig> } = {},
   ): Promise<SimNode> {
     const addr = Sim.addr(i);
     const delegate = opts.digest ?? this.opts.digest ? new DigestDelegate() : new RecordingDelegate();
@@ -149,8 +150,9 @@ export class Sim {
 }
 
 /** `clock` read `offsetMs` off: a node whose wall clock is wrong. */
-export function offsetClock(clock: Clock, offsetMs: number): Clock {
-  return { now: () => clock.now() + offsetMs, after: (ms, fn) => clock.after(ms, fn) };
+export function offsetClock(clock: Clock, offsetMs: number | (() => number)): Clock {
+  const off = typeof offsetMs === "number" ? () => offsetMs : offsetMs;
+  return { now: () => clock.now() + off(), after: (ms, fn) => clock.after(ms, fn) };
 }
 
 /** name → state as `node` sees its members. */
