@@ -106,7 +106,7 @@ export class Agent {
       backend: (nodeId): BackendData => (backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : { type: backendType }),
       stateDir: flags.stateDir,
       transport,
-      gossipConfig: this.opts.gossipConfig ?? lanConfig(),
+      gossipConfig: { ...(this.opts.gossipConfig ?? lanConfig()), legacyWire: flags.gossipLegacyWire },
       keyring: this.opts.keyring,
       clock: this.clock,
       logger: log,
