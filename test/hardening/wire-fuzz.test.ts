@@ -4,7 +4,7 @@
  * batch over real UDP/TCP on 127.0.0.x). Every generator states by construction how the
  * receiver must count its packet (decrypt failure or decode failure), so the metric
  * deltas are checked exactly, not just "went up". Replays of captured valid traffic must
- * be accepted without counting as failures and without rolling membership back.
+ * be refused and counted as replays (never as failures), get no reply and roll nothing back.
  * Seeded (WEFT_FUZZ_SEED), so a failure reproduces.
  */
 import { afterAll, describe, expect, test } from "bun:test";
