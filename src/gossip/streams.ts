@@ -20,13 +20,8 @@ export class Streams {
     private readonly antiReplay: AntiReplay,
   ) {}
 
-  /** Seals a message for sending, counting it; throws if it exceeds the stream limit. */
-  seal(msg: unknown, cls: MsgClass, replyTo?: ReplyTo): Uint8Array {
-    return this.sealEncoded(encode(msg), cls, replyTo);
-  }
-
-  /** seal() for a message already encoded. */
-  sealEncoded(plain: Uint8Array, cls: MsgClass, replyTo?: ReplyTo): Uint8Array {
+  /** Seals an encoded message for sending, counting it; throws if it exceeds the stream limit. */
+  private sealEncoded(plain: Uint8Array, cls: MsgClass, replyTo?: ReplyTo): Uint8Array {
     const data = this.sealer.seal(plain, cls, replyTo);
     if (data.length > this.maxBytes) throw new Error(`stream message of ${data.length} bytes exceeds maxStreamBytes ${this.maxBytes}`);
     this.rt.metrics.bytesOut += data.length;
