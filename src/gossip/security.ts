@@ -133,6 +133,9 @@ export class Sealer {
   private readonly ad: Buffer[];
   /** Envelope scratch: sent-at, address length, address, echo (filled per message). */
   private readonly envelope: Uint8Array;
+  /** Its views for a packet or request, and for a reply (made once: seal() runs per packet). */
+  private readonly head: Uint8Array;
+  private readonly replyHead: Uint8Array;
   private readonly addrLen: number;
 
   constructor({ keyring, clusterName, addr, clock, legacyWire = "off" }: SealerOptions) {
@@ -148,6 +151,8 @@ export class Sealer {
     this.envelope = new Uint8Array(ENVELOPE + MAX_ADDR + NONCE);
     this.envelope[8] = addr.length;
     for (let i = 0; i < addr.length; i++) this.envelope[ENVELOPE + i] = addr.charCodeAt(i);
+    this.head = this.envelope.subarray(0, ENVELOPE + addr.length);
+    this.replyHead = this.envelope.subarray(0, ENVELOPE + addr.length + NONCE);
   }
 
   /** Bytes seal() adds to a plaintext of class `cls` (in the format of `replyTo`, if given). */
@@ -172,29 +177,29 @@ export class Sealer {
       return out;
     }
     const legacy = this.legacyFor(cls, replyTo);
-    let head = 0;
+    let head: Uint8Array | undefined;
     if (!legacy) {
-      head = ENVELOPE + this.addrLen;
+      head = this.head;
       const now = Math.max(0, Math.floor(this.clock.now()));
       const e = this.envelope;
       writeU32(e, 0, Math.floor(now / 2 ** 32));
       writeU32(e, 4, now >>> 0);
       if (cls === REPLY) {
         if (replyTo?.nonce?.length !== NONCE) throw new Error("seal reply: the request's nonce is needed");
-        e.set(replyTo.nonce, head);
-        head += NONCE;
+        e.set(replyTo.nonce, this.head.length);
+        head = this.replyHead;
       }
     }
     // One output buffer, written in place: this runs for every packet sent.
-    const out = new Uint8Array(1 + NONCE + head + plain.length + TAG);
+    const out = new Uint8Array(1 + NONCE + (head?.length ?? 0) + plain.length + TAG);
     out[0] = legacy ? LEGACY : CURRENT;
     const nonce = out.subarray(1, 1 + NONCE);
     randomFillSync(nonce);
     const c = createCipheriv("aes-256-gcm", this.keyring.primary, nonce);
     c.setAAD(legacy ? this.adLegacy : this.ad[cls]!);
     let off = 1 + NONCE;
-    if (head > 0) {
-      const h = c.update(this.envelope.subarray(0, head));
+    if (head) {
+      const h = c.update(head);
       out.set(h, off);
       off += h.length;
     }
