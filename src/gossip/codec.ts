@@ -4,7 +4,7 @@
  * packet: probes carry piggybacked broadcasts); a stream carries one push-pull message.
  * Sizes and counts are bounded so a hostile peer cannot make us allocate much.
  */
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv6 } from "node:net";
 import { Packr } from "msgpackr";
 import { z } from "zod";
 import { fmix32, rotl32 } from "./murmur.ts";
@@ -27,13 +27,48 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 export function isGossipAddr(v: unknown): v is string {
   if (typeof v !== "string" || v.length < 6 || v.length > MAX_ADDR) return false;
   const colon = v.lastIndexOf(":");
-  const port = v.slice(colon + 1);
-  if (!PORT.test(port) || Number(port) > 65_535) return false;
-  const host = v.slice(0, colon);
-  if (host.charCodeAt(0) !== 0x5b) return isIPv4(host);
-  return host.charCodeAt(host.length - 1) === 0x5d && !host.includes("%") && isIPv6(host.slice(1, -1));
+  if (!isPort(v, colon + 1)) return false;
+  // IPv4 is read in place (this runs for every decoded alive and push-pull entry).
+  if (v.charCodeAt(0) !== 0x5b) return isDottedQuad(v, colon);
+  const host = v.slice(1, colon - 1);
+  return v.charCodeAt(colon - 1) === 0x5d && !host.includes("%") && isIPv6(host);
 }
-const PORT = /^[1-9][0-9]{0,4}$/;
+
+/** s[from..] is a port: 1..65535 in decimal, no leading zero. */
+function isPort(s: string, from: number): boolean {
+  const n = s.length - from;
+  if (n < 1 || n > 5 || s.charCodeAt(from) === 0x30) return false;
+  let port = 0;
+  for (let i = from; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return false;
+    port = port * 10 + d;
+  }
+  return port <= 65_535;
+}
+
+/** s[0, end) is an IPv4 address in dotted decimal (octets 0..255, no leading zeros). */
+function isDottedQuad(s: string, end: number): boolean {
+  let octets = 0;
+  let i = 0;
+  while (octets < 4) {
+    const start = i;
+    let octet = 0;
+    while (i < end) {
+      const d = s.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) break;
+      octet = octet * 10 + d;
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || octet > 255 || (len > 1 && s.charCodeAt(start) === 0x30)) return false;
+    if (++octets < 4) {
+      if (s.charCodeAt(i) !== 0x2e) return false;
+      i++;
+    }
+  }
+  return i === end;
+}
 
 const name = z.string().min(1).max(MAX_NAME);
 const addr = z.string().refine(isGossipAddr, "an IPv4 address or a bracketed IPv6 address, then :port");

@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { isIPv4, isIPv6 } from "node:net";
 import { MAX_ADDR, MAX_KEY, MAX_META, MAX_NAME, checkMessage, decode, decodePacket, encode, isGossipAddr, messageSchema, pushPullChecker, pushPullSchema } from "../../src/gossip/codec.ts";
 
 const strLens = [0, 1, 2, 3, 4, MAX_ADDR, MAX_ADDR + 1, MAX_NAME, MAX_NAME + 1, MAX_KEY, MAX_KEY + 1];
@@ -179,6 +180,25 @@ describe("gossip addresses are IP:port only", () => {
       [`[${"1:".repeat(7)}1]:7946${"0".repeat(MAX_ADDR)}`, false],
     ];
     expect(cases.map(([a]) => [a, isGossipAddr(a)])).toEqual(cases);
+  });
+
+  test("the same as a reference built from node:net's isIPv4/isIPv6, on address-like strings", () => {
+    const reference = (v: string) => {
+      const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):([1-9][0-9]{0,4})$/.exec(v);
+      if (!m || Number(m[3]) > 65_535 || v.length > MAX_ADDR) return false;
+      return m[1] !== undefined ? !m[1].includes("%") && isIPv6(m[1]) : isIPv4(m[2]!);
+    };
+    const part = fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom("0", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "260", "300", "999", "1000") },
+      { weight: 1, arbitrary: fc.constantFrom("00", "01", "007", "", "a", "-1", " 1", "1 ") },
+    );
+    const quad = fc.tuple(part, part, part, part).map((p) => p.join("."));
+    const host = fc.oneof(quad, fc.ipV4(), fc.ipV6().map((h) => `[${h}]`), fc.domain(), fc.string({ maxLength: 20 }), fc.tuple(quad, part).map(([q, p]) => `${q}.${p}`));
+    const port = fc.oneof(fc.integer({ min: 0, max: 70_000 }).map(String), fc.constantFrom("", "07946", "1e3", "+1", "65535", "65536"));
+    fc.assert(fc.property(host, port, fc.boolean(), (h, p, colon) => {
+      const v = colon ? `${h}:${p}` : `${h}${p}`;
+      expect([v, isGossipAddr(v)]).toEqual([v, reference(v)]);
+    }), { numRuns: 20_000, seed: 11 });
   });
 
   test("an alive, an indirect request or a push-pull entry with a host name is invalid", () => {
