@@ -199,7 +199,7 @@ export class Agent {
         backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : wgPublicKey ? { type: "wireguard", publicKey: wgPublicKey } : { type: backendType },
       stateDir: flags.stateDir,
       transport,
-      gossipConfig: this.opts.gossipConfig ?? lanConfig(),
+      gossipConfig: { ...(this.opts.gossipConfig ?? lanConfig()), legacyWire: flags.gossipLegacyWire },
       keyring: this.opts.keyring,
       clock: this.clock,
       logger: log,

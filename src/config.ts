@@ -312,6 +312,8 @@ export interface AgentFlags {
   join: HostPort[];
   keyFile?: string;
   insecure: boolean;
+  /** Sealed gossip wire format during a rolling upgrade (GossipConfig.legacyWire); no effect with --insecure. */
+  gossipLegacyWire: "off" | "accept" | "send";
   stateDir: string;
   subnetFile: string;
   /** null = API disabled (`--api-listen off`). */
@@ -359,6 +361,7 @@ const agentFlagSchema = z.object({
   join: z.string().default(""),
   "key-file": z.string().min(1).optional(),
   insecure: z.boolean().default(false),
+  "gossip-legacy-wire": z.enum(["off", "accept", "send"], { error: "--gossip-legacy-wire: expected off, accept or send" }).default("off"),
   "state-dir": z.string().min(1).default("/var/lib/weft"),
   "subnet-file": z.string().min(1).default("/run/flannel/subnet.env"),
   "api-listen": z.string().default("127.0.0.1:7947"),
@@ -378,6 +381,7 @@ export const agentFlagOptions = {
   join: { type: "string" },
   "key-file": { type: "string" },
   insecure: { type: "boolean" },
+  "gossip-legacy-wire": { type: "string" },
   "state-dir": { type: "string" },
   "subnet-file": { type: "string" },
   "api-listen": { type: "string" },
@@ -432,6 +436,7 @@ export function resolveAgentFlags(values: Record<string, string | boolean | unde
     join,
     ...(f["key-file"] ? { keyFile: f["key-file"] } : {}),
     insecure: f.insecure,
+    gossipLegacyWire: f["gossip-legacy-wire"],
     stateDir: f["state-dir"],
     subnetFile: f["subnet-file"],
     apiListen,

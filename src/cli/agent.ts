@@ -17,6 +17,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const keyring = flags.keyFile ? loadKeyFile(flags.keyFile) : null;
   const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, component: "weft" });
   if (!keyring) logger.warn("Running without encryption (--insecure): anyone who can reach the gossip port can join and announce leases");
+  else if (flags.gossipLegacyWire !== "off") logger.warn("Gossip accepts the legacy wire format, which has no replay protection: finish the upgrade with --gossip-legacy-wire off", { mode: flags.gossipLegacyWire });
   const notifier = createNotifier(process.env, { logger: logger.child("systemd") });
   const agent = new Agent({ config, keyring, logger, notifier });
 

@@ -4,6 +4,7 @@
  * packet: probes carry piggybacked broadcasts); a stream carries one push-pull message.
  * Sizes and counts are bounded so a hostile peer cannot make us allocate much.
  */
+import { isIPv6 } from "node:net";
 import { Packr } from "msgpackr";
 import { z } from "zod";
 import { fmix32, rotl32 } from "./murmur.ts";
@@ -17,8 +18,60 @@ export const MAX_MSGS_PER_PACKET = 255;
 // Records/structures off: every packet must decode on its own, with no shared state.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
+/**
+ * True for a gossip address: an IPv4 address or a bracketed IPv6 literal (no zone), then
+ * ":port" (1..65535, no leading zero), at most MAX_ADDR characters. Never a host name:
+ * every receiver would resolve whatever a peer announced, and a name cannot be compared
+ * with the source of a packet.
+ */
+export function isGossipAddr(v: unknown): v is string {
+  if (typeof v !== "string" || v.length < 6 || v.length > MAX_ADDR) return false;
+  const colon = v.lastIndexOf(":");
+  if (!isPort(v, colon + 1)) return false;
+  // IPv4 is read in place (this runs for every decoded alive and push-pull entry).
+  if (v.charCodeAt(0) !== 0x5b) return isDottedQuad(v, colon);
+  const host = v.slice(1, colon - 1);
+  return v.charCodeAt(colon - 1) === 0x5d && !host.includes("%") && isIPv6(host);
+}
+
+/** s[from..] is a port: 1..65535 in decimal, no leading zero. */
+function isPort(s: string, from: number): boolean {
+  const n = s.length - from;
+  if (n < 1 || n > 5 || s.charCodeAt(from) === 0x30) return false;
+  let port = 0;
+  for (let i = from; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return false;
+    port = port * 10 + d;
+  }
+  return port <= 65_535;
+}
+
+/** s[0, end) is an IPv4 address in dotted decimal (octets 0..255, no leading zeros). */
+function isDottedQuad(s: string, end: number): boolean {
+  let octets = 0;
+  let i = 0;
+  while (octets < 4) {
+    const start = i;
+    let octet = 0;
+    while (i < end) {
+      const d = s.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) break;
+      octet = octet * 10 + d;
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || octet > 255 || (len > 1 && s.charCodeAt(start) === 0x30)) return false;
+    if (++octets < 4) {
+      if (s.charCodeAt(i) !== 0x2e) return false;
+      i++;
+    }
+  }
+  return i === end;
+}
+
 const name = z.string().min(1).max(MAX_NAME);
-const addr = z.string().min(3).max(MAX_ADDR);
+const addr = z.string().refine(isGossipAddr, "an IPv4 address or a bracketed IPv6 address, then :port");
 const u32 = z.number().int().min(0).max(0xffffffff);
 const inc = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const bytes = (max: number) => z.custom<Uint8Array>((b) => b instanceof Uint8Array && b.length <= max, `binary of at most ${max} bytes`);
@@ -84,7 +137,6 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
 const isStr = (v: unknown, min: number, max: number): v is string => typeof v === "string" && v.length >= min && v.length <= max;
 const isInt = (v: unknown, max: number): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
 const isName = (v: unknown): v is string => isStr(v, 1, MAX_NAME);
-const isAddr = (v: unknown): v is string => isStr(v, 3, MAX_ADDR);
 const isU32 = (v: unknown): v is number => isInt(v, 0xffffffff);
 const isInc = (v: unknown): v is number => isInt(v, Number.MAX_SAFE_INTEGER);
 const isBytes = (v: unknown, max: number): v is Uint8Array => v instanceof Uint8Array && v.length <= max;
@@ -105,7 +157,7 @@ export function checkMessage(v: unknown): Message | undefined {
     case T.ping:
       return isU32(v.seq) && isName(v.target) && isName(v.from) ? { t: T.ping, seq: v.seq, target: v.target, from: v.from } : undefined;
     case T.indirect:
-      return isU32(v.seq) && isName(v.target) && isAddr(v.targetAddr) && isName(v.from)
+      return isU32(v.seq) && isName(v.target) && isGossipAddr(v.targetAddr) && isName(v.from)
         ? { t: T.indirect, seq: v.seq, target: v.target, targetAddr: v.targetAddr, from: v.from }
         : undefined;
     case T.ack:
@@ -113,7 +165,7 @@ export function checkMessage(v: unknown): Message | undefined {
     case T.nack:
       return isU32(v.seq) ? { t: T.nack, seq: v.seq } : undefined;
     case T.alive:
-      return isName(v.name) && isAddr(v.addr) && isInc(v.inc) ? withMeta<AliveMsg>({ t: T.alive, name: v.name, addr: v.addr, inc: v.inc }, v) : undefined;
+      return isName(v.name) && isGossipAddr(v.addr) && isInc(v.inc) ? withMeta<AliveMsg>({ t: T.alive, name: v.name, addr: v.addr, inc: v.inc }, v) : undefined;
     case T.suspect:
       return isName(v.name) && isInc(v.inc) && isName(v.from) ? { t: T.suspect, name: v.name, inc: v.inc, from: v.from } : undefined;
     case T.dead:
@@ -128,7 +180,7 @@ export function checkMessage(v: unknown): Message | undefined {
 }
 
 function checkPushPullMember(v: unknown): PushPullMember | undefined {
-  if (!isObj(v) || !isName(v.name) || !isAddr(v.addr) || !isInc(v.inc) || !isInt(v.state, 3)) return undefined;
+  if (!isObj(v) || !isName(v.name) || !isGossipAddr(v.addr) || !isInc(v.inc) || !isInt(v.state, 3)) return undefined;
   return withMeta<PushPullMember>({ name: v.name, addr: v.addr, inc: v.inc, state: v.state }, v);
 }
 
@@ -224,7 +276,7 @@ export function arrayHeader(b: Uint8Array, at: number): { count: number; off: nu
   return undefined;
 }
 
-const readU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+export const readU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 const MAX_DEPTH = 8;
 
 /** Values still to skip at each nesting level: skipValue's stack (it is not re-entered). */

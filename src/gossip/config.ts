@@ -53,7 +53,31 @@ export interface GossipConfig {
   broadcastQueueMax: number;
   /** Most members accepted from one push-pull message. */
   maxMembers: number;
+  /**
+   * Largest difference between a sealed message's sent-at time (the sender's clock) and
+   * our clock at which it is still accepted, ms. Bounds how long a captured message can
+   * be replayed at all; message ids are remembered for as long (see docs/gossip.md,
+   * "Anti-replay"). Clocks of all nodes must agree within this.
+   */
+  maxClockSkewMs: number;
+  /**
+   * Most message ids remembered to refuse replays inside the clock-skew window (32 bytes
+   * each, grown on demand). When full, the oldest is forgotten and nothing sealed at or
+   * before its sent-at time is accepted any more.
+   */
+  replayCacheMax: number;
+  /**
+   * The sealed wire format during a rolling upgrade (memberlist's GossipVerifyIncoming/
+   * Outgoing): "off" sends and accepts only the current format; "accept" sends it and
+   * also accepts the legacy one; "send" sends the legacy one and accepts both. Legacy
+   * messages carry no time, id or sender, so they get no replay protection.
+   */
+  legacyWire: LegacyWire;
 }
+
+/** See GossipConfig.legacyWire. */
+export type LegacyWire = "off" | "accept" | "send";
+export const LEGACY_WIRE_MODES: readonly LegacyWire[] = ["off", "accept", "send"];
 
 /** Defaults for a LAN, after memberlist's DefaultLANConfig. */
 export function lanConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
@@ -82,6 +106,9 @@ export function lanConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
     joinRetryMaxMs: 30_000,
     broadcastQueueMax: 4096,
     maxMembers: 16_384,
+    maxClockSkewMs: 30_000,
+    replayCacheMax: 65_536,
+    legacyWire: "off",
     ...overrides,
   });
 }
@@ -112,6 +139,7 @@ function validate(c: GossipConfig): GossipConfig {
     "probeIntervalMs", "probeTimeoutMs", "gossipIntervalMs", "retransmitMult", "relayRetransmitMult", "suspicionMult",
     "suspicionMaxTimeoutMult", "awarenessMaxMultiplier", "udpBufferSize", "maxStreamBytes",
     "streamTimeoutMs", "gossipBurstPackets", "joinRetryMinMs", "joinRetryMaxMs", "broadcastQueueMax", "maxMembers",
+    "maxClockSkewMs", "replayCacheMax",
   ];
   for (const k of positive) {
     if (!(Number.isFinite(c[k]) && c[k] > 0)) throw new RangeError(`gossip config ${k}: must be a positive number, got ${c[k]}`);
@@ -120,6 +148,8 @@ function validate(c: GossipConfig): GossipConfig {
     if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new RangeError(`gossip config ${k}: must be a number ≥ 0, got ${c[k]}`);
   }
   if (typeof c.tcpFallbackPing !== "boolean") throw new RangeError(`gossip config tcpFallbackPing: must be true or false, got ${c.tcpFallbackPing}`);
+  if (!Number.isInteger(c.replayCacheMax) || c.replayCacheMax < 16) throw new RangeError(`gossip config replayCacheMax: must be an integer ≥ 16, got ${c.replayCacheMax}`);
+  if (!LEGACY_WIRE_MODES.includes(c.legacyWire)) throw new RangeError(`gossip config legacyWire: must be one of ${LEGACY_WIRE_MODES.join(", ")}, got ${JSON.stringify(c.legacyWire)}`);
   if (c.probeTimeoutMs > c.probeIntervalMs) throw new RangeError(`gossip config probeTimeoutMs: must not exceed probeIntervalMs (${c.probeIntervalMs})`);
   if (c.udpBufferSize < 512 || c.udpBufferSize > 65_000) throw new RangeError(`gossip config udpBufferSize: must be within 512..65000 bytes, got ${c.udpBufferSize}`);
   return c;

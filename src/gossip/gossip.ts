@@ -8,16 +8,17 @@
  */
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";
-import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodeMessageAt, encode, leadingTag, messageHash, packetBounds, userIdentityEnd } from "./codec.ts";
+import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodeMessageAt, encode, isGossipAddr, leadingTag, messageHash, packetBounds, userIdentityEnd } from "./codec.ts";
 import { RecentHashes } from "./recent-hashes.ts";
 import { sharedCopy } from "./shared-copies.ts";
 import { type GossipConfig, pushPullScale, retransmitLimit } from "./config.ts";
 import { Membership, isLive, toMember } from "./membership.ts";
 import { type Random, seededRandom } from "./prng.ts";
-import { Prober } from "./prober.ts";
+import { Prober, type ReplyBudget } from "./prober.ts";
 import { PushPull } from "./push-pull.ts";
 import { Runtime, errText } from "./runtime.ts";
-import { Sealer } from "./security.ts";
+import { AntiReplay } from "./anti-replay.ts";
+import { Opened, PACKET, Sealer } from "./security.ts";
 import { Streams } from "./streams.ts";
 import type { Transport } from "./transport.ts";
 import type { Gossip, GossipDeps, GossipMetrics, Member } from "./types.ts";
@@ -25,7 +26,10 @@ import type { Gossip, GossipDeps, GossipMetrics, Member } from "./types.ts";
 export interface CreateGossipOptions {
   /** Unique node name (≤ 128 chars). */
   name: string;
-  /** "ip:port" peers use to reach us; usually the transport's local address. */
+  /**
+   * "ip:port" peers use to reach us, and the address our packets come from (receivers
+   * drop a packet whose sealed sender is not its source): the transport's local address.
+   */
   advertiseAddr: string;
   /** Small opaque metadata advertised with our alive messages (≤ 256 bytes). */
   meta?: Uint8Array;
@@ -55,8 +59,14 @@ const STORM_BACKLOG = 64;
 export class GossipImpl implements GossipNode {
   private readonly o: CreateGossipOptions;
   private readonly rt: Runtime;
-  private readonly m: GossipMetrics;
+  private readonly m: Required<GossipMetrics>;
   private readonly sealer: Sealer;
+  private readonly antiReplay: AntiReplay;
+  /** What open() learned about the packet being handled (reused: packets are handled one at a time). */
+  private readonly opened = new Opened();
+  /** The packet being handled: its size, and what it may still make us send in reply (made on first use). */
+  private packetSize = 0;
+  private budget: ReplyBudget | undefined;
   private readonly queue: BroadcastQueue;
   private readonly awareness: Awareness;
   private readonly rnd: Random;
@@ -78,12 +88,13 @@ export class GossipImpl implements GossipNode {
   constructor(o: CreateGossipOptions) {
     if (!o.name || o.name.length > 128) throw new RangeError(`gossip name: 1..128 characters, got ${JSON.stringify(o.name)}`);
     if (o.meta && o.meta.length > MAX_META) throw new RangeError(`gossip meta: at most ${MAX_META} bytes, got ${o.meta.length}`);
-    if (!/^.+:\d+$/.test(o.advertiseAddr)) throw new RangeError(`gossip advertiseAddr: expected "ip:port", got ${JSON.stringify(o.advertiseAddr)}`);
+    if (!isGossipAddr(o.advertiseAddr)) throw new RangeError(`gossip advertiseAddr: expected "ip:port" or "[ipv6]:port", got ${JSON.stringify(o.advertiseAddr)}`);
     this.o = o;
     const { config, deps } = o;
     this.rt = new Runtime(deps.clock, deps.logger.child("gossip"));
     this.m = this.rt.metrics;
-    this.sealer = new Sealer(deps.keyring, deps.clusterName);
+    this.sealer = new Sealer({ keyring: deps.keyring, clusterName: deps.clusterName, addr: o.advertiseAddr, clock: deps.clock, legacyWire: config.legacyWire });
+    this.antiReplay = new AntiReplay(this.rt, config.maxClockSkewMs, config.replayCacheMax);
     this.packetScratch = new Uint8Array(config.udpBufferSize);
     this.queue = new BroadcastQueue(config.broadcastQueueMax);
     this.awareness = new Awareness(config.awarenessMaxMultiplier);
@@ -100,9 +111,9 @@ export class GossipImpl implements GossipNode {
       ...(deps.listener ? { listener: deps.listener } : {}),
       broadcast: (key, msg, onDone, wire) => this.queue.enqueue(key, wire ? sharedCopy(wire) : encode(msg), onDone, this.isRelay(msg)),
     });
-    this.streams = new Streams(this.rt, o.transport, this.sealer, config.maxStreamBytes);
+    this.streams = new Streams(this.rt, o.transport, this.sealer, config.maxStreamBytes, this.antiReplay);
     const parts = { name: o.name, config, rt: this.rt, members: this.members_, streams: this.streams };
-    this.prober = new Prober({ ...parts, awareness: this.awareness, send: (addr, msgs) => this.send(addr, msgs) });
+    this.prober = new Prober({ ...parts, awareness: this.awareness, send: (addr, msgs) => this.send(addr, msgs), reply: (addr, msgs, to) => this.send(addr, msgs, to) });
     this.pushPull_ = new PushPull({ ...parts, delegate: deps.delegate });
   }
 
@@ -284,29 +295,42 @@ export class GossipImpl implements GossipNode {
 
   // ---- packets -----------------------------------------------------------------------
 
+  /** Room for messages in a packet of our own (not a reply). */
   private packetBudget(): number {
-    return this.o.config.udpBufferSize - this.sealer.overhead() - COMPOUND_HEADER;
+    return this.o.config.udpBufferSize - this.sealer.overhead(PACKET) - COMPOUND_HEADER;
   }
 
-  /** Sends `primary` messages to `addr` with as many queued broadcasts as still fit. */
-  private send(addr: string, primary: Message[]): void {
+  /**
+   * Sends `primary` messages to `addr` with as many queued broadcasts as still fit. A
+   * reply (`to`) is sealed in the request's format and at most `to.left` bytes, which it
+   * then takes from `to`: broadcasts only fill what the request allows, and a reply that
+   * does not fit at all is not sent.
+   */
+  private send(addr: string, primary: Message[], to?: ReplyBudget): void {
     if (this.rt.stopped) return;
     const parts = primary.map(encode);
-    let budget = this.packetBudget();
+    let budget = to ? Math.min(this.o.config.udpBufferSize, to.left) - this.sealer.overhead(PACKET, to) - COMPOUND_HEADER : this.packetBudget();
     for (const p of parts) budget -= p.length;
+    if (budget < 0) {
+      this.rt.logLimited("reply-size", "reply not sent: larger than the request that asked for it", { to: addr, left: to?.left });
+      return;
+    }
     const [limit, relayLimit] = this.limits();
     parts.push(...this.queue.take(budget, limit, MAX_MSGS_PER_PACKET - parts.length, 0, relayLimit));
-    this.sendParts(addr, parts);
+    const sent = this.sendParts(addr, parts, to);
+    if (to) to.left -= sent;
   }
 
-  private sendParts(addr: string, parts: Uint8Array[]): void {
-    if (parts.length === 0) return;
+  /** Seals and sends one packet; its size. */
+  private sendParts(addr: string, parts: Uint8Array[], to?: ReplyBudget): number {
+    if (parts.length === 0) return 0;
     // seal() copies the plaintext into its output, so one scratch buffer serves every packet.
-    const data = this.sealer.seal(compound(parts, this.packetScratch));
+    const data = this.sealer.seal(compound(parts, this.packetScratch), PACKET, to);
     this.m.packetsOut++;
     this.m.bytesOut += data.length;
     this.m.messagesOut += parts.length;
     this.o.transport.sendPacket(addr, data);
+    return data.length;
   }
 
   /**
@@ -360,12 +384,14 @@ export class GossipImpl implements GossipNode {
       this.rt.logLimited("oversize", "dropped oversized packet", { from, bytes: data.length });
       return;
     }
-    const plain = this.sealer.open(data);
+    const plain = this.sealer.open(data, PACKET, this.opened);
     if (!plain) {
       this.m.decryptFailures++;
       this.rt.logLimited("decrypt", "dropped packet that failed to decrypt (wrong key or cluster name?)", { from, failures: this.m.decryptFailures });
       return;
     }
+    // A replay, a stale packet or a copy sent from elsewhere stops here: no reply, no state.
+    if (!this.antiReplay.packet(this.opened, from)) return;
     let bounds: number[];
     try {
       bounds = packetBounds(plain);
@@ -378,6 +404,8 @@ export class GossipImpl implements GossipNode {
       this.recent.clear();
       this.recentRemovals = this.members_.removals();
     }
+    this.packetSize = data.length;
+    this.budget = undefined;
     let invalid = 0;
     for (let i = 0; i + 1 < bounds.length; i++) {
       const start = bounds[i]!;
@@ -425,9 +453,9 @@ export class GossipImpl implements GossipNode {
   private handle(msg: Message, from: string, wire: Uint8Array): void {
     switch (msg.t) {
       case T.ping:
-        return this.prober.onPing(msg, from);
+        return this.prober.onPing(msg, from, this.replyBudget());
       case T.indirect:
-        return this.prober.onIndirect(msg, from);
+        return this.prober.onIndirect(msg, from, this.replyBudget());
       case T.ack:
         return this.prober.onAck(msg.seq);
       case T.nack:
@@ -443,12 +471,18 @@ export class GossipImpl implements GossipNode {
     }
   }
 
+  /** The reply budget of the packet being handled: every reply it causes shares its size. */
+  private replyBudget(): ReplyBudget {
+    return (this.budget ??= { left: this.packetSize, legacy: this.opened.legacy });
+  }
+
   /** A stream carries either a push-pull or a TCP fallback ping. */
   private async onStream(req: Uint8Array, from: string): Promise<Uint8Array> {
     if (this.rt.stopped) throw new Error("gossip stopped");
-    const plain = this.streams.openPlain(req, from);
+    const opened = new Opened();
+    const plain = this.streams.openRequest(req, from, opened);
     // A ping is `{t: 1, …}` as encode() writes it; anything else must be a push-pull.
-    if (leadingTag(plain, 0, plain.length) === T.ping) return this.prober.answerStreamPing(this.streams.decode(plain, from), from);
-    return this.pushPull_.serve(plain, from);
+    if (leadingTag(plain, 0, plain.length) === T.ping) return this.prober.answerStreamPing(this.streams.decode(plain, from), from, opened);
+    return this.pushPull_.serve(plain, from, opened);
   }
 }

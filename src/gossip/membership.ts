@@ -144,9 +144,15 @@ export class Membership {
     return this.randomMembers(k, (s) => isLive(s) || now - s.stateChange <= this.o.config.gossipToTheDeadMs);
   }
 
-  markSeen(name: string): void {
+  /**
+   * Fresh evidence that `name` is alive, from a message sealed by `addr` (or a stream we
+   * opened to it). Counts only if that is the member's address: a message from one
+   * member is no evidence about another. `addr` undefined: a legacy or insecure message,
+   * which names no sender.
+   */
+  markSeen(name: string, addr?: string): void {
     const s = this.nodes.get(name);
-    if (s && name !== this.o.name) s.lastSeen = this.o.clock.now();
+    if (s && name !== this.o.name && (addr === undefined || s.addr === addr)) s.lastSeen = this.o.clock.now();
   }
 
   /** Next member to probe, round-robin over a list reshuffled (and reaped) every round. */

@@ -3,15 +3,26 @@
  * no ack within the probe timeout → `indirectChecks` peers ping it for us (and a TCP
  * ping is tried, in case only UDP is lost); no ack by the end of the probe interval →
  * the member becomes suspect. Indirect requests from peers are served here too. Local
- * health (awareness) scales the timeouts and learns from missing nacks.
+ * health (awareness) scales the timeouts and learns from missing nacks. What a request
+ * makes us send (an ack, the ping relayed for an indirect probe, its ack or nack) is
+ * bounded by the request's size (ReplyBudget), so no request is worth more bytes back.
  */
 import type { TimerHandle } from "../clock.ts";
 import type { Awareness } from "./awareness.ts";
-import { type IndirectMsg, type Message, type PingMsg, T, streamAckSchema, streamPingSchema } from "./codec.ts";
+import { type IndirectMsg, type Message, type PingMsg, T, encode, streamAckSchema, streamPingSchema } from "./codec.ts";
 import type { GossipConfig } from "./config.ts";
 import type { Membership } from "./membership.ts";
 import type { Runtime } from "./runtime.ts";
+import type { Opened } from "./security.ts";
 import type { Streams } from "./streams.ts";
+
+/** What a received packet may still make us send in reply, and in which format. */
+export interface ReplyBudget {
+  /** Bytes (sealed) left: the packet's size, less the replies it caused so far. */
+  left: number;
+  /** It came in the legacy (or insecure) format: replies use it too. */
+  legacy: boolean;
+}
 
 interface AckWaiter {
   onAck(): void;
@@ -27,6 +38,8 @@ export interface ProberOptions {
   streams: Streams;
   /** Sends messages in one packet (with piggybacked broadcasts). */
   send(addr: string, msgs: Message[]): void;
+  /** send() for a reply: sealed at most `to.left` bytes (less piggyback), taken from it; not sent if even `msgs` alone do not fit. */
+  reply(addr: string, msgs: Message[], to: ReplyBudget): void;
 }
 
 export class Prober {
@@ -47,28 +60,31 @@ export class Prober {
     this.acks.clear();
   }
 
-  onPing(msg: PingMsg, from: string): void {
+  /** A ping from `from` (the packet's source, which is its sealed sender). */
+  onPing(msg: PingMsg, from: string, budget: ReplyBudget): void {
     // A ping meant for a previous owner of this address: stay silent so they look dead.
     if (msg.target !== this.o.name) return;
-    this.o.members.markSeen(msg.from);
-    this.o.send(from, [{ t: T.ack, seq: msg.seq }]);
+    this.o.members.markSeen(msg.from, budget.legacy ? undefined : from);
+    this.o.reply(from, [{ t: T.ack, seq: msg.seq }], budget);
   }
 
-  /** Answers a TCP fallback ping (a stream whose request is a ping). */
-  answerStreamPing(v: unknown, from: string): Uint8Array {
+  /** Answers a TCP fallback ping (a stream whose request, opened into `req`, is a ping). */
+  answerStreamPing(v: unknown, from: string, req: Opened): Uint8Array {
     const ping = this.o.streams.check(streamPingSchema, v, from);
     if (ping.target !== this.o.name) throw new Error(`stream ping for ${ping.target}, not us`);
-    this.o.members.markSeen(ping.from);
-    return this.o.streams.seal({ t: T.ack, seq: ping.seq });
+    this.o.members.markSeen(ping.from, req.legacy ? undefined : req.sender());
+    return this.o.streams.sealReply(encode({ t: T.ack, seq: ping.seq }), req);
   }
 
-  onIndirect(msg: IndirectMsg, from: string): void {
+  onIndirect(msg: IndirectMsg, from: string, budget: ReplyBudget): void {
     const { rt } = this.o;
     const seq = this.nextSeq();
     let answered = false;
+    // The ack or nack goes back to the requester later: as much as the request allowed.
+    const back: ReplyBudget = { left: budget.left, legacy: budget.legacy };
     const timer = rt.after(this.o.config.probeTimeoutMs, () => {
       this.acks.delete(seq);
-      if (!answered) this.o.send(from, [{ t: T.nack, seq: msg.seq }]);
+      if (!answered) this.o.reply(from, [{ t: T.nack, seq: msg.seq }], back);
     });
     this.acks.set(seq, {
       onAck: () => {
@@ -76,11 +92,11 @@ export class Prober {
         answered = true;
         this.acks.delete(seq);
         rt.cancel(timer);
-        this.o.send(from, [{ t: T.ack, seq: msg.seq }]);
+        this.o.reply(from, [{ t: T.ack, seq: msg.seq }], back);
       },
       onNack: () => {},
     });
-    this.o.send(msg.targetAddr, [{ t: T.ping, seq, target: msg.target, from: this.o.name }]);
+    this.o.reply(msg.targetAddr, [{ t: T.ping, seq, target: msg.target, from: this.o.name }], budget);
   }
 
   /** One probe of the next member in the round-robin order. */

@@ -11,6 +11,7 @@ import { type Membership, sameBytes } from "./membership.ts";
 import { encodePushPull, readPushPull } from "./push-pull-codec.ts";
 import { RECORD_HASH_BYTES, xorRecordHash } from "./record-hash.ts";
 import { type Runtime, errText } from "./runtime.ts";
+import type { Opened } from "./security.ts";
 import type { Streams } from "./streams.ts";
 import type { GossipDelegate } from "./types.ts";
 
@@ -37,22 +38,27 @@ export class PushPull {
   /** One exchange with `addr`; resolves to the remote's name once both sides merged. */
   async exchange(addr: string, join: boolean): Promise<string> {
     const msg = await this.o.streams.requestEncoded("push-pull", addr, this.localState(join), (p) => this.read(p, addr), this.o.config.streamTimeoutMs);
-    this.merge(msg);
+    // The reply answered our request on a stream we opened to `addr`: evidence about the member there.
+    this.merge(msg, addr);
     return msg.from;
   }
 
-  /** Serves an incoming push-pull (opened, not yet decoded): our state back, then merge theirs. */
-  serve(plain: Uint8Array, from: string): Uint8Array {
+  /**
+   * Serves an incoming push-pull (opened into `req`, not yet decoded): our state back,
+   * sealed to answer `req`, then merge theirs.
+   */
+  serve(plain: Uint8Array, from: string, req: Opened): Uint8Array {
     const msg = this.read(plain, from);
+    const sender = req.legacy ? undefined : req.sender();
     // A digest probe: a full request always lists at least its sender. Answer with our
     // digest only; the prober follows with a full exchange if they differ.
     if (msg.members.length + msg.skipped === 0 && msg.digest) {
-      this.o.members.markSeen(msg.from);
-      return this.o.streams.sealEncoded(this.probeMsg());
+      this.o.members.markSeen(msg.from, sender);
+      return this.o.streams.sealReply(this.probeMsg(), req);
     }
     // Reply with our view before merging theirs, as memberlist does.
-    const reply = this.o.streams.sealEncoded(this.localState(msg.join));
-    this.merge(msg);
+    const reply = this.o.streams.sealReply(this.localState(msg.join), req);
+    this.merge(msg, sender);
     return reply;
   }
 
@@ -101,7 +107,7 @@ export class PushPull {
     const digest = this.digest();
     const reply = await this.o.streams.requestEncoded("push-pull", addr, this.probeMsg(digest), (p) => this.read(p, addr), this.o.config.streamTimeoutMs);
     if (reply.members.length + reply.skipped === 0 && reply.digest && sameBytes(reply.digest, digest)) {
-      this.o.members.markSeen(reply.from);
+      this.o.members.markSeen(reply.from, addr);
       return;
     }
     // Different, or a peer that does not know probes and answered with its full state.
@@ -163,7 +169,8 @@ export class PushPull {
     return encodePushPull({ join, from: this.o.name }, entries, this.o.delegate.localState(join));
   }
 
-  private merge(msg: PushPullMsg): void {
+  /** Merges a received push-pull message; `sender`: the address it came from (undefined: legacy, unchecked). */
+  private merge(msg: PushPullMsg, sender: string | undefined): void {
     const { members, rt } = this.o;
     for (const r of msg.members) {
       try {
@@ -180,7 +187,7 @@ export class PushPull {
         rt.logLimited("handler", "merging member failed", { member: r.name, err: errText(err) });
       }
     }
-    members.markSeen(msg.from);
+    members.markSeen(msg.from, sender);
     try {
       this.o.delegate.mergeRemoteState(msg.user, msg.join, msg.from);
     } catch (err) {

@@ -1,8 +1,8 @@
 /**
  * The services every part of one gossip node shares: its timers on the injected
  * Clock (all cancelled at shutdown), things to end at shutdown (in-flight streams,
- * sleeps), metrics counters, and a debug logger that says each kind of complaint at
- * most once per 10 s so a hostile or broken peer cannot flood the log.
+ * sleeps), metrics counters, and a logger that says each kind of complaint at most
+ * once per 10 s so a hostile or broken peer cannot flood the log.
  */
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../log.ts";
@@ -11,7 +11,7 @@ import type { GossipMetrics } from "./types.ts";
 const LOG_EVERY_MS = 10_000;
 
 export class Runtime {
-  readonly metrics: GossipMetrics = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 };
+  readonly metrics: Required<GossipMetrics> = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0, replaysRejected: 0, staleRejected: 0, senderMismatches: 0 };
   private readonly timers = new Set<TimerHandle>();
   private readonly onStop = new Set<() => void>();
   private readonly lastLog = new Map<string, number>();
@@ -101,12 +101,12 @@ export class Runtime {
     });
   }
 
-  logLimited(kind: string, msg: string, fields: Record<string, unknown>): void {
+  logLimited(kind: string, msg: string, fields: Record<string, unknown>, level: "debug" | "warn" = "debug"): void {
     const now = this.clock.now();
     const last = this.lastLog.get(kind);
     if (last !== undefined && now - last < LOG_EVERY_MS) return;
     this.lastLog.set(kind, now);
-    this.log.debug(msg, fields);
+    this.log[level](msg, fields);
   }
 }
 

@@ -110,6 +110,14 @@ export interface GossipMetrics {
   decodeFailures: number;
   /** Copies of broadcasts already handled, dropped before decoding (see RecentHashes). */
   duplicatesSkipped: number;
+  // The three below are optional only so that hand-made zero snapshots elsewhere stay
+  // valid; a gossip node always reports them.
+  /** Sealed messages refused as replays: an id accepted before (network duplicates too), a sent-at time at or below the replay floor, a stream reply that does not name our request. */
+  replaysRejected?: number;
+  /** Sealed messages refused because their sent-at time lies outside ±maxClockSkewMs of our clock (old captures, or a sender whose clock is off). */
+  staleRejected?: number;
+  /** Sealed messages refused because the sender address inside does not match where they came from (a copy sent from elsewhere). */
+  senderMismatches?: number;
 }
 
 /** What the gossip layer is built from; transport and clock are injected for tests. */

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { T, compound, decode, encode, leadingTag, messageHash, packetBounds, userIdentityEnd, valueEnd } from "../../src/gossip/codec.ts";
 import { RecentHashes } from "../../src/gossip/recent-hashes.ts";
 import { sharedCopy } from "../../src/gossip/shared-copies.ts";
-import { Sealer } from "../../src/gossip/security.ts";
+import { PACKET, Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
 import { Sim, view } from "./harness.ts";
 
@@ -303,8 +303,8 @@ async function lone() {
   const sim = new Sim({ seed: 43, keyring });
   const nodes = await sim.cluster(1);
   const evil = sim.net.transport("10.66.0.1:7946");
-  const sealer = new Sealer(keyring, "test");
-  const send = (...msgs: object[]) => evil.sendPacket(nodes[0]!.addr, sealer.seal(compound(msgs.map(encode))));
+  const sealer = new Sealer({ keyring, clusterName: "test", addr: "10.66.0.1:7946", clock: sim.clock });
+  const send = (...msgs: object[]) => evil.sendPacket(nodes[0]!.addr, sealer.seal(compound(msgs.map(encode)), PACKET));
   return { sim, target: nodes[0]!, send };
 }
 

@@ -4,7 +4,8 @@
  * continuations (push-pull, join) run between steps; nothing sleeps in real time.
  */
 import { createHash } from "node:crypto";
-import { silentLogger } from "../../src/log.ts";
+import type { Clock } from "../../src/clock.ts";
+import { type Logger, silentLogger } from "../../src/log.ts";
 import { type GossipConfig, localConfig } from "../../src/gossip/config.ts";
 import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
 import { MemNetwork, type MemNetworkOptions } from "../../src/gossip/mem-transport.ts";
@@ -71,8 +72,16 @@ export class Sim {
     return `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:7946`;
   }
 
-  /** Creates (and starts) a node; `i` picks its address, so a restart can reuse it. */
-  async add(name: string, i: number, opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array; digest?: boolean } = {}): Promise<SimNode> {
+  /**
+   * Creates (and starts) a node; `i` picks its address, so a restart can reuse it.
+   * `clockOffsetMs`: the node's clock reads the simulation's plus this (a function: read
+   * at every reading, so a test can move it); timers are unchanged.
+   */
+  async add(
+    name: string,
+    i: number,
+    opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array; digest?: boolean; clockOffsetMs?: number | (() => number); logger?: Logger; config?: Partial<GossipConfig> } = {},
+  ): Promise<SimNode> {
     const addr = Sim.addr(i);
     const delegate = opts.digest ?? this.opts.digest ? new DigestDelegate() : new RecordingDelegate();
     const gossip = createGossip({
@@ -80,11 +89,11 @@ export class Sim {
       advertiseAddr: addr,
       ...(opts.meta ? { meta: opts.meta } : {}),
       transport: this.net.transport(addr),
-      config: localConfig(this.opts.config),
+      config: localConfig({ ...this.opts.config, ...opts.config }),
       seed: this.seed * 1000 + i + this.nodes.length * 7919,
       deps: {
-        clock: this.clock,
-        logger: silentLogger,
+        clock: opts.clockOffsetMs ? offsetClock(this.clock, opts.clockOffsetMs) : this.clock,
+        logger: opts.logger ?? silentLogger,
         delegate,
         listener: {
           onJoin: (m) => delegate.events.push(`join ${m.name}`),
@@ -138,6 +147,12 @@ export class Sim {
     if (took < 0) throw new Error(`promise did not settle within ${maxMs} fake ms`);
     return q;
   }
+}
+
+/** `clock` read `offsetMs` off: a node whose wall clock is wrong. */
+export function offsetClock(clock: Clock, offsetMs: number | (() => number)): Clock {
+  const off = typeof offsetMs === "number" ? () => offsetMs : offsetMs;
+  return { now: () => clock.now() + off(), after: (ms, fn) => clock.after(ms, fn) };
 }
 
 /** name → state as `node` sees its members. */

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { T, compound, encode } from "../../src/gossip/codec.ts";
-import { Sealer } from "../../src/gossip/security.ts";
+import { PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
 import { Sim, allSee } from "./harness.ts";
 
@@ -20,7 +20,9 @@ async function pair() {
   const nodes = await sim.cluster(2);
   await sim.runUntil(() => allSee(nodes, ["n0", "n1"], "alive"), 5_000);
   const evil = sim.net.transport("10.66.0.1:7946");
-  return { sim, target: nodes[0]!, nodes, evil };
+  // A key holder's sealer at evil's address (what it seals must come from there).
+  const sealer = new Sealer({ keyring, clusterName: "test", addr: "10.66.0.1:7946", clock: sim.clock });
+  return { sim, target: nodes[0]!, nodes, evil, sealer };
 }
 
 describe("hostile input", () => {
@@ -43,8 +45,7 @@ describe("hostile input", () => {
   });
 
   test("sealed but malformed content is counted as decode failures", async () => {
-    const { sim, target, evil } = await pair();
-    const sealer = new Sealer(keyring, "test");
+    const { sim, target, evil, sealer } = await pair();
     const before = target.gossip.metrics().decodeFailures;
     const bad: Uint8Array[] = [
       new Uint8Array([0xc1]), // reserved msgpack byte
@@ -55,15 +56,14 @@ describe("hostile input", () => {
       compound([encode({ t: T.alive, name: "m", addr: "1.2.3.4:5", inc: 1, meta: new Uint8Array(300) })]),
       encode(new Array(1000).fill(0)),
     ];
-    for (const p of bad) evil.sendPacket(target.addr, sealer.seal(p));
+    for (const p of bad) evil.sendPacket(target.addr, sealer.seal(p, PACKET));
     await sim.run(50);
     expect(target.gossip.metrics().decodeFailures - before).toBe(8);
     expect(target.gossip.members().map((m) => m.name).sort()).toEqual(["n0", "n1"]);
   });
 
   test("fuzzed message objects inside valid packets never throw", async () => {
-    const { sim, target, evil, nodes } = await pair();
-    const sealer = new Sealer(keyring, "test");
+    const { sim, target, evil, nodes, sealer } = await pair();
     fc.assert(
       fc.property(
         fc.array(
@@ -79,7 +79,7 @@ describe("hostile input", () => {
             }
           });
           const plain = compound(parts);
-          if (plain.length < 1300) evil.sendPacket(target.addr, sealer.seal(plain));
+          if (plain.length < 1300) evil.sendPacket(target.addr, sealer.seal(plain, PACKET));
         },
       ),
       { numRuns: 300, seed: 6 },
@@ -101,14 +101,13 @@ describe("hostile input", () => {
   });
 
   test("garbage and wrong-key push-pull streams are refused and counted", async () => {
-    const { sim, target, evil } = await pair();
+    const { sim, target, evil, sealer: right } = await pair();
     const ac = new AbortController();
     const before = target.gossip.metrics();
     const p1 = evil.stream(target.addr, new Uint8Array([1, 2, 3]), { signal: ac.signal, maxBytes: 1 << 20 });
-    const other = new Sealer({ primary: new Uint8Array(32), keys: [new Uint8Array(32)] }, "test");
-    const p2 = evil.stream(target.addr, other.seal(encode({ join: true, from: "x", members: [], user: new Uint8Array() })), { signal: ac.signal, maxBytes: 1 << 20 });
-    const right = new Sealer(keyring, "test");
-    const p3 = evil.stream(target.addr, right.seal(encode({ join: true, from: "x", members: "lots", user: 5 })), { signal: ac.signal, maxBytes: 1 << 20 });
+    const other = new Sealer({ keyring: { primary: new Uint8Array(32), keys: [new Uint8Array(32)] }, clusterName: "test", addr: "10.66.0.1:7946", clock: sim.clock });
+    const p2 = evil.stream(target.addr, other.seal(encode({ join: true, from: "x", members: [], user: new Uint8Array() }), REQUEST), { signal: ac.signal, maxBytes: 1 << 20 });
+    const p3 = evil.stream(target.addr, right.seal(encode({ join: true, from: "x", members: "lots", user: 5 }), REQUEST), { signal: ac.signal, maxBytes: 1 << 20 });
     const results = await sim.runUntilSettled(Promise.allSettled([p1, p2, p3]), 1_000);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
     const after = target.gossip.metrics();

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { T, compound, encode } from "../../src/gossip/codec.ts";
-import { Sealer } from "../../src/gossip/security.ts";
+import { PACKET, Sealer } from "../../src/gossip/security.ts";
 import { Sim, allSee, view } from "./harness.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -161,7 +161,8 @@ describe("membership on MemNetwork (FakeClock)", () => {
     const inc0 = nodes[2]!.gossip.members().find((m) => m.name === "n2")!.incarnation;
     // A forged (but correctly sealed) rumour that n2 is suspect, sent to n0 only.
     const liar = sim.net.transport("10.9.9.9:1");
-    liar.sendPacket(nodes[0]!.addr, new Sealer(null, "test").seal(compound([encode({ t: T.suspect, name: "n2", inc: inc0, from: "n4" })])));
+    const forged = new Sealer({ keyring: null, clusterName: "test", addr: "10.9.9.9:1", clock: sim.clock }).seal(compound([encode({ t: T.suspect, name: "n2", inc: inc0, from: "n4" })]), PACKET);
+    liar.sendPacket(nodes[0]!.addr, forged);
     await sim.run(5);
     expect(view(nodes[0]!).get("n2")).toBe("suspect");
     const took = await sim.runUntil(() => nodes.every((n) => n.gossip.members().find((m) => m.name === "n2")?.incarnation === inc0 + 1 && view(n).get("n2") === "alive"), 2_000);

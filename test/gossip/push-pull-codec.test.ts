@@ -15,7 +15,8 @@ import { seededRandom } from "../../src/gossip/prng.ts";
 import { PushPull } from "../../src/gossip/push-pull.ts";
 import { type MemberEntrySource, encodeMemberEntry, encodePushPull, readPushPull } from "../../src/gossip/push-pull-codec.ts";
 import { Runtime } from "../../src/gossip/runtime.ts";
-import { Sealer } from "../../src/gossip/security.ts";
+import { AntiReplay } from "../../src/gossip/anti-replay.ts";
+import { Opened, Sealer } from "../../src/gossip/security.ts";
 import { Streams } from "../../src/gossip/streams.ts";
 import type { Transport } from "../../src/gossip/transport.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -145,7 +146,8 @@ describe("PushPull.serve with a skipping read", () => {
     for (let i = 1; i <= 6; i++) members.aliveNode({ t: T.alive, name: `n${i}`, addr: `10.0.0.${i}:1`, inc: 0 });
     members.suspectNode({ t: T.suspect, name: "n1", inc: 0, from: "n2" });
     const rt = new Runtime(clock, silentLogger);
-    const streams = new Streams(rt, {} as Transport, new Sealer(null, "t"), 1 << 20);
+    const sealer = new Sealer({ keyring: null, clusterName: "t", addr: "10.0.0.0:1", clock });
+    const streams = new Streams(rt, {} as Transport, sealer, 1 << 20, new AntiReplay(rt, config.maxClockSkewMs, config.replayCacheMax));
     const merged: string[] = [];
     const pp = new PushPull({
       name: "n0", config, rt, members, streams,
@@ -154,7 +156,7 @@ describe("PushPull.serve with a skipping read", () => {
     // n3's view equals ours, n1 suspect included.
     const entries = members.all().map((s) => encodeMemberEntry(s));
     sent.length = 0;
-    pp.serve(encodePushPull({ join: false, from: "n3" }, entries, new Uint8Array(0)), "10.0.0.3:1");
+    pp.serve(encodePushPull({ join: false, from: "n3" }, entries, new Uint8Array(0)), "10.0.0.3:1", new Opened());
     expect(merged).toStrictEqual(["n3"]);
     // The only news: n3 confirmed the suspicion of n1 (re-broadcast as an independent accusation).
     expect(sent).toStrictEqual([{ key: "m:n1", msg: { t: T.suspect, name: "n1", inc: 0, from: "n3" } as never }]);

@@ -12,7 +12,7 @@ import type { Keyring, MemberState } from "../../src/gossip/types.ts";
 import { RecordingDelegate } from "./harness.ts";
 import { FakeClock } from "../fakes/clock.ts";
 import { type Socket, connect } from "node:net";
-import { Sealer } from "../../src/gossip/security.ts";
+import { PACKET, Sealer } from "../../src/gossip/security.ts";
 import { T, compound, encode } from "../../src/gossip/codec.ts";
 import { poll } from "../wait.ts";
 
@@ -90,8 +90,9 @@ describe("gossip over real UDP/TCP on 127.0.0.x", () => {
     expect(intruder.gossip.members().map((m) => m.name)).toEqual(["x"]);
     // A well-formed ping sealed under the wrong key, sent as a UDP packet, is counted too.
     const before = a.gossip.metrics();
-    const wrong = new Sealer(key(2), "udp-test").seal(compound([encode({ t: T.ping, seq: 1, target: "k0", from: "x" })]));
     const raw = await Bun.udpSocket({ hostname: "127.0.0.32", port: 0 });
+    const wrongKey = new Sealer({ keyring: key(2), clusterName: "udp-test", addr: `127.0.0.32:${raw.port}`, clock: realClock });
+    const wrong = wrongKey.seal(compound([encode({ t: T.ping, seq: 1, target: "k0", from: "x" })]), PACKET);
     const [host, port] = a.addr.split(":");
     raw.send(wrong, Number(port), host!);
     expect(await poll(() => a.gossip.metrics().decryptFailures === before.decryptFailures + 1, 5_000)).toBe(true);

@@ -50,6 +50,9 @@ describe("config math", () => {
     expect(() => lanConfig({ udpBufferSize: 100 })).toThrow(/udpBufferSize/);
     expect(() => lanConfig({ indirectChecks: -1 })).toThrow(/indirectChecks/);
     expect(() => lanConfig({ gossipIntervalMs: Number.NaN })).toThrow(/gossipIntervalMs/);
+    expect(() => lanConfig({ maxClockSkewMs: 0 })).toThrow(/maxClockSkewMs/);
+    expect(() => lanConfig({ replayCacheMax: 8 })).toThrow(/replayCacheMax: must be an integer ≥ 16/);
+    expect(() => lanConfig({ legacyWire: "on" as never })).toThrow(/legacyWire: must be one of off, accept, send/);
   });
 });
 

@@ -14,7 +14,7 @@ import { parseNetConf } from "../../src/config.ts";
 import { encode } from "../../src/gossip/codec.ts";
 import { createGossip, lanConfig, type GossipNode } from "../../src/gossip/index.ts";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";
-import { Sealer } from "../../src/gossip/security.ts";
+import { REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { GossipDelegate } from "../../src/gossip/types.ts";
 import { checkPeers } from "../../src/backend/peers.ts";
 import { MAX_GENERATION, WIRE_VERSION, encodeRecord, encodeState, rangeOf, subnetProblem } from "../../src/lease/record.ts";
@@ -374,7 +374,7 @@ describe("forged leases from a key-holder", () => {
     await settle(w.sim, w.evil.gossip.pushPull("n1"), 30_000);
     expect(n1.cluster.metrics().rejectedRecords - before).toBe(200_000);
     // Beyond the stream limit: refused by the transport before anything is parsed.
-    const big = new Sealer(keyring, "weft").seal(encode({ join: false, from: "evil", members: [], user: new Uint8Array(lanConfig().maxStreamBytes + 1) }));
+    const big = new Sealer({ keyring, clusterName: "weft", addr: "10.66.0.2:7946", clock: w.sim.clock }).seal(encode({ join: false, from: "evil", members: [], user: new Uint8Array(lanConfig().maxStreamBytes + 1) }), REQUEST);
     const evilSide = w.sim.network.transport("10.66.0.2:7946");
     const refused = evilSide.stream(GossipSim.addr(1), big, { signal: new AbortController().signal, maxBytes: 1 << 20 });
     refused.catch(() => {});

@@ -4,17 +4,17 @@
  * batch over real UDP/TCP on 127.0.0.x). Every generator states by construction how the
  * receiver must count its packet (decrypt failure or decode failure), so the metric
  * deltas are checked exactly, not just "went up". Replays of captured valid traffic must
- * be accepted without counting as failures and without rolling membership back.
+ * be refused and counted as replays (never as failures), get no reply and roll nothing back.
  * Seeded (WEFT_FUZZ_SEED), so a failure reproduces.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { COMPOUND_HEADER, T, compound, encode } from "../../src/gossip/codec.ts";
+import { COMPOUND_HEADER, T, compound, decodePacket, encode } from "../../src/gossip/codec.ts";
 import { createGossip, createUdpTransport, localConfig, type GossipNode } from "../../src/gossip/index.ts";
 import { seededRandom, type Random } from "../../src/gossip/prng.ts";
-import { Sealer } from "../../src/gossip/security.ts";
-import type { Keyring, Member } from "../../src/gossip/types.ts";
-import { realClock } from "../../src/clock.ts";
+import { Opened, PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
+import type { GossipMetrics, Keyring, Member } from "../../src/gossip/types.ts";
+import { type Clock, realClock } from "../../src/clock.ts";
 import { silentLogger } from "../../src/log.ts";
 import { RecordingDelegate, Sim, allSee } from "../gossip/harness.ts";
 
@@ -25,10 +25,20 @@ const key = (b: number): Keyring => {
   return { primary: k, keys: [k] };
 };
 const keyring = key(9);
-const sealer = new Sealer(keyring, CLUSTER);
-const wrongKey = new Sealer(key(10), CLUSTER);
-const otherCluster = new Sealer(keyring, "other");
-const insecure = new Sealer(null, CLUSTER);
+// The sealers the generators use: a key holder (and impostors) at the address the hostile
+// packets come from, sealing on the receivers' clock, so that what they seal is fresh and
+// from where it claims. forge() sets them for each test.
+let sealer: Sealer;
+let wrongKey: Sealer;
+let otherCluster: Sealer;
+let insecure: Sealer;
+function forge(clock: Clock, addr: string): void {
+  const s = (k: Keyring | null, clusterName = CLUSTER) => new Sealer({ keyring: k, clusterName, addr, clock });
+  sealer = s(keyring);
+  wrongKey = s(key(10));
+  otherCluster = s(keyring, "other");
+  insecure = s(null);
+}
 const UDP_MAX = localConfig().udpBufferSize;
 
 /** What a packet must add to the receiver's counters. */
@@ -88,29 +98,31 @@ const generators: Record<string, Gen> = {
     out.set(bytes(r, out.length - d.length), d.length);
     return { data: out, expect: DECRYPT };
   },
-  wrongKey: (r, cap) => ({ data: wrongKey.seal(unsealedOf(pickOf(r, cap))), expect: DECRYPT }),
-  otherCluster: (r, cap) => ({ data: otherCluster.seal(unsealedOf(pickOf(r, cap))), expect: DECRYPT }),
-  insecureGarbage: (r, cap) => ({ data: insecure.seal(r() < 0.5 ? unsealedOf(pickOf(r, cap)) : bytes(r, int(r, 0, 1000))), expect: DECRYPT }),
+  wrongKey: (r, cap) => ({ data: wrongKey.seal(unsealedOf(pickOf(r, cap)), PACKET), expect: DECRYPT }),
+  otherCluster: (r, cap) => ({ data: otherCluster.seal(unsealedOf(pickOf(r, cap)), PACKET), expect: DECRYPT }),
+  // A stream request (or reply) is no packet: the message class is part of the associated data.
+  wrongClass: (r, cap) => ({ data: sealer.seal(unsealedOf(pickOf(r, cap)), REQUEST), expect: DECRYPT }),
+  insecureGarbage: (r, cap) => ({ data: insecure.seal(r() < 0.5 ? unsealedOf(pickOf(r, cap)) : bytes(r, int(r, 0, 1000)), PACKET), expect: DECRYPT }),
   // Sealed under the right key, so they decrypt: the decoder and schema must refuse them.
   sealedNotMsgpack: (r) => {
     const body = bytes(r, int(r, 0, 500));
-    return { data: sealer.seal(Uint8Array.of(0xc1, ...body)), expect: decodeN(1) };
+    return { data: sealer.seal(Uint8Array.of(0xc1, ...body), PACKET), expect: decodeN(1) };
   },
-  sealedNotArray: (r) => ({ data: sealer.seal(encode(pickOf(r, [{ a: 1 }, "x".repeat(int(r, 0, 100)), int(r, 0, 1e9), true, new Uint8Array(int(r, 0, 50))]))), expect: decodeN(1) }),
+  sealedNotArray: (r) => ({ data: sealer.seal(encode(pickOf(r, [{ a: 1 }, "x".repeat(int(r, 0, 100)), int(r, 0, 1e9), true, new Uint8Array(int(r, 0, 50))])), PACKET), expect: decodeN(1) }),
   hugeCount: (r) => {
     // Headers that promise far more than the packet holds (array32/map32/str32/bin32/ext32, array16 > 255).
     const hdr = pickOf(r, [[0xdd, 0xff, 0xff, 0xff, 0xff], [0xdf, 0xff, 0xff, 0xff, 0xff], [0xdb, 0x7f, 0xff, 0xff, 0xff], [0xc6, 0xff, 0xff, 0xff, 0xf0], [0xc9, 0xff, 0xff, 0xff, 0xff, 1], [0xdc, 0xff, 0xff], [0xdc, 0x01, 0x00]]);
-    return { data: sealer.seal(Uint8Array.of(...hdr, ...bytes(r, int(r, 0, 40)))), expect: decodeN(1) };
+    return { data: sealer.seal(Uint8Array.of(...hdr, ...bytes(r, int(r, 0, 40))), PACKET), expect: decodeN(1) };
   },
   tooManyMessages: (r) => {
     const n = int(r, 256, 400);
-    return { data: sealer.seal(encode(new Array(n).fill(0))), expect: decodeN(1) };
+    return { data: sealer.seal(encode(new Array(n).fill(0)), PACKET), expect: decodeN(1) };
   },
-  deepNesting: (r) => ({ data: sealer.seal(new Uint8Array(int(r, 200, 1300)).fill(0x91)), expect: decodeN(1) }),
+  deepNesting: (r) => ({ data: sealer.seal(new Uint8Array(int(r, 200, 1300)).fill(0x91), PACKET), expect: decodeN(1) }),
   schemaInvalid: (r) => {
     const k = int(r, 1, 6);
     const parts = Array.from({ length: k }, () => encode(pickOf(r, badMessages)(r)));
-    const data = sealer.seal(compound(parts));
+    const data = sealer.seal(compound(parts), PACKET);
     // A packet over the datagram limit is dropped whole, as one failure, before decryption.
     return { data, expect: decodeN(data.length > UDP_MAX ? 1 : k) };
   },
@@ -119,7 +131,7 @@ const generators: Record<string, Gen> = {
 
 /** The plaintext inside a captured sealed frame (so wrong-key copies carry real content). */
 function unsealedOf(frame: Uint8Array): Uint8Array {
-  return sealer.open(frame) ?? new Uint8Array([0x90]);
+  return sealer.open(frame, PACKET, new Opened()) ?? new Uint8Array([0x90]);
 }
 
 const incarnations = (ms: Member[]): Record<string, [string, number]> => Object.fromEntries(ms.map((m) => [m.name, [m.state, m.incarnation]]));
@@ -150,6 +162,7 @@ describe("wire fuzzing over MemNetwork (FakeClock)", () => {
     capturing = false;
     const target = nodes[1]!;
     const evil = sim.net.transport("10.66.0.1:7946");
+    forge(sim.clock, "10.66.0.1:7946");
     const rnd = seededRandom(SEED);
     const names = Object.keys(generators);
     const before = target.gossip.metrics();
@@ -204,38 +217,67 @@ describe("wire fuzzing over MemNetwork (FakeClock)", () => {
     await Promise.all(nodes.map((n) => n.gossip.shutdown()));
   }, 120_000);
 
-  test("replayed valid traffic is accepted, not counted as a failure, and regresses nothing", async () => {
+  test("replayed valid traffic, from its original source or from elsewhere, inside the window or after it, is refused, answered by nothing and regresses nothing", async () => {
     const sim = new Sim({ seed: (SEED % 1000) + 1, keyring, clusterName: CLUSTER });
-    const captured: { to: string; data: Uint8Array }[] = [];
+    const captured: { from: string; to: string; data: Uint8Array }[] = [];
+    const sentByTarget: { to: string; data: Uint8Array }[] = [];
     let capturing = true;
+    let watch = "";
     const send = sim.net.sendPacket.bind(sim.net);
     sim.net.sendPacket = (from: string, to: string, data: Uint8Array) => {
-      if (capturing) captured.push({ to, data: data.slice() });
+      if (capturing) captured.push({ from, to, data: data.slice() });
+      if (from === watch) sentByTarget.push({ to, data });
       send(from, to, data);
     };
     const nodes = await sim.cluster(3);
     nodes[0]!.gossip.broadcast("lease", new TextEncoder().encode("old"));
     await sim.run(2_000);
-    // Newer state after the capture: a newer broadcast and a restarted n2 (higher incarnation).
     nodes[0]!.gossip.broadcast("lease", new TextEncoder().encode("new"));
     await sim.run(2_000);
     const target = nodes[1]!;
     expect(target.delegate.messages.map((m) => m.payload)).toEqual(["old", "new"]);
     capturing = false;
+    const toTarget = captured.filter((c) => c.to === target.addr);
+    // The captured pings, as "sender/seq": an ack to one of them now would answer a replay.
+    const opener = new Sealer({ keyring, clusterName: CLUSTER, addr: "10.66.0.2:7946", clock: sim.clock });
+    const messagesOf = (data: Uint8Array) => decodePacket(opener.open(data, PACKET, new Opened())!).messages;
+    const pings = new Set(toTarget.flatMap((c) => messagesOf(c.data).flatMap((m) => (m.t === T.ping ? [`${c.from}/${m.seq}`] : []))));
+    expect({ packets: toTarget.length > 20, pings: pings.size > 5 }).toEqual({ packets: true, pings: true });
     const incBefore = incarnations(target.gossip.members());
-    const before = target.gossip.metrics();
+    const m0 = target.gossip.metrics();
+    const delta = (a: GossipMetrics, b: GossipMetrics) => ({
+      decrypt: b.decryptFailures - a.decryptFailures, decode: b.decodeFailures - a.decodeFailures,
+      replays: b.replaysRejected! - a.replaysRejected!, stale: b.staleRejected! - a.staleRejected!, mismatches: b.senderMismatches! - a.senderMismatches!,
+    });
     const evil = sim.net.transport("10.66.0.2:7946");
     const rnd = seededRandom(SEED + 1);
+    watch = target.addr;
+    // Inside the window: half from the original sender's address (spoofed), half from evil's.
     const REPLAYS = 20_000;
     for (let i = 0; i < REPLAYS; i++) {
-      const c = captured[Math.floor(rnd() * captured.length)]!;
-      evil.sendPacket(c.to, c.data);
+      const c = pickOf(rnd, toTarget);
+      if (i % 2 === 0) sim.net.sendPacket(c.from, c.to, c.data);
+      else evil.sendPacket(c.to, c.data);
       if (i % 500 === 499) await sim.run(10);
     }
-    await sim.run(3_000);
-    const after = target.gossip.metrics();
-    expect(after.decryptFailures - before.decryptFailures).toBe(0);
-    expect(after.decodeFailures - before.decodeFailures).toBe(0);
+    await sim.run(1_000);
+    const m1 = target.gossip.metrics();
+    expect(delta(m0, m1)).toEqual({ decrypt: 0, decode: 0, replays: REPLAYS / 2, stale: 0, mismatches: REPLAYS / 2 });
+    // After the window, from the original senders: stale.
+    await sim.run(localConfig().maxClockSkewMs);
+    const LATE = 2_000;
+    for (let i = 0; i < LATE; i++) {
+      const c = pickOf(rnd, toTarget);
+      sim.net.sendPacket(c.from, c.to, c.data);
+      if (i % 500 === 499) await sim.run(10);
+    }
+    await sim.run(1_000);
+    expect(delta(m1, target.gossip.metrics())).toEqual({ decrypt: 0, decode: 0, replays: 0, stale: LATE, mismatches: 0 });
+    watch = "";
+    // Nothing answered a replayed ping (the target kept acking honest, new pings).
+    const acks = sentByTarget.flatMap((p) => messagesOf(p.data).flatMap((m) => (m.t === T.ack ? [`${p.to}/${m.seq}`] : [])));
+    expect(acks.length).toBeGreaterThan(0);
+    expect(acks.filter((a) => pings.has(a))).toEqual([]);
     // The old broadcast is not delivered again and does not replace the newer one.
     expect(target.delegate.messages.map((m) => m.payload)).toEqual(["old", "new"]);
     // No member went back to an older incarnation or out of "alive".
@@ -253,18 +295,22 @@ describe("wire fuzzing over MemNetwork (FakeClock)", () => {
     const nodes = await sim.cluster(2);
     const target = nodes[0]!;
     const evil = sim.net.transport("10.66.0.3:7946");
+    forge(sim.clock, "10.66.0.3:7946");
     const rnd = seededRandom(SEED + 2);
-    const honest = sealer.seal(encode({ join: false, from: "n1", members: [], user: new TextEncoder().encode("[]") }));
+    const pushPull = (o: object) => encode({ join: false, from: "n1", members: [], user: new TextEncoder().encode("[]"), ...o });
+    const honest = sealer.seal(pushPull({}), REQUEST);
     const kinds: [string, () => Uint8Array, Expect][] = [
       ["random", () => bytes(rnd, int(rnd, 0, 4000)), DECRYPT],
       ["bitflip", () => { const d = honest.slice(); d[int(rnd, 0, d.length - 1)]! ^= 1 << int(rnd, 0, 7); return d; }, DECRYPT],
       ["truncated", () => honest.slice(0, int(rnd, 0, honest.length - 1)), DECRYPT],
-      ["wrongKey", () => wrongKey.seal(encode({ join: true, from: "x", members: [], user: new Uint8Array() })), DECRYPT],
-      ["insecure", () => insecure.seal(encode({ join: true, from: "x", members: [], user: new Uint8Array() })), DECRYPT],
-      ["notMsgpack", () => sealer.seal(Uint8Array.of(0xc1, ...bytes(rnd, 10))), decodeN(1)],
-      ["badSchema", () => sealer.seal(encode({ join: "yes", from: "x", members: "lots", user: 5 })), decodeN(1)],
-      ["tooManyMembers", () => sealer.seal(encode({ join: false, from: "x", members: new Array(16_385).fill({ name: "a", addr: "1.2.3.4:5", inc: 1, state: 0 }), user: new Uint8Array() })), decodeN(1)],
-      ["deep", () => sealer.seal(new Uint8Array(60_000).fill(0x91)), decodeN(1)],
+      ["wrongKey", () => wrongKey.seal(pushPull({ join: true }), REQUEST), DECRYPT],
+      ["insecure", () => insecure.seal(pushPull({ join: true }), REQUEST), DECRYPT],
+      ["sealedAsPacket", () => sealer.seal(pushPull({}), PACKET), DECRYPT],
+      ["notMsgpack", () => sealer.seal(Uint8Array.of(0xc1, ...bytes(rnd, 10)), REQUEST), decodeN(1)],
+      ["badSchema", () => sealer.seal(encode({ join: "yes", from: "x", members: "lots", user: 5 }), REQUEST), decodeN(1)],
+      ["hostName", () => sealer.seal(pushPull({ members: [{ name: "a", addr: "evil.example:7946", inc: 1, state: 0 }] }), REQUEST), decodeN(1)],
+      ["tooManyMembers", () => sealer.seal(encode({ join: false, from: "x", members: new Array(16_385).fill({ name: "a", addr: "1.2.3.4:5", inc: 1, state: 0 }), user: new Uint8Array() }), REQUEST), decodeN(1)],
+      ["deep", () => sealer.seal(new Uint8Array(60_000).fill(0x91), REQUEST), decodeN(1)],
     ];
     const before = target.gossip.metrics();
     const want: Expect = { decrypt: 0, decode: 0 };
@@ -293,18 +339,19 @@ describe("wire fuzzing over MemNetwork (FakeClock)", () => {
     const nodes = await sim.cluster(2);
     const target = nodes[0]!;
     const evil = sim.net.transport("10.66.0.4:7946");
+    forge(sim.clock, "10.66.0.4:7946");
     const rnd = seededRandom(SEED + 3);
-    const foreign = new Sealer(null, "other");
+    const foreign = new Sealer({ keyring: null, clusterName: "other", addr: "10.66.0.4:7946", clock: sim.clock });
     const before = target.gossip.metrics();
     let decrypt = 0;
     let decode = 0;
     for (let i = 0; i < 300; i++) {
       const k = i % 4;
       const body = encode([{ t: T.alive, name: "evil", addr: "10.66.0.4:7946", inc: 1 }]);
-      if (k === 0) (evil.sendPacket(target.addr, sealer.seal(body)), decrypt++);
-      else if (k === 1) (evil.sendPacket(target.addr, foreign.seal(body)), decrypt++);
+      if (k === 0) (evil.sendPacket(target.addr, sealer.seal(body, PACKET)), decrypt++);
+      else if (k === 1) (evil.sendPacket(target.addr, foreign.seal(body, PACKET)), decrypt++);
       else if (k === 2) (evil.sendPacket(target.addr, Uint8Array.of(1 + int(rnd, 0, 254), ...bytes(rnd, int(rnd, 0, 200)))), decrypt++);
-      else (evil.sendPacket(target.addr, insecure.seal(Uint8Array.of(0xc1, ...bytes(rnd, int(rnd, 0, 200))))), decode++);
+      else (evil.sendPacket(target.addr, insecure.seal(Uint8Array.of(0xc1, ...bytes(rnd, int(rnd, 0, 200))), PACKET)), decode++);
       if (i % 500 === 499) await sim.run(10);
     }
     await sim.run(1_000);
@@ -327,9 +374,10 @@ describe("a key-holder flooding membership with fictitious members", () => {
     const nodes = await sim.cluster(3);
     expect(await sim.runUntil(() => allSee(nodes, ["n0", "n1", "n2"], "alive"), 10_000)).toBeGreaterThanOrEqual(0);
     const evil = sim.net.transport("10.66.0.5:7946");
+    forge(sim.clock, "10.66.0.5:7946");
     for (let i = 0; i < 200; i++) {
       const msg = compound([encode({ t: T.alive, name: `fake-${i}`, addr: `10.77.${i >> 8}.${i & 255}:7946`, inc: 1 })]);
-      for (const n of nodes) evil.sendPacket(n.addr, sealer.seal(msg));
+      for (const n of nodes) evil.sendPacket(n.addr, sealer.seal(msg, PACKET));
     }
     await sim.run(500);
     for (const n of nodes) expect(n.gossip.members().length).toBeLessThanOrEqual(cap);
@@ -368,9 +416,10 @@ describe("wire fuzzing over real UDP/TCP on 127.0.0.x", () => {
     const rnd = seededRandom(SEED + 4);
     const before = target.g.metrics();
     const sock = await Bun.udpSocket({ hostname: "127.0.0.63", port: 0 });
+    forge(realClock, `127.0.0.63:${sock.port}`);
     const N = 3000;
     const want: Expect = { decrypt: 0, decode: 0 };
-    const cap: Uint8Array[] = [sealer.seal(compound([encode({ t: T.ack, seq: 1 })]))];
+    const cap: Uint8Array[] = [sealer.seal(compound([encode({ t: T.ack, seq: 1 })]), PACKET)];
     const kinds = ["random", "bitflip", "truncated", "wrongKey", "otherCluster", "insecureGarbage", "sealedNotMsgpack", "schemaInvalid", "hugeCount"];
     for (let i = 0; i < N; i++) {
       const { data, expect: e } = generators[kinds[i % kinds.length]!]!(rnd, cap);
@@ -397,10 +446,13 @@ describe("wire fuzzing over real UDP/TCP on 127.0.0.x", () => {
       f.set(payload, 4);
       return f;
     };
+    // Bun.connect cannot pick its source address: streams leave from 127.0.0.1, the
+    // loopback route's source, so that is the sender a key holder seals.
+    forge(realClock, "127.0.0.1:1");
     const streams: [Uint8Array, Expect][] = [
       [frame(randomBytes(300)), DECRYPT],
-      [frame(wrongKey.seal(encode({ join: true, from: "x", members: [], user: new Uint8Array() }))), DECRYPT],
-      [frame(sealer.seal(Uint8Array.of(0xdd, 0xff, 0xff, 0xff, 0xff))), decodeN(1)],
+      [frame(wrongKey.seal(encode({ join: true, from: "x", members: [], user: new Uint8Array() }), REQUEST)), DECRYPT],
+      [frame(sealer.seal(Uint8Array.of(0xdd, 0xff, 0xff, 0xff, 0xff), REQUEST)), decodeN(1)],
       [frame(new Uint8Array(10), 0xffffffff), { decrypt: 0, decode: 0 }], // refused by the transport from its prefix
       [frame(new Uint8Array(10), 1000), { decrypt: 0, decode: 0 }], // promises more than it sends, then closes
       [Uint8Array.of(0, 0), { decrypt: 0, decode: 0 }], // not even a prefix

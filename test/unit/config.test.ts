@@ -109,7 +109,12 @@ describe("agent flags", () => {
       ipMasq: false,
       logLevel: "info",
       logFormat: "text",
+      gossipLegacyWire: "off",
     });
+  });
+  test("--gossip-legacy-wire takes off, accept or send (flag or WEFT_GOSSIP_LEGACY_WIRE)", () => {
+    for (const mode of ["off", "accept", "send"] as const) expect(resolveAgentFlags({ ...base, "gossip-legacy-wire": mode }, {}).gossipLegacyWire).toBe(mode);
+    expect(resolveAgentFlags({ ...base }, { WEFT_GOSSIP_LEGACY_WIRE: "send" }).gossipLegacyWire).toBe("send");
   });
   test("env sets, flag wins", () => {
     const f = resolveAgentFlags({ ...base, "gossip-port": "8000" }, { WEFT_GOSSIP_PORT: "9000", WEFT_NODE_NAME: "envnode", WEFT_IP_MASQ: "true" });
@@ -137,6 +142,7 @@ describe("agent flags", () => {
     ["api listen", { "api-listen": "localhost" }, /--api-listen/],
     ["join", { join: "a:b:c" }, /--join/],
     ["node name", { "node-name": "has space" }, /--node-name/],
+    ["legacy wire mode", { "gossip-legacy-wire": "on" }, /--gossip-legacy-wire: expected off, accept or send/],
   ];
   for (const [name, flags, re] of bad) {
     test(`rejects ${name}`, () => expect(() => resolveAgentFlags({ ...base, ...flags }, {})).toThrow(re));
