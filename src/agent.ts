@@ -384,7 +384,7 @@ export class Agent {
       },
       udp: () => {
         const c = this.backend?.counters?.();
-        return { packetsForwarded: c?.packetsForwarded ?? 0, packetsDropped: c?.packetsDropped ?? 0 };
+        return { packetsForwarded: c?.packetsForwarded ?? 0, packetsDropped: c?.packetsDropped ?? 0, droppedSpoofedSource: c?.droppedSpoofedSource ?? 0, droppedBadOffloadHeader: c?.droppedBadOffloadHeader ?? 0 };
       },
       wireguard: () => this.backend?.stats?.(),
     });

@@ -45,6 +45,9 @@ export function renderMetrics(m: MetricsSnapshot, ctx: MetricsContext = {}): str
     { name: "weft_gossip_decrypt_failures_total", help: "Gossip packets dropped because they failed authentication/decryption.", type: "counter", samples: [{ value: m.gossip.decryptFailures }] },
     { name: "weft_gossip_decode_failures_total", help: "Gossip payloads dropped because they could not be decoded.", type: "counter", samples: [{ value: m.gossip.decodeFailures }] },
     { name: "weft_gossip_duplicates_skipped_total", help: "Copies of gossip broadcasts already handled, dropped before decoding.", type: "counter", samples: [{ value: m.gossip.duplicatesSkipped }] },
+    { name: "weft_gossip_replays_rejected_total", help: "Sealed gossip messages refused as replays (an id seen before, a time at or below the replay floor, a stream reply naming no request of ours).", type: "counter", samples: [{ value: m.gossip.replaysRejected }] },
+    { name: "weft_gossip_stale_rejected_total", help: "Sealed gossip messages refused because their sent-at time lies outside the allowed clock skew.", type: "counter", samples: [{ value: m.gossip.staleRejected }] },
+    { name: "weft_gossip_sender_mismatches_total", help: "Sealed gossip messages refused because the sender address sealed inside is not where they came from.", type: "counter", samples: [{ value: m.gossip.senderMismatches }] },
     { name: "weft_reconcile_runs_total", help: "Dataplane reconcile passes.", type: "counter", samples: [{ value: m.reconcile.runs }] },
     { name: "weft_reconcile_errors_total", help: "Dataplane reconcile passes that failed.", type: "counter", samples: [{ value: m.reconcile.errors }] },
     {
@@ -60,6 +63,15 @@ export function renderMetrics(m: MetricsSnapshot, ctx: MetricsContext = {}): str
     { name: "weft_conflicts_resolved_total", help: "Lease conflicts resolved (a subnet claimed by two nodes).", type: "counter", samples: [{ value: m.conflictsResolved }] },
     { name: "weft_udp_packets_forwarded_total", help: "Packets forwarded by the udp backend.", type: "counter", samples: [{ value: m.udp.packetsForwarded }] },
     { name: "weft_udp_packets_dropped_total", help: "Packets dropped by the udp backend (no route, oversized, bad source).", type: "counter", samples: [{ value: m.udp.packetsDropped }] },
+    {
+      name: "weft_udp_packets_refused_total",
+      help: "Of the udp backend's drops, datagrams refused as forged: inner source outside the sending peer's subnet, or an offload header that does not fit its packet.",
+      type: "counter",
+      samples: [
+        { labels: { reason: "spoofed_source" }, value: m.udp.droppedSpoofedSource },
+        { labels: { reason: "bad_offload_header" }, value: m.udp.droppedBadOffloadHeader },
+      ],
+    },
   ];
   if (m.wireguard) {
     families.push(

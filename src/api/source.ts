@@ -44,7 +44,7 @@ export interface StatusParts {
   wireguard?: () => { peers: { publicKey: string; lastHandshakeMs: number }[]; rxBytesTotal: number; txBytesTotal: number } | undefined;
 }
 
-const zeroGossip = (): MetricsSnapshot["gossip"] => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 });
+const zeroGossip = (): MetricsSnapshot["gossip"] => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0, replaysRejected: 0, staleRejected: 0, senderMismatches: 0 });
 const zeroReconcile = (): MetricsSnapshot["reconcile"] => ({ runs: 0, errors: 0, lastDurationSeconds: 0, durationSecondsSum: 0 });
 
 /** Counts members by state (self included, as memberlist does). */
@@ -64,7 +64,7 @@ const iso = (ms: number): string | null => (Number.isFinite(ms) && ms > 0 ? new 
  *   members: () => cluster.members(), leases: () => cluster.leases(),
  *   readiness: () => readiness, healthy: () => loopsAlive,
  *   gossip: () => gossip.metrics(), cluster: () => cluster.metrics(),
- *   reconcile: () => reconciler.metrics(), udp: () => udpBackend?.counters() ?? { packetsForwarded: 0, packetsDropped: 0 },
+ *   reconcile: () => reconciler.metrics(), udp: () => udpBackend?.counters() ?? { packetsForwarded: 0, packetsDropped: 0, droppedSpoofedSource: 0, droppedBadOffloadHeader: 0 },
  * });
  */
 export function createStatusSource(p: StatusParts): StatusSource {
@@ -112,7 +112,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
     metrics(): MetricsSnapshot {
       const cluster = p.cluster?.() ?? { leases: p.leases().length, conflictsResolved: 0 };
       const r = p.reconcile?.() ?? zeroReconcile();
-      const u = p.udp?.() ?? { packetsForwarded: 0, packetsDropped: 0 };
+      const u = p.udp?.() ?? { packetsForwarded: 0, packetsDropped: 0, droppedSpoofedSource: 0, droppedBadOffloadHeader: 0 };
       const wg = p.wireguard?.();
       return {
         membersByState: countMembers(p.members()),
@@ -120,7 +120,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
         gossip: { ...zeroGossip(), ...(p.gossip?.() ?? {}) },
         reconcile: { runs: r.runs, errors: r.errors, lastDurationSeconds: r.lastDurationSeconds, durationSecondsSum: r.durationSecondsSum },
         conflictsResolved: cluster.conflictsResolved,
-        udp: { packetsForwarded: u.packetsForwarded, packetsDropped: u.packetsDropped },
+        udp: { packetsForwarded: u.packetsForwarded, packetsDropped: u.packetsDropped, droppedSpoofedSource: u.droppedSpoofedSource, droppedBadOffloadHeader: u.droppedBadOffloadHeader },
         ...(wg ? { wireguard: { peers: wg.peers.length, rxBytes: wg.rxBytesTotal, txBytes: wg.txBytesTotal } } : {}),
       };
     },

@@ -60,10 +60,14 @@ export interface MetricsSnapshot {
     decryptFailures: number;
     decodeFailures: number;
     duplicatesSkipped: number;
+    replaysRejected: number;
+    staleRejected: number;
+    senderMismatches: number;
   };
   reconcile: { runs: number; errors: number; lastDurationSeconds: number; durationSecondsSum: number };
   conflictsResolved: number;
-  udp: { packetsForwarded: number; packetsDropped: number };
+  /** udp backend: packets forwarded and dropped; of the drops, those refused as forged (outer source spoofed, or a malformed offload header). */
+  udp: { packetsForwarded: number; packetsDropped: number; droppedSpoofedSource: number; droppedBadOffloadHeader: number };
   /** wireguard backend only: peers on weft-wg and bytes over all of them since start. */
   wireguard?: { peers: number; rxBytes: number; txBytes: number };
 }

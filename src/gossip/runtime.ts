@@ -6,12 +6,12 @@
  */
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../log.ts";
-import type { GossipMetrics } from "./types.ts";
+import { type GossipMetrics, emptyGossipMetrics } from "./types.ts";
 
 const LOG_EVERY_MS = 10_000;
 
 export class Runtime {
-  readonly metrics: Required<GossipMetrics> = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0, replaysRejected: 0, staleRejected: 0, senderMismatches: 0 };
+  readonly metrics: GossipMetrics = emptyGossipMetrics();
   private readonly timers = new Set<TimerHandle>();
   private readonly onStop = new Set<() => void>();
   private readonly lastLog = new Map<string, number>();

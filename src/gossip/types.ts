@@ -110,14 +110,12 @@ export interface GossipMetrics {
   decodeFailures: number;
   /** Copies of broadcasts already handled, dropped before decoding (see RecentHashes). */
   duplicatesSkipped: number;
-  // The three below are optional only so that hand-made zero snapshots elsewhere stay
-  // valid; a gossip node always reports them.
   /** Sealed messages refused as replays: an id accepted before (network duplicates too), a sent-at time at or below the replay floor, a stream reply that does not name our request. */
-  replaysRejected?: number;
+  replaysRejected: number;
   /** Sealed messages refused because their sent-at time lies outside ±maxClockSkewMs of our clock (old captures, or a sender whose clock is off). */
-  staleRejected?: number;
+  staleRejected: number;
   /** Sealed messages refused because the sender address inside does not match where they came from (a copy sent from elsewhere). */
-  senderMismatches?: number;
+  senderMismatches: number;
 }
 
 /** What the gossip layer is built from; transport and clock are injected for tests. */
@@ -130,4 +128,9 @@ export interface GossipDeps {
   keyring: Keyring | null;
   /** Bound as AEAD associated data so two clusters with one key still cannot mix. */
   clusterName: string;
+}
+
+/** Every GossipMetrics counter at zero (before start, and for fakes). */
+export function emptyGossipMetrics(): GossipMetrics {
+  return { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0, replaysRejected: 0, staleRejected: 0, senderMismatches: 0 };
 }

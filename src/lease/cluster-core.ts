@@ -18,7 +18,7 @@ import { lookup } from "node:dns/promises";
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
-import type { Gossip, GossipDelegate, GossipMetrics, Member } from "../gossip/types.ts";
+import { type Gossip, type GossipDelegate, type GossipMetrics, type Member, emptyGossipMetrics } from "../gossip/types.ts";
 import { ClaimBlockedError, ClockSkewError, SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
 import { MAX_GENERATION, RecordValidator, checkDecoded, claimBeats, compareCounters, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, publicIpTextProblem, rangeOf, sameAsWire, sameRecord, subnetProblem } from "./record.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
@@ -1016,7 +1016,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     table: () => table,
     joined: () => joinedP,
     gossipMetrics: () =>
-      gossip?.metrics() ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 },
+      gossip?.metrics() ?? emptyGossipMetrics(),
     memberEvent: (kind, mb) => {
       if (stopped) return;
       const prev = downStates.get(mb.name) ?? "alive";

@@ -34,10 +34,10 @@ export function sampleState(): FakeSourceState {
     metrics: {
       membersByState: { alive: 2, suspect: 1, dead: 0, left: 0 },
       leases: 3,
-      gossip: { packetsIn: 10, packetsOut: 11, bytesIn: 1200, bytesOut: 1300, messagesIn: 20, messagesOut: 21, decryptFailures: 2, decodeFailures: 1, duplicatesSkipped: 3 },
+      gossip: { packetsIn: 10, packetsOut: 11, bytesIn: 1200, bytesOut: 1300, messagesIn: 20, messagesOut: 21, decryptFailures: 2, decodeFailures: 1, duplicatesSkipped: 3, replaysRejected: 4, staleRejected: 5, senderMismatches: 6 },
       reconcile: { runs: 5, errors: 1, lastDurationSeconds: 0.004, durationSecondsSum: 0.02 },
       conflictsResolved: 1,
-      udp: { packetsForwarded: 100, packetsDropped: 3 },
+      udp: { packetsForwarded: 100, packetsDropped: 3, droppedSpoofedSource: 2, droppedBadOffloadHeader: 1 },
     },
     healthy: true,
   };

@@ -66,20 +66,20 @@ test("metrics: zeros for parts not given; given parts copied; renders through /m
   expect(bare.reconcile.runs).toBe(0);
   const full = createStatusSource(
     parts({
-      gossip: () => ({ packetsIn: 1, packetsOut: 2, bytesIn: 3, bytesOut: 4, messagesIn: 5, messagesOut: 6, decryptFailures: 7, decodeFailures: 8, duplicatesSkipped: 9 }),
+      gossip: () => ({ packetsIn: 1, packetsOut: 2, bytesIn: 3, bytesOut: 4, messagesIn: 5, messagesOut: 6, decryptFailures: 7, decodeFailures: 8, duplicatesSkipped: 9, replaysRejected: 10, staleRejected: 11, senderMismatches: 12 }),
       cluster: () => ({ leases: 3, conflictsResolved: 2 }),
       reconcile: () => ({ runs: 9, errors: 1, lastDurationSeconds: 0.5, durationSecondsSum: 2 }),
-      udp: () => ({ packetsForwarded: 11, packetsDropped: 12 }),
+      udp: () => ({ packetsForwarded: 11, packetsDropped: 12, droppedSpoofedSource: 5, droppedBadOffloadHeader: 6 }),
     }),
   );
   const m = full.metrics();
   expect(m).toEqual({
     membersByState: { alive: 2, suspect: 1, dead: 0, left: 1 },
     leases: 3,
-    gossip: { packetsIn: 1, packetsOut: 2, bytesIn: 3, bytesOut: 4, messagesIn: 5, messagesOut: 6, decryptFailures: 7, decodeFailures: 8, duplicatesSkipped: 9 },
+    gossip: { packetsIn: 1, packetsOut: 2, bytesIn: 3, bytesOut: 4, messagesIn: 5, messagesOut: 6, decryptFailures: 7, decodeFailures: 8, duplicatesSkipped: 9, replaysRejected: 10, staleRejected: 11, senderMismatches: 12 },
     reconcile: { runs: 9, errors: 1, lastDurationSeconds: 0.5, durationSecondsSum: 2 },
     conflictsResolved: 2,
-    udp: { packetsForwarded: 11, packetsDropped: 12 },
+    udp: { packetsForwarded: 11, packetsDropped: 12, droppedSpoofedSource: 5, droppedBadOffloadHeader: 6 },
   });
   const text = await (await createApp(full).request("/metrics")).text();
   const ready = parsePrometheusTextFormat(text).find((f) => f.name === "weft_ready")!;

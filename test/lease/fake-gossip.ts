@@ -7,7 +7,7 @@
  * and nothing else (no probes, no encryption). The real layer is covered separately.
  */
 import type { Clock } from "../../src/clock.ts";
-import type { Gossip, GossipDelegate, Member } from "../../src/gossip/types.ts";
+import { type Gossip, type GossipDelegate, type Member, emptyGossipMetrics } from "../../src/gossip/types.ts";
 
 interface Node {
   name: string;
@@ -149,7 +149,7 @@ export class FakeGossipHub {
       async shutdown() {
         self.up = false;
       },
-      metrics: () => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0 }),
+      metrics: () => emptyGossipMetrics(),
     };
     return g;
   }
