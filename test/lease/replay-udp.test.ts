@@ -125,7 +125,10 @@ describe("replays over real UDP/TCP on 127.0.0.x", () => {
     const node = async (name: string, ip: string, seeds: string[], port = 0, log?: Sent[]) => {
       const t = await createUdpTransport({ bindAddr: ip, port, logger: silentLogger });
       const cluster = createCluster({
-        net, nodeName: name, publicIp: ip, advertiseAddr: t.localAddr(), seeds,
+        net, nodeName: name,
+        // Peers refuse loopback public IPs; the record's address is not the loopback bind address.
+        publicIp: ip.replace(/^127\.0\./, "198.51."),
+        advertiseAddr: t.localAddr(), seeds,
         backend: (nodeId) => ({ type: "vxlan", vtepMac: `0e:${nodeId.slice(0, 10).replace(/(..)(?!$)/g, "$1:")}` }),
         stateDir: join(base, name), transport: log ? recording(t, log) : t, gossipConfig, keyring, clusterName: "replay-udp",
         clock: realClock, logger: silentLogger, settleMs: 300, leaseTtlMs: 2_000, sweepMs: 250,
