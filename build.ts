@@ -19,9 +19,19 @@ type Target = keyof typeof TARGETS;
  * Bundle options every compiled weft uses (tests that compile their own binaries take
  * these too). Bytecode: the runtime skips parsing at start, which halves `weft version`
  * and agent start-up for ~3 % more size; ESM bytecode needs format "esm". No minify: it
- * saves well under 1 % and would garble stack traces.
+ * saves well under 1 % and would garble stack traces. msgpackr would otherwise look for
+ * its optional native addon under the build machine's node_modules at run time (found
+ * there, absent on every node): the binary always uses msgpackr's JavaScript decoder,
+ * and the addon's loader stays out of it.
  */
-export const COMPILE_OPTIONS = { bytecode: true, format: "esm", minify: false, sourcemap: "none" } as const;
+export const COMPILE_OPTIONS = {
+  bytecode: true,
+  format: "esm",
+  minify: false,
+  sourcemap: "none",
+  external: ["msgpackr-extract"],
+  define: { "process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED": JSON.stringify("true") },
+} as const;
 
 function gitCommit(): string {
   const r = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { stderr: "ignore" });
@@ -51,7 +61,9 @@ async function build(outfile: string, target: string | undefined, commit: string
     entrypoints: ["./src/main.ts", ...workerEntrypoints()],
     compile: target === undefined ? { outfile } : { outfile, target: target as Bun.Build.CompileTarget },
     ...COMPILE_OPTIONS,
+    external: [...COMPILE_OPTIONS.external],
     define: {
+      ...COMPILE_OPTIONS.define,
       WEFT_VERSION: JSON.stringify(pkg.version),
       WEFT_COMMIT: JSON.stringify(commit),
     },

@@ -277,7 +277,7 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     try {
       const bin = join(dir, "node-agent");
       // The same mechanism build.ts uses for dist/weft: workers as extra entrypoints.
-      const r = await Bun.build({ entrypoints: [NODE_AGENT, join(REPO, "src/backend/udp-pump.worker.ts")], compile: { outfile: bin }, ...COMPILE_OPTIONS });
+      const r = await Bun.build({ entrypoints: [NODE_AGENT, join(REPO, "src/backend/udp-pump.worker.ts")], compile: { outfile: bin }, ...COMPILE_OPTIONS, external: [...COMPILE_OPTIONS.external] });
       expect(r.success).toBe(true);
       const c = await cluster({ type: "udp", port: 8285 }, { agentBin: bin });
       expect(ping(c.pods[0]!.ns, c.pods[1]!.ip)).toBe(true);

@@ -1,0 +1,19 @@
+/**
+ * dist/weft depends on nothing of the machine that built it: no path of the checkout or
+ * its node_modules is embedded (such a path would be opened at run time where it exists,
+ * i.e. only on the build machine, so tests there would run other code than the nodes).
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { resolve } from "node:path";
+
+const repo = resolve(import.meta.dir, "../..");
+const bin = resolve(repo, "dist/weft");
+
+describe.skipIf(!existsSync(bin))("dist/weft (npm test builds it)", () => {
+  test("embeds no path of the checkout or of its node_modules", () => {
+    const bytes = readFileSync(bin);
+    const paths = [...new Set([repo, realpathSync(repo), realpathSync(resolve(repo, "node_modules"))])];
+    expect(paths.filter((p) => bytes.includes(Buffer.from(p)))).toEqual([]);
+  });
+});
