@@ -22,8 +22,9 @@ PKGS_CNI="containernetworking-plugins"
 # namespaces), unshare (private mounts), socat (TCP transfers between pods); the dataplane
 # bench: iperf3, and socat as the userspace TUN baseline.
 PKGS_TEST="nftables curl util-linux socat iperf3"
-# Packaging checks in CI: lintian, and an arm64 sysroot + qemu to run the arm64 binary.
-PKGS_CI="lintian qemu-user-static libc6-arm64-cross"
+# Packaging checks in CI: lintian, systemd-analyze, and an arm64 libc + qemu to run the
+# arm64 binary.
+PKGS_CI="lintian systemd qemu-user-static libc6-arm64-cross"
 
 usage() {
   echo "usage: scripts/setup.sh [--list] run|demo|test|ci" >&2
