@@ -33,10 +33,12 @@ export const COMPILE_OPTIONS = {
   define: { "process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED": JSON.stringify("true") },
 } as const;
 
-function gitCommit(): string {
-  const r = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { stderr: "ignore" });
+/** The checkout's commit, "-dirty" if tracked files changed; "unknown" without git or a checkout. */
+export function gitCommit(git = "git"): string {
+  if (!Bun.which(git)) return "unknown";
+  const r = Bun.spawnSync([git, "rev-parse", "--short=12", "HEAD"], { stderr: "ignore" });
   if (r.exitCode !== 0) return "unknown";
-  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.toString().trim();
+  const dirty = Bun.spawnSync([git, "status", "--porcelain", "--untracked-files=no"]).stdout.toString().trim();
   return r.stdout.toString().trim() + (dirty ? "-dirty" : "");
 }
 

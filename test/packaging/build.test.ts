@@ -4,7 +4,7 @@
  */
 import { expect, test } from "bun:test";
 import { resolve } from "node:path";
-import { plan } from "../../build.ts";
+import { gitCommit, plan } from "../../build.ts";
 
 test.each([
   [undefined, [["dist/weft", undefined]]],
@@ -23,4 +23,13 @@ test("an unknown --target exits 2 with the message and builds nothing", () => {
   const r = Bun.spawnSync([process.execPath, "run", "build.ts", "--target", "sparc"], { cwd: resolve(import.meta.dir, "../.."), stdout: "pipe", stderr: "pipe" });
   expect(r.stderr.toString()).toContain('--target: expected linux-x64, linux-arm64, all, got "sparc"');
   expect(r.exitCode).toBe(2);
+});
+
+test("the commit is unknown, not a crash, where git is not installed", () => {
+  expect(gitCommit("/nonexistent/git")).toBe("unknown");
+});
+
+test.skipIf(!Bun.which("git"))("the commit is HEAD's in a checkout, unknown outside one", () => {
+  const head = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: resolve(import.meta.dir, "../.."), stdout: "pipe", stderr: "ignore" });
+  expect(gitCommit()).toStartWith(head.exitCode === 0 ? head.stdout.toString().trim() : "unknown");
 });
