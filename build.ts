@@ -17,9 +17,9 @@ type Target = keyof typeof TARGETS;
 
 /**
  * Bundle options every compiled weft uses (tests that compile their own binaries take
- * these too). Bytecode: the runtime skips parsing at start, which halves `weft version`
- * and agent start-up for ~3 % more size; ESM bytecode needs format "esm". No minify: it
- * saves well under 1 % and would garble stack traces. msgpackr would otherwise look for
+ * these too). Bytecode: the runtime skips parsing at start, for a slightly larger binary
+ * (README, "Binary size and start-up"); ESM bytecode needs format "esm". No minify: it
+ * gains nothing measurable and would garble stack traces. msgpackr would otherwise look for
  * its optional native addon under the build machine's node_modules at run time (found
  * there, absent on every node): the binary always uses msgpackr's JavaScript decoder,
  * and the addon's loader stays out of it.
