@@ -15,6 +15,8 @@ import { NODE_AGENT } from "../backend/node-agent-client.ts";
 import { startAgent, startCluster, type AgentOpts, type Cluster } from "./backend-cluster.ts";
 import { stableMac } from "../../src/backend/mac.ts";
 import type { BackendConf } from "../../src/config.ts";
+import type { PeerLease } from "../../src/backend/backend.ts";
+import { COMPILE_OPTIONS } from "../../build.ts";
 
 const skip = requireRoot();
 const PREFIX = "wbk-";
@@ -242,7 +244,7 @@ describe.skipIf(!!skip)("backends on two namespace nodes", () => {
     try {
       const bin = join(dir, "node-agent");
       // The same mechanism build.ts uses for dist/weft: workers as extra entrypoints.
-      const r = await Bun.build({ entrypoints: [NODE_AGENT, join(REPO, "src/backend/udp-pump.worker.ts")], compile: { outfile: bin }, minify: false, sourcemap: "none" });
+      const r = await Bun.build({ entrypoints: [NODE_AGENT, join(REPO, "src/backend/udp-pump.worker.ts")], compile: { outfile: bin }, ...COMPILE_OPTIONS, external: [...COMPILE_OPTIONS.external] });
       expect(r.success).toBe(true);
       const c = await cluster({ type: "udp", port: 8285 }, { agentBin: bin });
       expect(ping(c.pods[0]!.ns, c.pods[1]!.ip)).toBe(true);
