@@ -58,7 +58,7 @@ ip -n "$ns" link set eth0 up
 ip -n "$ns" link set peer0 up
 ip -n "$ns" route add default via 192.0.2.1 dev eth0
 echo '{ "Network": "10.244.0.0/16", "Backend": { "Type": "vxlan" } }' >"$work/net-conf.json"
-"${run[@]}" "$bin" keygen >"$work/key"
+"${run[@]}" "$bin" keygen --out "$work/key"   # mode 0600: the agent refuses a key file others can read
 ip netns exec "$ns" "${run[@]}" "$bin" agent --net-conf "$work/net-conf.json" --key-file "$work/key" \
   --state-dir "$work/state" --subnet-file "$work/subnet.env" --node-name arm64 >"$work/agent.log" 2>&1 &
 pid=$!
