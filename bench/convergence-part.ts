@@ -21,10 +21,10 @@
 import { createHash } from "node:crypto";
 import { parseNetConf } from "../src/config.ts";
 import { parseKeyFile } from "../src/gossip/keyring.ts";
-import type { CrossItem, MemNetworkStats } from "../src/gossip/mem-transport.ts";
+import type { CrossItem, MemNetworkStats } from "../sim/mem-network.ts";
 import type { Lease } from "../src/lease/types.ts";
-import { GossipSim } from "../test/lease/gossip-sim.ts";
-import { flush } from "../test/lease/harness.ts";
+import { LeaseSim } from "../sim/lease-sim.ts";
+import { flush } from "../sim/run.ts";
 
 export interface PartOptions {
   nodes: number;
@@ -79,13 +79,13 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   const { nodes: N, parts, part } = o;
   const local = (i: number) => i % parts === part;
   const ownerOf = new Map<string, number>();
-  for (let i = 0; i < N; i++) ownerOf.set(GossipSim.addr(i + 1), i % parts);
+  for (let i = 0; i < N; i++) ownerOf.set(LeaseSim.addr(i + 1), i % parts);
   const outbox: CrossItem[][] = Array.from({ length: parts }, () => []);
 
   // A /12 cut into /24s: 4096 subnets, room for the largest run.
   const net = parseNetConf({ Network: "10.240.0.0/12", SubnetLen: 24, Backend: { Type: "vxlan" } });
   const keyring = parseKeyFile(Buffer.alloc(32, 42).toString("base64"));
-  const sim = new GossipSim({
+  const sim = new LeaseSim({
     seed: o.seed * 1009 + part,
     net,
     loss: o.loss,
@@ -147,11 +147,11 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   };
 
   const names = Array.from({ length: N }, (_, i) => `node-${i}`);
-  const seeds = [GossipSim.addr(1)];
+  const seeds = [LeaseSim.addr(1)];
   for (const [i, name] of names.entries()) {
     if (!local(i)) continue;
-    const n = sim.add(name, GossipSim.addr(i + 1), seeds);
-    n.cluster.onRecord((l) => {
+    const n = sim.add(name, LeaseSim.addr(i + 1), seeds);
+    n.onRecord((l) => {
       const t = trackOf(l);
       if (!Number.isNaN(t.heldAt[i]!)) return;
       t.heldAt[i] = sim.clock.now();
@@ -178,7 +178,7 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
     );
   }
   if (o.partitionMs > 0) {
-    const half = names.slice(0, Math.floor(N / 2)).map((_, i) => GossipSim.addr(i + 1));
+    const half = names.slice(0, Math.floor(N / 2)).map((_, i) => LeaseSim.addr(i + 1));
     sim.clock.after(500, () => sim.network.partition([half]));
     sim.clock.after(500 + o.partitionMs, () => sim.network.heal());
   }
@@ -257,7 +257,7 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   let renumbers = 0;
   let rejectedRecords = 0;
   for (const n of up) {
-    const m = n.cluster.counters();
+    const m = n.cluster.metrics();
     conflictsResolved += m.conflictsResolved;
     renumbers += m.renumbers;
     rejectedRecords += m.rejectedRecords;

@@ -9,7 +9,7 @@
  * script's all-pairs checks every step).
  */
 import { lanConfig } from "../src/gossip/config.ts";
-import { Sim, type SimNode, allSee, view } from "../test/gossip/harness.ts";
+import { Sim, type SimNode, allSee, view } from "../sim/gossip-sim.ts";
 
 const N = Number(process.argv[2] ?? 50);
 const loss = Number(process.argv[3] ?? 0);

@@ -10,7 +10,7 @@
  *   sudo bun run bench/load.ts [--leases 1000] [--requests 500] [--runs 1] [--flood 32]
  */
 import { parseArgs } from "node:util";
-import { runLoadScenario, type LoadResult } from "../test/hardening/load-scenario.ts";
+import { runLoadScenario, type LoadResult } from "../sim/load-scenario.ts";
 
 const { values: a } = parseArgs({
   options: {

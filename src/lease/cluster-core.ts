@@ -96,6 +96,8 @@ export interface ClusterCoreOptions {
   /** Resolves a seed host name to addresses (default: the system resolver, IPv4). */
   resolveHost?: (host: string) => Promise<string[]>;
   random?: () => number;
+  /** The replicated table to fill (default: a new, empty one); a simulation may pass one that observes merges. */
+  table?: LeaseTable;
 }
 
 /** Extra surface for tests and the bench; the agent only needs {@link Cluster}. */
@@ -103,8 +105,6 @@ export interface ClusterCore extends Cluster {
   nodeId(): string | undefined;
   /** The replicated table, read-only use. */
   table(): LeaseTable;
-  /** Called for every record that changed the table (cheap; used by the bench). */
-  onRecord(fn: (l: Lease) => void): () => void;
   /** Resolves once a background join (persisted-lease start) has reached a seed. */
   joined(): Promise<void>;
   /**
@@ -115,8 +115,6 @@ export interface ClusterCore extends Cluster {
   memberEvent(kind: "join" | "update" | "leave", m: Member): void;
   /** The gossip layer's counters (for /metrics); zeros before start. */
   gossipMetrics(): GossipMetrics;
-  /** metrics() without the lease counts, which walk the table (the bench reads 1000 nodes). */
-  counters(): Omit<ClusterMetrics, "leases" | "unrouted">;
 }
 
 /** Most peers remembered as sending records from the future (see futureNames). */
@@ -151,10 +149,9 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   const log = opts.logger.child("lease");
   const range = rangeOf(net);
   const validator = new RecordValidator(range);
-  const table = new LeaseTable();
+  const table = opts.table ?? new LeaseTable();
   const changeFns = new Set<() => void>();
   const renumberFns = new Set<(old: Lease, now: Lease) => void>();
-  const recordFns = new Set<(l: Lease) => void>();
   const m = { conflictsResolved: 0, renumbers: 0, rejectedRecords: 0, nameConflicts: 0, expired: 0 };
 
   let identity: NodeIdentity | undefined;
@@ -388,7 +385,6 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
           if (recentChanges.length > settleQuietRecords + 1) recentChanges.shift();
           if ((l.renewedAt ?? l.claimedAt) < at - settleQuietMs) lastLateChangeAt = at;
           if (!l.deleted && l.claimedAt > maxClaimedAt) maxClaimedAt = l.claimedAt;
-          for (const fn of recordFns) fn(l);
         }
       }
       if (changed) afterChange();
@@ -439,7 +435,6 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     own = l;
     table.merge(l);
     if (l.claimedAt > maxClaimedAt) maxClaimedAt = l.claimedAt;
-    for (const fn of recordFns) fn(l);
     gossip?.broadcast(nodeName, encodeRecord(l));
   }
 
@@ -982,10 +977,6 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       renumberFns.add(fn);
       return () => void renumberFns.delete(fn);
     },
-    onRecord(fn) {
-      recordFns.add(fn);
-      return () => void recordFns.delete(fn);
-    },
     async stop({ leave, release = false }: { leave: boolean; release?: boolean }) {
       if (stopped) return;
       if (release && committed && gossip && !displaced) {
@@ -1011,7 +1002,6 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       const r = routed(memberMap(), clock.now());
       return { leases: r.routes.length, ...m, unrouted: r.unrouted };
     },
-    counters: () => ({ ...m }),
     nodeId: () => identity?.nodeId,
     table: () => table,
     joined: () => joinedP,

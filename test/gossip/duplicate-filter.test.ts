@@ -10,7 +10,7 @@ import { RecentHashes } from "../../src/gossip/recent-hashes.ts";
 import { sharedCopy } from "../../src/gossip/shared-copies.ts";
 import { PACKET, Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
-import { Sim, view } from "./harness.ts";
+import { Sim, view } from "../../sim/gossip-sim.ts";
 
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   v: fc.oneof(

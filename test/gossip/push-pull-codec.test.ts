@@ -20,7 +20,7 @@ import { Opened, Sealer } from "../../src/gossip/security.ts";
 import { Streams } from "../../src/gossip/streams.ts";
 import type { Transport } from "../../src/gossip/transport.ts";
 import { silentLogger } from "../../src/log.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 
 const sourceArb: fc.Arbitrary<MemberEntrySource> = fc
   .record(

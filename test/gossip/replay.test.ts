@@ -11,7 +11,7 @@ import type { LegacyWire } from "../../src/gossip/config.ts";
 import { Opened, PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { GossipMetrics, Keyring } from "../../src/gossip/types.ts";
 import { createLogger } from "../../src/log.ts";
-import { Sim, type SimNode, allSee, view } from "./harness.ts";
+import { Sim, type SimNode, allSee, view } from "../../sim/gossip-sim.ts";
 
 const keyring: Keyring = (() => {
   const k = new Uint8Array(32).fill(9);

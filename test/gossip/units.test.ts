@@ -3,7 +3,7 @@ import { Awareness } from "../../src/gossip/awareness.ts";
 import { BroadcastQueue } from "../../src/gossip/broadcast-queue.ts";
 import { lanConfig, localConfig, pushPullScale, retransmitLimit, suspicionTimeout } from "../../src/gossip/config.ts";
 import { Suspicion, remainingTimeout } from "../../src/gossip/suspicion.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 
 const b = (s: string) => new TextEncoder().encode(s);
 const s = (x: Uint8Array) => new TextDecoder().decode(x);

@@ -13,7 +13,7 @@ import { serveApi, type ApiServer } from "../../src/api/serve.ts";
 import { silentLogger } from "../../src/log.ts";
 import { seededRandom } from "../../src/gossip/prng.ts";
 import { fakeSource } from "../api/fake-source.ts";
-import { REPO, createTopology, exec, listNamespaces, requireRoot, sh, type Topology } from "../integration/harness.ts";
+import { REPO, createTopology, exec, listNamespaces, requireRoot, sh, type Topology } from "../../sim/netns.ts";
 
 const BIN = join(REPO, "dist/weft");
 const noBin = existsSync(BIN) ? undefined : "dist/weft is not built (npm test builds it)";

@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTopology, exec, listNamespaces, ping, requireRoot, type Pod, type Topology } from "../integration/harness.ts";
-import { BIN, agentNode, api, logOf, networkOfGateway, nodesOf, readiness, startAgent, stopAgent, subnetOf, until, type AgentNode } from "./agents.ts";
+import { createTopology, exec, listNamespaces, ping, requireRoot, type Pod, type Topology } from "../../sim/netns.ts";
+import { BIN, agentNode, api, logOf, networkOfGateway, nodesOf, readiness, startAgent, stopAgent, subnetOf, until, type AgentNode } from "../../sim/agents.ts";
 
 const PREFIX = "whd-";
 const skip =

@@ -5,9 +5,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { requireRoot } from "../integration/harness.ts";
-import { BIN } from "./agents.ts";
-import { runLoadScenario } from "./load-scenario.ts";
+import { requireRoot } from "../../sim/netns.ts";
+import { BIN } from "../../sim/agents.ts";
+import { runLoadScenario } from "../../sim/load-scenario.ts";
 
 const skip = requireRoot() ?? (existsSync(BIN) ? undefined : "dist/weft is not built (npm test builds it)") ?? (Bun.which("curl") ? undefined : "needs curl");
 

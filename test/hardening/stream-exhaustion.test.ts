@@ -8,7 +8,7 @@ import { realClock } from "../../src/clock.ts";
 import { createGossip, createUdpTransport, localConfig, type GossipNode } from "../../src/gossip/index.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RecordingDelegate } from "../gossip/harness.ts";
+import { RecordingDelegate } from "../../sim/gossip-sim.ts";
 
 const k = new Uint8Array(32).fill(3);
 const keyring: Keyring = { primary: k, keys: [k] };

@@ -16,7 +16,7 @@ import { Opened, PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { GossipMetrics, Keyring, Member } from "../../src/gossip/types.ts";
 import { type Clock, realClock } from "../../src/clock.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RecordingDelegate, Sim, allSee } from "../gossip/harness.ts";
+import { RecordingDelegate, Sim, allSee } from "../../sim/gossip-sim.ts";
 
 const SEED = Number(process.env.WEFT_FUZZ_SEED ?? 20261124);
 const CLUSTER = "test";

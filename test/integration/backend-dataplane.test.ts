@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO, runTs, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
+import { REPO, runTs, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
 import { NODE_AGENT } from "../backend/node-agent-client.ts";
 import { startAgent, startCluster, type AgentOpts, type Cluster } from "./backend-cluster.ts";
 import { stableMac } from "../../src/backend/mac.ts";

@@ -13,9 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniConfig } from "./flannel-delegate.ts";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
-import { until as waitUntil } from "../wait.ts";
-import { REPO, createTopology, exec, ipJson, Lines, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
-import { agentNode, api as apiCall, BIN, logOf, readiness, startAgent as startAgentIn, subnetOf, type AgentNode } from "../hardening/agents.ts";
+import { until as waitUntil } from "../../sim/wait.ts";
+import { REPO, createTopology, exec, ipJson, Lines, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
+import { agentNode, api as apiCall, BIN, logOf, readiness, startAgent as startAgentIn, subnetOf, type AgentNode } from "../../sim/agents.ts";
 import { killNamespaceProcesses, parseWgDump, WireguardMountNs } from "./wireguard-mountns.ts";
 
 const CNI_DIR = "/usr/lib/cni";

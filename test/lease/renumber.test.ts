@@ -9,7 +9,8 @@ import { parseNetConf } from "../../src/config.ts";
 import { encodeRecord } from "../../src/lease/record.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type LogFields, type Logger } from "../../src/log.ts";
-import { FakeSim, earlierClaim, flush } from "./harness.ts";
+import { flush } from "../../sim/run.ts";
+import { FakeSim, earlierClaim } from "./harness.ts";
 
 const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
 

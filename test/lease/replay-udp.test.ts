@@ -19,8 +19,8 @@ import type { Keyring } from "../../src/gossip/types.ts";
 import { createUdpTransport } from "../../src/gossip/udp-transport.ts";
 import { createCluster, type ClusterCore } from "../../src/lease/cluster.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RecordingDelegate } from "../gossip/harness.ts";
-import { poll } from "../wait.ts";
+import { RecordingDelegate } from "../../sim/gossip-sim.ts";
+import { poll } from "../../sim/wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "weft-replay-udp-"));
 const stops: (() => Promise<void>)[] = [];

@@ -15,7 +15,7 @@ import type { Keyring } from "../../src/gossip/types.ts";
 import { createCluster, type ClusterCore } from "../../src/lease/cluster.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
-import { poll } from "../wait.ts";
+import { poll } from "../../sim/wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "weft-lease-udp-"));
 const running = new Set<ClusterCore>();

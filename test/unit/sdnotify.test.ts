@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { bindUnix, closeFd, recvDatagram, sockaddrUn, unixDatagramSocket } from "../../ffi/libc-socket.ts";
 import { createLogger } from "../../src/log.ts";
 import { createNotifier, watchdogIntervalMs } from "../../src/sys/sdnotify.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wop-sdnotify-"));
 const fds: number[] = [];

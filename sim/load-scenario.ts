@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Lines, REPO, createTopology, exec, ipJson, listNamespaces, runTs, type Topology } from "../integration/harness.ts";
+import { Lines, REPO, createTopology, exec, ipJson, listNamespaces, runTs, type Topology } from "./netns.ts";
 import { agentNode, logOf, readiness, rssMb, startAgent, stopAgent, until } from "./agents.ts";
 
 export interface LoadOptions {

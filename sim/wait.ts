@@ -1,6 +1,6 @@
 /**
  * Waiting on real time in tests: poll a condition with a deadline instead of sleeping
- * a fixed amount (for simulated time use FakeClock and test/lease/harness.ts).
+ * a fixed amount (for simulated time use FakeClock and sim/run.ts).
  */
 
 /** Resolves with `probe`'s first value that is not undefined/false; throws naming `what` after `timeoutMs`. */

@@ -25,7 +25,7 @@ import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
 /** Absolute path of the repository root, for imports inside scripts run by {@link runTs}. */
-export const REPO = resolve(import.meta.dir, "../..");
+export const REPO = resolve(import.meta.dir, "..");
 
 const IP = Bun.which("ip") ?? Bun.which("ip", { PATH: "/usr/sbin:/sbin:/usr/bin:/bin" }) ?? "/usr/sbin/ip";
 

@@ -19,9 +19,9 @@
  * message after sending it (gossip never does: each is a freshly sealed buffer), and
  * receivers only read them. Copying every one was ~5 % of a 500-node simulation.
  */
-import type { Clock } from "../clock.ts";
-import { type Random, seededRandom } from "./prng.ts";
-import type { PacketHandler, StreamHandler, Transport } from "./transport.ts";
+import type { Clock } from "../src/clock.ts";
+import { type Random, seededRandom } from "../src/gossip/prng.ts";
+import type { PacketHandler, StreamHandler, Transport } from "../src/gossip/transport.ts";
 
 export interface MemNetworkOptions {
   clock: Clock;

@@ -4,15 +4,15 @@
  * continuations (push-pull, join) run between steps; nothing sleeps in real time.
  */
 import { createHash } from "node:crypto";
-import type { Clock } from "../../src/clock.ts";
-import { type Logger, silentLogger } from "../../src/log.ts";
-import { type GossipConfig, localConfig } from "../../src/gossip/config.ts";
-import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
-import { MemNetwork, type MemNetworkOptions } from "../../src/gossip/mem-transport.ts";
-import type { GossipDelegate, Keyring, Member, MemberState } from "../../src/gossip/types.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import type { Clock } from "../src/clock.ts";
+import { type Logger, silentLogger } from "../src/log.ts";
+import { type GossipConfig, localConfig } from "../src/gossip/config.ts";
+import { createGossip, type GossipNode } from "../src/gossip/index.ts";
+import { MemNetwork, type MemNetworkOptions } from "./mem-network.ts";
+import type { GossipDelegate, Keyring, Member, MemberState } from "../src/gossip/types.ts";
+import { FakeClock } from "./fake-clock.ts";
+import { flush } from "./run.ts";
 
-export const flush = () => new Promise<void>((r) => setImmediate(r));
 
 /** Records what the gossip layer hands its user; state is a key→value map merged on push-pull. */
 export class RecordingDelegate implements GossipDelegate {

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { type CrossItem, MemNetwork } from "../../src/gossip/mem-transport.ts";
-import { FakeClock } from "../fakes/clock.ts";
-import { Sim, allSee, flush } from "./harness.ts";
+import { type CrossItem, MemNetwork } from "../../sim/mem-network.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
+import { Sim, allSee } from "../../sim/gossip-sim.ts";
+import { flush } from "../../sim/run.ts";
 
 function setup(opts: Partial<ConstructorParameters<typeof MemNetwork>[0]> = {}) {
   const clock = new FakeClock(0);

@@ -2,7 +2,7 @@
  * A manual clock: time moves only when a test calls advance()/runUntil(). Timers fire
  * in time order (ties in scheduling order), so simulations are deterministic.
  */
-import type { Clock, TimerHandle } from "../../src/clock.ts";
+import type { Clock, TimerHandle } from "../src/clock.ts";
 
 interface Timer {
   at: number;

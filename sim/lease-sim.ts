@@ -3,18 +3,21 @@
  * what the randomized lease simulations and bench/convergence.ts run. Nothing sleeps in
  * real time; `run`/`runUntil` advance fake time and let promise continuations run.
  */
-import type { NetConf } from "../../src/config.ts";
-import { type GossipConfig, lanConfig } from "../../src/gossip/config.ts";
-import { type MemLink, MemNetwork } from "../../src/gossip/mem-transport.ts";
-import type { Keyring } from "../../src/gossip/types.ts";
-import { type ClusterCore, createCluster } from "../../src/lease/cluster.ts";
-import type { ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
-import type { Lease } from "../../src/lease/types.ts";
-import { silentLogger, type Logger } from "../../src/log.ts";
-import { FakeClock } from "../fakes/clock.ts";
-import { MemStore, runClock, runClockUntil, seeded } from "./harness.ts";
+import type { NetConf } from "../src/config.ts";
+import { type GossipConfig, lanConfig } from "../src/gossip/config.ts";
+import { type MemLink, MemNetwork } from "./mem-network.ts";
+import type { Keyring } from "../src/gossip/types.ts";
+import { type ClusterCore, createCluster } from "../src/lease/cluster.ts";
+import type { ClusterCoreOptions } from "../src/lease/cluster-core.ts";
+import type { Lease } from "../src/lease/types.ts";
+import { silentLogger, type Logger } from "../src/log.ts";
+import { FakeClock } from "./fake-clock.ts";
+import { seededRandom as seeded } from "../src/gossip/prng.ts";
+import { MemStore } from "./mem-store.ts";
+import { ObservedTable } from "./observed-table.ts";
+import { runClock, runClockUntil } from "./run.ts";
 
-export interface GossipSimOptions {
+export interface LeaseSimOptions {
   seed: number;
   net: NetConf;
   loss?: number;
@@ -28,24 +31,26 @@ export interface GossipSimOptions {
   link?: MemLink;
 }
 
-export interface GossipSimNode {
+export interface LeaseSimNode {
   name: string;
   addr: string;
   cluster: ClusterCore;
   store: MemStore;
+  /** Every record that changed this node's table (its own included), as it happens. */
+  onRecord(fn: (l: Lease) => void): void;
   lease?: Lease;
   error?: Error;
   up: boolean;
 }
 
-export class GossipSim {
+export class LeaseSim {
   readonly clock = new FakeClock();
   readonly network: MemNetwork;
-  readonly nodes = new Map<string, GossipSimNode>();
+  readonly nodes = new Map<string, LeaseSimNode>();
   readonly random: () => number;
   private readonly config: GossipConfig;
 
-  constructor(readonly o: GossipSimOptions) {
+  constructor(readonly o: LeaseSimOptions) {
     this.network = new MemNetwork({ clock: this.clock, seed: o.seed, loss: o.loss ?? 0, delayMs: o.delayMs ?? [1, 5], ...(o.link ? { link: o.link } : {}) });
     this.random = seeded(o.seed * 7919);
     this.config = lanConfig(o.gossip);
@@ -55,8 +60,9 @@ export class GossipSim {
     return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7946`;
   }
 
-  add(name: string, addr: string, seeds: string[], opts: { store?: MemStore; keyring?: Keyring | null } = {}): GossipSimNode {
+  add(name: string, addr: string, seeds: string[], opts: { store?: MemStore; keyring?: Keyring | null } = {}): LeaseSimNode {
     const store = opts.store ?? this.nodes.get(name)?.store ?? new MemStore();
+    const table = new ObservedTable();
     const cluster = createCluster({
       net: this.o.net,
       nodeName: name,
@@ -74,9 +80,10 @@ export class GossipSim {
       settleMs: this.o.settleMs ?? 1000,
       random: this.random,
       seed: Math.floor(this.random() * 2 ** 31),
+      table,
       ...this.o.extra,
     });
-    const node: GossipSimNode = { name, addr, cluster, store, up: true };
+    const node: LeaseSimNode = { name, addr, cluster, store, up: true, onRecord: (fn) => table.observers.push(fn) };
     this.nodes.set(name, node);
     return node;
   }
@@ -105,7 +112,7 @@ export class GossipSim {
     return runClockUntil(this.clock, cond, maxMs, step);
   }
 
-  upNodes(): GossipSimNode[] {
+  upNodes(): LeaseSimNode[] {
     return [...this.nodes.values()].filter((n) => n.up);
   }
 

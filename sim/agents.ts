@@ -6,12 +6,12 @@
 import type { Subprocess } from "bun";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseSubnetEnv } from "../../src/subnet-env.ts";
-import { REPO, exec } from "../integration/harness.ts";
+import { parseSubnetEnv } from "../src/subnet-env.ts";
+import { REPO, exec } from "./netns.ts";
 
 export const BIN = join(REPO, "dist/weft");
 
-export { until } from "../wait.ts";
+export { until } from "./wait.ts";
 
 export interface AgentNode {
   name: string;
