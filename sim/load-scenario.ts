@@ -84,7 +84,7 @@ setInterval(() => {}, 1 << 30);
 
 const PEER_SOURCE = (repo: string) => `
 import { createGossip, createUdpTransport, lanConfig, loadKeyFile } from ${JSON.stringify(join(repo, "src/gossip/index.ts"))};
-import { encodeState } from ${JSON.stringify(join(repo, "src/lease/record.ts"))};
+import { encodeState } from ${JSON.stringify(join(repo, "src/lease/record-codec.ts"))};
 import { realClock } from ${JSON.stringify(join(repo, "src/clock.ts"))};
 import { silentLogger } from ${JSON.stringify(join(repo, "src/log.ts"))};
 const { n, keyFile, bind } = JSON.parse(process.argv[2]);

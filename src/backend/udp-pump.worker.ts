@@ -11,7 +11,9 @@
  */
 import { ptr, type Pointer } from "bun:ffi";
 import { EAGAIN, POLLERR, POLLHUP, POLLIN, POLLNVAL, VIRTIO_NET_HDR_F_NEEDS_CSUM, VNET_HDR_SIZE, errno, packetSyscalls, sockaddrIn, strerror } from "../sys/tun.ts";
-import { inSubnets, ipv4Length, readU32, vnetHdrProblem } from "./udp-packet.ts";
+import { ipv4Mask, parseIpv4U32 } from "../net/ipv4.ts";
+import { readU32 } from "../wire/bytes.ts";
+import { inSubnets, ipv4Length, vnetHdrProblem } from "./udp-packet.ts";
 import {
   CTRL_DONE,
   CTRL_STATE,
@@ -33,8 +35,6 @@ import {
   C_TX_SUPER,
   WEFT_OFFLOAD_MARK,
   PrefixTable,
-  ipToU32,
-  maskOf,
   type FromWorker,
   type ToWorker,
 } from "./udp-pump-protocol.ts";
@@ -243,7 +243,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       udpFd = m.udpFd;
       port = m.port;
       offload = m.offload;
-      ownMask = maskOf(m.ownPrefix);
+      ownMask = ipv4Mask(m.ownPrefix);
       ownNet = (m.ownNet & ownMask) >>> 0;
       shared = new Float64Array(m.counters);
       setPollFds();
@@ -262,8 +262,8 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       sockaddrs = addrs;
       const bySender = new Map<number, number[]>();
       for (const p of m.peers) {
-        const mask = maskOf(p.prefix);
-        const key = ipToU32(p.ip);
+        const mask = ipv4Mask(p.prefix);
+        const key = parseIpv4U32(p.ip);
         const nets = bySender.get(key) ?? [];
         nets.push((p.net & mask) >>> 0, mask);
         bySender.set(key, nets);

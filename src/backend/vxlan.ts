@@ -26,7 +26,7 @@ import { type ApplyResult, type Backend, type BackendDeps, type PeerLease, empty
 import { checkPeers, isOnLink, onLinkPrefixes, type CheckedPeer } from "./peers.ts";
 import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
-import { isUsableMac } from "./mac.ts";
+import { isUsableMac } from "../net/mac.ts";
 import { podMtu } from "./mtu.ts";
 
 export { VXLAN_OVERHEAD } from "./mtu.ts";

@@ -6,7 +6,8 @@
  * of small buffers. The copies are never written to (they are only sent and compared).
  * Bounded: the table is dropped when full, which only costs later copies their sharing.
  */
-import { messageHash, sameRange } from "./codec.ts";
+import { hash53 } from "../wire/hash.ts";
+import { sameRange } from "../wire/msgpack.ts";
 
 const copies = new Map<number, Uint8Array>();
 const MAX_COPIES = 16_384;
@@ -15,7 +16,7 @@ const MAX_COPIES = 16_384;
 export function sharedCopy(b: Uint8Array): Uint8Array {
   // 32 bits of the hash as the key: JSC's Map is several times faster with int32 keys
   // than with doubles, and a hit is checked byte for byte anyway.
-  const h = messageHash(b, 0, b.length) | 0;
+  const h = hash53(b, 0, b.length) | 0;
   const hit = copies.get(h);
   if (hit && sameRange(hit, b, 0, b.length)) return hit;
   const c = b.slice();

@@ -20,7 +20,10 @@ import type { NetConf } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { type Gossip, type GossipDelegate, type GossipMetrics, type Member, emptyGossipMetrics } from "../gossip/types.ts";
 import { ClaimBlockedError, ClockSkewError, SubnetExhaustedError, claimWinner, pickSubnet } from "./allocator.ts";
-import { MAX_GENERATION, RecordValidator, checkDecoded, claimBeats, compareCounters, compareRecords, decodePayload, encodeRecord, encodeState, isEncodingOf, publicIpTextProblem, rangeOf, sameAsWire, sameRecord, subnetProblem } from "./record.ts";
+import { MAX_GENERATION, encodeRecord, encodeState } from "./record-codec.ts";
+import { RecordValidator, publicIpTextProblem, rangeOf, subnetProblem } from "./record-validate.ts";
+import { checkDecoded, decodePayload } from "./payload.ts";
+import { claimBeats, compareCounters, compareRecords, isEncodingOf, sameAsWire, sameRecord } from "./record-order.ts";
 import { type NodeIdentity, type StateStore, nextIdentity } from "./state-store.ts";
 import { LeaseTable } from "./table.ts";
 import type { BackendData, Cluster, ClusterMetrics, Lease, LeaseView } from "./types.ts";
@@ -258,7 +261,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
 
   /**
    * Why this node must not route to `w` (a peer's winning lease), or undefined. Records
-   * are checked on arrival for what holds everywhere (record.ts); these rules depend on
+   * are checked on arrival for what holds everywhere (record-validate.ts); these rules depend on
    * this node: its own public IP and VTEP MAC, and what its gossip layer knows of the
    * owner. The agent advertises its public IP as its gossip address, so a member that
    * gossips from another usable address while its record names this one is inconsistent

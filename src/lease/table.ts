@@ -1,10 +1,11 @@
 /**
  * The replicated lease table: one record per node name, merged by keeping the greater
- * record in the total order of record.ts. Pure and synchronous (no clock, no I/O), so
+ * record in the total order of record-order.ts. Pure and synchronous (no clock, no I/O), so
  * the merge laws can be property-tested. Subnet conflicts between different names are
  * not resolved here; the table only indexes who claims what (see conflict.ts).
  */
-import { compareRecords, stateDigest, xorRecordInto } from "./record.ts";
+import { compareRecords } from "./record-order.ts";
+import { stateDigest, xorRecordInto } from "./state-digest.ts";
 import type { Lease } from "./types.ts";
 
 export class LeaseTable {

@@ -7,7 +7,7 @@
 import { AF_INET, SOCK_CLOEXEC, SOCK_RAW } from "../../ffi/constants.ts";
 import { errno, libc, POLLIN } from "../../ffi/libc-socket.ts";
 import { strerror } from "../../ffi/libc.ts";
-import { ipv4Bytes } from "./libnl-codec.ts";
+import { ipv4Bytes } from "../net/ipv4.ts";
 
 /** IANA protocol number of ICMP (netinet/in.h IPPROTO_ICMP). */
 const IPPROTO_ICMP = 1;

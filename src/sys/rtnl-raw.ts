@@ -10,7 +10,8 @@ import {
 } from "../../ffi/constants.ts";
 import { errno, loadLibc, strerror } from "../../ffi/libc.ts";
 import { NDMSG, NLMSGHDR, nlmsgAlign, RTATTR, SOCKADDR_NL } from "../../ffi/structs.ts";
-import { formatIpv4, formatMac } from "./libnl-codec.ts";
+import { formatIpv4Bytes } from "../net/ipv4.ts";
+import { formatMac } from "../net/mac.ts";
 
 export interface NlMessage {
   type: number;
@@ -117,7 +118,7 @@ export function dumpFdb(): FdbEntry[] {
         const ll = attrs.get(NDA_LLADDR);
         if (!dst || dst.length !== 4 || !ll) continue;
         const mac = formatMac(ll);
-        if (mac) out.push({ ifindex: m.body.getInt32(NDMSG.ifindex, true), mac, dst: formatIpv4(dst) });
+        if (mac) out.push({ ifindex: m.body.getInt32(NDMSG.ifindex, true), mac, dst: formatIpv4Bytes(dst) });
       }
     }
   } finally {

@@ -7,6 +7,7 @@
  * per packet would cost more than the syscall bookkeeping it saves.
  */
 import { ptr } from "bun:ffi";
+import { ipv4ToU32 } from "../net/ipv4.ts";
 import {
   AF_INET,
   EADDRINUSE,
@@ -102,14 +103,14 @@ export function closeFd(fd: number, what: string): void {
 
 /** struct sockaddr_in for ip:port. */
 export function sockaddrIn(ip: string, port: number): Uint8Array {
-  const parts = ip.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`Cannot build sockaddr for ${JSON.stringify(ip)}: not an IPv4 address`);
+  const addr = typeof ip === "string" ? ipv4ToU32(ip) : -1;
+  if (addr < 0) throw new Error(`Cannot build sockaddr for ${JSON.stringify(ip)}: not an IPv4 address`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Cannot build sockaddr for port ${port}: expected 0..65535`);
   const sa = new Uint8Array(SOCKADDR_IN_SIZE);
   const dv = new DataView(sa.buffer);
   dv.setUint16(0, AF_INET, true);
   dv.setUint16(2, port, false);
-  sa.set(parts, 4);
+  dv.setUint32(4, addr, false);
   return sa;
 }
 

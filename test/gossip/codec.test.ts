@@ -6,7 +6,10 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { isIPv4, isIPv6 } from "node:net";
-import { MAX_ADDR, MAX_KEY, MAX_META, MAX_NAME, checkMessage, decode, decodePacket, encode, isGossipAddr, messageSchema, pushPullChecker, pushPullSchema } from "../../src/gossip/codec.ts";
+import { MAX_ADDR, isGossipAddr } from "../../src/gossip/addr.ts";
+import { MAX_KEY, MAX_META, MAX_NAME, messageSchema, pushPullSchema } from "../../src/gossip/messages.ts";
+import { checkMessage, pushPullChecker } from "../../src/gossip/message-check.ts";
+import { decode, decodeMessageAt, encode, packetBounds } from "../../src/gossip/codec.ts";
 
 const strLens = [0, 1, 2, 3, 4, MAX_ADDR, MAX_ADDR + 1, MAX_NAME, MAX_NAME + 1, MAX_KEY, MAX_KEY + 1];
 const strArb = fc.constantFrom(...strLens).map((n) => "x".repeat(n));
@@ -92,11 +95,12 @@ describe("checkMessage ≡ messageSchema", () => {
     }
   });
 
-  test("decodePacket counts what the schema rejects", () => {
+  test("a packet's messages are found by packetBounds; decodeMessageAt refuses what the schema rejects", () => {
     const pkt = encode([{ t: 3, seq: 1 }, { t: 3, seq: -1 }, { t: 9 }, { t: 4, seq: 2, x: 1 }]);
-    const r = decodePacket(pkt);
-    expect(r.invalid).toBe(2);
-    expect(r.messages).toStrictEqual([{ t: 3, seq: 1 }, { t: 4, seq: 2 }]);
+    const bounds = packetBounds(pkt);
+    expect(bounds).toHaveLength(5);
+    const decoded = bounds.slice(0, -1).map((start, i) => decodeMessageAt(pkt, start, bounds[i + 1]!));
+    expect(decoded).toStrictEqual([{ t: 3, seq: 1 }, undefined, undefined, { t: 4, seq: 2 }]);
   });
 });
 

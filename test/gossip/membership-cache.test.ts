@@ -7,7 +7,7 @@
 import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { Awareness } from "../../src/gossip/awareness.ts";
-import { T } from "../../src/gossip/codec.ts";
+import { T } from "../../src/gossip/messages.ts";
 import { lanConfig } from "../../src/gossip/config.ts";
 import { Membership, isLive } from "../../src/gossip/membership.ts";
 import { seededRandom } from "../../src/gossip/prng.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { RECORD_HASH_BYTES, xorRecordHash } from "../../src/gossip/record-hash.ts";
+import { RECORD_HASH_BYTES, xorRecordHash } from "../../src/wire/record-hash.ts";
 
 const hashOf = (b: Uint8Array): string => {
   const acc = new Uint8Array(RECORD_HASH_BYTES);

@@ -6,7 +6,9 @@
  * upgrade of the wire format keeps the cluster whole.
  */
 import { describe, expect, test } from "bun:test";
-import { type Message, T, compound, decodePacket, encode } from "../../src/gossip/codec.ts";
+import { type Message, T } from "../../src/gossip/messages.ts";
+import { compound, encode } from "../../src/gossip/codec.ts";
+import { decodePacket } from "./decode-packet.ts";
 import type { LegacyWire } from "../../src/gossip/config.ts";
 import { Opened, PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { GossipMetrics, Keyring } from "../../src/gossip/types.ts";

@@ -13,7 +13,8 @@ import { RecordingDelegate } from "../../sim/gossip-sim.ts";
 import { FakeClock } from "../../sim/fake-clock.ts";
 import { type Socket, connect } from "node:net";
 import { PACKET, Sealer } from "../../src/gossip/security.ts";
-import { T, compound, encode } from "../../src/gossip/codec.ts";
+import { T } from "../../src/gossip/messages.ts";
+import { compound, encode } from "../../src/gossip/codec.ts";
 import { poll } from "../../sim/wait.ts";
 
 const key = (b: number): Keyring => {

@@ -9,7 +9,9 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { COMPOUND_HEADER, T, compound, decodePacket, encode } from "../../src/gossip/codec.ts";
+import { COMPOUND_HEADER, compound, encode } from "../../src/gossip/codec.ts";
+import { decodePacket } from "../gossip/decode-packet.ts";
+import { T } from "../../src/gossip/messages.ts";
 import { createGossip, createUdpTransport, localConfig, type GossipNode } from "../../src/gossip/index.ts";
 import { seededRandom, type Random } from "../../src/gossip/prng.ts";
 import { Opened, PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { SubnetExhaustedError, claimWinner, pickSubnet, subnetCount } from "../../src/lease/allocator.ts";
-import { rangeOf } from "../../src/lease/record.ts";
+import { rangeOf } from "../../src/lease/record-validate.ts";
 import { parseNetConf } from "../../src/config.ts";
 import type { Lease } from "../../src/lease/types.ts";
 

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { parseNetConf } from "../../src/config.ts";
-import { canonicalText, compareRecords, encodeRecord, encodeState, rangeOf } from "../../src/lease/record.ts";
+import { canonicalText, encodeRecord, encodeState } from "../../src/lease/record-codec.ts";
+import { compareRecords } from "../../src/lease/record-order.ts";
+import { rangeOf } from "../../src/lease/record-validate.ts";
 import { pickSubnet } from "../../src/lease/allocator.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { MemStore } from "../../sim/mem-store.ts";

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { parseNetConf } from "../../src/config.ts";
-import { encodeRecord } from "../../src/lease/record.ts";
+import { encodeRecord } from "../../src/lease/record-codec.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type LogFields, type Logger } from "../../src/log.ts";
 import { flush } from "../../sim/run.ts";

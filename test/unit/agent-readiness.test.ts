@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { LeaseReadiness } from "../../src/agent.ts";
 import { parseNetConf } from "../../src/config.ts";
-import { encodeRecord } from "../../src/lease/record.ts";
+import { encodeRecord } from "../../src/lease/record-codec.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import type { Notifier } from "../../src/sys/sdnotify.ts";
 import { flush } from "../../sim/run.ts";

@@ -1,7 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import {
-  formatIpBytes, formatIpv4, formatMac, invalidIfName, invalidInt, ipv4Bytes, ipv4Cidr, macBytes, NetlinkError, routeText,
-} from "../../src/sys/libnl-codec.ts";
+import { invalidIfName, invalidInt, ipv4Cidr, NetlinkError, routeText } from "../../src/sys/libnl-codec.ts";
 
 describe("NetlinkError", () => {
   test("message is the operation, then the detail; code and op kept", () => {
@@ -38,34 +36,13 @@ describe("interface names", () => {
   test("non-strings are refused", () => expect(invalidIfName(7)).toBe("interface name is empty"));
 });
 
-describe("IPv4 bytes", () => {
-  test("round trip", () => {
-    expect([...ipv4Bytes("10.244.2.255")]).toEqual([10, 244, 2, 255]);
-    expect(formatIpv4(ipv4Bytes("192.0.2.1"))).toBe("192.0.2.1");
-    expect(formatIpv4(new Uint8Array(0))).toBe("0.0.0.0");
-  });
-  test("refuses IPv6 and junk, naming the input", () => {
-    expect(() => ipv4Bytes("fd00::1")).toThrow('"fd00::1" is not an IPv4 address');
-    expect(() => ipv4Bytes("10.1")).toThrow('Cannot parse IP address "10.1"');
-    expect(() => formatIpv4(new Uint8Array(16))).toThrow("IPv4 address must be 4 bytes, got 16");
-  });
+describe("IPv4 prefixes as bytes", () => {
   test("CIDR with and without the network rule", () => {
     expect(ipv4Cidr("10.244.1.1/24")).toEqual({ bytes: new Uint8Array([10, 244, 1, 1]), prefix: 24 });
     expect(ipv4Cidr("0.0.0.0/0", { network: true })).toEqual({ bytes: new Uint8Array(4), prefix: 0 });
     expect(() => ipv4Cidr("10.244.1.1/24", { network: true })).toThrow('"10.244.1.1/24" has host bits set (did you mean 10.244.1.0/24?)');
     expect(() => ipv4Cidr("fd00::/64")).toThrow('"fd00::/64" is not an IPv4 prefix');
     expect(() => ipv4Cidr("10.0.0.0/33")).toThrow("prefix must be 0..32");
-  });
-});
-
-describe("MAC bytes", () => {
-  test("round trip, lowercased", () => {
-    expect([...macBytes("02:AA:00:00:0f:ff")]).toEqual([2, 0xaa, 0, 0, 0x0f, 0xff]);
-    expect(formatMac(macBytes("02:AA:00:00:0f:ff"))).toBe("02:aa:00:00:0f:ff");
-    expect(formatMac(new Uint8Array(0))).toBeUndefined();
-  });
-  test.each(["02:aa:00:00:00", "02-aa-00-00-00-01", "02:aa:00:00:00:0g", "", "02:aa:00:00:00:001"])("refuses %j", (m) => {
-    expect(() => macBytes(m)).toThrow(`${JSON.stringify(m)} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
   });
 });
 
@@ -77,24 +54,4 @@ describe("invalidInt", () => {
     [1.5, "mtu must be an integer in 68..65535, got 1.5"],
     ["1450", 'mtu must be an integer in 68..65535, got "1450"'],
   ])("mtu %j -> %j", (v, detail) => expect(invalidInt("mtu", v, 68, 65535)).toBe(detail as string | undefined));
-});
-
-describe("formatIpBytes", () => {
-  test("4 bytes are IPv4, 16 bytes IPv6 in canonical (compressed) form, network order", () => {
-    expect(formatIpBytes(new Uint8Array([192, 0, 2, 10]))).toBe("192.0.2.10");
-    const v6 = new Uint8Array(16);
-    v6.set([0x20, 0x01, 0x0d, 0xb8], 0);
-    v6[15] = 1;
-    expect(formatIpBytes(v6)).toBe("2001:db8::1");
-    expect(formatIpBytes(new Uint8Array(16))).toBe("::");
-    const mapped = new Uint8Array(16);
-    mapped.set([0xfe, 0x80], 0);
-    mapped.set([0x12, 0x34, 0x56, 0x78], 12);
-    expect(formatIpBytes(mapped)).toBe("fe80::1234:5678");
-  });
-
-  test("any other length is an error that says so", () => {
-    expect(() => formatIpBytes(new Uint8Array(0))).toThrow("IP address must be 4 or 16 bytes, got 0");
-    expect(() => formatIpBytes(new Uint8Array(6))).toThrow("IP address must be 4 or 16 bytes, got 6");
-  });
 });

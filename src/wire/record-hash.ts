@@ -3,18 +3,17 @@
  * and the member list's. 256 bits from two runs of a 128-bit murmur3-style hash (four
  * 32-bit lanes, x86_128 constants) with different seeds, XORed straight into a digest
  * accumulator, so a set's digest is the XOR of its records' hashes, whatever the order.
- * It replaced SHA-256, which cost ~9 % of a 1000-node join storm (every lease record is
- * hashed when it enters the table and again when it leaves). A digest only decides
- * whether a push-pull can be skipped; an accidental collision is ~2⁻¹²⁸, and crafting
- * one needs the cluster key to send records at all.
+ * Not a cryptographic hash, on purpose: every lease record is hashed when it enters the
+ * table and again when it leaves, and a digest only decides whether a push-pull can be
+ * skipped; an accidental collision is ~2⁻¹²⁸, and crafting one needs the cluster key to
+ * send records at all.
  */
-import { fmix32, rotl32 } from "./murmur.ts";
+import { fmix32, rotl32 } from "./hash.ts";
 
 const C1 = 0x239b961b;
 const C2 = 0xab0e9789;
 const C3 = 0x38b34ae5;
 const C4 = 0xa1e38b93;
-
 
 /** Little-endian 32-bit word at `i`, zero past `end`. */
 function word(b: Uint8Array, i: number, end: number): number {
