@@ -7,8 +7,9 @@ import type { NetConf } from "../src/config.ts";
 import { type GossipConfig, lanConfig } from "../src/gossip/config.ts";
 import { type MemLink, MemNetwork } from "./mem-network.ts";
 import type { Keyring } from "../src/gossip/types.ts";
-import { type ClusterCore, createCluster } from "../src/lease/cluster.ts";
-import type { ClusterCoreOptions } from "../src/lease/cluster-core.ts";
+import { createCluster } from "../src/lease/cluster.ts";
+import type { ClusterCore } from "../src/lease/cluster-options.ts";
+import type { ClusterCoreOptions } from "../src/lease/cluster-options.ts";
 import type { Lease } from "../src/lease/types.ts";
 import { silentLogger, type Logger } from "../src/log.ts";
 import { FakeClock } from "./fake-clock.ts";
@@ -25,6 +26,8 @@ export interface LeaseSimOptions {
   gossip?: Partial<GossipConfig>;
   keyring?: Keyring | null;
   settleMs?: number;
+  /** The cluster's tolerated clock skew (createCluster clockSkewMs); its default otherwise. */
+  clockSkewMs?: number;
   logger?: Logger;
   extra?: Partial<ClusterCoreOptions>;
   /** This simulation is one part of a split one (see MemNetwork). */
@@ -81,6 +84,7 @@ export class LeaseSim {
       random: this.random,
       seed: Math.floor(this.random() * 2 ** 31),
       table,
+      ...(this.o.clockSkewMs !== undefined ? { clockSkewMs: this.o.clockSkewMs } : {}),
       ...this.o.extra,
     });
     const node: LeaseSimNode = { name, addr, cluster, store, up: true, onRecord: (fn) => table.observers.push(fn) };

@@ -60,6 +60,15 @@ export interface ClusterMetrics {
   unrouted?: number;
 }
 
+/** The lease layer's event counters: ClusterMetrics without the counts that walk the table. */
+export interface LeaseCounters {
+  conflictsResolved: number;
+  renumbers: number;
+  rejectedRecords: number;
+  nameConflicts: number;
+  expired: number;
+}
+
 /** The lease layer as the agent sees it. */
 export interface Cluster {
   /** Starts gossip, joins, and runs allocation until the own lease is committed. */

@@ -19,7 +19,7 @@ import type { GossipDelegate } from "../../src/gossip/types.ts";
 import { checkPeers } from "../../src/backend/peers.ts";
 import { MAX_GENERATION, WIRE_VERSION, encodeRecord, encodeState } from "../../src/lease/record-codec.ts";
 import { rangeOf, subnetProblem } from "../../src/lease/record-validate.ts";
-import type { ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
+import type { ClusterCoreOptions } from "../../src/lease/cluster-options.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
 import { LeaseSim, type LeaseSimNode } from "../../sim/lease-sim.ts";

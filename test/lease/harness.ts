@@ -1,7 +1,8 @@
 /** Shared pieces for cluster tests: a lease cluster on the fake gossip layer (fake-gossip.ts). */
 import type { NetConf } from "../../src/config.ts";
 import { parseNetConf } from "../../src/config.ts";
-import { createClusterCore, type ClusterCore, type ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
+import { createClusterCore } from "../../src/lease/cluster-core.ts";
+import type { ClusterCore, ClusterCoreOptions } from "../../src/lease/cluster-options.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type Logger } from "../../src/log.ts";
 import { seededRandom } from "../../src/gossip/prng.ts";
