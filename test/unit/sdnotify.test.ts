@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bindUnix, closeFd, recvDatagram, sockaddrUn, unixDatagramSocket } from "../../ffi/libc-socket.ts";
+import { bindUnix, closeFd, recvDatagram, sockaddrUn, unixDatagramSocket } from "../../src/sys/unix-socket.ts";
 import { createLogger } from "../../src/log.ts";
 import { createNotifier, watchdogIntervalMs } from "../../src/sys/sdnotify.ts";
 import { FakeClock } from "../../sim/fake-clock.ts";
