@@ -1,18 +1,17 @@
 /**
  * The agent's readiness (/readyz and systemd STATUS=) across a renumber, without root:
- * LeaseReadiness (src/agent.ts) following a real lease layer on the fake gossip layer,
- * with a recording notifier and a reprogram step the test resolves by hand. The agent's
- * own host effects (netlink, sysctl, subnet.env, ip-masq) are not injectable, so
- * Agent.start itself runs only in the root integration tests.
+ * LeaseReadiness (src/readiness.ts) following a real lease layer on the fake gossip layer,
+ * with a recording notifier and a reprogram step the test resolves by hand. The whole
+ * agent across the same paths is test/agent.test.ts.
  */
 import { describe, expect, test } from "bun:test";
-import { LeaseReadiness } from "../../src/agent.ts";
-import { parseNetConf } from "../../src/config.ts";
-import { encodeRecord } from "../../src/lease/record-codec.ts";
-import type { Lease } from "../../src/lease/types.ts";
-import type { Notifier } from "../../src/sys/sdnotify.ts";
-import { flush } from "../../sim/run.ts";
-import { FakeSim, earlierClaim } from "../lease/harness.ts";
+import { LeaseReadiness } from "../src/readiness.ts";
+import { parseNetConf } from "../src/config.ts";
+import { encodeRecord } from "../src/lease/record-codec.ts";
+import type { Lease } from "../src/lease/types.ts";
+import type { Notifier } from "../src/sys/sdnotify.ts";
+import { flush } from "../sim/run.ts";
+import { FakeSim, earlierClaim } from "./lease/harness.ts";
 
 const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
 
