@@ -1,6 +1,6 @@
 /**
  * Kernel tests (root): each backend programmed by weft on two node namespaces over a
- * shared underlay (test/integration/harness.ts), with a pod namespace per node on a
+ * shared underlay (sim/netns.ts), with a pod namespace per node on a
  * cni0 bridge; pods ping across, and the kernel state is read back with `ip -j` and
  * `bridge -j`, independently of weft's own Netlink code. For udp the ping proves the
  * TUN ↔ UDP worker end to end.

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, parseNetConf, resolveAgentFlags } from "../../src/config.ts";
+import { ConfigError, parseNetConf, resolveAgentFlags } from "../src/config.ts";
 
 const netConfError = (input: unknown): string => {
   try {

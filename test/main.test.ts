@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-const bin = resolve(import.meta.dir, "../../dist/weft");
+const bin = resolve(import.meta.dir, "../dist/weft");
 const dir = mkdtempSync(join(tmpdir(), "weft-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

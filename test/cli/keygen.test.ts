@@ -1,7 +1,7 @@
 /**
  * `weft keygen --out FILE` in-process: the key file's mode from its first byte, no
  * overwrite without --force, symlinks and unsafe directories refused. The binary's exit
- * codes are checked in test/unit/cli.test.ts.
+ * codes are checked in test/main.test.ts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";

@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatSubnetEnv, parseSubnetEnv, writeSubnetEnv } from "../../src/subnet-env.ts";
+import { formatSubnetEnv, parseSubnetEnv, writeSubnetEnv } from "../src/subnet-env.ts";
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
-import { ensureBridge } from "../../src/bridge.ts";
-import { RecordingNetlink } from "../fakes/netlink.ts";
+import { ensureBridge } from "../src/bridge.ts";
+import { RecordingNetlink } from "./fakes/netlink.ts";
 
 const spec = { name: "cni0", subnet: "10.244.3.0/24", network: "10.244.0.0/16", mtu: 1450 };
 
