@@ -19,7 +19,7 @@
  * exact 1 ms window is the default and 3 ms an opt-in for quick runs.
  */
 import { createHash } from "node:crypto";
-import { parseNetConf } from "../src/config.ts";
+import { parseNetConf } from "../src/net-conf.ts";
 import { parseKeyFile } from "../src/gossip/keyring.ts";
 import type { CrossItem, MemNetworkStats } from "../sim/mem-network.ts";
 import type { Lease } from "../src/lease/types.ts";

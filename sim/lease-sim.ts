@@ -3,7 +3,7 @@
  * what the randomized lease simulations and bench/convergence.ts run. Nothing sleeps in
  * real time; `run`/`runUntil` advance fake time and let promise continuations run.
  */
-import type { NetConf } from "../src/config.ts";
+import type { NetConf } from "../src/net-conf.ts";
 import { type GossipConfig, lanConfig } from "../src/gossip/config.ts";
 import { type MemLink, MemNetwork } from "./mem-network.ts";
 import type { Keyring } from "../src/gossip/types.ts";

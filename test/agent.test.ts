@@ -7,7 +7,9 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { Agent } from "../src/agent.ts";
-import { parseNetConf, type AgentFlags, type Config, type NetConf } from "../src/config.ts";
+import { parseNetConf, type NetConf } from "../src/net-conf.ts";
+import { type AgentFlags } from "../src/agent-flags.ts";
+import { type Config } from "../src/config.ts";
 import { createGossip, lanConfig, type GossipNode } from "../src/gossip/index.ts";
 import { parseKeyFile } from "../src/gossip/keyring.ts";
 import { seededRandom } from "../src/gossip/prng.ts";

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, parseNetConf, resolveAgentFlags } from "../src/config.ts";
+import { ConfigError } from "../src/config.ts";
+import { parseNetConf } from "../src/net-conf.ts";
+import { resolveAgentFlags } from "../src/agent-flags.ts";
 
 const netConfError = (input: unknown): string => {
   try {

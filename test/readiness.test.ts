@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { LeaseReadiness } from "../src/readiness.ts";
-import { parseNetConf } from "../src/config.ts";
+import { parseNetConf } from "../src/net-conf.ts";
 import { encodeRecord } from "../src/lease/record-codec.ts";
 import type { Lease } from "../src/lease/types.ts";
 import type { Notifier } from "../src/sys/sdnotify.ts";

@@ -21,7 +21,7 @@
  */
 import type { BackendData } from "../lease/types.ts";
 import type { LinkInfo, NeighSpec, FdbSpec, RouteSpec } from "../sys/netlink.ts";
-import type { BackendConf } from "../config.ts";
+import type { BackendConf } from "../net-conf.ts";
 import { type ApplyResult, type Backend, type BackendDeps, type PeerLease, emptyResult } from "./backend.ts";
 import { checkPeers, isOnLink, onLinkPrefixes, type CheckedPeer } from "./peers.ts";
 import { ProblemLog } from "./problem-log.ts";

@@ -4,7 +4,9 @@
  */
 import { parseArgs } from "node:util";
 import { Agent } from "../agent.ts";
-import { agentFlagOptions, ConfigError, loadNetConf, resolveAgentFlags, type Config } from "../config.ts";
+import { agentFlagOptions, resolveAgentFlags } from "../agent-flags.ts";
+import { ConfigError, type Config } from "../config.ts";
+import { loadNetConf } from "../net-conf.ts";
 import { KeyFileError, loadKeyFile } from "../gossip/keyring.ts";
 import { createLogger } from "../log.ts";
 import { createNotifier } from "../sys/sdnotify.ts";

@@ -5,6 +5,11 @@
  * broadcasts. All time comes from the injected Clock; packet handling is synchronous,
  * so a simulation on a FakeClock is deterministic. Nothing a peer sends can throw out
  * of a handler: bad input is dropped and counted.
+ *
+ * Longer than most files on purpose: the send path (packet budget, compound packets into
+ * one scratch buffer, relay limits) and the receive path (duplicate filter, user-message
+ * dedupe, dispatch) share this node's state. Every part with state of its own has its own
+ * file: membership, prober, push-pull, streams, broadcast queue, security, anti-replay.
  */
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";

@@ -53,7 +53,7 @@ export const STATE_NAME = ["alive", "suspect", "dead", "left"] as const;
 const pushPullMember = z.object({ name, addr, inc, state: z.number().int().min(0).max(3), meta: bytes(MAX_META).optional() });
 export type PushPullMember = z.infer<typeof pushPullMember>;
 
-/** Longest push-pull digest accepted (ours are 32-byte SHA-256). */
+/** Longest push-pull digest accepted, bytes; ours (push-pull.ts digest()) are 32. */
 export const MAX_DIGEST = 64;
 
 export function pushPullSchema(maxMembers: number, maxBytes: number) {

@@ -1,6 +1,6 @@
 /** The lease layer's options (each knob with its unit and default) and its surface beyond {@link Cluster}. */
 import type { Clock } from "../clock.ts";
-import type { NetConf } from "../config.ts";
+import type { NetConf } from "../net-conf.ts";
 import type { GossipMetrics, Member } from "../gossip/types.ts";
 import type { Logger } from "../log.ts";
 import type { ClaimBlockedError } from "./allocator.ts";

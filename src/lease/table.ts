@@ -2,7 +2,8 @@
  * The replicated lease table: one record per node name, merged by keeping the greater
  * record in the total order of record-order.ts. Pure and synchronous (no clock, no I/O), so
  * the merge laws can be property-tested. Subnet conflicts between different names are
- * not resolved here; the table only indexes who claims what (see conflict.ts).
+ * not resolved here; the table only indexes who claims what (winners.ts decides who holds
+ * a subnet).
  */
 import { compareRecords } from "./record-order.ts";
 import { stateDigest, xorRecordInto } from "./state-digest.ts";

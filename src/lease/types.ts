@@ -2,7 +2,7 @@
  * Lease records as replicated by gossip, and the Cluster surface the agent uses.
  * One record per node, written only by its owner; merge = higher (generation, version).
  */
-import type { BackendType } from "../config.ts";
+import type { BackendType } from "../net-conf.ts";
 import type { Member } from "../gossip/types.ts";
 
 export interface BackendData {

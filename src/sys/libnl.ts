@@ -9,6 +9,10 @@
  * only called on objects this file just allocated with the matching `*_alloc`.
  * Listing uses a cache walked with nl_cache_get_first/next (no JS callback needed),
  * except the FDB, which is dumped over a raw socket (see rtnl-raw.ts).
+ *
+ * Longer than most files on purpose: it is the one class implementing the Netlink port,
+ * one method per operation, each a short sequence of libnl calls around its own objects.
+ * Pure checks and text live in libnl-codec.ts, the symbol tables in ffi/libnl.ts.
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import {

@@ -10,7 +10,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { pack } from "msgpackr";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { encode } from "../../src/gossip/codec.ts";
 import { createGossip, lanConfig, type GossipNode } from "../../src/gossip/index.ts";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";

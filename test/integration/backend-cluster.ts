@@ -8,7 +8,7 @@ import { expect } from "bun:test";
 import { exec, ip, createTopology, type Topology } from "../../sim/netns.ts";
 import { NODE_AGENT, NodeAgentClient } from "../backend/node-agent-client.ts";
 import { stableMac } from "../../src/backend/mac.ts";
-import type { BackendConf } from "../../src/config.ts";
+import type { BackendConf } from "../../src/net-conf.ts";
 import type { PeerLease } from "../../src/backend/backend.ts";
 
 export const NETWORK = "10.244.0.0/16";

@@ -14,7 +14,7 @@ import { REPO, runTs, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, require
 import { NODE_AGENT } from "../backend/node-agent-client.ts";
 import { startAgent, startCluster, type AgentOpts, type Cluster } from "./backend-cluster.ts";
 import { stableMac } from "../../src/backend/mac.ts";
-import type { BackendConf } from "../../src/config.ts";
+import type { BackendConf } from "../../src/net-conf.ts";
 
 const skip = requireRoot();
 const PREFIX = "wbk-";

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Clock } from "../../src/clock.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { createGossip, lanConfig } from "../../src/gossip/index.ts";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";
 import { encodeRecord, encodeState } from "../../src/lease/record-codec.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { canonicalText, encodeRecord, encodeState } from "../../src/lease/record-codec.ts";
 import { compareRecords } from "../../src/lease/record-order.ts";
 import { rangeOf } from "../../src/lease/record-validate.ts";

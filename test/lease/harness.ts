@@ -1,6 +1,6 @@
 /** Shared pieces for cluster tests: a lease cluster on the fake gossip layer (fake-gossip.ts). */
-import type { NetConf } from "../../src/config.ts";
-import { parseNetConf } from "../../src/config.ts";
+import type { NetConf } from "../../src/net-conf.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { createClusterCore } from "../../src/lease/cluster-core.ts";
 import type { ClusterCore, ClusterCoreOptions } from "../../src/lease/cluster-options.ts";
 import type { Lease } from "../../src/lease/types.ts";

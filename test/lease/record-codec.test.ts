@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { unpack } from "msgpackr";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { u32ToIpv4 } from "../../src/net/ipv4.ts";
 import { checkDecoded, decodePayload } from "../../src/lease/payload.ts";
 import { canonicalText, encodeRecord, encodeState, isRecordTuple, recordTupleSchemaAccepts } from "../../src/lease/record-codec.ts";

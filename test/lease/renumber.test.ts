@@ -5,7 +5,7 @@
  * record of a fictitious node with an earlier claim on d's subnet reaches d.
  */
 import { describe, expect, test } from "bun:test";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { encodeRecord } from "../../src/lease/record-codec.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type LogFields, type Logger } from "../../src/log.ts";

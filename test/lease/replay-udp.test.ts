@@ -11,7 +11,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { realClock } from "../../src/clock.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { type GossipConfig, localConfig } from "../../src/gossip/config.ts";
 import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
 import type { Transport } from "../../src/gossip/transport.ts";

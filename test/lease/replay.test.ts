@@ -7,7 +7,7 @@
  * Real gossip layer on MemNetwork with a FakeClock.
  */
 import { expect, test } from "bun:test";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";
 import { LeaseSim } from "../../sim/lease-sim.ts";
 

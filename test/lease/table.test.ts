@@ -7,7 +7,7 @@ import { canonicalText, encodeRecord, encodeState, isRecordTuple, recordTupleSch
 import { checkDecoded, decodePayload } from "../../src/lease/payload.ts";
 import { compareRecords } from "../../src/lease/record-order.ts";
 import { stateDigest } from "../../src/lease/state-digest.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { arbLease, names } from "./arbitrary.ts";
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { realClock } from "../../src/clock.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { localConfig } from "../../src/gossip/config.ts";
 import { createUdpTransport } from "../../src/gossip/udp-transport.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
