@@ -13,10 +13,9 @@
  * end instead — at most windowMs − 1 ms late, and only for delays under windowMs (with
  * 3 ms and delays uniform in 1..10 ms, 2/9 of the crossings at most, ~0.1 ms late on
  * average over all crossings). Fewer windows mean fewer swaps and less time lost to the
- * parts' uneven work per window (1000 nodes: 148 → 125 s wall), but the small shift is
- * not harmless everywhere: with `--loss 0.1 --partition-ms 5000` at 100 nodes the max
- * convergence was 2.0–2.2 s at 3 ms against 0.34–0.57 s at 1 ms (seeds 1–3), so the
- * exact 1 ms window is the default and 3 ms an opt-in for quick runs.
+ * parts' uneven work per window, but the small shift is not harmless everywhere: with
+ * loss and a partition the tail of convergence grows several-fold (bench/RESULTS.md,
+ * 2026-12-01), so the exact 1 ms window is the default and 3 ms an opt-in for quick runs.
  */
 import { createHash } from "node:crypto";
 import { parseNetConf } from "../src/net-conf.ts";

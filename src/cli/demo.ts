@@ -224,7 +224,7 @@ export async function runDemo(plan: DemoPlan, keep: boolean, io: Io): Promise<nu
       mkdirSync(n.stateDir, { recursive: true, mode: 0o700 });
       writeFileSync(n.netConfFile, JSON.stringify(plan.netConf, null, 2) + "\n");
       const log = openSync(n.logFile, "a");
-      // Own session: Ctrl-C reaches only the demo, which stops agents in order; with
+      // Detached (a process group of its own): Ctrl-C reaches only the demo, which stops agents in order; with
       // --keep they outlive it.
       const child = spawn(n.agentArgv[0]!, n.agentArgv.slice(1), { stdio: ["ignore", log, log], detached: true });
       closeSync(log);

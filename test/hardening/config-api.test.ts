@@ -1,5 +1,5 @@
 /**
- * Bad configuration and API input (weft issue 6, item 4), against the compiled binary:
+ * Bad configuration and API input, against the compiled binary:
  * every net-conf field and agent flag with a wrong type or range makes `weft
  * check-config` / `weft agent` exit 2 with a message naming the field; malformed or
  * oversized HTTP requests get a 4xx and the server keeps serving; the API binds loopback

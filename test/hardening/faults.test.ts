@@ -1,5 +1,5 @@
 /**
- * Faults against the shipped binary (weft issue 6, item 3), root only: real `dist/weft
+ * Faults against the shipped binary, root only: real `dist/weft
  * agent` processes (vxlan) in harness namespaces on one underlay bridge. The underlay
  * namespace's bridge is where faults are injected, with nftables (bridge family): a
  * partition drops everything to/from one node's port, packet loss drops 20% of all

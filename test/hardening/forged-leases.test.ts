@@ -1,5 +1,5 @@
 /**
- * Forged and malicious leases from a key-holder (weft issue 6, item 2). Three honest
+ * Forged and malicious leases from a key-holder (docs/hardening.md). Three honest
  * lease nodes (createCluster on the real gossip layer over MemNetwork, FakeClock) and one
  * hand-driven malicious gossip node (createGossip with the cluster key) that broadcasts
  * and push-pulls crafted lease payloads. Each forgery must be rejected, or resolved by the
@@ -315,11 +315,10 @@ describe("forged leases from a key-holder", () => {
     expect(w.honest.map((n) => n.cluster.ownLease())).toEqual(before);
   }, 60_000);
 
-  // Finding F1 (docs/hardening-findings.md), fixed: a record that copies an honest node's
-  // nodeId (every key-holder sees it) with generation 2^53-1 used to make that node
-  // "out-rank its own restored start" with generation 2^53, which every peer rejected as
-  // out of range, freezing the forged record on peers. Generations are now bounded at
-  // MAX_GENERATION (2^40), so such a record is rejected on arrival.
+  // docs/hardening.md F1: a record that copies an honest node's nodeId (every key-holder
+  // sees it) with an enormous generation must not make that node out-rank it past the
+  // valid range, which would freeze the forged record on peers. Generations are bounded
+  // at MAX_GENERATION (2^40), so such a record is rejected on arrival.
   test("a maximal generation copying an honest node's nodeId does not freeze that node's record", async () => {
     const w = (current = await world(15));
     const [n1, n2] = w.honest;

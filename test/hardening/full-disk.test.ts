@@ -1,5 +1,5 @@
 /**
- * A full disk when writing state (weft issue 6, item 3): the state store on a real,
+ * A full disk when writing state: the state store on a real,
  * full tmpfs inside a private mount namespace (`unshare -m`), and the agent binary
  * starting with its --state-dir on one. Shown: an error naming the file and ENOSPC, no
  * torn file and no temp file left behind, the previous file intact and still loadable.

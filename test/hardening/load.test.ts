@@ -1,5 +1,5 @@
 /**
- * 1000 leases from simulated peers against one real agent (weft issue 6, item 5),
+ * 1000 leases from simulated peers against one real agent,
  * correctness only: every fictitious lease becomes a route (and vxlan neighbour + FDB
  * entry), /v1/nodes lists them all. Timing and memory figures: bench/load.ts.
  */
