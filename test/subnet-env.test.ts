@@ -47,7 +47,7 @@ test("a failed write leaves no temp file and names the path", () => {
 const env = { network: "10.244.0.0/16", subnet: "10.244.7.0/24", mtu: 1450, ipMasq: false };
 const isRoot = process.geteuid?.() === 0;
 
-test("a symlink planted at the old predictable temp name (<file>.tmp-<pid>) is not followed: its target keeps its content", () => {
+test("a symlink planted at a predictable temp name (<file>.tmp-<pid>) is not followed: its target keeps its content", () => {
   const d = tmp();
   const victim = join(tmp(), "victim");
   writeFileSync(victim, "precious\n");

@@ -36,7 +36,7 @@ describe("config math", () => {
     [30_000, 1000, 30_000 * 6],
   ])("pushPullScale(%d, n %d) = %d", (iv, n, want) => expect(pushPullScale(iv, n)).toBe(want));
 
-  test("LAN defaults match the issue", () => {
+  test("LAN defaults are memberlist's DefaultLANConfig timings (docs/gossip.md, Config knobs); local ones are faster; overrides apply", () => {
     const c = lanConfig();
     expect([c.probeIntervalMs, c.probeTimeoutMs, c.indirectChecks, c.gossipIntervalMs, c.gossipNodes]).toEqual([1000, 500, 3, 200, 3]);
     expect([c.retransmitMult, c.suspicionMult, c.suspicionMaxTimeoutMult, c.pushPullIntervalMs, c.awarenessMaxMultiplier, c.udpBufferSize]).toEqual([4, 4, 6, 30_000, 8, 1400]);

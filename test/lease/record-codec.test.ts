@@ -206,7 +206,7 @@ describe("record validation", () => {
     expect(roundTrip({ ...good, backend: { type: "wireguard" } })).toEqual({ ...good, backend: { type: "wireguard" } });
   });
 
-  test("records without a public key keep the encoding older nodes read (golden bytes)", () => {
+  test("records without a public key keep the encoding nodes without wireguard support read (golden bytes)", () => {
     // Encodings made by the record layout that knew vxlan, host-gw and udp only: an older
     // node decodes these records exactly as before.
     const golden: [Lease["backend"], string][] = [
