@@ -95,6 +95,15 @@ async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlag
   return w;
 }
 
+/** What programming the dataplane for `subnet` does on the host, in order (vxlan, ip-masq on). */
+const dataplaneFor = (subnet: string): string[] => [
+  `backend vxlan for ${subnet}`,
+  "watch netlink events",
+  `bridge cni0 for ${subnet}`,
+  `ip-masq 10.244.0.0/16 from ${subnet}`,
+  `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`,
+];
+
 const readiness = (w: World) => w.host.source!.readiness();
 const ownSubnet = (w: World) => w.host.source!.status().subnet;
 
@@ -112,11 +121,7 @@ describe("agent start-up", () => {
       `bind gossip ${UNDERLAY_IP}:7946`,
       "state store /var/lib/weft",
       "sysctl net.ipv4.ip_forward=1",
-      `backend vxlan for ${subnet}`,
-      "watch netlink events",
-      `bridge cni0 for ${subnet}`,
-      `ip-masq 10.244.0.0/16 from ${subnet}`,
-      `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`,
+      ...dataplaneFor(subnet),
     ]);
     expect(w.systemd).toEqual(["STATUS=joining the cluster", "STATUS=not ready: programming the dataplane", "READY=1", `STATUS=ready: ${subnet} via vxlan`]);
     expect(readiness(w)).toEqual({ ready: true });
@@ -178,14 +183,7 @@ describe("agent readiness", () => {
     const now = ownSubnet(w)!;
     expect(now).not.toBe(old);
     expect(w.systemd.slice(-3)).toEqual([`STATUS=not ready: renumbering: early holds an earlier claim on ${old}`, `STATUS=not ready: renumbering from ${old} to ${now}`, `STATUS=ready: ${now} via vxlan`]);
-    expect(w.host.take()).toEqual([
-      "unwatch netlink events",
-      `backend vxlan for ${now}`,
-      "watch netlink events",
-      `bridge cni0 for ${now}`,
-      `ip-masq 10.244.0.0/16 from ${now}`,
-      `write /run/flannel/subnet.env subnet ${now} mtu 1450`,
-    ]);
+    expect(w.host.take()).toEqual(["unwatch netlink events", ...dataplaneFor(now)]);
     const gw = (s: string) => s.replace(/\.0\/24$/, ".1/24");
     const ops = w.host.nl.takeOps();
     expect(ops).toContain(`delete address ${gw(old)} dev cni0`);
