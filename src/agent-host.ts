@@ -11,7 +11,7 @@
  * lease layer), the API server, the event watcher and the WireGuard control at stop.
  */
 import { serveApi, type ApiServer, type ServeApiOptions } from "./api/index.ts";
-import { createBackend, type AnyBackend } from "./backend/create-backend.ts";
+import { createBackend } from "./backend/create-backend.ts";
 import { loadOrCreateWireguardKeys, type WireguardKeys } from "./backend/wireguard-key.ts";
 import { ensureBridge, type BridgeSpec } from "./bridge.ts";
 import { createUdpTransport, type Transport } from "./gossip/index.ts";

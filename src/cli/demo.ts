@@ -25,10 +25,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseSubnetEnv } from "../subnet-env.ts";
-import { cniConfig, DEMO_API, DEMO_GOSSIP_PORT, DEMO_MARKER, type DemoBackend, type DemoOptions, type DemoPlan, planDemo, selfCommand, setupCommands } from "./demo-plan.ts";
+import { cniConfig, DEMO_API, DEMO_MARKER, type DemoOptions, type DemoPlan, planDemo, selfCommand, setupCommands } from "./demo-plan.ts";
 
 interface Io {
   out: (s: string) => void;

@@ -9,7 +9,7 @@ import { unpack } from "msgpackr";
 import { parseNetConf } from "../../src/net-conf.ts";
 import { u32ToIpv4 } from "../../src/net/ipv4.ts";
 import { checkDecoded, decodePayload } from "../../src/lease/payload.ts";
-import { canonicalText, encodeRecord, encodeState, isRecordTuple, recordTupleSchemaAccepts } from "../../src/lease/record-codec.ts";
+import { canonicalText, encodeRecord, isRecordTuple, recordTupleSchemaAccepts } from "../../src/lease/record-codec.ts";
 import { RecordValidator, rangeOf, subnetProblem } from "../../src/lease/record-validate.ts";
 import { stateDigest } from "../../src/lease/state-digest.ts";
 import type { Lease } from "../../src/lease/types.ts";

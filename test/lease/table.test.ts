@@ -1,9 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { unpack } from "msgpackr";
 import { LeaseTable } from "../../src/lease/table.ts";
-import { RecordValidator, rangeOf, subnetProblem } from "../../src/lease/record-validate.ts";
-import { canonicalText, encodeRecord, encodeState, isRecordTuple, recordTupleSchemaAccepts } from "../../src/lease/record-codec.ts";
+import { RecordValidator, rangeOf } from "../../src/lease/record-validate.ts";
+import { canonicalText, encodeState } from "../../src/lease/record-codec.ts";
 import { checkDecoded, decodePayload } from "../../src/lease/payload.ts";
 import { compareRecords } from "../../src/lease/record-order.ts";
 import { stateDigest } from "../../src/lease/state-digest.ts";
