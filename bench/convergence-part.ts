@@ -13,18 +13,17 @@
  * end instead — at most windowMs − 1 ms late, and only for delays under windowMs (with
  * 3 ms and delays uniform in 1..10 ms, 2/9 of the crossings at most, ~0.1 ms late on
  * average over all crossings). Fewer windows mean fewer swaps and less time lost to the
- * parts' uneven work per window (1000 nodes: 148 → 125 s wall), but the small shift is
- * not harmless everywhere: with `--loss 0.1 --partition-ms 5000` at 100 nodes the max
- * convergence was 2.0–2.2 s at 3 ms against 0.34–0.57 s at 1 ms (seeds 1–3), so the
- * exact 1 ms window is the default and 3 ms an opt-in for quick runs.
+ * parts' uneven work per window, but the small shift is not harmless everywhere: with
+ * loss and a partition the tail of convergence grows several-fold (bench/RESULTS.md,
+ * 2026-12-01), so the exact 1 ms window is the default and 3 ms an opt-in for quick runs.
  */
 import { createHash } from "node:crypto";
-import { parseNetConf } from "../src/config.ts";
+import { parseNetConf } from "../src/net-conf.ts";
 import { parseKeyFile } from "../src/gossip/keyring.ts";
-import type { CrossItem, MemNetworkStats } from "../src/gossip/mem-transport.ts";
+import type { CrossItem, MemNetworkStats } from "../sim/mem-network.ts";
 import type { Lease } from "../src/lease/types.ts";
-import { GossipSim } from "../test/lease/gossip-sim.ts";
-import { flush } from "../test/lease/harness.ts";
+import { LeaseSim } from "../sim/lease-sim.ts";
+import { flush } from "../sim/run.ts";
 
 export interface PartOptions {
   nodes: number;
@@ -79,13 +78,13 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   const { nodes: N, parts, part } = o;
   const local = (i: number) => i % parts === part;
   const ownerOf = new Map<string, number>();
-  for (let i = 0; i < N; i++) ownerOf.set(GossipSim.addr(i + 1), i % parts);
+  for (let i = 0; i < N; i++) ownerOf.set(LeaseSim.addr(i + 1), i % parts);
   const outbox: CrossItem[][] = Array.from({ length: parts }, () => []);
 
   // A /12 cut into /24s: 4096 subnets, room for the largest run.
   const net = parseNetConf({ Network: "10.240.0.0/12", SubnetLen: 24, Backend: { Type: "vxlan" } });
   const keyring = parseKeyFile(Buffer.alloc(32, 42).toString("base64"));
-  const sim = new GossipSim({
+  const sim = new LeaseSim({
     seed: o.seed * 1009 + part,
     net,
     loss: o.loss,
@@ -147,11 +146,11 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   };
 
   const names = Array.from({ length: N }, (_, i) => `node-${i}`);
-  const seeds = [GossipSim.addr(1)];
+  const seeds = [LeaseSim.addr(1)];
   for (const [i, name] of names.entries()) {
     if (!local(i)) continue;
-    const n = sim.add(name, GossipSim.addr(i + 1), seeds);
-    n.cluster.onRecord((l) => {
+    const n = sim.add(name, LeaseSim.addr(i + 1), seeds);
+    n.onRecord((l) => {
       const t = trackOf(l);
       if (!Number.isNaN(t.heldAt[i]!)) return;
       t.heldAt[i] = sim.clock.now();
@@ -178,7 +177,7 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
     );
   }
   if (o.partitionMs > 0) {
-    const half = names.slice(0, Math.floor(N / 2)).map((_, i) => GossipSim.addr(i + 1));
+    const half = names.slice(0, Math.floor(N / 2)).map((_, i) => LeaseSim.addr(i + 1));
     sim.clock.after(500, () => sim.network.partition([half]));
     sim.clock.after(500 + o.partitionMs, () => sim.network.heal());
   }
@@ -257,7 +256,7 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   let renumbers = 0;
   let rejectedRecords = 0;
   for (const n of up) {
-    const m = n.cluster.counters();
+    const m = n.cluster.metrics();
     conflictsResolved += m.conflictsResolved;
     renumbers += m.renumbers;
     rejectedRecords += m.rejectedRecords;

@@ -35,18 +35,16 @@ const { values: a } = parseArgs({
   },
 });
 
-// All nodes' state lives in this process (GBs at 1000 nodes), which allocator/GC defaults
-// made slow, so the bench runs itself again with them changed (all are read at
-// start-up). Bun's GC timer starts a young-generation collection about once a second, and
-// each re-scans the big tables the nodes keep changing: 0.2-0.5 s per pause at 1000 nodes,
-// 102 pauses = 26 s of a 117 s run (JSC's own heuristics collect ~4x less often).
-// mimalloc hands freed pages back to the kernel and faults them in again for the next
-// push-pull buffer: 14 s of system time in a 78 s run, 6.5 s with purging off.
-// With worker threads, concurrent marking runs a collector thread beside the worker it
-// collects for, which on 2 CPUs takes its core from the other worker while both must
-// finish each window: stop-the-world collections (marking in parallel) took the
-// 1000-node storm from 95-111 s to 86-90 s wall (three runs each, alternated) and max RSS
-// 7.8 -> 6.8 GB. One thread keeps concurrent marking: there the other core is idle.
+// All nodes' state lives in this process (GBs at 1000 nodes), for which the allocator and
+// GC defaults are slow, so the bench runs itself again with them changed (all are read
+// at start-up). Bun's GC timer starts a young-generation collection about once a second,
+// and each re-scans the big tables the nodes keep changing (JSC's own heuristics collect
+// several times less often). mimalloc hands freed pages back to the kernel and faults
+// them in again for the next push-pull buffer. With worker threads, concurrent marking
+// runs a collector thread beside the worker it collects for, which on 2 CPUs takes its
+// core from the other worker while both must finish each window: stop-the-world
+// collections (marking in parallel) are faster there and use less memory. One thread
+// keeps concurrent marking: there the other core is idle. Figures: bench/RESULTS.md.
 const TUNED_ENV = { BUN_GC_TIMER_DISABLE: "1", MIMALLOC_PURGE_DELAY: "-1" };
 const STOP_THE_WORLD_GC = { BUN_JSC_useConcurrentGC: "false" };
 if (process.env.BUN_GC_TIMER_DISABLE === undefined) {

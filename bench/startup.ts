@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { bindUnix, closeFd, recvDatagram, unixDatagramSocket } from "../ffi/libc-socket.ts";
-import { createTopology, requireRoot } from "../test/integration/harness.ts";
+import { bindUnix, closeFd, recvDatagram, unixDatagramSocket } from "../src/sys/unix-socket.ts";
+import { createTopology, requireRoot } from "../sim/netns.ts";
 
 const { values: a } = parseArgs({
   options: {

@@ -27,7 +27,7 @@ export const newChannelBuffers = (halfBytes = 8 << 20): ChannelBuffers => ({
 const packr = new Packr({ useRecords: false, moreTypes: false });
 // Binary fields (packets) must not stay views into the shared buffer, which is reused.
 const unpackr = new Unpackr({ useRecords: false, moreTypes: false, copyBuffers: true });
-/** Checks of `seq` before sleeping in Atomics.wait. Spinning longer was slower: it takes the core from the other worker's GC helper threads. */
+/** Checks of `seq` before sleeping in Atomics.wait: none, since spinning takes the core from the other worker's GC helper threads. */
 const SPINS = 0;
 /** Messages of more bytes go by postMessage (a join storm's windows with push-pull streams). */
 const LARGE = 32 << 10;

@@ -94,7 +94,47 @@ export const NLE_AF_MISMATCH = 15;
 export const NLE_NOADDR = 19;
 export const NLE_NODEV = 31;
 
-// libc errno values used by the event socket (asm-generic/errno-base.h, errno.h).
+// libc (x86-64 and aarch64 values)
+// errno values the wrappers tell apart (asm-generic/errno-base.h, errno.h)
+export const ENOENT = 2;
 export const EINTR = 4;
 export const EAGAIN = 11;
+export const ENOTTY = 25;
+export const EBADFD = 77;
+export const EADDRINUSE = 98;
 export const ENOBUFS = 105;
+export const EINPROGRESS = 115;
+
+// fcntl.h
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CREAT = 0o100;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+
+// sys/file.h
+export const LOCK_EX = 2;
+export const LOCK_UN = 8;
+
+// sched.h: the namespace type setns() is asked to join.
+export const CLONE_NEWNET = 0x40000000;
+/** linux/nsfs.h: NS_GET_NSTYPE = _IO(0xb7, 0x3); returns the CLONE_NEW* type of an nsfs fd. */
+export const NS_GET_NSTYPE = 0xb703;
+
+// sys/socket.h
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUFFORCE = 32;
+export const SO_RCVBUFFORCE = 33;
+export const MSG_NOSIGNAL = 0x4000;
+
+// poll.h
+export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;

@@ -1,15 +1,15 @@
 /**
  * Raw dlopen symbol tables for WireGuard's control paths: libnl-genl-3 (Debian package
  * libnl-genl-3-200) to open a generic netlink socket and resolve the "wireguard" family,
- * the few libnl-3 calls that move prepared message bytes over that socket, the
- * libnl-route-3 setter that names a link kind libnl has no type of its own for, and
- * libc's free() for the buffers nl_recv allocates. Only signatures; the safe wrapper is
- * src/sys/wireguard-genl.ts. The rest of libnl-3/libnl-route-3 comes from ffi/libnl.ts.
+ * the few libnl-3 calls that move prepared message bytes over that socket, and the
+ * libnl-route-3 setter that names a link kind libnl has no type of its own for. Only
+ * signatures; the safe wrapper is src/sys/wireguard-genl.ts (it frees the buffers nl_recv
+ * allocates with libc's free(), ffi/libc.ts). The rest of libnl-3/libnl-route-3 comes
+ * from ffi/libnl.ts.
  * Opened lazily, once per process, so importing this file never fails.
  */
 import { dlopen, type FFIFunction } from "bun:ffi";
 import { LIBNL_PATH, LIBNL_ROUTE_PATH, type Narrowed } from "./libnl.ts";
-import { LIBC_PATH } from "./libc.ts";
 
 export const LIBNL_GENL_PATH = process.env.WEFT_LIBNL_GENL ?? "libnl-genl-3.so.200";
 
@@ -34,17 +34,12 @@ export const LIBNL_LINK_KIND_SYMBOLS = {
   rtnl_link_set_type: { args: ["ptr", "ptr"], returns: "i32" },
 } as const;
 
-export const LIBC_FREE_SYMBOLS = {
-  free: { args: ["ptr"], returns: "void" },
-} as const;
-
 type Loaded<S extends Record<string, FFIFunction>> = Narrowed<ReturnType<typeof dlopen<S>>["symbols"]>;
 
 export interface LibnlGenlLibraries {
   genl: Loaded<typeof LIBNL_GENL_SYMBOLS>;
   transfer: Loaded<typeof LIBNL_TRANSFER_SYMBOLS>;
   linkKind: Loaded<typeof LIBNL_LINK_KIND_SYMBOLS>;
-  libc: Loaded<typeof LIBC_FREE_SYMBOLS>;
 }
 
 let loaded: LibnlGenlLibraries | undefined;
@@ -63,7 +58,6 @@ export function loadLibnlGenl(): LibnlGenlLibraries {
     genl: open(LIBNL_GENL_PATH, LIBNL_GENL_SYMBOLS, "libnl-genl-3-200"),
     transfer: open(LIBNL_PATH, LIBNL_TRANSFER_SYMBOLS, "libnl-3-200"),
     linkKind: open(LIBNL_ROUTE_PATH, LIBNL_LINK_KIND_SYMBOLS, "libnl-route-3-200"),
-    libc: open(LIBC_PATH, LIBC_FREE_SYMBOLS, "libc6"),
   };
   return loaded;
 }

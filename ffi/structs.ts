@@ -1,7 +1,8 @@
 /**
- * Byte layouts of the few kernel structs weft builds or parses itself (the rest go
- * through libnl objects). Offsets and sizes are from linux/netlink.h; all fields are
- * host byte order (little-endian on the platforms weft ships for).
+ * Byte layouts of the few kernel and libc structs weft builds or parses itself (the rest
+ * go through libnl objects). Offsets and sizes are from linux/netlink.h and the libc
+ * headers; fields are host byte order (little-endian on the platforms weft ships for)
+ * unless marked network order.
  */
 
 /** struct sockaddr_nl { u16 nl_family; u16 nl_pad; u32 nl_pid; u32 nl_groups; } */
@@ -19,3 +20,10 @@ export const NDMSG = { size: 12, family: 0, ifindex: 4, state: 8, flags: 10, typ
 
 /** struct rtattr { u16 rta_len; u16 rta_type; } followed by the payload, 4-byte aligned. */
 export const RTATTR = { size: 4, len: 0, type: 2 } as const;
+
+/** struct pollfd: fd i32, events i16, revents i16. */
+export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
+/** struct sockaddr_un: sa_family_t sun_family (u16), then char sun_path[108]. */
+export const SOCKADDR_UN = { familySize: 2, pathMax: 108 } as const;
+/** struct sockaddr_in: family u16 (host order), port u16 (network order), addr 4 bytes, 8 zero. */
+export const SOCKADDR_IN_SIZE = 16;

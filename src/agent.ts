@@ -1,38 +1,40 @@
 /**
  * The one place that wires weft together. Start-up, in order:
  *   underlay (iface, public IP, MTU) → status API (503 until ready) → gossip transport →
- *   lease layer (join, claim, settle, commit) → ip_forward → bridge cni0 with the
- *   subnet's gateway address → backend device → reconciler (first full apply, which also
- *   drops stale weft entries) → ip-masq → subnet.env → ready (sd_notify READY=1).
- * Stop (SIGTERM/SIGINT) halts loops and leaves the dataplane as it is, so pods keep
- * working while the agent restarts; the next start adopts what is in the kernel.
+ *   lease layer (join, claim, settle, commit) → ip_forward → backend device →
+ *   reconciler: kernel event watch, then the first full apply (peers' entries, bridge
+ *   cni0 with the subnet's gateway address, ip-masq; it also drops stale weft entries, so
+ *   after a restart it waits for the gossip join) → subnet.env → ready (READY=1).
+ * Every effect on the node goes through the injected AgentHost (agent-host.ts); readiness
+ * is LeaseReadiness (readiness.ts). Stop (SIGTERM/SIGINT) halts loops and leaves the
+ * dataplane as it is, so pods keep working while the agent restarts; the next start
+ * adopts what is in the kernel.
  */
 import type { Clock, TimerHandle } from "./clock.ts";
 import { realClock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
-import { createStatusSource, serveApi, type ApiServer, type Readiness, type StatusSource } from "./api/index.ts";
-import { createBackend, type AnyBackend, type PeerLease } from "./backend/create-backend.ts";
+import { realHost, type AgentHost } from "./agent-host.ts";
+import { createStatusSource, type ApiServer, type StatusSource } from "./api/index.ts";
+import type { AnyBackend, PeerLease } from "./backend/create-backend.ts";
 import { stableMac } from "./backend/mac.ts";
 import { podMtu } from "./backend/mtu.ts";
 import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
-import { loadOrCreateWireguardKeys, type WireguardKeys } from "./backend/wireguard-key.ts";
+import type { WireguardKeys } from "./backend/wireguard-key.ts";
 import type { ApplyResult } from "./backend/backend.ts";
-import { createUdpTransport, lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
-import { createCluster, type ClusterCore } from "./lease/cluster.ts";
+import { lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
+import { createCluster } from "./lease/cluster.ts";
+import type { ClusterCore } from "./lease/cluster-options.ts";
 import type { BackendData, Cluster, Lease } from "./lease/types.ts";
-import { ensureBridge } from "./bridge.ts";
-import { writeSubnetEnv } from "./subnet-env.ts";
-import { resolveUnderlay, type Underlay } from "./sys/iface.ts";
-import { ensureIpMasq, removeIpMasq } from "./sys/ipmasq.ts";
-import { openNetlink } from "./sys/libnl.ts";
+import { LeaseReadiness } from "./readiness.ts";
+import type { Underlay } from "./sys/iface.ts";
 import type { Netlink } from "./sys/netlink.ts";
-import { watchNetlinkEvents } from "./sys/netlink-events.ts";
 import type { Notifier } from "./sys/sdnotify.ts";
-import { writeSysctl } from "./sys/sysctl.ts";
 import type { WireguardSys } from "./sys/wireguard.ts";
-import { createWireguardSys } from "./sys/wireguard-sys.ts";
 import { version } from "./version.ts";
+
+/** What the agent uses of the lease layer: the Cluster surface, its node id, the join and the gossip counters. */
+export type AgentCluster = Cluster & Pick<ClusterCore, "nodeId" | "joined" | "gossipMetrics">;
 
 export interface AgentOptions {
   config: Config;
@@ -44,97 +46,22 @@ export interface AgentOptions {
   notifier?: Notifier | null;
   /** Gossip timings; LAN defaults. */
   gossipConfig?: GossipConfig;
-  /** Netlink port (tests may inject); the libnl implementation by default. */
-  netlink?: Netlink;
-  /** WireGuard control (tests may inject); kernel module or wireguard-go by default. */
-  wireguardSys?: WireguardSys;
+  /** The node's effects (netlink, transport, files, sysctl, nftables, WireGuard); the real node by default. */
+  host?: AgentHost;
+  /** PRNG of the lease layer (claims, settle sampling); Math.random by default. */
+  random?: () => number;
 }
 
-
-/**
- * What /readyz and systemd STATUS= say about the node, kept in one place so the two never
- * disagree: every change is also sent as STATUS= ("ready: <subnet> via <backend>" or
- * "not ready: <reason>"). Ready means the dataplane serves the committed own lease and
- * the lease layer is not renumbering it; a renumber (or its back-off after a failure)
- * makes the node not ready with the lease layer's reason until the new subnet is
- * programmed, or the old one turns out to stand.
- */
-export class LeaseReadiness {
-  private current: Readiness = { ready: false, reason: "waiting for a subnet lease to be committed" };
-  /** The own subnet the bridge, backend and subnet.env are programmed for. */
-  private served: string | undefined;
-  /** A condition only a restart clears (name taken over, failed reprogram). */
-  private stuck = false;
-
-  constructor(private readonly o: { notifier?: Notifier | null; backend: string }) {}
-
-  readiness(): Readiness {
-    return this.current;
-  }
-
-  /** Not ready while a start-up step or a blocked claim holds the node. */
-  notReady(reason: string): void {
-    if (!this.stuck) this.set({ ready: false, reason });
-  }
-
-  /** The dataplane now serves `subnet` (undefined: it is being reprogrammed, for `reason`). */
-  serving(subnet: string | undefined, reason = "programming the dataplane"): void {
-    this.served = subnet;
-    if (subnet === undefined) this.notReady(reason);
-  }
-
-  /** Not ready until a restart. */
-  fail(reason: string): void {
-    this.set({ ready: false, reason });
-    this.stuck = true;
-  }
-
-  /**
-   * Follows `cluster`: readiness on every lease change, and after a renumber not ready
-   * until `reprogram(old, now)` has moved the dataplane to the new subnet. A failed
-   * reprogram is final (`onFail` hears it).
-   */
-  follow(cluster: Pick<Cluster, "renumbering" | "ownLease" | "onChange" | "onRenumber">, reprogram: (old: Lease, now: Lease) => Promise<void>, onFail: (e: Error) => void): void {
-    cluster.onChange(() => this.update(cluster));
-    cluster.onRenumber((old, now) => {
-      this.serving(undefined, `renumbering from ${old.subnet} to ${now.subnet}`);
-      reprogram(old, now).then(
-        () => {
-          this.serving(now.subnet);
-          this.update(cluster);
-        },
-        (e: Error) => {
-          this.fail(`renumber failed: ${e.message}`);
-          onFail(e);
-        },
-      );
-    });
-  }
-
-  /** Re-derives readiness from the lease layer (follow() calls it on every lease change). */
-  update(cluster: Pick<Cluster, "renumbering" | "ownLease">): void {
-    if (this.stuck) return;
-    const why = cluster.renumbering();
-    if (why) return this.set({ ready: false, reason: why });
-    const own = cluster.ownLease();
-    if (own && own.subnet === this.served) this.set({ ready: true });
-  }
-
-  private set(r: Readiness): void {
-    if (r.ready === this.current.ready && r.reason === this.current.reason) return;
-    this.current = r;
-    this.o.notifier?.status(r.ready ? `ready: ${this.served} via ${this.o.backend}` : `not ready: ${r.reason}`);
-  }
-}
 
 export class Agent {
   private readonly log: Logger;
   private readonly clock: Clock;
+  private readonly host: AgentHost;
   private readonly startedAt: number;
   private nl: Netlink | undefined;
   private underlay: Underlay | undefined;
   private api: ApiServer | undefined;
-  private cluster: ClusterCore | undefined;
+  private cluster: AgentCluster | undefined;
   private backend: AnyBackend | undefined;
   private reconciler: Reconciler | undefined;
   /** wireguard backend: the node's key pair (read or made at start) and the device control. */
@@ -155,6 +82,7 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
     this.clock = opts.clock ?? realClock;
+    this.host = opts.host ?? realHost;
     this.startedAt = this.clock.now();
     this.ready = new LeaseReadiness({ notifier: opts.notifier ?? null, backend: opts.config.net.backend.type });
   }
@@ -169,8 +97,9 @@ export class Agent {
     const { config, notifier } = this.opts;
     const { agent: flags, net } = config;
     const log = this.log;
-    this.nl = this.opts.netlink ?? openNetlink();
-    const underlay = resolveUnderlay(this.nl, { ...(flags.iface ? { iface: flags.iface } : {}), ...(flags.publicIp ? { publicIp: flags.publicIp } : {}) });
+    const host = this.host;
+    this.nl = host.openNetlink();
+    const underlay = host.resolveUnderlay(this.nl, { ...(flags.iface ? { iface: flags.iface } : {}), ...(flags.publicIp ? { publicIp: flags.publicIp } : {}) });
     this.underlay = underlay;
     const mtu = podMtu(net.backend, underlay.mtu);
     log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, mtu: underlay.mtu, backend: net.backend.type, podMtu: mtu });
@@ -179,14 +108,14 @@ export class Agent {
     this.watchdog = notifier?.startWatchdog(this.clock, () => this.healthy()) ?? null;
     notifier?.status("joining the cluster");
     if (flags.apiListen) {
-      this.api = serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(mtu), logger: log.child("api") });
+      this.api = host.serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(mtu), logger: log.child("api") });
     }
 
     // The key must exist before the lease is published: the lease carries its public half.
-    if (net.backend.type === "wireguard") this.wgKeys = loadOrCreateWireguardKeys(flags.stateDir, log);
+    if (net.backend.type === "wireguard") this.wgKeys = host.wireguardKeys(flags.stateDir, log);
     const wgPublicKey = this.wgKeys?.publicKey;
 
-    const transport = await createUdpTransport({ bindAddr: underlay.ip, port: flags.gossipPort, logger: log.child("gossip") });
+    const transport = await host.createTransport({ bindAddr: underlay.ip, port: flags.gossipPort, logger: log.child("gossip") });
     const backendType = net.backend.type;
     const cluster = createCluster({
       net,
@@ -198,11 +127,13 @@ export class Agent {
       backend: (nodeId): BackendData =>
         backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : wgPublicKey ? { type: "wireguard", publicKey: wgPublicKey } : { type: backendType },
       stateDir: flags.stateDir,
+      store: host.stateStore(flags.stateDir, log.child("state")),
       transport,
       gossipConfig: { ...(this.opts.gossipConfig ?? lanConfig()), legacyWire: flags.gossipLegacyWire },
       keyring: this.opts.keyring,
       clock: this.clock,
       logger: log,
+      ...(this.opts.random ? { random: this.opts.random } : {}),
       // A full range (or clocks that disagree) is a cluster condition, not a crash: stay
       // up, say why on /readyz, and keep trying (a lease expiring after its TTL frees a
       // subnet without a restart).
@@ -232,11 +163,11 @@ export class Agent {
     this.committed = true;
 
     this.ready.notReady("programming the dataplane");
-    writeSysctl("net.ipv4.ip_forward", 1);
+    host.writeSysctl("net.ipv4.ip_forward", 1);
     await this.programDataplane(lease, mtu);
     if (this.displaced) this.reconciler?.stop(); // taken over while programming
 
-    writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
+    host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
     // Start-up is over (READY=1 for systemd); /readyz and STATUS= still say "not ready"
     // if the lease layer began renumbering meanwhile.
     this.ready.serving(lease.subnet);
@@ -252,8 +183,9 @@ export class Agent {
     const underlay = this.underlay!;
     const cluster = this.cluster!;
     const log = this.log;
+    const host = this.host;
     const nodeId = cluster.nodeId();
-    const backend = createBackend(net.backend, {
+    const backend = host.createBackend(net.backend, {
       nl,
       publicIp: underlay.ip,
       underlayIface: underlay.iface,
@@ -261,7 +193,7 @@ export class Agent {
       ownSubnet: lease.subnet,
       network: net.network,
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
-      ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= this.opts.wireguardSys ?? createWireguardSys({ logger: log })) } } : {}),
+      ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
       logger: log,
     });
     this.backend = backend;
@@ -273,14 +205,14 @@ export class Agent {
       const r = backend.apply(peers);
       if (flags.bridge) {
         try {
-          r.changes += ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? lease.subnet, network: net.network, mtu });
+          r.changes += host.ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? lease.subnet, network: net.network, mtu });
         } catch (e) {
           r.errors.push((e as Error).message);
         }
       }
       try {
         const own = this.cluster?.ownLease()?.subnet ?? lease.subnet;
-        const m = flags.ipMasq ? ensureIpMasq({ network: net.network, subnet: own }) : removeIpMasq();
+        const m = flags.ipMasq ? host.ensureIpMasq({ network: net.network, subnet: own }) : host.removeIpMasq();
         if (m.changed) r.changes++;
       } catch (e) {
         r.errors.push(`ip-masq: ${(e as Error).message}`);
@@ -295,7 +227,7 @@ export class Agent {
       clock: this.clock,
       logger: log,
       onLeasesChange: (fn) => cluster.onChange(fn),
-      watchEvents: (fn) => watchNetlinkEvents(fn, { onError: (e) => log.warn("netlink event socket error", { error: e }) }),
+      watchEvents: (fn) => host.watchNetlinkEvents(fn, { onError: (e) => log.warn("netlink event socket error", { error: e }) }),
     });
     this.reconciler = reconciler;
     // The first run also deletes weft entries no lease justifies. After a restart with a
@@ -353,7 +285,7 @@ export class Agent {
     this.reconciler?.stop();
     this.backend?.close();
     await this.programDataplane(now, mtu);
-    writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
+    this.host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
   }
 
   private statusSource(mtu: number): StatusSource {

@@ -1,5 +1,5 @@
 /**
- * The read-only HTTP status API (contract: /work/shared/spec/interface.md, "HTTP API").
+ * The read-only HTTP status API (README, "Status API, metrics, `weft status`").
  * Depends only on the leaf status types; tests drive it with `app.request(...)`.
  * Every failure mode answers with a 4xx/5xx JSON body and leaves the server running; a
  * 5xx never carries the internal message.

@@ -8,7 +8,7 @@
  *  - routes: protocol WEFT_ROUTE_PROTOCOL (87) with a destination inside Network;
  *  - neighbours, FDB entries and addresses: those on weft's own device (weft.<VNI>, weft0).
  */
-import type { BackendType } from "../config.ts";
+import type { BackendType } from "../net-conf.ts";
 import type { Logger } from "../log.ts";
 import type { Netlink } from "../sys/netlink.ts";
 import type { BackendData } from "../lease/types.ts";

@@ -8,7 +8,7 @@
  *   const data = await backend.up();            // goes into the own lease
  *   const rec = createReconciler({ backend, peers, clock, logger, ... }); rec.start();
  */
-import type { BackendConf } from "../config.ts";
+import type { BackendConf } from "../net-conf.ts";
 import type { Backend, BackendDeps } from "./backend.ts";
 import { createHostGwBackend } from "./host-gw.ts";
 import { createUdpBackend, type UdpSys } from "./udp.ts";

@@ -3,7 +3,7 @@
  * One formula, used by the backends and by the agent (which needs it before the backend
  * exists, for the status API).
  */
-import type { BackendConf } from "../config.ts";
+import type { BackendConf } from "../net-conf.ts";
 
 /** Bytes VXLAN adds over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;

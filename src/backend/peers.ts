@@ -6,7 +6,7 @@
  */
 import { canonicalCidr, contains, formatCidr, isNetworkAddress, networkOf, parseCidr, parseIp } from "../net/cidr.ts";
 import type { PeerLease } from "./backend.ts";
-import { isUsableMac } from "./mac.ts";
+import { isUsableMac } from "../net/mac.ts";
 
 export interface CheckedPeer extends PeerLease {
   /** The subnet's network address, the next hop inside the overlay (".0"). */

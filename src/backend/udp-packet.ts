@@ -37,9 +37,6 @@ export function ipv4Length(buf: Uint8Array, ip: number, avail: number): number {
   return total < ihl || total > avail ? -1 : total;
 }
 
-/** The IPv4 address at buf[at..at+4) as an unsigned 32-bit number. */
-export const readU32 = (buf: Uint8Array, at: number): number => ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
-
 /** True if `addr` lies in one of the subnets, given as [network, mask, network, mask, ...]. */
 export function inSubnets(addr: number, nets: readonly number[]): boolean {
   for (let i = 0; i < nets.length; i += 2) if (((addr & nets[i + 1]!) >>> 0) === nets[i]) return true;

@@ -4,6 +4,7 @@
  * the worker (plain Float64 stores, flushed every loop slice) and read by the main
  * thread for /metrics, so no message round trip is needed to read them.
  */
+import { ipv4Mask } from "../net/ipv4.ts";
 
 /** Int32 control words. */
 export const CTRL_STOP = 0; // main → worker: 1 = leave the loop
@@ -53,14 +54,6 @@ export type ToWorker =
 
 export type FromWorker = { type: "started" } | { type: "error"; message: string } | { type: "stopped" };
 
-export const maskOf = (prefix: number): number => (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
-
-export function ipToU32(ip: string): number {
-  const p = ip.split(".").map(Number);
-  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new Error(`Cannot parse IPv4 address ${JSON.stringify(ip)}`);
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-}
-
 /**
  * Longest-prefix lookup over peer subnets: one Map per distinct prefix length, longest
  * first (a cluster has one SubnetLen, so this is usually a single Map probe).
@@ -73,9 +66,9 @@ export class PrefixTable<T> {
     for (const e of entries) {
       let m = byLen.get(e.prefix);
       if (!m) byLen.set(e.prefix, (m = new Map()));
-      m.set((e.net & maskOf(e.prefix)) >>> 0, e.value);
+      m.set((e.net & ipv4Mask(e.prefix)) >>> 0, e.value);
     }
-    this.levels = [...byLen.entries()].sort((a, b) => b[0] - a[0]).map(([len, map]) => ({ mask: maskOf(len), map }));
+    this.levels = [...byLen.entries()].sort((a, b) => b[0] - a[0]).map(([len, map]) => ({ mask: ipv4Mask(len), map }));
   }
 
   lookup(addr: number): T | undefined {

@@ -9,9 +9,12 @@
  * runs synchronously for a slice, then yields once so messages (peer table, stop) are
  * delivered; the stop word in shared memory is checked on every poll.
  */
-import { ptr, type Pointer } from "bun:ffi";
-import { EAGAIN, POLLERR, POLLHUP, POLLIN, POLLNVAL, VIRTIO_NET_HDR_F_NEEDS_CSUM, VNET_HDR_SIZE, errno, packetSyscalls, sockaddrIn, strerror } from "../sys/tun.ts";
-import { inSubnets, ipv4Length, readU32, vnetHdrProblem } from "./udp-packet.ts";
+import { errno, strerror } from "../sys/libc.ts";
+import { addressOf, offsetPointer, pollFds, readFd, recvFrom, sendTo, writeFd, type Pointer } from "../sys/packet-io.ts";
+import { EAGAIN, EBADFD, POLLERR, POLLHUP, POLLIN, POLLNVAL, VIRTIO_NET_HDR_F_NEEDS_CSUM, VNET_HDR_SIZE, sockaddrIn } from "../sys/tun.ts";
+import { ipv4Mask, parseIpv4U32 } from "../net/ipv4.ts";
+import { readU32 } from "../wire/bytes.ts";
+import { inSubnets, ipv4Length, vnetHdrProblem } from "./udp-packet.ts";
 import {
   CTRL_DONE,
   CTRL_STATE,
@@ -33,8 +36,6 @@ import {
   C_TX_SUPER,
   WEFT_OFFLOAD_MARK,
   PrefixTable,
-  ipToU32,
-  maskOf,
   type FromWorker,
   type ToWorker,
 } from "./udp-pump-protocol.ts";
@@ -46,19 +47,18 @@ const POLL_MS = 10;
 const SLICE_MS = 20;
 const BUF = 65536;
 
-const sys = packetSyscalls();
 // Buffers backed by their own ArrayBuffer so their storage never moves under a pointer.
 const txBuf = new Uint8Array(new ArrayBuffer(BUF));
 const rxBuf = new Uint8Array(new ArrayBuffer(BUF));
 const pfd = new Uint8Array(new ArrayBuffer(16));
 const pfdView = new DataView(pfd.buffer);
-const txPtr = ptr(txBuf);
-const rxPtr = ptr(rxBuf);
-const pfdPtr = ptr(pfd);
+const txPtr = addressOf(txBuf);
+const rxPtr = addressOf(rxBuf);
+const pfdPtr = addressOf(pfd);
 const srcAddr = new Uint8Array(new ArrayBuffer(16));
 const srcAddrLen = new Uint32Array(new ArrayBuffer(4));
-const srcAddrPtr = ptr(srcAddr);
-const srcAddrLenPtr = ptr(srcAddrLen);
+const srcAddrPtr = addressOf(srcAddr);
+const srcAddrLenPtr = addressOf(srcAddrLen);
 
 let tunFd = -1;
 let udpFd = -1;
@@ -96,9 +96,9 @@ function tunToUdp(): void {
   // With offload the TUN prepends a virtio_net_hdr: read it to txBuf[1..10] so the
   // packet starts at 11 and a marked datagram (mark at 0) needs no copy.
   const off = offload ? 1 + VNET_HDR_SIZE : 0;
-  const readPtr = (offload ? txPtr + 1 : txPtr) as Pointer;
+  const readPtr = offload ? offsetPointer(txPtr, 1) : txPtr;
   for (let i = 0; i < BATCH; i++) {
-    const r = sys.read(tunFd, readPtr, BUF - 1) as number;
+    const r = readFd(tunFd, readPtr, BUF - 1);
     if (r < 0) {
       const e = errno();
       if (e !== EAGAIN) tunFailed(e);
@@ -125,10 +125,10 @@ function tunToUdp(): void {
         continue;
       }
       txBuf[0] = WEFT_OFFLOAD_MARK;
-      sent = sys.sendto(udpFd, txPtr, r + 1, 0, sa, 16) as number;
+      sent = sendTo(udpFd, txPtr, r + 1, sa);
       if (sent >= 0) local[C_TX_SUPER]!++;
     } else {
-      sent = sys.sendto(udpFd, (txPtr + off) as Pointer, n, 0, sa, 16) as number;
+      sent = sendTo(udpFd, offsetPointer(txPtr, off), n, sa);
     }
     if (sent < 0) {
       local[C_DROP_IO]!++;
@@ -143,10 +143,10 @@ function udpToTun(): void {
   // Received at rxBuf[10..]: a plain packet then gets a zero virtio_net_hdr in [0..9]
   // for an offload TUN; a marked datagram already carries its header at [11..20].
   const base = offload ? VNET_HDR_SIZE : 0;
-  const recvPtr = (rxPtr + base) as Pointer;
+  const recvPtr = offsetPointer(rxPtr, base);
   for (let i = 0; i < BATCH; i++) {
     srcAddrLen[0] = 16;
-    const n = sys.recvfrom(udpFd, recvPtr, BUF - base, 0, srcAddrPtr, srcAddrLenPtr) as number;
+    const n = recvFrom(udpFd, recvPtr, BUF - base, srcAddrPtr, srcAddrLenPtr);
     if (n < 0) return; // EAGAIN, or a transient ICMP error reported on the socket
     const peerNets = senders.get(readU32(srcAddr, 4));
     if (peerNets === undefined) {
@@ -183,7 +183,7 @@ function udpToTun(): void {
       from = ip - VNET_HDR_SIZE;
       if (!super_) rxBuf.fill(0, 0, VNET_HDR_SIZE);
     }
-    if (tunFd < 0 || (sys.write(tunFd, (rxPtr + from) as Pointer, ip - from + total) as number) < 0) {
+    if (tunFd < 0 || writeFd(tunFd, offsetPointer(rxPtr, from), ip - from + total) < 0) {
       local[C_DROP_IO]!++;
       continue;
     }
@@ -208,12 +208,12 @@ function flush(): void {
 function loop(): void {
   const until = performance.now() + SLICE_MS;
   while (Atomics.load(ctrl, CTRL_STOP) === 0) {
-    const r = sys.poll(pfdPtr, 2, POLL_MS);
+    const r = pollFds(pfdPtr, 2, POLL_MS);
     if (r > 0) {
       const tunEv = pfdView.getInt16(6, true);
       const udpEv = pfdView.getInt16(14, true);
       if (tunEv & POLLIN) tunToUdp();
-      else if (tunEv & (POLLERR | POLLHUP | POLLNVAL)) tunFailed(errno() || 77);
+      else if (tunEv & (POLLERR | POLLHUP | POLLNVAL)) tunFailed(errno() || EBADFD);
       if (udpEv & (POLLIN | POLLERR)) udpToTun();
       flush(); // eight stores; keeps /metrics current to the last wake-up
     }
@@ -243,7 +243,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       udpFd = m.udpFd;
       port = m.port;
       offload = m.offload;
-      ownMask = maskOf(m.ownPrefix);
+      ownMask = ipv4Mask(m.ownPrefix);
       ownNet = (m.ownNet & ownMask) >>> 0;
       shared = new Float64Array(m.counters);
       setPollFds();
@@ -256,14 +256,14 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
         const sa = new Uint8Array(new ArrayBuffer(16));
         sa.set(sockaddrIn(p.ip, port));
         addrs.push(sa);
-        return { net: p.net, prefix: p.prefix, value: ptr(sa) };
+        return { net: p.net, prefix: p.prefix, value: addressOf(sa) };
       });
       table = new PrefixTable(entries);
       sockaddrs = addrs;
       const bySender = new Map<number, number[]>();
       for (const p of m.peers) {
-        const mask = maskOf(p.prefix);
-        const key = ipToU32(p.ip);
+        const mask = ipv4Mask(p.prefix);
+        const key = parseIpv4U32(p.ip);
         const nets = bySender.get(key) ?? [];
         nets.push((p.net & mask) >>> 0, mask);
         bySender.set(key, nets);

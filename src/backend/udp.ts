@@ -11,7 +11,7 @@
  * with the address) is replaced by an identical one marked as weft's (proto 87), so it is
  * repaired when deleted; any other weft route in Network (left by another backend) goes.
  */
-import type { BackendConf } from "../config.ts";
+import type { BackendConf } from "../net-conf.ts";
 import type { BackendData } from "../lease/types.ts";
 import { parseCidr } from "../net/cidr.ts";
 import { writeSysctl } from "../sys/sysctl.ts";

@@ -21,12 +21,12 @@
  */
 import type { BackendData } from "../lease/types.ts";
 import type { LinkInfo, NeighSpec, FdbSpec, RouteSpec } from "../sys/netlink.ts";
-import type { BackendConf } from "../config.ts";
+import type { BackendConf } from "../net-conf.ts";
 import { type ApplyResult, type Backend, type BackendDeps, type PeerLease, emptyResult } from "./backend.ts";
 import { checkPeers, isOnLink, onLinkPrefixes, type CheckedPeer } from "./peers.ts";
 import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
-import { isUsableMac } from "./mac.ts";
+import { isUsableMac } from "../net/mac.ts";
 import { podMtu } from "./mtu.ts";
 
 export { VXLAN_OVERHEAD } from "./mtu.ts";

@@ -11,7 +11,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:cry
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, chmodSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log.ts";
-import { isBase64Key } from "../config.ts";
+import { isBase64Key } from "../net-conf.ts";
 
 export const WIREGUARD_KEY_FILE = "wireguard.key";
 

@@ -11,7 +11,7 @@
  * Every apply reads the device back and sends only the difference; a device deleted
  * (or a dead wireguard-go) is recreated with everything on it.
  */
-import type { WireguardConf } from "../config.ts";
+import type { WireguardConf } from "../net-conf.ts";
 import type { BackendData } from "../lease/types.ts";
 import type { LinkInfo } from "../sys/netlink.ts";
 import type { WgDeviceInfo, WgPeerInfo, WireguardImpl, WireguardSys } from "../sys/wireguard.ts";
@@ -21,7 +21,7 @@ import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
 import { podMtu } from "./mtu.ts";
 import { diffDevice, shortKey, type WantPeer } from "./wireguard-diff.ts";
-import { isBase64Key } from "../config.ts";
+import { isBase64Key } from "../net-conf.ts";
 
 export const WIREGUARD_DEVICE = "weft-wg";
 

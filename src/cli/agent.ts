@@ -4,8 +4,10 @@
  */
 import { parseArgs } from "node:util";
 import { Agent } from "../agent.ts";
-import { agentFlagOptions, loadNetConf, resolveAgentFlags, type Config } from "../config.ts";
-import { loadKeyFile } from "../gossip/keyring.ts";
+import { agentFlagOptions, resolveAgentFlags } from "../agent-flags.ts";
+import { ConfigError, type Config } from "../config.ts";
+import { loadNetConf } from "../net-conf.ts";
+import { KeyFileError, loadKeyFile } from "../gossip/keyring.ts";
 import { createLogger } from "../log.ts";
 import { createNotifier } from "../sys/sdnotify.ts";
 
@@ -14,7 +16,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   if (positionals.length) throw Object.assign(new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`), { code: "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL" });
   const flags = resolveAgentFlags(values);
   const config: Config = { agent: flags, net: loadNetConf(flags.netConfPath) };
-  const keyring = flags.keyFile ? loadKeyFile(flags.keyFile) : null;
+  const keyring = flags.keyFile ? loadKeyring(flags.keyFile) : null;
   const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, component: "weft" });
   if (!keyring) logger.warn("Running without encryption (--insecure): anyone who can reach the gossip port can join and announce leases");
   else if (flags.gossipLegacyWire !== "off") logger.warn("Gossip accepts the legacy wire format, which has no replay protection: finish the upgrade with --gossip-legacy-wire off", { mode: flags.gossipLegacyWire });
@@ -48,4 +50,14 @@ export async function agentCommand(argv: string[]): Promise<number> {
     return 1;
   }
   return done;
+}
+
+/** The cluster key file; an unusable one is a configuration error (exit 2). */
+function loadKeyring(path: string) {
+  try {
+    return loadKeyFile(path);
+  } catch (e) {
+    if (e instanceof KeyFileError) throw new ConfigError(e.message, { cause: e });
+    throw e;
+  }
 }

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
-import { ConfigError, loadNetConf } from "../config.ts";
+import { ConfigError } from "../config.ts";
+import { loadNetConf } from "../net-conf.ts";
 
 /** Validates a net-conf.json and prints the effective config (defaults filled in) as JSON. */
 export async function checkConfigCommand(argv: string[]): Promise<number> {

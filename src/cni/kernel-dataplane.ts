@@ -7,7 +7,8 @@
  * {@link inNetns}.
  */
 import { ensureBridge } from "../bridge.ts";
-import { nthAddress, parseCidr } from "../net/cidr.ts";
+import { ipToBytes, nthAddress, parseCidr } from "../net/cidr.ts";
+import { hex } from "../net/mac.ts";
 import { setHairpin } from "../sys/bridge-port.ts";
 import { openNetlink, type LibnlNetlink } from "../sys/libnl.ts";
 import { inNetns, NetnsError, openNetns, type Netns } from "../sys/netns.ts";
@@ -26,8 +27,7 @@ const ZERO_MAC = "00:00:00:00:00:00";
  */
 export function gatewayMac(subnet: string): string {
   const gw = nthAddress(parseCidr(subnet), 1);
-  const bytes = [0x0a, 0x58, ...[24, 16, 8, 0].map((shift) => Number((gw.addr >> BigInt(shift)) & 0xffn))];
-  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+  return hex(Uint8Array.from([0x0a, 0x58, ...ipToBytes(gw)]), ":");
 }
 
 /** Runs `fn` with a netlink socket opened inside `ns`, closed afterwards. */

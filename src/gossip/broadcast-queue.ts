@@ -62,7 +62,8 @@ export class BroadcastQueue {
   /**
    * pruneOrder is only kept while the queue is within reach of its cap (over ¾ of it,
    * until it falls under ½): below that nothing can be pruned, and keeping the heap
-   * costs two heap operations per broadcast sent, a sixth of a join storm's queue work.
+   * costs two heap operations per broadcast sent, a large share of the queue's work
+   * while a join storm fills it.
    */
   private pruneActive = false;
   private nextId = 0;

@@ -4,6 +4,8 @@
  * uses faster timings for loopback tests. Derived quantities (retransmit limit,
  * suspicion timeout, push-pull scaling) are small pure functions below.
  */
+import { CLOCK_SKEW_MS } from "../clock.ts";
+
 export interface GossipConfig {
   /** Time between failure-detector probes of one member, ms. Scaled up by local health. */
   probeIntervalMs: number;
@@ -55,8 +57,9 @@ export interface GossipConfig {
   maxMembers: number;
   /**
    * Largest difference between a sealed message's sent-at time (the sender's clock) and
-   * our clock at which it is still accepted, ms. Bounds how long a captured message can
-   * be replayed at all; message ids are remembered for as long (see docs/gossip.md,
+   * our clock at which it is still accepted, ms (CLOCK_SKEW_MS, 30 s; createCluster sets
+   * it together with the lease layer's bound). Bounds how long a captured message can be
+   * replayed at all; message ids are remembered for as long (see docs/gossip.md,
    * "Anti-replay"). Clocks of all nodes must agree within this.
    */
   maxClockSkewMs: number;
@@ -106,7 +109,7 @@ export function lanConfig(overrides: Partial<GossipConfig> = {}): GossipConfig {
     joinRetryMaxMs: 30_000,
     broadcastQueueMax: 4096,
     maxMembers: 16_384,
-    maxClockSkewMs: 30_000,
+    maxClockSkewMs: CLOCK_SKEW_MS,
     replayCacheMax: 65_536,
     legacyWire: "off",
     ...overrides,

@@ -5,10 +5,18 @@
  * broadcasts. All time comes from the injected Clock; packet handling is synchronous,
  * so a simulation on a FakeClock is deterministic. Nothing a peer sends can throw out
  * of a handler: bad input is dropped and counted.
+ *
+ * Longer than most files on purpose: the send path (packet budget, compound packets into
+ * one scratch buffer, relay limits) and the receive path (duplicate filter, user-message
+ * dedupe, dispatch) share this node's state. Every part with state of its own has its own
+ * file: membership, prober, push-pull, streams, broadcast queue, security, anti-replay.
  */
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";
-import { COMPOUND_HEADER, MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg, compound, decodeMessageAt, encode, isGossipAddr, leadingTag, messageHash, packetBounds, userIdentityEnd } from "./codec.ts";
+import { COMPOUND_HEADER, compound, decodeMessageAt, encode, leadingTag, packetBounds, userIdentityEnd } from "./codec.ts";
+import { MAX_META, MAX_MSGS_PER_PACKET, type Message, T, type UserMsg } from "./messages.ts";
+import { isGossipAddr } from "./addr.ts";
+import { hash53 } from "../wire/hash.ts";
 import { RecentHashes } from "./recent-hashes.ts";
 import { sharedCopy } from "./shared-copies.ts";
 import { type GossipConfig, pushPullScale, retransmitLimit } from "./config.ts";
@@ -414,7 +422,7 @@ export class GossipImpl implements GossipNode {
       // A copy of a broadcast we already handled (an alive with the same bytes, a user
       // message with the same origin, key and seq): drop it undecoded.
       const tag = leadingTag(plain, start, end);
-      const hash = tag === T.user ? messageHash(plain, start, userIdentityEnd(plain, start, end)) : tag === T.alive ? messageHash(plain, start, end) : -1;
+      const hash = tag === T.user ? hash53(plain, start, userIdentityEnd(plain, start, end)) : tag === T.alive ? hash53(plain, start, end) : -1;
       if (hash >= 0 && this.recent.has(hash)) {
         this.m.duplicatesSkipped++;
         continue;

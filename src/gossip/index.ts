@@ -13,7 +13,6 @@ import { type CreateGossipOptions, GossipImpl, type GossipNode } from "./gossip.
 export type { CreateGossipOptions, GossipNode } from "./gossip.ts";
 export { type GossipConfig, lanConfig, localConfig, retransmitLimit, suspicionTimeout, pushPullScale } from "./config.ts";
 export type { Transport } from "./transport.ts";
-export { MemNetwork } from "./mem-transport.ts";
 export { createUdpTransport } from "./udp-transport.ts";
 export { parseKeyFile, loadKeyFile } from "./keyring.ts";
 export * from "./types.ts";

@@ -11,12 +11,19 @@
  * (fstat), so a swap between check and read cannot slip another file in.
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from "node:fs";
-import { ConfigError } from "../config.ts";
 import type { Keyring } from "./types.ts";
+
+/**
+ * A key file that cannot be used: its text names the file (and line, or what is wrong
+ * with it, and the fix). The agent's command line turns it into a configuration error.
+ */
+export class KeyFileError extends Error {
+  override name = "KeyFileError";
+}
 
 const base64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
-/** Parses key-file text; `source` names the file in errors. Throws ConfigError naming file and line. */
+/** Parses key-file text; `source` names the file in errors. Throws KeyFileError naming file and line. */
 export function parseKeyFile(text: string, source = "key file"): Keyring {
   const keys: Uint8Array[] = [];
   const seen = new Set<string>();
@@ -24,14 +31,14 @@ export function parseKeyFile(text: string, source = "key file"): Keyring {
     const line = raw.replace(/#.*/, "").trim();
     if (line === "") return;
     const where = `${source} line ${i + 1}`;
-    if (!base64.test(line) || line.length % 4 !== 0) throw new ConfigError(`read cluster key: ${where}: not valid base64 (expected the output of \`weft keygen\`)`);
+    if (!base64.test(line) || line.length % 4 !== 0) throw new KeyFileError(`read cluster key: ${where}: not valid base64 (expected the output of \`weft keygen\`)`);
     const key = new Uint8Array(Buffer.from(line, "base64"));
-    if (key.length !== 32) throw new ConfigError(`read cluster key: ${where}: key is ${key.length} bytes, expected 32 (AES-256)`);
+    if (key.length !== 32) throw new KeyFileError(`read cluster key: ${where}: key is ${key.length} bytes, expected 32 (AES-256)`);
     if (seen.has(line)) return;
     seen.add(line);
     keys.push(key);
   });
-  if (keys.length === 0) throw new ConfigError(`read cluster key: ${source}: no key found (expected one base64 key per line)`);
+  if (keys.length === 0) throw new KeyFileError(`read cluster key: ${source}: no key found (expected one base64 key per line)`);
   return { primary: keys[0]!, keys };
 }
 
@@ -52,7 +59,7 @@ export function keyFileProblem(st: Pick<Stats, "mode" | "uid" | "isFile">, path:
 
 /**
  * Reads and parses a key file after checking its owner and mode ({@link keyFileProblem}).
- * Throws ConfigError naming the file (and line, or what is wrong with it).
+ * Throws KeyFileError naming the file (and line, or what is wrong with it).
  */
 export function loadKeyFile(path: string, { uid = process.geteuid?.() ?? 0 }: { uid?: number } = {}): Keyring {
   let text: string;
@@ -61,11 +68,11 @@ export function loadKeyFile(path: string, { uid = process.geteuid?.() ?? 0 }: { 
     // O_NONBLOCK: opening a FIFO planted at the path must not hang the agent; it fails the regular-file check.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     const problem = keyFileProblem(fstatSync(fd), path, uid);
-    if (problem) throw new ConfigError(`read cluster key ${path}: ${problem}`);
+    if (problem) throw new KeyFileError(`read cluster key ${path}: ${problem}`);
     text = readFileSync(fd, "utf8");
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`read cluster key ${path}: ${(err as Error).message}`, { cause: err });
+    if (err instanceof KeyFileError) throw err;
+    throw new KeyFileError(`read cluster key ${path}: ${(err as Error).message}`, { cause: err });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

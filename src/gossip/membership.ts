@@ -7,8 +7,8 @@
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import type { Awareness } from "./awareness.ts";
-import type { AliveMsg, DeadMsg, Message, SuspectMsg } from "./codec.ts";
-import { T } from "./codec.ts";
+import type { AliveMsg, DeadMsg, Message, SuspectMsg } from "./messages.ts";
+import { T } from "./messages.ts";
 import type { GossipConfig } from "./config.ts";
 import { suspicionTimeout } from "./config.ts";
 import { type Random, pick, shuffle } from "./prng.ts";

@@ -2,9 +2,9 @@
  * A set of integers in 0 .. 2⁵³−1 with a fixed capacity and no garbage: open addressing
  * with linear probing over a Float64Array (value + 1 per slot, 0 = empty), at most half
  * full, deletion by shifting the rest of the probe run back (no tombstones). A Set of a
- * node's few thousand numbers costs several times the memory in boxed doubles, and the
- * simulator keeps one per node. The values must be well mixed already (hashes, random
- * ids): the slot is their low bits.
+ * node's few thousand numbers costs several times the memory in boxed doubles (and a
+ * simulation in sim/ keeps one per node). The values must be well mixed already (hashes,
+ * random ids): the slot is their low bits.
  */
 export class NumberSet {
   private readonly slots: Float64Array;

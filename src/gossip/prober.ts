@@ -9,7 +9,8 @@
  */
 import type { TimerHandle } from "../clock.ts";
 import type { Awareness } from "./awareness.ts";
-import { type IndirectMsg, type Message, type PingMsg, T, encode, streamAckSchema, streamPingSchema } from "./codec.ts";
+import { type IndirectMsg, type Message, type PingMsg, T, streamAckSchema, streamPingSchema } from "./messages.ts";
+import { encode } from "./codec.ts";
 import type { GossipConfig } from "./config.ts";
 import type { Membership } from "./membership.ts";
 import type { Runtime } from "./runtime.ts";

@@ -9,7 +9,9 @@
  * ({join, from, members, user, digest?}), so a plain decode reads it too, and anything
  * not laid out this way is read by a plain decode.
  */
-import { type PushPullMember, STATE_CODE, arrayHeader, decode, encode, firstMapKey, sameRange, shortStrAt, valueEnd } from "./codec.ts";
+import { type PushPullMember, STATE_CODE } from "./messages.ts";
+import { arrayHeader, firstMapKey, sameRange, shortStrAt, valueEnd } from "../wire/msgpack.ts";
+import { decode, encode } from "./codec.ts";
 import type { MemberState } from "./types.ts";
 
 /** A member as push-pull lists it. */

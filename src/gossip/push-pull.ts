@@ -5,11 +5,12 @@
  * members that heal partitions after both sides reaped each other.
  */
 import { createHash } from "node:crypto";
-import { type AliveMsg, type PushPullMsg, STATE_NAME, T, pushPullChecker } from "./codec.ts";
+import { type AliveMsg, type PushPullMsg, STATE_NAME, T } from "./messages.ts";
+import { pushPullChecker } from "./message-check.ts";
 import { type GossipConfig } from "./config.ts";
 import { type Membership, sameBytes } from "./membership.ts";
 import { encodePushPull, readPushPull } from "./push-pull-codec.ts";
-import { RECORD_HASH_BYTES, xorRecordHash } from "./record-hash.ts";
+import { RECORD_HASH_BYTES, xorRecordHash } from "../wire/record-hash.ts";
 import { type Runtime, errText } from "./runtime.ts";
 import type { Opened } from "./security.ts";
 import type { Streams } from "./streams.ts";

@@ -13,7 +13,7 @@ export class RecentHashes {
   private readonly ring: Float64Array;
   private next = 0;
 
-  /** Hashes are integers in 0 .. 2⁵³−1 (messageHash). */
+  /** Hashes are integers in 0 .. 2⁵³−1 (hash53). */
   constructor(capacity: number) {
     if (!(Number.isInteger(capacity) && capacity > 0)) throw new RangeError(`RecentHashes capacity: expected a positive integer, got ${capacity}`);
     this.ring = new Float64Array(capacity);

@@ -14,7 +14,7 @@
  *
  * Memory: 32 bytes per remembered id (an open-addressed table at most half full, plus
  * the ids and times in arrival order), grown by doubling from a small start, so a quiet
- * node (and each of a simulator's thousand nodes) pays for what it receives.
+ * node (and each node of a simulation in sim/) pays for what it receives.
  */
 import { NumberSet } from "./number-set.ts";
 

@@ -22,7 +22,8 @@
  */
 import { createCipheriv, createDecipheriv, randomFillSync } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import { MAX_ADDR, isGossipAddr, readU32 } from "./codec.ts";
+import { MAX_ADDR, isGossipAddr } from "./addr.ts";
+import { readU32 } from "../wire/bytes.ts";
 import type { LegacyWire } from "./config.ts";
 import type { Keyring } from "./types.ts";
 

@@ -6,7 +6,8 @@
  * an old reply cannot answer a new request.
  */
 import type { AntiReplay } from "./anti-replay.ts";
-import { type Checker, decode, encode } from "./codec.ts";
+import { type Checker } from "./message-check.ts";
+import { decode, encode } from "./codec.ts";
 import { type Runtime, errText } from "./runtime.ts";
 import { type MsgClass, Opened, REPLY, REQUEST, type ReplyTo, type Sealer } from "./security.ts";
 import type { Transport } from "./transport.ts";

@@ -2,7 +2,8 @@
  * The wire behind a small interface (memberlist transport.go): best-effort packets for
  * probes and gossip, and a reliable request/reply stream for full-state push-pull.
  * Addresses are "ip:port". Implementations: udp-transport.ts (UDP + TCP on one port
- * number) and mem-transport.ts (in-memory, on a controllable clock).
+ * number) and, for tests and simulations, sim/mem-network.ts (in-memory, on a
+ * controllable clock).
  */
 
 /** Called for every datagram received; `from` is the sender's "ip:port". Must not throw. */

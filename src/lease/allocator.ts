@@ -3,7 +3,8 @@
  * onward, who keeps a subnet two nodes claim, and the exhaustion error.
  */
 import { countBetween, formatCidr, formatIp, sizeOf } from "../net/cidr.ts";
-import { claimBeats, type SubnetRange } from "./record.ts";
+import { claimBeats } from "./record-order.ts";
+import { type SubnetRange } from "./record-validate.ts";
 import type { Lease } from "./types.ts";
 
 /** FNV-1a (32 bit): stable across runtimes, good enough to spread names over a range. */

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Logger } from "../log.ts";
-import { MAX_GENERATION, nodeIdPattern, nodeNamePattern } from "./record.ts";
+import { MAX_GENERATION, nodeIdPattern, nodeNamePattern } from "./record-codec.ts";
 import type { Lease } from "./types.ts";
 
 export interface NodeIdentity {

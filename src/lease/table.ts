@@ -1,19 +1,21 @@
 /**
  * The replicated lease table: one record per node name, merged by keeping the greater
- * record in the total order of record.ts. Pure and synchronous (no clock, no I/O), so
+ * record in the total order of record-order.ts. Pure and synchronous (no clock, no I/O), so
  * the merge laws can be property-tested. Subnet conflicts between different names are
- * not resolved here; the table only indexes who claims what (see conflict.ts).
+ * not resolved here; the table only indexes who claims what (winners.ts decides who holds
+ * a subnet).
  */
-import { compareRecords, stateDigest, xorRecordInto } from "./record.ts";
+import { compareRecords } from "./record-order.ts";
+import { stateDigest, xorRecordInto } from "./state-digest.ts";
 import type { Lease } from "./types.ts";
 
 export class LeaseTable {
   private readonly byName = new Map<string, Lease>();
   /**
    * Names of non-deleted records per subnet (more than one = a conflict): the name itself
-   * while there is one, which is almost always, else an array. There is an entry per
-   * subnet on every node: a Set each was a quarter of the 1000-node simulator's heap, and
-   * an array each still a million small objects.
+   * while there is one, which is almost always, else an array. What it protects: memory.
+   * There is an entry per claimed subnet, and a Set (or an array) per entry would be one
+   * more object per lease on every node — many per process in the simulations of sim/.
    */
   private readonly bySubnet = new Map<string, string | string[]>();
   /** Bumped on every change; lets callers cache encodings of the whole table. */

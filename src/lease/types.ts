@@ -2,7 +2,7 @@
  * Lease records as replicated by gossip, and the Cluster surface the agent uses.
  * One record per node, written only by its owner; merge = higher (generation, version).
  */
-import type { BackendType } from "../config.ts";
+import type { BackendType } from "../net-conf.ts";
 import type { Member } from "../gossip/types.ts";
 
 export interface BackendData {
@@ -58,6 +58,15 @@ export interface ClusterMetrics {
   expired?: number;
   /** Winning leases this node does not route (public IP or VTEP MAC rules; problems() says why). */
   unrouted?: number;
+}
+
+/** The lease layer's event counters: ClusterMetrics without the counts that walk the table. */
+export interface LeaseCounters {
+  conflictsResolved: number;
+  renumbers: number;
+  rejectedRecords: number;
+  nameConflicts: number;
+  expired: number;
 }
 
 /** The lease layer as the agent sees it. */

@@ -61,6 +61,26 @@ export function formatIp(ip: Ip): string {
 
 export const formatCidr = (c: Cidr): string => `${formatIp(c)}/${c.prefix}`;
 
+/** The address in network byte order: 4 bytes for IPv4, 16 for IPv6. */
+export function ipToBytes(ip: Ip): Uint8Array {
+  const n = ip.family === 4 ? 4 : 16;
+  const out = new Uint8Array(n);
+  let a = ip.addr;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(a & 0xffn);
+    a >>= 8n;
+  }
+  return out;
+}
+
+/** The address of 4 (IPv4) or 16 (IPv6) network-order bytes; throws for another length. */
+export function ipFromBytes(bytes: Uint8Array): Ip {
+  if (bytes.length !== 4 && bytes.length !== 16) throw new Error(`IP address must be 4 or 16 bytes, got ${bytes.length}`);
+  let addr = 0n;
+  for (const b of bytes) addr = (addr << 8n) | BigInt(b);
+  return { family: bytes.length === 4 ? 4 : 6, addr };
+}
+
 /** Number of addresses in a prefix of this length. */
 export const sizeOf = (family: Family, prefix: number): bigint => 1n << BigInt(bitsOf(family) - prefix);
 

@@ -6,9 +6,10 @@
  * opened in the calling thread's network namespace.
  */
 import { AF_BRIDGE, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from "../../ffi/constants.ts";
-import { cstr, errno, loadLibc, strerror } from "../../ffi/libc.ts";
+import { cstr, loadLibc } from "../../ffi/libc.ts";
 import { NLMSGHDR, nlmsgAlign, RTATTR } from "../../ffi/structs.ts";
 import { openRouteSocket, parseMessages } from "./rtnl-raw.ts";
+import { sysError } from "./libc.ts";
 
 const RTM_SETLINK = 19;
 /** struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; } */
@@ -49,20 +50,20 @@ export function setHairpin(dev: string, on: boolean): void {
   const libc = loadLibc();
   const nameBuf = cstr(dev);
   const ifindex = libc.if_nametoindex(nameBuf);
-  if (ifindex === 0) throw new Error(`${op}: ${strerror(errno())}`);
+  if (ifindex === 0) throw sysError(op);
   const fd = openRouteSocket();
   try {
     const seq = seqCounter++;
     const req = hairpinRequest(ifindex, on, seq);
-    if (libc.send(fd, req, req.byteLength, 0) < 0) throw new Error(`${op}: send: ${strerror(errno())}`);
+    if (libc.send(fd, req, req.byteLength, 0) < 0) throw sysError(`${op}: send`);
     const buf = new Uint8Array(4096);
     for (;;) {
       const n = libc.recv(fd, buf, buf.byteLength, 0);
-      if (n < 0) throw new Error(`${op}: recv: ${strerror(errno())}`);
+      if (n < 0) throw sysError(`${op}: recv`);
       for (const m of parseMessages(buf, Number(n))) {
         if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
         const code = m.body.byteLength >= 4 ? -m.body.getInt32(0, true) : 0;
-        if (code !== 0) throw new Error(`${op}: ${strerror(code)}`);
+        if (code !== 0) throw sysError(op, code);
         return;
       }
     }

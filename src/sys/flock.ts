@@ -8,8 +8,9 @@
  * const lock = lockFile("/var/lib/cni/networks/weft/lock");
  * try { ... } finally { lock.release(); }
  */
-import { cstr, errno, strerror } from "../../ffi/libc.ts";
-import { EINTR, LOCK_EX, LOCK_UN, loadLibcNs, O_CLOEXEC, O_CREAT, O_RDWR } from "../../ffi/libc-ns.ts";
+import { EINTR, LOCK_EX, LOCK_UN, O_CLOEXEC, O_CREAT, O_RDWR } from "../../ffi/constants.ts";
+import { cstr, loadLibc } from "../../ffi/libc.ts";
+import { errno, sysError } from "./libc.ts";
 
 export interface FileLock {
   release(): void;
@@ -17,16 +18,16 @@ export interface FileLock {
 
 /** Creates `path` if needed (mode 0644) and takes an exclusive lock on it. */
 export function lockFile(path: string): FileLock {
-  const libc = loadLibcNs();
+  const libc = loadLibc();
   const pathBuf = cstr(path);
   const fd = libc.open(pathBuf, O_RDWR | O_CREAT | O_CLOEXEC, 0o644);
-  if (fd < 0) throw new Error(`open lock file ${path}: ${strerror(errno())}`);
+  if (fd < 0) throw sysError(`open lock file ${path}`);
   for (;;) {
     if (libc.flock(fd, LOCK_EX) === 0) break;
     const e = errno();
     if (e === EINTR) continue;
     libc.close(fd);
-    throw new Error(`lock ${path}: ${strerror(e)}`);
+    throw sysError(`lock ${path}`, e);
   }
   let held = true;
   return {

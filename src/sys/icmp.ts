@@ -4,16 +4,15 @@
  * calling thread's network namespace. A request goes out once a second until a reply
  * from the target with our identifier and sequence arrives, or the deadline passes.
  */
-import { AF_INET, SOCK_CLOEXEC, SOCK_RAW } from "../../ffi/constants.ts";
-import { errno, libc, POLLIN } from "../../ffi/libc-socket.ts";
-import { strerror } from "../../ffi/libc.ts";
-import { ipv4Bytes } from "./libnl-codec.ts";
+import { AF_INET, MSG_DONTWAIT, POLLIN, SOCK_CLOEXEC, SOCK_RAW } from "../../ffi/constants.ts";
+import { loadLibc } from "../../ffi/libc.ts";
+import { ipv4Bytes } from "../net/ipv4.ts";
+import { errno, pollOne, strerror } from "./libc.ts";
 
 /** IANA protocol number of ICMP (netinet/in.h IPPROTO_ICMP). */
 const IPPROTO_ICMP = 1;
 const ECHO_REQUEST = 8;
 const ECHO_REPLY = 0;
-const MSG_DONTWAIT = 0x40;
 
 /** RFC 1071 ones'-complement sum over 16-bit words. */
 export function icmpChecksum(b: Uint8Array): number {
@@ -62,7 +61,7 @@ export interface ProbeResult {
 /** Pings `dst` (IPv4) until a reply or `timeoutMs`; throws only when the socket cannot be used. */
 export function icmpProbe(dst: string, { timeoutMs = 5000, intervalMs = 1000 }: { timeoutMs?: number; intervalMs?: number } = {}): ProbeResult {
   const addr = ipv4Bytes(dst);
-  const c = libc();
+  const c = loadLibc();
   const fd = c.socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd < 0) throw new Error(`open raw ICMP socket: ${strerror(errno())} (needs root or CAP_NET_RAW)`);
   try {
@@ -71,8 +70,6 @@ export function icmpProbe(dst: string, { timeoutMs = 5000, intervalMs = 1000 }: 
     sa.set(addr, 4);
     const id = (process.pid ^ (Date.now() & 0xffff)) & 0xffff;
     const buf = new Uint8Array(1500);
-    const pfd = new Uint8Array(8);
-    const pv = new DataView(pfd.buffer);
     const deadline = Date.now() + timeoutMs;
     let seq = 0;
     let sentAt = 0;
@@ -94,10 +91,7 @@ export function icmpProbe(dst: string, { timeoutMs = 5000, intervalMs = 1000 }: 
         if (isEchoReply(buf.subarray(0, Number(n)), addr, id, seq)) return { ok: true, rttMs: Date.now() - sentAt, sent: seq };
       }
       if (Date.now() >= deadline) return { ok: false, sent: seq, ...(error ? { error } : {}) };
-      pv.setInt32(0, fd, true);
-      pv.setInt16(4, POLLIN, true);
-      pv.setInt16(6, 0, true);
-      c.poll(pfd, 1, Math.max(1, Math.min(deadline, nextSend) - Date.now()));
+      pollOne(fd, POLLIN, Math.max(1, Math.min(deadline, nextSend) - Date.now()), "wait for ICMP reply");
     }
   } finally {
     c.close(fd);

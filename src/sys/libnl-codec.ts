@@ -1,9 +1,10 @@
 /**
- * Pure input checks and byte conversions for the libnl wrapper: IPv4 text <-> bytes,
- * MAC text <-> bytes, interface names, and the error text format. No FFI here so the
- * rules are unit-tested without root or libnl.
+ * Pure input checks for the libnl wrapper: interface names, integer fields, IPv4
+ * prefixes as bytes, route text, and the error type (address conversions are src/net).
+ * No FFI here, so the rules are unit-tested without root or libnl.
  */
-import { formatCidr, formatIp, networkOf, parseCidr, parseIp } from "../net/cidr.ts";
+import { formatCidr, networkOf, parseCidr } from "../net/cidr.ts";
+import { ipv4Bytes } from "../net/ipv4.ts";
 
 /** The error every Netlink method throws: "<operation> <object>: <detail>". */
 export class NetlinkError extends Error {
@@ -29,14 +30,6 @@ export function invalidIfName(name: unknown): string | undefined {
   return undefined;
 }
 
-/** 4 network-order bytes of a dotted-quad IPv4 address; throws a plain Error naming the input. */
-export function ipv4Bytes(text: string): Uint8Array {
-  const ip = parseIp(text);
-  if (ip.family !== 4) throw new Error(`${JSON.stringify(text)} is not an IPv4 address`);
-  const n = Number(ip.addr);
-  return new Uint8Array([(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
-}
-
 /** IPv4 CIDR as bytes + prefix length; `network` insists that host bits are zero (routes). */
 export function ipv4Cidr(text: string, { network = false } = {}): { bytes: Uint8Array; prefix: number } {
   const c = parseCidr(text);
@@ -45,36 +38,6 @@ export function ipv4Cidr(text: string, { network = false } = {}): { bytes: Uint8
     throw new Error(`${JSON.stringify(text)} has host bits set (did you mean ${formatCidr(networkOf(c))}?)`);
   }
   return { bytes: ipv4Bytes(text.slice(0, text.indexOf("/"))), prefix: c.prefix };
-}
-
-/** Dotted quad from the first 4 bytes; an empty address (the kernel omits a default route's dst) is 0.0.0.0. */
-export function formatIpv4(bytes: Uint8Array): string {
-  if (bytes.length === 0) return "0.0.0.0";
-  if (bytes.length !== 4) throw new Error(`IPv4 address must be 4 bytes, got ${bytes.length}`);
-  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-}
-
-/** Text of a 4-byte (IPv4) or 16-byte (IPv6) address in network order, e.g. a VXLAN's local. */
-export function formatIpBytes(bytes: Uint8Array): string {
-  if (bytes.length === 4) return formatIpv4(bytes);
-  if (bytes.length !== 16) throw new Error(`IP address must be 4 or 16 bytes, got ${bytes.length}`);
-  let addr = 0n;
-  for (const b of bytes) addr = (addr << 8n) | BigInt(b);
-  return formatIp({ family: 6, addr });
-}
-
-const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
-
-/** 6 bytes of "aa:bb:cc:dd:ee:ff" (either case); throws naming the input. */
-export function macBytes(text: string): Uint8Array {
-  if (typeof text !== "string" || !MAC_RE.test(text)) throw new Error(`${JSON.stringify(text)} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
-  return new Uint8Array(text.split(":").map((h) => parseInt(h, 16)));
-}
-
-/** Lowercase colon-separated hex; undefined for an empty address. */
-export function formatMac(bytes: Uint8Array): string | undefined {
-  if (bytes.length === 0) return undefined;
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
 /** Human text of a route for error messages, in `ip route` order. */

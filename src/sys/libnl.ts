@@ -9,6 +9,10 @@
  * only called on objects this file just allocated with the matching `*_alloc`.
  * Listing uses a cache walked with nl_cache_get_first/next (no JS callback needed),
  * except the FDB, which is dumped over a raw socket (see rtnl-raw.ts).
+ *
+ * Longer than most files on purpose: it is the one class implementing the Netlink port,
+ * one method per operation, each a short sequence of libnl calls around its own objects.
+ * Pure checks and text live in libnl-codec.ts, the symbol tables in ffi/libnl.ts.
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import {
@@ -20,8 +24,10 @@ import { cstr, loadLibc, readCString } from "../../ffi/libc.ts";
 import { loadLibnl, type LibnlLibraries } from "../../ffi/libnl.ts";
 import { dumpFdb } from "./rtnl-raw.ts";
 import {
-  formatIpBytes, formatIpv4, formatMac, invalidIfName, invalidInt, ipv4Bytes, ipv4Cidr, macBytes, NetlinkError, routeText,
+  invalidIfName, invalidInt, ipv4Cidr, NetlinkError, routeText,
 } from "./libnl-codec.ts";
+import { formatIpBytes, formatIpv4Bytes, ipv4Bytes } from "../net/ipv4.ts";
+import { formatMac, macBytes } from "../net/mac.ts";
 import {
   WEFT_ROUTE_PROTOCOL, type AddressSpec, type FdbSpec, type LinkInfo, type NeighSpec, type Netlink, type RouteInfo,
   type RouteSpec, type VethSpec, type VxlanSpec,
@@ -235,7 +241,7 @@ export class LibnlNetlink implements Netlink {
         if (name === undefined || (dev !== undefined && name !== dev)) continue;
         const local = this.rt.rtnl_addr_get_local(obj);
         if (!local) continue;
-        out.push({ dev: name, cidr: `${formatIpv4(this.addrBytes(local))}/${this.rt.rtnl_addr_get_prefixlen(obj)}` });
+        out.push({ dev: name, cidr: `${formatIpv4Bytes(this.addrBytes(local))}/${this.rt.rtnl_addr_get_prefixlen(obj)}` });
       }
       return out;
     });
@@ -282,7 +288,7 @@ export class LibnlNetlink implements Netlink {
         const protocol = this.rt.rtnl_route_get_protocol(obj);
         if (filter.protocol !== undefined && protocol !== filter.protocol) continue;
         const dstAddr = this.rt.rtnl_route_get_dst(obj);
-        const dst = dstAddr ? `${formatIpv4(this.addrBytes(dstAddr))}/${this.nl.nl_addr_get_prefixlen(dstAddr)}` : "0.0.0.0/0";
+        const dst = dstAddr ? `${formatIpv4Bytes(this.addrBytes(dstAddr))}/${this.nl.nl_addr_get_prefixlen(dstAddr)}` : "0.0.0.0/0";
         const info: RouteInfo = { dst, protocol, table };
         if (type !== RTN_UNICAST) info.type = type;
         const priority = this.rt.rtnl_route_get_priority(obj);
@@ -291,7 +297,7 @@ export class LibnlNetlink implements Netlink {
           const nh = this.rt.rtnl_route_nexthop_n(obj, 0);
           if (nh) {
             const gw = this.rt.rtnl_route_nh_get_gateway(nh);
-            if (gw && this.nl.nl_addr_get_family(gw) === AF_INET) info.gateway = formatIpv4(this.addrBytes(gw));
+            if (gw && this.nl.nl_addr_get_family(gw) === AF_INET) info.gateway = formatIpv4Bytes(this.addrBytes(gw));
             const name = names.get(this.rt.rtnl_route_nh_get_ifindex(nh));
             if (name !== undefined) info.dev = name;
             if (this.rt.rtnl_route_nh_get_flags(nh) & RTNH_F_ONLINK) info.onlink = true;
@@ -343,7 +349,7 @@ export class LibnlNetlink implements Netlink {
     // The kernel reports success when the MAC exists without this dst; the contract says
     // a missing object throws, so look first (FDB deletes are rare; one dump).
     const mac = this.parse(op, () => formatMac(macBytes(f.mac)));
-    const dst = this.parse(op, () => formatIpv4(ipv4Bytes(f.dst)));
+    const dst = this.parse(op, () => formatIpv4Bytes(ipv4Bytes(f.dst)));
     if (!this.listFdbOp(op, f.dev).some((e) => e.mac === mac && e.dst === dst)) {
       throw new NetlinkError(op, "Object not found", NLE_OBJ_NOTFOUND);
     }
@@ -633,7 +639,7 @@ export class LibnlNetlink implements Netlink {
         const ll = this.rt.rtnl_neigh_get_lladdr(obj);
         if (!dst || !ll || this.nl.nl_addr_get_family(dst) !== AF_INET) continue;
         const mac = formatMac(this.addrBytes(ll));
-        if (mac) out.push(make(formatIpv4(this.addrBytes(dst)), mac));
+        if (mac) out.push(make(formatIpv4Bytes(this.addrBytes(dst)), mac));
       }
       return out;
     });

@@ -15,8 +15,9 @@ import {
   EAGAIN, EINTR, ENOBUFS, MSG_DONTWAIT, RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK,
   RTM_NEWNEIGH, RTM_NEWROUTE, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH,
 } from "../../ffi/constants.ts";
-import { errno, loadLibc, strerror } from "../../ffi/libc.ts";
+import { loadLibc } from "../../ffi/libc.ts";
 import { openRouteSocket, parseMessages } from "./rtnl-raw.ts";
+import { errno, sysError } from "./libc.ts";
 
 export type NetlinkEventKind = "link" | "route" | "neigh" | "addr";
 export interface NetlinkEvent {
@@ -122,7 +123,7 @@ export function watchNetlinkEvents(onEvent: (e: NetlinkEvent) => void, opts: Wat
           onOverflow();
           continue;
         }
-        opts.onError?.(new Error(`receive netlink events: ${strerror(e)}`));
+        opts.onError?.(sysError("receive netlink events", e));
         return;
       }
       if (n === 0) return;

@@ -13,8 +13,9 @@
  * const ns = openNetns("/run/netns/pod1");
  * try { inNetns(ns, () => { const nl = openNetlink(); ...; nl.close(); }); } finally { ns.close(); }
  */
-import { cstr, errno, strerror } from "../../ffi/libc.ts";
-import { CLONE_NEWNET, ENOENT, ENOTTY, loadLibcNs, NS_GET_NSTYPE, O_CLOEXEC, O_RDONLY } from "../../ffi/libc-ns.ts";
+import { CLONE_NEWNET, ENOENT, ENOTTY, NS_GET_NSTYPE, O_CLOEXEC, O_RDONLY } from "../../ffi/constants.ts";
+import { cstr, loadLibc } from "../../ffi/libc.ts";
+import { errno, strerror, sysError } from "./libc.ts";
 
 export interface Netns {
   readonly path: string;
@@ -38,7 +39,7 @@ export class NetnsError extends Error {
  * CLONE_NEWNET). Throws {@link NetnsError} naming the path otherwise.
  */
 export function openNetns(path: string): Netns {
-  const libc = loadLibcNs();
+  const libc = loadLibc();
   const pathBuf = cstr(path);
   const fd = libc.open(pathBuf, O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) {
@@ -69,10 +70,7 @@ export function currentNetns(): Netns {
 }
 
 function enter(fd: number, what: string): void {
-  if (loadLibcNs().setns(fd, CLONE_NEWNET) !== 0) {
-    const e = errno();
-    throw new Error(`enter network namespace ${what}: ${strerror(e)}`);
-  }
+  if (loadLibc().setns(fd, CLONE_NEWNET) !== 0) throw sysError(`enter network namespace ${what}`);
 }
 
 /**

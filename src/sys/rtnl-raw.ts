@@ -8,9 +8,11 @@ import {
   AF_BRIDGE, AF_NETLINK, EINTR, NDA_DST, NDA_LLADDR, NETLINK_ROUTE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE,
   NLMSG_ERROR, RTM_GETNEIGH, RTM_NEWNEIGH, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW,
 } from "../../ffi/constants.ts";
-import { errno, loadLibc, strerror } from "../../ffi/libc.ts";
+import { loadLibc } from "../../ffi/libc.ts";
 import { NDMSG, NLMSGHDR, nlmsgAlign, RTATTR, SOCKADDR_NL } from "../../ffi/structs.ts";
-import { formatIpv4, formatMac } from "./libnl-codec.ts";
+import { formatIpv4Bytes } from "../net/ipv4.ts";
+import { formatMac } from "../net/mac.ts";
+import { errno, strerror, sysError } from "./libc.ts";
 
 export interface NlMessage {
   type: number;
@@ -55,10 +57,7 @@ export function parseAttributes(body: DataView, offset: number): Map<number, Uin
 export function openRouteSocket({ groups = 0, nonblock = false }: { groups?: number; nonblock?: boolean } = {}): number {
   const libc = loadLibc();
   const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), NETLINK_ROUTE);
-  if (fd < 0) {
-    const e = errno();
-    throw new Error(`open netlink route socket: ${strerror(e)}`);
-  }
+  if (fd < 0) throw sysError("open netlink route socket");
   const addr = new Uint8Array(SOCKADDR_NL.size);
   const v = new DataView(addr.buffer);
   v.setUint16(SOCKADDR_NL.family, AF_NETLINK, true);
@@ -66,7 +65,7 @@ export function openRouteSocket({ groups = 0, nonblock = false }: { groups?: num
   if (libc.bind(fd, addr, addr.byteLength) < 0) {
     const e = errno();
     libc.close(fd);
-    throw new Error(`bind netlink route socket to groups 0x${groups.toString(16)}: ${strerror(e)}`);
+    throw sysError(`bind netlink route socket to groups 0x${groups.toString(16)}`, e);
   }
   return fd;
 }
@@ -93,7 +92,7 @@ export function dumpFdb(): FdbEntry[] {
     v.setUint16(NLMSGHDR.flags, NLM_F_REQUEST | NLM_F_DUMP, true);
     v.setUint32(NLMSGHDR.seq, seq, true);
     v.setUint8(NLMSGHDR.size + NDMSG.family, AF_BRIDGE);
-    if (libc.send(fd, req, req.byteLength, 0) < 0) throw new Error(`dump fdb: send: ${strerror(errno())}`);
+    if (libc.send(fd, req, req.byteLength, 0) < 0) throw sysError("dump fdb: send");
     const out: FdbEntry[] = [];
     const buf = new Uint8Array(64 * 1024);
     for (;;) {
@@ -102,7 +101,7 @@ export function dumpFdb(): FdbEntry[] {
       if (n < 0) {
         const e = errno();
         if (e === EINTR) continue;
-        throw new Error(`dump fdb: recv: ${strerror(e)}`);
+        throw sysError("dump fdb: recv", e);
       }
       for (const m of parseMessages(buf, Number(n))) {
         if (m.seq !== seq) continue;
@@ -117,7 +116,7 @@ export function dumpFdb(): FdbEntry[] {
         const ll = attrs.get(NDA_LLADDR);
         if (!dst || dst.length !== 4 || !ll) continue;
         const mac = formatMac(ll);
-        if (mac) out.push({ ifindex: m.body.getInt32(NDMSG.ifindex, true), mac, dst: formatIpv4(dst) });
+        if (mac) out.push({ ifindex: m.body.getInt32(NDMSG.ifindex, true), mac, dst: formatIpv4Bytes(dst) });
       }
     }
   } finally {

@@ -5,7 +5,7 @@
  * arrives within WATCHDOG_USEC, so the watchdog pings only while the agent says it is
  * healthy — a wedged agent then gets restarted instead of pinging from a live timer.
  */
-import { closeFd, sendDatagram, unixDatagramSocket } from "../../ffi/libc-socket.ts";
+import { closeFd, sendDatagram, unixDatagramSocket } from "./unix-socket.ts";
 import { realClock, type Clock, type TimerHandle } from "../clock.ts";
 import { silentLogger, type Logger } from "../log.ts";
 

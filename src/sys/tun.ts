@@ -1,51 +1,22 @@
 /**
- * TUN device and UDP socket handles for the udp backend, over ffi/tun.ts. Each function
+ * TUN device and UDP socket handles for the udp backend (ffi/tun.ts numbers, libc calls). Each function
  * throws an Error naming the operation and the object, then the errno text, e.g.
  * "open TUN weft0: Operation not permitted".
  *
- * The packet loop (a Worker) gets the raw calls through `packetSyscalls()`: a wrapper
- * per packet would cost more than the syscall bookkeeping it saves.
+ * The packet loop (a Worker) does its per-packet I/O through packet-io.ts.
  */
 import { ptr } from "bun:ffi";
-import {
-  AF_INET,
-  EADDRINUSE,
-  IFF_NO_PI,
-  IFF_VNET_HDR,
-  TUNSETOFFLOAD,
-  TUN_F_CSUM,
-  TUN_F_TSO4,
-  TUN_F_TSO_ECN,
-  IFF_TUN,
-  IFNAMSIZ,
-  IFREQ_FLAGS_OFFSET,
-  IFREQ_SIZE,
-  O_CLOEXEC,
-  O_NONBLOCK,
-  O_RDWR,
-  SOCKADDR_IN_SIZE,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-  SOCK_NONBLOCK,
-  SOL_SOCKET,
-  SO_RCVBUF,
-  SO_RCVBUFFORCE,
-  SO_SNDBUF,
-  SO_SNDBUFFORCE,
-  TUNSETIFF,
-  TUNSETPERSIST,
-  errno,
-  loadTunLibc,
-  strerror,
-  type TunSymbols,
-} from "../../ffi/tun.ts";
+import { AF_INET, EADDRINUSE, O_CLOEXEC, O_NONBLOCK, O_RDWR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, SO_SNDBUFFORCE } from "../../ffi/constants.ts";
+import { cstr, loadLibc } from "../../ffi/libc.ts";
+import { SOCKADDR_IN_SIZE } from "../../ffi/structs.ts";
+import { IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, IFNAMSIZ, IFREQ_FLAGS_OFFSET, IFREQ_SIZE, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO_ECN, TUNSETIFF, TUNSETOFFLOAD, TUNSETPERSIST } from "../../ffi/tun.ts";
+import { ipv4ToU32 } from "../net/ipv4.ts";
+import { errno, strerror, sysError } from "./libc.ts";
 
-export { EAGAIN, POLLIN, POLLERR, POLLHUP, POLLNVAL, POLLFD_SIZE, SOCKADDR_IN_SIZE, VNET_HDR_SIZE, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_ECN } from "../../ffi/tun.ts";
+export { EAGAIN, EBADFD, POLLERR, POLLHUP, POLLIN, POLLNVAL } from "../../ffi/constants.ts";
+export { POLLFD, SOCKADDR_IN_SIZE } from "../../ffi/structs.ts";
+export { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4, VNET_HDR_SIZE } from "../../ffi/tun.ts";
 
-const fail = (what: string): Error => {
-  const e = errno();
-  return new Error(`${what}: ${strerror(e)}`, { cause: { errno: e } });
-};
 
 export interface TunOptions {
   /** Keep the device, its address and routes when the fd closes (default true). */
@@ -64,9 +35,10 @@ export interface TunOptions {
  */
 export function openTun(name: string, { persist = true, offload = false }: TunOptions = {}): number {
   if (!/^[^\s/]{1,15}$/.test(name)) throw new Error(`open TUN ${JSON.stringify(name)}: expected an interface name of 1-15 characters`);
-  const c = loadTunLibc();
-  const fd = c.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) throw fail(`open TUN ${name}: /dev/net/tun`);
+  const c = loadLibc();
+  const path = cstr("/dev/net/tun");
+  const fd = c.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd < 0) throw sysError(`open TUN ${name}: /dev/net/tun`);
   // A shorter ifreq than the kernel's 40 bytes corrupts the heap (see ffi-findings).
   const ifr = new Uint8Array(IFREQ_SIZE);
   const nameBytes = new TextEncoder().encode(name);
@@ -74,17 +46,17 @@ export function openTun(name: string, { persist = true, offload = false }: TunOp
   ifr.set(nameBytes, 0);
   new DataView(ifr.buffer).setUint16(IFREQ_FLAGS_OFFSET, IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0), true);
   if (c.ioctl(fd, TUNSETIFF, ptr(ifr)) < 0) {
-    const err = fail(`open TUN ${name}: TUNSETIFF`);
+    const err = sysError(`open TUN ${name}: TUNSETIFF`);
     c.close(fd);
     throw err;
   }
   if (offload && c.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN) < 0) {
-    const err = fail(`open TUN ${name}: TUNSETOFFLOAD`);
+    const err = sysError(`open TUN ${name}: TUNSETOFFLOAD`);
     c.close(fd);
     throw err;
   }
   if (persist && c.ioctl(fd, TUNSETPERSIST, 1) < 0) {
-    const err = fail(`open TUN ${name}: TUNSETPERSIST`);
+    const err = sysError(`open TUN ${name}: TUNSETPERSIST`);
     c.close(fd);
     throw err;
   }
@@ -93,23 +65,23 @@ export function openTun(name: string, { persist = true, offload = false }: TunOp
 
 /** Makes a persistent TUN device go away once its last fd closes (tests, teardown). */
 export function unpersistTun(fd: number, name: string): void {
-  if (loadTunLibc().ioctl(fd, TUNSETPERSIST, 0) < 0) throw fail(`clear persist on TUN ${name}`);
+  if (loadLibc().ioctl(fd, TUNSETPERSIST, 0) < 0) throw sysError(`clear persist on TUN ${name}`);
 }
 
 export function closeFd(fd: number, what: string): void {
-  if (loadTunLibc().close(fd) < 0) throw fail(`close ${what}`);
+  if (loadLibc().close(fd) < 0) throw sysError(`close ${what}`);
 }
 
 /** struct sockaddr_in for ip:port. */
 export function sockaddrIn(ip: string, port: number): Uint8Array {
-  const parts = ip.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`Cannot build sockaddr for ${JSON.stringify(ip)}: not an IPv4 address`);
+  const addr = typeof ip === "string" ? ipv4ToU32(ip) : -1;
+  if (addr < 0) throw new Error(`Cannot build sockaddr for ${JSON.stringify(ip)}: not an IPv4 address`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Cannot build sockaddr for port ${port}: expected 0..65535`);
   const sa = new Uint8Array(SOCKADDR_IN_SIZE);
   const dv = new DataView(sa.buffer);
   dv.setUint16(0, AF_INET, true);
   dv.setUint16(2, port, false);
-  sa.set(parts, 4);
+  dv.setUint32(4, addr, false);
   return sa;
 }
 
@@ -123,27 +95,20 @@ export function sockaddrIn(ip: string, port: number): Uint8Array {
  * fails with EADDRINUSE, and ours fails the same way if somebody got there first.
  */
 export function openUdpSocket(ip: string, port: number, { bufferBytes = 4 << 20 }: { bufferBytes?: number } = {}): number {
-  const c = loadTunLibc();
+  const c = loadLibc();
   const what = `bind UDP ${ip}:${port}`;
   const sa = sockaddrIn(ip, port);
   const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw fail(`${what}: socket`);
+  if (fd < 0) throw sysError(`${what}: socket`);
   const val = new Int32Array([bufferBytes]);
   // FORCE variants pass rmem_max/wmem_max as root; fall back to the capped ones.
   if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, ptr(val), 4) < 0) c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, ptr(val), 4);
   if (c.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, ptr(val), 4) < 0) c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, ptr(val), 4);
   if (c.bind(fd, ptr(sa), sa.length) < 0) {
     const code = errno();
-    const err = code === EADDRINUSE ? new Error(`${what}: ${strerror(code)}: another socket holds it (another weft, or another program on this port); weft does not share its port`, { cause: { errno: code } }) : fail(what);
+    const err = code === EADDRINUSE ? new Error(`${what}: ${strerror(code)}: another socket holds it (another weft, or another program on this port); weft does not share its port`, { cause: { errno: code } }) : sysError(what, code);
     c.close(fd);
     throw err;
   }
   return fd;
 }
-
-/** The raw calls for the packet loop; results < 0 mean failure, `errno()` says why. */
-export function packetSyscalls(): TunSymbols {
-  return loadTunLibc();
-}
-
-export { errno, strerror };

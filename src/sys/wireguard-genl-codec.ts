@@ -20,7 +20,8 @@ import {
 } from "../../ffi/wireguard-uapi.ts";
 import { AF_INET, AF_INET6, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "../../ffi/constants.ts";
 import { NLMSGHDR, nlmsgAlign } from "../../ffi/structs.ts";
-import { formatIp, parseCidr, parseIp } from "../net/cidr.ts";
+import { formatIp, ipFromBytes, ipToBytes, parseCidr, parseIp } from "../net/cidr.ts";
+import { u32ToIpv4 } from "../net/ipv4.ts";
 import type { WgDeviceConfig, WgDeviceInfo, WgPeerConfig, WgPeerInfo } from "./wireguard.ts";
 
 /** `wg` keeps each message within a page-sized socket buffer; so do we. */
@@ -146,7 +147,7 @@ export function sockaddr(endpoint: string): Uint8Array {
   const v = view(b);
   v.setUint16(SOCKADDR_IN6.family, AF_INET6, true);
   v.setUint16(SOCKADDR_IN6.port, port, false);
-  for (let i = 0; i < 16; i++) b[SOCKADDR_IN6.addr + i] = Number((ip.addr >> BigInt(8 * (15 - i))) & 0xffn);
+  b.set(ipToBytes(ip), SOCKADDR_IN6.addr);
   return b;
 }
 
@@ -156,22 +157,17 @@ export function parseSockaddr(b: Uint8Array): string | undefined {
   const v = view(b);
   const family = v.getUint16(0, true);
   if (family === AF_INET && b.length >= SOCKADDR_IN.size - 8) {
-    return `${formatIp({ family: 4, addr: BigInt(v.getUint32(SOCKADDR_IN.addr, false)) })}:${v.getUint16(SOCKADDR_IN.port, false)}`;
+    return `${u32ToIpv4(v.getUint32(SOCKADDR_IN.addr, false))}:${v.getUint16(SOCKADDR_IN.port, false)}`;
   }
   if (family === AF_INET6 && b.length >= SOCKADDR_IN6.addr + 16) {
-    let addr = 0n;
-    for (let i = 0; i < 16; i++) addr = (addr << 8n) | BigInt(b[SOCKADDR_IN6.addr + i]!);
-    return `[${formatIp({ family: 6, addr })}]:${v.getUint16(SOCKADDR_IN6.port, false)}`;
+    return `[${formatIp(ipFromBytes(b.subarray(SOCKADDR_IN6.addr, SOCKADDR_IN6.addr + 16)))}]:${v.getUint16(SOCKADDR_IN6.port, false)}`;
   }
   return undefined;
 }
 
 function allowedIp(cidr: string): Uint8Array {
   const c = parseCidr(cidr);
-  const bytes = c.family === 4 ? u32(0) : new Uint8Array(16);
-  if (c.family === 4) view(bytes).setUint32(0, Number(c.addr), false);
-  else for (let i = 0; i < 16; i++) bytes[i] = Number((c.addr >> BigInt(8 * (15 - i))) & 0xffn);
-  return nest(0, [attr(WGALLOWEDIP_A_FAMILY, u16(c.family === 4 ? AF_INET : AF_INET6)), attr(WGALLOWEDIP_A_IPADDR, bytes), attr(WGALLOWEDIP_A_CIDR_MASK, u8(c.prefix))]);
+  return nest(0, [attr(WGALLOWEDIP_A_FAMILY, u16(c.family === 4 ? AF_INET : AF_INET6)), attr(WGALLOWEDIP_A_IPADDR, ipToBytes(c)), attr(WGALLOWEDIP_A_CIDR_MASK, u8(c.prefix))]);
 }
 
 /** One peer's nest (type 0) for WG_CMD_SET_DEVICE. */
@@ -265,12 +261,7 @@ function decodePeer(a: Attr): WgPeerInfo {
             else if (y.type === WGALLOWEDIP_A_IPADDR) addr = y.payload;
             else if (y.type === WGALLOWEDIP_A_CIDR_MASK) mask = y.payload[0]!;
           }
-          if (family === AF_INET && addr?.length === 4) p.allowedIps.push(`${formatIp({ family: 4, addr: BigInt(view(addr).getUint32(0, false)) })}/${mask}`);
-          else if (family === AF_INET6 && addr?.length === 16) {
-            let n = 0n;
-            for (const byte of addr) n = (n << 8n) | BigInt(byte);
-            p.allowedIps.push(`${formatIp({ family: 6, addr: n })}/${mask}`);
-          }
+          if ((family === AF_INET && addr?.length === 4) || (family === AF_INET6 && addr?.length === 16)) p.allowedIps.push(`${formatIp(ipFromBytes(addr))}/${mask}`);
         }
         break;
     }

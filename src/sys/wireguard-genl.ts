@@ -11,7 +11,7 @@
  */
 import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { NETLINK_ROUTE, NLE_NOMEM, NLM_F_CREATE, NLM_F_EXCL, NLMSG_DONE, NLMSG_ERROR } from "../../ffi/constants.ts";
-import { cstr, readCString, strerror } from "../../ffi/libc.ts";
+import { cstr, loadLibc, readCString, strerror } from "../../ffi/libc.ts";
 import { loadLibnl, type LibnlLibraries } from "../../ffi/libnl.ts";
 import { loadLibnlGenl, type LibnlGenlLibraries } from "../../ffi/libnl-genl.ts";
 import { NLMSGHDR, SOCKADDR_NL } from "../../ffi/structs.ts";
@@ -114,7 +114,7 @@ export class GenlSocket extends LibnlSocket {
       try {
         bytes = new Uint8Array(toArrayBuffer(at as Pointer, 0, n)).slice();
       } finally {
-        this.lib.libc.free(at as Pointer);
+        loadLibc().free(at as Pointer);
       }
       for (const msg of parseMessages(bytes, n)) {
         if (msg.seq !== seq) continue; // a late answer to an earlier request

@@ -14,34 +14,20 @@
  *
  * I/O is synchronous with a deadline (poll), as every Backend.apply is.
  */
-import { errno, strerror } from "../../ffi/libc.ts";
-import { sockaddrUn, SOCK_CLOEXEC } from "../../ffi/libc-socket.ts";
-import { EINPROGRESS, loadLibcStream, MSG_DONTWAIT, MSG_NOSIGNAL, POLLIN, POLLOUT, SOCK_STREAM } from "../../ffi/libc-stream.ts";
-import { EAGAIN, EINTR } from "../../ffi/constants.ts";
+import { AF_UNIX, EAGAIN, EINPROGRESS, EINTR, MSG_DONTWAIT, MSG_NOSIGNAL, POLLIN, POLLOUT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from "../../ffi/constants.ts";
+import { loadLibc } from "../../ffi/libc.ts";
+import { errno, pollOne, strerror, sysError } from "./libc.ts";
+import { sockaddrUn } from "./unix-socket.ts";
 import { encodeUapiSet, parseUapiGet, UAPI_GET, uapiErrno } from "./wireguard-uapi-codec.ts";
 import type { WgDeviceConfig, WgDeviceInfo } from "./wireguard.ts";
-
-const AF_UNIX = 1;
-const SOCK_NONBLOCK = 0o4000;
 
 /** wireguard-go's socket directory on Linux. */
 export const UAPI_SOCKET_DIR = "/var/run/wireguard";
 export const uapiSocketPath = (name: string, dir = UAPI_SOCKET_DIR): string => `${dir}/${name}.sock`;
 
-function pollOne(fd: number, events: number, deadline: number, what: string): void {
-  const libc = loadLibcStream();
-  const pfd = new Uint8Array(8);
-  const v = new DataView(pfd.buffer);
-  for (;;) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`${what}: no answer within the deadline`);
-    v.setInt32(0, fd, true);
-    v.setInt16(4, events, true);
-    v.setInt16(6, 0, true);
-    const r = libc.poll(pfd, 1, left);
-    if (r > 0) return;
-    if (r < 0 && errno() !== EINTR) throw new Error(`${what}: poll: ${strerror(errno())}`);
-  }
+/** Waits for `events` on `fd` until `deadline`; throws when it passes. */
+function waitFor(fd: number, events: number, deadline: number, what: string): void {
+  if (pollOne(fd, events, Math.max(0, deadline - Date.now()), what) === 0) throw new Error(`${what}: no answer within the deadline`);
 }
 
 /**
@@ -50,17 +36,17 @@ function pollOne(fd: number, events: number, deadline: number, what: string): vo
  * (or "Connection refused") when no daemon listens there.
  */
 export function uapiExchange(path: string, request: string, { timeoutMs = 5000 } = {}): string {
-  const libc = loadLibcStream();
+  const libc = loadLibc();
   const what = `UAPI ${path}`;
   const deadline = Date.now() + timeoutMs;
   const fd = libc.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) throw new Error(`${what}: socket: ${strerror(errno())}`);
+  if (fd < 0) throw sysError(`${what}: socket`);
   try {
     const sa = sockaddrUn(path);
     if (libc.connect(fd, sa.buf, sa.len) < 0) {
       const e = errno();
-      if (e !== EINPROGRESS && e !== EAGAIN) throw new Error(`${what}: connect: ${strerror(e)}`);
-      pollOne(fd, POLLOUT, deadline, what);
+      if (e !== EINPROGRESS && e !== EAGAIN) throw sysError(`${what}: connect`, e);
+      waitFor(fd, POLLOUT, deadline, what);
     }
     const out = new TextEncoder().encode(request);
     let sent = 0;
@@ -71,8 +57,8 @@ export function uapiExchange(path: string, request: string, { timeoutMs = 5000 }
         continue;
       }
       const e = errno();
-      if (e === EAGAIN) pollOne(fd, POLLOUT, deadline, what);
-      else if (e !== EINTR) throw new Error(`${what}: send: ${strerror(e)}`);
+      if (e === EAGAIN) waitFor(fd, POLLOUT, deadline, what);
+      else if (e !== EINTR) throw sysError(`${what}: send`, e);
     }
     const buf = new Uint8Array(64 * 1024);
     let text = "";
@@ -87,8 +73,8 @@ export function uapiExchange(path: string, request: string, { timeoutMs = 5000 }
       }
       if (n === 0) throw new Error(`${what}: the daemon closed the connection after ${text.length} bytes`);
       const e = errno();
-      if (e === EAGAIN) pollOne(fd, POLLIN, deadline, what);
-      else if (e !== EINTR) throw new Error(`${what}: recv: ${strerror(e)}`);
+      if (e === EAGAIN) waitFor(fd, POLLIN, deadline, what);
+      else if (e !== EINTR) throw sysError(`${what}: recv`, e);
     }
   } finally {
     libc.close(fd);

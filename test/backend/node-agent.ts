@@ -14,7 +14,7 @@
  * peers' public keys) and answers {"stats":1} with {"stats":WireguardStats|null}.
  */
 import { createBackend } from "../../src/backend/create-backend.ts";
-import type { BackendConf } from "../../src/config.ts";
+import type { BackendConf } from "../../src/net-conf.ts";
 import { createLogger } from "../../src/log.ts";
 import { openNetlink } from "../../src/sys/libnl.ts";
 import type { PeerLease } from "../../src/backend/backend.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 import { RecordingNetlink } from "../fakes/netlink.ts";
 import { createHostGwBackend } from "../../src/backend/host-gw.ts";
 import { createVxlanBackend } from "../../src/backend/vxlan.ts";

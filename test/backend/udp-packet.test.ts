@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { inSubnets, ipv4Length, MIN_GSO_SIZE, vnetHdrProblem } from "../../src/backend/udp-packet.ts";
-import { ipToU32, maskOf } from "../../src/backend/udp-pump-protocol.ts";
+import { ipv4Mask, parseIpv4U32 } from "../../src/net/ipv4.ts";
 import { ipv4, tcpPacket, udpPacket, vnetHdr, type VnetHdr } from "./packets.ts";
 
 const SRC = "10.244.2.7";
@@ -93,7 +93,7 @@ describe("ipv4Length", () => {
 });
 
 describe("inSubnets", () => {
-  const nets = [ipToU32("10.244.2.0"), maskOf(24), ipToU32("10.244.9.0"), maskOf(25)];
+  const nets = [parseIpv4U32("10.244.2.0"), ipv4Mask(24), parseIpv4U32("10.244.9.0"), ipv4Mask(25)];
   test.each([
     ["10.244.2.0", true],
     ["10.244.2.255", true],
@@ -102,9 +102,9 @@ describe("inSubnets", () => {
     ["10.244.3.1", false],
     ["192.0.2.12", false],
   ])("%s → %p", (ip, want) => {
-    expect(inSubnets(ipToU32(ip), nets)).toBe(want);
+    expect(inSubnets(parseIpv4U32(ip), nets)).toBe(want);
   });
   test("no subnets admit nothing", () => {
-    expect(inSubnets(ipToU32("10.244.2.1"), [])).toBe(false);
+    expect(inSubnets(parseIpv4U32("10.244.2.1"), [])).toBe(false);
   });
 });

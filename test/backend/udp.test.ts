@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { RecordingNetlink } from "../fakes/netlink.ts";
 import { createBackend } from "../../src/backend/create-backend.ts";
 import type { PumpPeer } from "../../src/backend/udp-pump-protocol.ts";
-import { PrefixTable, ipToU32 } from "../../src/backend/udp-pump-protocol.ts";
+import { PrefixTable } from "../../src/backend/udp-pump-protocol.ts";
+import { parseIpv4U32 } from "../../src/net/ipv4.ts";
 import type { Pump, PumpOptions } from "../../src/backend/udp-pump.ts";
 import { silentLogger } from "../../src/log.ts";
 
@@ -78,7 +79,7 @@ describe("udp backend", () => {
     expect(backend.mtu()).toBe(1472);
     expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
     expect(events).toEqual(["openTun weft0 offload -> 40", "openUdp 192.0.2.11:8285"]);
-    expect(started()).toMatchObject({ tunFd: 40, udpFd: 99, port: 8285, ownNet: ipToU32("10.244.1.0"), ownPrefix: 24, offload: true });
+    expect(started()).toMatchObject({ tunFd: 40, udpFd: 99, port: 8285, ownNet: parseIpv4U32("10.244.1.0"), ownPrefix: 24, offload: true });
     // the kernel routes the whole Network into the TUN
     expect(nl.dump()).toContain("route 10.244.0.0/16 dev weft0 proto 2");
   });
@@ -103,7 +104,7 @@ describe("udp backend", () => {
       { nodeName: "a", subnet: "10.244.1.0/24", publicIp: "192.0.2.11" },
     ];
     expect(backend.apply(peers)).toEqual({ changes: 2, errors: [], problems: [] });
-    expect(tables).toEqual([[{ net: ipToU32("10.244.2.0"), prefix: 24, ip: "192.0.2.12" }]]);
+    expect(tables).toEqual([[{ net: parseIpv4U32("10.244.2.0"), prefix: 24, ip: "192.0.2.12" }]]);
     // the kernel's Network route into weft0 becomes weft's own
     expect(nl.takeOps()).toEqual(["replace route 10.244.0.0/16 dev weft0 proto 87"]);
     expect(backend.apply(peers)).toEqual({ changes: 0, errors: [], problems: [] });
@@ -215,14 +216,14 @@ describe("PrefixTable", () => {
     ["192.0.2.1", undefined],
   ])("%s → %s", (ip, want) => {
     const t = new PrefixTable([
-      { net: ipToU32("10.244.2.0"), prefix: 24, value: "b" },
-      { net: ipToU32("10.244.3.0"), prefix: 24, value: "c-wide" },
-      { net: ipToU32("10.244.3.0"), prefix: 25, value: "c-narrow" },
+      { net: parseIpv4U32("10.244.2.0"), prefix: 24, value: "b" },
+      { net: parseIpv4U32("10.244.3.0"), prefix: 24, value: "c-wide" },
+      { net: parseIpv4U32("10.244.3.0"), prefix: 25, value: "c-narrow" },
     ]);
-    expect(t.lookup(ipToU32(ip))).toBe(want);
+    expect(t.lookup(parseIpv4U32(ip))).toBe(want);
   });
-  test("ipToU32 rejects junk", () => {
-    expect(() => ipToU32("10.1")).toThrow('Cannot parse IPv4 address "10.1"');
+  test("parseIpv4U32 rejects junk", () => {
+    expect(() => parseIpv4U32("10.1")).toThrow('Cannot parse IPv4 address "10.1"');
   });
 });
 

@@ -9,7 +9,7 @@ import { createBackend } from "../../src/backend/create-backend.ts";
 import type { PeerLease } from "../../src/backend/backend.ts";
 import { TrafficTotals, type WireguardBackend } from "../../src/backend/wireguard.ts";
 import { createLogger } from "../../src/log.ts";
-import type { WireguardConf } from "../../src/config.ts";
+import type { WireguardConf } from "../../src/net-conf.ts";
 import { RecordingNetlink } from "../fakes/netlink.ts";
 import { RecordingWireguard } from "../fakes/wireguard.ts";
 

@@ -5,12 +5,15 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { T, compound, decode, encode, leadingTag, messageHash, packetBounds, userIdentityEnd, valueEnd } from "../../src/gossip/codec.ts";
+import { T } from "../../src/gossip/messages.ts";
+import { compound, decode, encode, leadingTag, packetBounds, userIdentityEnd } from "../../src/gossip/codec.ts";
+import { hash53 } from "../../src/wire/hash.ts";
+import { valueEnd } from "../../src/wire/msgpack.ts";
 import { RecentHashes } from "../../src/gossip/recent-hashes.ts";
 import { sharedCopy } from "../../src/gossip/shared-copies.ts";
 import { PACKET, Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
-import { Sim, view } from "./harness.ts";
+import { Sim, view } from "../../sim/gossip-sim.ts";
 
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   v: fc.oneof(
@@ -80,8 +83,8 @@ describe("leadingTag", () => {
   });
 });
 
-describe("messageHash", () => {
-  const hashOf = (b: Uint8Array) => messageHash(b, 0, b.length);
+describe("hash53", () => {
+  const hashOf = (b: Uint8Array) => hash53(b, 0, b.length);
 
   test("depends only on the bytes in [start, end), is a 53-bit integer", () => {
     fc.assert(
@@ -89,7 +92,7 @@ describe("messageHash", () => {
         const h = hashOf(m);
         expect(Number.isSafeInteger(h) && h >= 0).toBe(true);
         const framed = new Uint8Array([...before, ...m, ...after]);
-        expect(messageHash(framed, before.length, before.length + m.length)).toBe(h);
+        expect(hash53(framed, before.length, before.length + m.length)).toBe(h);
       }),
     );
   });

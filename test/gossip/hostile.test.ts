@@ -5,10 +5,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { T, compound, encode } from "../../src/gossip/codec.ts";
+import { T } from "../../src/gossip/messages.ts";
+import { compound, encode } from "../../src/gossip/codec.ts";
 import { PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
-import { Sim, allSee } from "./harness.ts";
+import { Sim, allSee } from "../../sim/gossip-sim.ts";
 
 const keyring: Keyring = (() => {
   const k = new Uint8Array(32).fill(9);

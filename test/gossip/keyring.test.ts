@@ -2,8 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError } from "../../src/config.ts";
-import { keyFileProblem, loadKeyFile, parseKeyFile } from "../../src/gossip/keyring.ts";
+import { KeyFileError, keyFileProblem, loadKeyFile, parseKeyFile } from "../../src/gossip/keyring.ts";
 
 const k1 = Buffer.alloc(32, 1).toString("base64");
 const k2 = Buffer.alloc(32, 2).toString("base64");
@@ -36,7 +35,7 @@ describe("key file owner and mode", () => {
       const key = join(dir, "key");
       writeFileSync(key, `${k1}\n`, { mode: 0o600 });
       chmodSync(key, 0o644);
-      expect(() => loadKeyFile(key)).toThrow(ConfigError);
+      expect(() => loadKeyFile(key)).toThrow(KeyFileError);
       expect(() => loadKeyFile(key)).toThrow(`read cluster key ${key}: mode 0644 gives group and others access to the cluster key`);
       expect(() => loadKeyFile(key)).toThrow(`run: chmod 600 ${key}`);
       if (process.geteuid?.() === 0) chownSync(key, 0, 65534); // a group the agent's user is not in
@@ -92,7 +91,7 @@ describe("parseKeyFile", () => {
   ];
   for (const [name, text, re] of bad) {
     test(`rejects ${name}`, () => {
-      expect(() => parseKeyFile(text, "/etc/weft/key")).toThrow(ConfigError);
+      expect(() => parseKeyFile(text, "/etc/weft/key")).toThrow(KeyFileError);
       expect(() => parseKeyFile(text, "/etc/weft/key")).toThrow(re);
     });
   }
@@ -106,7 +105,7 @@ describe("parseKeyFile", () => {
       const broken = join(dir, "broken");
       writeFileSync(broken, "xx\n", { mode: 0o600 });
       expect(() => loadKeyFile(broken)).toThrow(new RegExp(`${broken} line 1`));
-      expect(() => loadKeyFile(join(dir, "missing"))).toThrow(ConfigError);
+      expect(() => loadKeyFile(join(dir, "missing"))).toThrow(KeyFileError);
       expect(() => loadKeyFile(join(dir, "missing"))).toThrow(/missing/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -7,13 +7,13 @@
 import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { Awareness } from "../../src/gossip/awareness.ts";
-import { T } from "../../src/gossip/codec.ts";
+import { T } from "../../src/gossip/messages.ts";
 import { lanConfig } from "../../src/gossip/config.ts";
 import { Membership, isLive } from "../../src/gossip/membership.ts";
 import { seededRandom } from "../../src/gossip/prng.ts";
 import { encodeMemberEntry } from "../../src/gossip/push-pull-codec.ts";
 import { silentLogger } from "../../src/log.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 
 type Op = { op: "alive" | "suspect" | "dead" | "left" | "wait" | "sample" | "meta"; who: number; inc: number; addr: number; meta: Uint8Array | null };
 const opArb: fc.Arbitrary<Op> = fc.record({

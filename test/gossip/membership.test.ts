@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { T, compound, encode } from "../../src/gossip/codec.ts";
+import { T } from "../../src/gossip/messages.ts";
+import { compound, encode } from "../../src/gossip/codec.ts";
 import { PACKET, Sealer } from "../../src/gossip/security.ts";
-import { Sim, allSee, view } from "./harness.ts";
+import { Sim, allSee, view } from "../../sim/gossip-sim.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

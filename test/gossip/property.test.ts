@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { Sim, type SimNode, view } from "./harness.ts";
+import { Sim, type SimNode, view } from "../../sim/gossip-sim.ts";
 
 type Event =
   | { kind: "partition"; cut: number; ms: number }

@@ -8,7 +8,9 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Awareness } from "../../src/gossip/awareness.ts";
-import { STATE_NAME, T, decode, encode, pushPullChecker } from "../../src/gossip/codec.ts";
+import { STATE_NAME, T } from "../../src/gossip/messages.ts";
+import { decode, encode } from "../../src/gossip/codec.ts";
+import { pushPullChecker } from "../../src/gossip/message-check.ts";
 import { lanConfig } from "../../src/gossip/config.ts";
 import { Membership } from "../../src/gossip/membership.ts";
 import { seededRandom } from "../../src/gossip/prng.ts";
@@ -20,7 +22,7 @@ import { Opened, Sealer } from "../../src/gossip/security.ts";
 import { Streams } from "../../src/gossip/streams.ts";
 import type { Transport } from "../../src/gossip/transport.ts";
 import { silentLogger } from "../../src/log.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 
 const sourceArb: fc.Arbitrary<MemberEntrySource> = fc
   .record(

@@ -6,12 +6,14 @@
  * upgrade of the wire format keeps the cluster whole.
  */
 import { describe, expect, test } from "bun:test";
-import { type Message, T, compound, decodePacket, encode } from "../../src/gossip/codec.ts";
+import { type Message, T } from "../../src/gossip/messages.ts";
+import { compound, encode } from "../../src/gossip/codec.ts";
+import { decodePacket } from "./decode-packet.ts";
 import type { LegacyWire } from "../../src/gossip/config.ts";
 import { Opened, PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { GossipMetrics, Keyring } from "../../src/gossip/types.ts";
 import { createLogger } from "../../src/log.ts";
-import { Sim, type SimNode, allSee, view } from "./harness.ts";
+import { Sim, type SimNode, allSee, view } from "../../sim/gossip-sim.ts";
 
 const keyring: Keyring = (() => {
   const k = new Uint8Array(32).fill(9);

@@ -8,7 +8,7 @@ import { parseKeyFile } from "../../src/gossip/keyring.ts";
 import type { LegacyWire } from "../../src/gossip/config.ts";
 import { type MsgClass, Opened, PACKET, REPLY, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 
 const k1 = Buffer.alloc(32, 1).toString("base64");
 const k2 = Buffer.alloc(32, 2).toString("base64");

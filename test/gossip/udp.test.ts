@@ -9,12 +9,13 @@ import { localConfig } from "../../src/gossip/config.ts";
 import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
 import { createUdpTransport } from "../../src/gossip/udp-transport.ts";
 import type { Keyring, MemberState } from "../../src/gossip/types.ts";
-import { RecordingDelegate } from "./harness.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { RecordingDelegate } from "../../sim/gossip-sim.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 import { type Socket, connect } from "node:net";
 import { PACKET, Sealer } from "../../src/gossip/security.ts";
-import { T, compound, encode } from "../../src/gossip/codec.ts";
-import { poll } from "../wait.ts";
+import { T } from "../../src/gossip/messages.ts";
+import { compound, encode } from "../../src/gossip/codec.ts";
+import { poll } from "../../sim/wait.ts";
 
 const key = (b: number): Keyring => {
   const k = new Uint8Array(32).fill(b);

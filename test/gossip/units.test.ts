@@ -3,7 +3,7 @@ import { Awareness } from "../../src/gossip/awareness.ts";
 import { BroadcastQueue } from "../../src/gossip/broadcast-queue.ts";
 import { lanConfig, localConfig, pushPullScale, retransmitLimit, suspicionTimeout } from "../../src/gossip/config.ts";
 import { Suspicion, remainingTimeout } from "../../src/gossip/suspicion.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
 
 const b = (s: string) => new TextEncoder().encode(s);
 const s = (x: Uint8Array) => new TextDecoder().decode(x);
@@ -36,7 +36,7 @@ describe("config math", () => {
     [30_000, 1000, 30_000 * 6],
   ])("pushPullScale(%d, n %d) = %d", (iv, n, want) => expect(pushPullScale(iv, n)).toBe(want));
 
-  test("LAN defaults match the issue", () => {
+  test("LAN defaults are memberlist's DefaultLANConfig timings (docs/gossip.md, Config knobs); local ones are faster; overrides apply", () => {
     const c = lanConfig();
     expect([c.probeIntervalMs, c.probeTimeoutMs, c.indirectChecks, c.gossipIntervalMs, c.gossipNodes]).toEqual([1000, 500, 3, 200, 3]);
     expect([c.retransmitMult, c.suspicionMult, c.suspicionMaxTimeoutMult, c.pushPullIntervalMs, c.awarenessMaxMultiplier, c.udpBufferSize]).toEqual([4, 4, 6, 30_000, 8, 1400]);

@@ -6,10 +6,10 @@
  * Two vxlan nodes run the real backend (node-agent over libnl).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { bridgeFdb, ip, ipJson, listNamespaces, ping, requireRoot, type Topology } from "../integration/harness.ts";
+import { bridgeFdb, ip, ipJson, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
 import { startAgent, startCluster, type Cluster } from "../integration/backend-cluster.ts";
 import { stableMac } from "../../src/backend/mac.ts";
-import type { BackendConf } from "../../src/config.ts";
+import type { BackendConf } from "../../src/net-conf.ts";
 
 const skip = requireRoot();
 const VXLAN: BackendConf = { type: "vxlan", vni: 1, port: 8472, directRouting: false };

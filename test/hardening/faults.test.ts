@@ -1,5 +1,5 @@
 /**
- * Faults against the shipped binary (weft issue 6, item 3), root only: real `dist/weft
+ * Faults against the shipped binary, root only: real `dist/weft
  * agent` processes (vxlan) in harness namespaces on one underlay bridge. The underlay
  * namespace's bridge is where faults are injected, with nftables (bridge family): a
  * partition drops everything to/from one node's port, packet loss drops 20% of all
@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTopology, exec, listNamespaces, ping, requireRoot, type Pod, type Topology } from "../integration/harness.ts";
-import { BIN, agentNode, api, logOf, networkOfGateway, nodesOf, readiness, startAgent, stopAgent, subnetOf, until, type AgentNode } from "./agents.ts";
+import { createTopology, exec, listNamespaces, ping, requireRoot, type Pod, type Topology } from "../../sim/netns.ts";
+import { BIN, agentNode, api, logOf, networkOfGateway, nodesOf, readiness, startAgent, stopAgent, subnetOf, until, type AgentNode } from "../../sim/agents.ts";
 
 const PREFIX = "whd-";
 const skip =
@@ -265,22 +265,18 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
     startAgent(lonely, { ...opts, join: ["192.0.2.200:7946", "192.0.2.201:7946"] });
     await until("join attempts to be logged", 30_000, () => /join: no seed answered/.test(logOf(lonely)), 250);
     expect(readiness(lonely)?.ready).toBe(false);
-    const t0 = Date.now();
     lonely.proc!.kill("SIGTERM");
-    const code = await Promise.race([lonely.proc!.exited, Bun.sleep(10_000).then(() => "still running")]);
-    const took = Date.now() - t0;
-    if (code === "still running") await stopAgent(lonely);
+    // "Within seconds" is the race: an exit code only if it came within 10 s.
+    const code = await Promise.race([lonely.proc!.exited, Bun.sleep(10_000).then(() => "still running after 10 s")]);
+    if (typeof code === "string") await stopAgent(lonely);
     expect({ code, log: code === 0 ? "" : logOf(lonely).slice(-2000) }).toEqual({ code: 0, log: "" });
-    expect(took).toBeLessThan(10_000);
     expect(existsSync(lonely.subnetFile)).toBe(false);
   }, 60_000);
 
   // Operator error, e.g. a cloned VM: a second machine starts with an existing node's name.
   // By design the newest start owns the name (docs/leases.md) and re-learns the live lease;
   // the running owner stops announcing. Both must not go on serving one subnet as ready.
-  let duplicate: { sameSubnet: boolean; originalReady: boolean | undefined; reason: string } | undefined;
-
-  test("a second machine started with a running node's name takes the name; the original logs the takeover", async () => {
+  test("a second machine started with a running node's name takes the name; the original logs the takeover, says so in /readyz, and the two never both serve one subnet as ready", async () => {
     const original = nodes[0]!;
     const dup = agentNode("node1", nodes[4]!.ns, nodes[4]!.ip, join(dir, "dup"));
     startAgent(dup, opts);
@@ -294,19 +290,12 @@ describe.skipIf(!!skip)("faults: 3 real agents (vxlan) in namespaces", () => {
       await until("peers to report node1's record at the newcomer's address as not routed", 20_000, () => problemsOf(nodes[1]!).some((p) => p.includes(notRouted)), 250);
       expect(nodesOf(nodes[1]!)?.find((r) => r.name === "node1")).toBeUndefined();
       const r = readiness(original);
-      duplicate = { sameSubnet: subnetOf(dup) === subnetOf(original), originalReady: r?.ready, reason: r?.reason ?? "" };
-      console.log(`duplicate name: newcomer ${subnetOf(dup)}, original ${subnetOf(original)} readiness ${JSON.stringify(r)}`);
+      expect(r?.reason ?? "").toMatch(/taken over/i);
+      expect({ sameSubnet: subnetOf(dup) === subnetOf(original), originalReady: r?.ready }).not.toEqual({ sameSubnet: true, originalReady: true });
     } finally {
       await stopAgent(dup);
     }
   }, 120_000);
-
-  // Finding F4 (docs/hardening-findings.md), fixed in the agent: the original reports the takeover in /readyz.
-  test("…and the two never both serve one subnet as ready (the original reports the takeover in /readyz)", () => {
-    expect(duplicate).toBeDefined();
-    expect({ sameSubnet: duplicate!.sameSubnet, originalReady: duplicate!.originalReady }).not.toEqual({ sameSubnet: true, originalReady: true });
-    expect(duplicate!.reason).toMatch(/taken over/i);
-  });
 });
 
 describe.skipIf(!!skip)("subnet exhaustion: room for exactly 2 subnets, 3 agents", () => {

@@ -1,5 +1,5 @@
 /**
- * Forged and malicious leases from a key-holder (weft issue 6, item 2). Three honest
+ * Forged and malicious leases from a key-holder (docs/hardening.md). Three honest
  * lease nodes (createCluster on the real gossip layer over MemNetwork, FakeClock) and one
  * hand-driven malicious gossip node (createGossip with the cluster key) that broadcasts
  * and push-pulls crafted lease payloads. Each forgery must be rejected, or resolved by the
@@ -10,18 +10,19 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { pack } from "msgpackr";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { encode } from "../../src/gossip/codec.ts";
 import { createGossip, lanConfig, type GossipNode } from "../../src/gossip/index.ts";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";
 import { REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { GossipDelegate } from "../../src/gossip/types.ts";
 import { checkPeers } from "../../src/backend/peers.ts";
-import { MAX_GENERATION, WIRE_VERSION, encodeRecord, encodeState, rangeOf, subnetProblem } from "../../src/lease/record.ts";
-import type { ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
+import { MAX_GENERATION, WIRE_VERSION, encodeRecord, encodeState } from "../../src/lease/record-codec.ts";
+import { rangeOf, subnetProblem } from "../../src/lease/record-validate.ts";
+import type { ClusterCoreOptions } from "../../src/lease/cluster-options.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
-import { GossipSim, type GossipSimNode } from "../lease/gossip-sim.ts";
+import { LeaseSim, type LeaseSimNode } from "../../sim/lease-sim.ts";
 
 const keyring = parseKeyFile(Buffer.alloc(32, 42).toString("base64"));
 const net = parseNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, SubnetMin: "10.244.1.0", SubnetMax: "10.244.30.0", Backend: { Type: "vxlan" } });
@@ -53,7 +54,7 @@ function forged(over: Partial<Lease> & { nodeName: string }, now: number): Lease
 class Evil {
   state: Uint8Array = encodeState([]);
   readonly gossip: GossipNode;
-  constructor(sim: GossipSim) {
+  constructor(sim: LeaseSim) {
     const delegate: GossipDelegate = {
       notifyMessage() {},
       localState: () => this.state,
@@ -75,8 +76,8 @@ class Evil {
 }
 
 interface World {
-  sim: GossipSim;
-  honest: GossipSimNode[];
+  sim: LeaseSim;
+  honest: LeaseSimNode[];
   evil: Evil;
   violations: string[];
   shadowed: string[];
@@ -89,7 +90,7 @@ interface World {
  * (agent peers() then checkPeers) never include the node's own committed subnet.
  * `shadowed` records when the agent-level list still holds it (the backend drops it).
  */
-function watchInvariants(nodes: GossipSimNode[], violations: string[], shadowed: string[]): void {
+function watchInvariants(nodes: LeaseSimNode[], violations: string[], shadowed: string[]): void {
   for (const n of nodes) {
     n.cluster.onChange(() => {
       const view = n.cluster.leases();
@@ -121,8 +122,8 @@ function watchInvariants(nodes: GossipSimNode[], violations: string[], shadowed:
 }
 
 async function world(seed: number, extra?: Partial<ClusterCoreOptions>): Promise<World> {
-  const sim = new GossipSim({ seed, net, keyring, settleMs: 1000, ...(extra ? { extra } : {}) });
-  const honest = [1, 2, 3].map((i) => sim.add(`n${i}`, GossipSim.addr(i), i === 1 ? [] : [GossipSim.addr(1)]));
+  const sim = new LeaseSim({ seed, net, keyring, settleMs: 1000, ...(extra ? { extra } : {}) });
+  const honest = [1, 2, 3].map((i) => sim.add(`n${i}`, LeaseSim.addr(i), i === 1 ? [] : [LeaseSim.addr(1)]));
   const violations: string[] = [];
   const shadowed: string[] = [];
   watchInvariants(honest, violations, shadowed);
@@ -130,14 +131,14 @@ async function world(seed: number, extra?: Partial<ClusterCoreOptions>): Promise
   const ok = await sim.runUntil(() => honest.every((n) => n.lease) && sim.views() === 1, 60_000);
   expect(ok).toBe(true);
   const evil = new Evil(sim);
-  const joined = evil.gossip.join([GossipSim.addr(1)]);
+  const joined = evil.gossip.join([LeaseSim.addr(1)]);
   await sim.runUntil(() => honest.every((n) => n.cluster.members().some((m) => m.name === "evil" && m.state === "alive")), 30_000);
   expect(await joined).toBe(1);
   return { sim, honest, evil, violations, shadowed };
 }
 
 /** name=subnet of every lease in a node's view, sorted (what the backend would program). */
-const viewOf = (n: GossipSimNode) => n.cluster.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort();
+const viewOf = (n: LeaseSimNode) => n.cluster.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort();
 
 /** All honest views are equal, and no subnet has two owners anywhere. */
 function expectAgreement(w: World): string[] {
@@ -150,7 +151,7 @@ function expectAgreement(w: World): string[] {
 }
 
 /** Drives the fake clock until `p` settles; rethrows its error. */
-async function settle<T>(sim: GossipSim, p: Promise<T>, maxMs: number): Promise<T> {
+async function settle<T>(sim: LeaseSim, p: Promise<T>, maxMs: number): Promise<T> {
   let done = false;
   const q = p.finally(() => void (done = true));
   q.catch(() => {});
@@ -314,11 +315,10 @@ describe("forged leases from a key-holder", () => {
     expect(w.honest.map((n) => n.cluster.ownLease())).toEqual(before);
   }, 60_000);
 
-  // Finding F1 (docs/hardening-findings.md), fixed: a record that copies an honest node's
-  // nodeId (every key-holder sees it) with generation 2^53-1 used to make that node
-  // "out-rank its own restored start" with generation 2^53, which every peer rejected as
-  // out of range, freezing the forged record on peers. Generations are now bounded at
-  // MAX_GENERATION (2^40), so such a record is rejected on arrival.
+  // docs/hardening.md F1: a record that copies an honest node's nodeId (every key-holder
+  // sees it) with an enormous generation must not make that node out-rank it past the
+  // valid range, which would freeze the forged record on peers. Generations are bounded
+  // at MAX_GENERATION (2^40), so such a record is rejected on arrival.
   test("a maximal generation copying an honest node's nodeId does not freeze that node's record", async () => {
     const w = (current = await world(15));
     const [n1, n2] = w.honest;
@@ -376,7 +376,7 @@ describe("forged leases from a key-holder", () => {
     // Beyond the stream limit: refused by the transport before anything is parsed.
     const big = new Sealer({ keyring, clusterName: "weft", addr: "10.66.0.2:7946", clock: w.sim.clock }).seal(encode({ join: false, from: "evil", members: [], user: new Uint8Array(lanConfig().maxStreamBytes + 1) }), REQUEST);
     const evilSide = w.sim.network.transport("10.66.0.2:7946");
-    const refused = evilSide.stream(GossipSim.addr(1), big, { signal: new AbortController().signal, maxBytes: 1 << 20 });
+    const refused = evilSide.stream(LeaseSim.addr(1), big, { signal: new AbortController().signal, maxBytes: 1 << 20 });
     refused.catch(() => {});
     await w.sim.run(100);
     expect(await refused.then(() => "answered", (e: Error) => e.message)).toContain("too large");
@@ -389,7 +389,7 @@ describe("forged leases from a key-holder", () => {
 const HOUR = 3_600_000;
 
 /** The agent's peer list of node `n` (src/agent.ts peers()): what the backend is handed. */
-const peersOf = (n: GossipSimNode) => n.cluster.leases().filter((l) => l.nodeName !== n.name && !l.deleted);
+const peersOf = (n: LeaseSimNode) => n.cluster.leases().filter((l) => l.nodeName !== n.name && !l.deleted);
 
 describe("forged timestamps, addresses and MACs from a key-holder", () => {
   test("a claimedAt of 2^53-1 (and one just beyond the skew) is rejected everywhere; a node joining later commits a lease every node sees", async () => {
@@ -401,7 +401,7 @@ describe("forged timestamps, addresses and MACs from a key-holder", () => {
     await w.sim.run(5_000);
     // Had far-claim been kept, n4's claim would be dated 2^53 and refused by every peer:
     // n4 would commit a lease nobody else sees.
-    const n4 = w.sim.add("n4", GossipSim.addr(4), [GossipSim.addr(1)]);
+    const n4 = w.sim.add("n4", LeaseSim.addr(4), [LeaseSim.addr(1)]);
     watchInvariants([n4], w.violations, w.shadowed);
     void w.sim.start("n4");
     const all = [...w.honest, n4];

@@ -1,5 +1,5 @@
 /**
- * A full disk when writing state (weft issue 6, item 3): the state store on a real,
+ * A full disk when writing state: the state store on a real,
  * full tmpfs inside a private mount namespace (`unshare -m`), and the agent binary
  * starting with its --state-dir on one. Shown: an error naming the file and ENOSPC, no
  * torn file and no temp file left behind, the previous file intact and still loadable.
@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { createStateStore, type StoreFs } from "../../src/lease/state-store.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
-import { REPO, createTopology, listNamespaces, requireRoot, type Topology } from "../integration/harness.ts";
-import { BIN } from "./agents.ts";
+import { REPO, createTopology, listNamespaces, requireRoot, type Topology } from "../../sim/netns.ts";
+import { BIN } from "../../sim/agents.ts";
 
 const lease: Lease = {
   nodeName: "n1", nodeId: "cd".repeat(16), generation: 3, version: 1, subnet: "10.244.9.0/24", publicIp: "192.0.2.9",

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO, listNamespaces, requireRoot, sh, uniqueName } from "../integration/harness.ts";
+import { REPO, listNamespaces, requireRoot, sh, uniqueName } from "../../sim/netns.ts";
 
 const BIN = join(REPO, "dist/weft");
 const skip = existsSync(BIN) ? requireRoot() : "dist/weft is not built (npm test builds it)";

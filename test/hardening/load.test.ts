@@ -1,13 +1,13 @@
 /**
- * 1000 leases from simulated peers against one real agent (weft issue 6, item 5),
+ * 1000 leases from simulated peers against one real agent,
  * correctness only: every fictitious lease becomes a route (and vxlan neighbour + FDB
  * entry), /v1/nodes lists them all. Timing and memory figures: bench/load.ts.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { requireRoot } from "../integration/harness.ts";
-import { BIN } from "./agents.ts";
-import { runLoadScenario } from "./load-scenario.ts";
+import { requireRoot } from "../../sim/netns.ts";
+import { BIN } from "../../sim/agents.ts";
+import { runLoadScenario } from "../../sim/load-scenario.ts";
 
 const skip = requireRoot() ?? (existsSync(BIN) ? undefined : "dist/weft is not built (npm test builds it)") ?? (Bun.which("curl") ? undefined : "needs curl");
 

@@ -8,7 +8,7 @@ import { realClock } from "../../src/clock.ts";
 import { createGossip, createUdpTransport, localConfig, type GossipNode } from "../../src/gossip/index.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RecordingDelegate } from "../gossip/harness.ts";
+import { RecordingDelegate } from "../../sim/gossip-sim.ts";
 
 const k = new Uint8Array(32).fill(3);
 const keyring: Keyring = { primary: k, keys: [k] };
@@ -76,11 +76,10 @@ describe("slow unauthenticated streams on the gossip TCP port", () => {
     expect(await b.g.join([a.addr], AbortSignal.timeout(10_000))).toBe(1);
   });
 
-  // Finding F2 (docs/hardening-findings.md): with only a total slot cap and an idle timer,
-  // 32 connections that trickle a never-finished request and reconnect when closed held
-  // every slot, and honest joins failed for as long as that lasted (observed: no join in
-  // 40 s). The transport's stream admission (per-source cap, evicting the oldest
-  // incomplete request, whole-request deadline) must keep a slot for an honest join.
+  // docs/hardening.md F2: 32 connections that trickle a never-finished request and
+  // reconnect when closed would hold every slot of a total cap with an idle timer. The
+  // transport's stream admission (per-source cap, evicting the oldest incomplete request,
+  // whole-request deadline) must keep a slot for an honest join.
   test("32 trickling connections that reconnect when closed do not stop an honest join", async () => {
     const a = await node("127.0.0.81");
     const b = await node("127.0.0.82");

@@ -8,7 +8,7 @@
  * arrive was dropped (the loop and the TUN queue keep order), so no test waits blindly.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { exec, Lines, listNamespaces, ping, requireRoot, runTs, tempScript, type Topology } from "../integration/harness.ts";
+import { exec, Lines, listNamespaces, ping, requireRoot, runTs, tempScript, type Topology } from "../../sim/netns.ts";
 import { startCluster, pollUntil, type Cluster } from "../integration/backend-cluster.ts";
 import { marked, tcpPacket, udpPacket, vnetHdr } from "../backend/packets.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Wire fuzzing (weft issue 6, item 1): >= 100 000 hostile packets and a batch of hostile
+ * Wire fuzzing: >= 100 000 hostile packets and a batch of hostile
  * streams against running gossip nodes (MemNetwork + FakeClock for speed, plus a smaller
  * batch over real UDP/TCP on 127.0.0.x). Every generator states by construction how the
  * receiver must count its packet (decrypt failure or decode failure), so the metric
@@ -9,14 +9,16 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { COMPOUND_HEADER, T, compound, decodePacket, encode } from "../../src/gossip/codec.ts";
+import { COMPOUND_HEADER, compound, encode } from "../../src/gossip/codec.ts";
+import { decodePacket } from "../gossip/decode-packet.ts";
+import { T } from "../../src/gossip/messages.ts";
 import { createGossip, createUdpTransport, localConfig, type GossipNode } from "../../src/gossip/index.ts";
 import { seededRandom, type Random } from "../../src/gossip/prng.ts";
 import { Opened, PACKET, REQUEST, Sealer } from "../../src/gossip/security.ts";
 import type { GossipMetrics, Keyring, Member } from "../../src/gossip/types.ts";
 import { type Clock, realClock } from "../../src/clock.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RecordingDelegate, Sim, allSee } from "../gossip/harness.ts";
+import { RecordingDelegate, Sim, allSee } from "../../sim/gossip-sim.ts";
 
 const SEED = Number(process.env.WEFT_FUZZ_SEED ?? 20261124);
 const CLUSTER = "test";
@@ -366,7 +368,7 @@ describe("a key-holder flooding membership with fictitious members", () => {
   // Not a wire error (the packets are valid), but the same question: does hostile input
   // grow memory without bound or push honest members out? The member table is capped at
   // maxMembers; fictitious members never answer probes, so they are suspected, declared
-  // dead and reaped. docs/hardening-findings.md L6: while the table is full a new honest
+  // dead and reaped. docs/hardening.md L6: while the table is full a new honest
   // member is ignored, for about (fakes × probe interval).
   test("the member table stays capped, honest members stay alive, and a new honest node gets in once the fakes are reaped", async () => {
     const cap = 40;

@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cniConfig } from "./flannel-delegate.ts";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
-import { until as waitUntil } from "../wait.ts";
-import { REPO, createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
+import { until as waitUntil } from "../../sim/wait.ts";
+import { REPO, createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
 
 const BIN = join(REPO, "dist/weft");
 const CNI_DIR = "/usr/lib/cni";

@@ -5,10 +5,10 @@
  * libnl Netlink. Node i owns 10.244.(i+1).0/24 and the VTEP MAC stableMac("node<i>").
  */
 import { expect } from "bun:test";
-import { exec, ip, createTopology, type Topology } from "./harness.ts";
+import { exec, ip, createTopology, type Topology } from "../../sim/netns.ts";
 import { NODE_AGENT, NodeAgentClient } from "../backend/node-agent-client.ts";
 import { stableMac } from "../../src/backend/mac.ts";
-import type { BackendConf } from "../../src/config.ts";
+import type { BackendConf } from "../../src/net-conf.ts";
 import type { PeerLease } from "../../src/backend/backend.ts";
 
 export const NETWORK = "10.244.0.0/16";

@@ -1,6 +1,6 @@
 /**
  * Kernel tests (root): each backend programmed by weft on two node namespaces over a
- * shared underlay (test/integration/harness.ts), with a pod namespace per node on a
+ * shared underlay (sim/netns.ts), with a pod namespace per node on a
  * cni0 bridge; pods ping across, and the kernel state is read back with `ip -j` and
  * `bridge -j`, independently of weft's own Netlink code. For udp the ping proves the
  * TUN ↔ UDP worker end to end.
@@ -10,11 +10,11 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO, runTs, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
+import { REPO, runTs, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
 import { NODE_AGENT } from "../backend/node-agent-client.ts";
 import { startAgent, startCluster, type AgentOpts, type Cluster } from "./backend-cluster.ts";
 import { stableMac } from "../../src/backend/mac.ts";
-import type { BackendConf } from "../../src/config.ts";
+import type { BackendConf } from "../../src/net-conf.ts";
 import type { PeerLease } from "../../src/backend/backend.ts";
 import { COMPILE_OPTIONS } from "../../build.ts";
 

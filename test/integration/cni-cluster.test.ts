@@ -10,9 +10,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
-import { agentNode, logOf, readiness, startAgent, stopAgent, until, type AgentNode } from "../hardening/agents.ts";
+import { agentNode, logOf, readiness, startAgent, stopAgent, until, type AgentNode } from "../../sim/agents.ts";
 import { addPod, BIN, cni } from "./cni-invoke.ts";
-import { createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology } from "./harness.ts";
+import { createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
 
 const PREFIX = "wcc-";
 const skip = requireRoot() ?? (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined) ?? (!Bun.which("curl") ? "curl is needed to read the agents' readiness" : undefined);

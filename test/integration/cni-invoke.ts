@@ -5,7 +5,7 @@
  * plugin plumbs.
  */
 import { join } from "node:path";
-import { REPO } from "./harness.ts";
+import { REPO } from "../../sim/netns.ts";
 
 export const BIN = join(REPO, "dist/weft");
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hostInterfaceName } from "../../src/cni/commands.ts";
 import { addPod, BIN, cni, cniAsync } from "./cni-invoke.ts";
-import { exec, ip, ipJson, listNamespaces, NamespaceGroup, ping, requireRoot } from "./harness.ts";
+import { exec, ip, ipJson, listNamespaces, NamespaceGroup, ping, requireRoot } from "../../sim/netns.ts";
 
 const PREFIX = "wcni-";
 const skip = requireRoot() ?? (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined);

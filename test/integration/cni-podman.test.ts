@@ -15,7 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN } from "./cni-invoke.ts";
-import { ipJson, listNamespaces, NamespaceGroup, requireRoot } from "./harness.ts";
+import { ipJson, listNamespaces, NamespaceGroup, requireRoot } from "../../sim/netns.ts";
 
 const PODMAN = Bun.which("podman");
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));

@@ -10,7 +10,8 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { cniConfig, DEMO_MARKER, demoCommand, demoDirs, demoNamespaces, makeDemoDir, planDemo, setupCommands, type DemoOptions } from "../../src/cli/demo.ts";
+import { demoCommand, demoDirs, demoNamespaces, makeDemoDir } from "../../src/cli/demo.ts";
+import { cniConfig, DEMO_MARKER, planDemo, setupCommands, type DemoOptions } from "../../src/cli/demo-plan.ts";
 
 const isRoot = process.getuid?.() === 0;
 const bin = resolve(import.meta.dir, "../../dist/weft");

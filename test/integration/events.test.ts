@@ -4,7 +4,7 @@
  * the child reports the events it decoded as JSON lines. Root only.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { exitWithin, ip, Lines, listNamespaces, NamespaceGroup, REPO, requireRoot, tempScript } from "./harness.ts";
+import { exitWithin, ip, Lines, listNamespaces, NamespaceGroup, REPO, requireRoot, tempScript } from "../../sim/netns.ts";
 
 const skip = requireRoot();
 if (skip) console.warn(`skipping netlink event tests: ${skip}`);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { WEFT_ROUTE_PROTOCOL } from "../../src/sys/netlink.ts";
-import { bridgeFdb, ip, ipJson, listNamespaces, NamespaceGroup, netlinkBatch, netlinkOk, requireRoot } from "./harness.ts";
+import { bridgeFdb, ip, ipJson, listNamespaces, NamespaceGroup, netlinkBatch, netlinkOk, requireRoot } from "../../sim/netns.ts";
 
 const skip = requireRoot();
 if (skip) console.warn(`skipping netlink kernel tests: ${skip}`);

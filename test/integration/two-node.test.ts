@@ -6,7 +6,7 @@
  * as a CNI plugin would) and pods ping each other with real ICMP. Root only.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTopology, ipJson, listNamespaces, ping, REPO, requireRoot, runTs, type Pod, type Topology } from "./harness.ts";
+import { createTopology, ipJson, listNamespaces, ping, REPO, requireRoot, runTs, type Pod, type Topology } from "../../sim/netns.ts";
 
 const skip = requireRoot();
 if (skip) console.warn(`skipping two-node tests: ${skip}`);

@@ -8,7 +8,7 @@
  */
 import { mkdirSync } from "node:fs";
 import type { Subprocess } from "bun";
-import { Lines, sh } from "./harness.ts";
+import { Lines, sh } from "../../sim/netns.ts";
 
 export const WG_SOCKET_DIR = "/run/wireguard";
 

@@ -11,9 +11,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Lines, NamespaceGroup, REPO, createTopology, ip, ping, requireRoot, tempScript, type Topology } from "./harness.ts";
+import { Lines, NamespaceGroup, REPO, createTopology, ip, ping, requireRoot, tempScript, type Topology } from "../../sim/netns.ts";
 import { killNamespaceProcesses, parseWgDump, WireguardMountNs } from "./wireguard-mountns.ts";
-import { until } from "../wait.ts";
+import { until } from "../../sim/wait.ts";
 
 const skip = requireRoot() ?? (!Bun.which("wg") ? "wg missing (apt install wireguard-tools)" : undefined);
 const kernelHasWireguard = existsSync("/sys/module/wireguard");

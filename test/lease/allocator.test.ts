@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { SubnetExhaustedError, claimWinner, pickSubnet, subnetCount } from "../../src/lease/allocator.ts";
-import { rangeOf } from "../../src/lease/record.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { rangeOf } from "../../src/lease/record-validate.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import type { Lease } from "../../src/lease/types.ts";
 
 const lease = (nodeName: string, claimedAt: number): Lease => ({

@@ -7,9 +7,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Clock } from "../../src/clock.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import type { ClaimBlockedError } from "../../src/lease/allocator.ts";
-import { encodeRecord } from "../../src/lease/record.ts";
+import { encodeRecord } from "../../src/lease/record-codec.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { FakeSim } from "./harness.ts";
 

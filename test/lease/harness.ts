@@ -1,34 +1,16 @@
-/** Shared pieces for cluster tests: an in-memory state store and a fake-gossip cluster. */
-import type { NetConf } from "../../src/config.ts";
-import { parseNetConf } from "../../src/config.ts";
-import { createClusterCore, type ClusterCore, type ClusterCoreOptions } from "../../src/lease/cluster-core.ts";
-import type { NodeIdentity, StateStore } from "../../src/lease/state-store.ts";
+/** Shared pieces for cluster tests: a lease cluster on the fake gossip layer (fake-gossip.ts). */
+import type { NetConf } from "../../src/net-conf.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
+import { createClusterCore } from "../../src/lease/cluster-core.ts";
+import type { ClusterCore, ClusterCoreOptions } from "../../src/lease/cluster-options.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type Logger } from "../../src/log.ts";
 import { seededRandom } from "../../src/gossip/prng.ts";
-import { FakeClock } from "../fakes/clock.ts";
+import { FakeClock } from "../../sim/fake-clock.ts";
+import { MemStore } from "../../sim/mem-store.ts";
+import { ObservedTable } from "../../sim/observed-table.ts";
+import { runClock, runClockUntil } from "../../sim/run.ts";
 import { FakeGossipHub } from "./fake-gossip.ts";
-
-export class MemStore implements StateStore {
-  readonly dir = "(memory)";
-  identity?: NodeIdentity;
-  lease?: Lease;
-  writes = 0;
-  load() {
-    return { ...(this.identity ? { identity: { ...this.identity } } : {}), ...(this.lease ? { lease: { ...this.lease } } : {}), problems: [] };
-  }
-  saveIdentity(id: NodeIdentity) {
-    this.writes++;
-    this.identity = { ...id };
-  }
-  saveLease(l: Lease) {
-    this.writes++;
-    this.lease = { ...l };
-  }
-}
-
-/** The gossip layer's seeded PRNG (mulberry32), so every simulation is reproducible from its seed. */
-export const seeded = seededRandom;
 
 /** Network 10.244.0.0/24 cut into /30s, SubnetMin..Max chosen to give exactly 50. */
 export const net50: NetConf = parseNetConf({ Network: "10.244.0.0/24", SubnetLen: 30, SubnetMin: "10.244.0.4", SubnetMax: "10.244.0.200", Backend: { Type: "host-gw" } });
@@ -44,13 +26,24 @@ export interface SimOptions {
   extra?: Partial<ClusterCoreOptions>;
 }
 
+export interface FakeSimNode {
+  cluster: ClusterCore;
+  store: MemStore;
+  addr: string;
+  /** Every record that changed this node's table (its own included), as it happens. */
+  onRecord(fn: (l: Lease) => void): void;
+  started?: Promise<Lease>;
+  error?: Error;
+  lease?: Lease;
+}
+
 export class FakeSim {
   readonly clock = new FakeClock();
   readonly random: () => number;
   readonly hub: FakeGossipHub;
-  readonly nodes = new Map<string, { cluster: ClusterCore; store: MemStore; addr: string; started?: Promise<Lease>; error?: Error; lease?: Lease }>();
+  readonly nodes = new Map<string, FakeSimNode>();
   constructor(readonly o: SimOptions) {
-    this.random = seeded(o.seed);
+    this.random = seededRandom(o.seed);
     this.hub = new FakeGossipHub({ clock: this.clock, random: this.random, loss: o.loss ?? 0, delayMs: [2, 40], pushPullMs: o.pushPullMs ?? 5000 });
   }
 
@@ -64,8 +57,10 @@ export class FakeSim {
       const k = this.ips.size + 1;
       this.ips.set(name, (publicIp = `198.51.${100 + (k >> 8)}.${k & 255}`));
     }
+    const table = new ObservedTable();
     const cluster = createClusterCore(
       {
+        table,
         net: this.o.net ?? net50,
         nodeName: name,
         publicIp,
@@ -82,7 +77,7 @@ export class FakeSim {
       },
       (d) => this.hub.gossip(name, addr, d),
     );
-    const entry: { cluster: ClusterCore; store: MemStore; addr: string; started?: Promise<Lease>; error?: Error; lease?: Lease } = { cluster, store, addr };
+    const entry: FakeSimNode = { cluster, store, addr, onRecord: (fn) => table.observers.push(fn) };
     this.nodes.set(name, entry);
     return entry;
   }
@@ -145,26 +140,3 @@ export const earlierClaim = (lease: Lease, now: number): Lease => ({
   claimedAt: lease.claimedAt - 1,
   renewedAt: now,
 });
-
-/** Lets pending promise continuations (several hops deep) run. */
-export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** Advances `clock` by `ms` in steps, letting promise continuations run between timer batches. */
-export async function runClock(clock: FakeClock, ms: number, step = 20): Promise<void> {
-  const end = clock.now() + ms;
-  while (clock.now() < end) {
-    clock.advance(Math.min(step, end - clock.now()));
-    await flush();
-  }
-}
-
-/** Like {@link runClock} until `cond()` holds; false if `maxMs` passed first. */
-export async function runClockUntil(clock: FakeClock, cond: () => boolean, maxMs: number, step = 20): Promise<boolean> {
-  const end = clock.now() + maxMs;
-  while (!cond()) {
-    if (clock.now() >= end) return false;
-    clock.advance(step);
-    await flush();
-  }
-  return true;
-}

@@ -5,11 +5,12 @@
  * record of a fictitious node with an earlier claim on d's subnet reaches d.
  */
 import { describe, expect, test } from "bun:test";
-import { parseNetConf } from "../../src/config.ts";
-import { encodeRecord } from "../../src/lease/record.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
+import { encodeRecord } from "../../src/lease/record-codec.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger, type LogFields, type Logger } from "../../src/log.ts";
-import { FakeSim, earlierClaim, flush } from "./harness.ts";
+import { flush } from "../../sim/run.ts";
+import { FakeSim, earlierClaim } from "./harness.ts";
 
 const net4 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.4.0", Backend: { Type: "host-gw" } });
 

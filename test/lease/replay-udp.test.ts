@@ -11,16 +11,17 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { realClock } from "../../src/clock.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { type GossipConfig, localConfig } from "../../src/gossip/config.ts";
 import { createGossip, type GossipNode } from "../../src/gossip/index.ts";
 import type { Transport } from "../../src/gossip/transport.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
 import { createUdpTransport } from "../../src/gossip/udp-transport.ts";
-import { createCluster, type ClusterCore } from "../../src/lease/cluster.ts";
+import { createCluster } from "../../src/lease/cluster.ts";
+import type { ClusterCore } from "../../src/lease/cluster-options.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RecordingDelegate } from "../gossip/harness.ts";
-import { poll } from "../wait.ts";
+import { RecordingDelegate } from "../../sim/gossip-sim.ts";
+import { poll } from "../../sim/wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "weft-replay-udp-"));
 const stops: (() => Promise<void>)[] = [];
@@ -120,7 +121,7 @@ describe("replays over real UDP/TCP on 127.0.0.x", () => {
   test("an old push-pull replayed after the sender's lease was swept and its subnet re-leased changes nothing and gets no reply", async () => {
     // Three subnets; short lease TTL and clock-skew window so that the test runs in seconds.
     const net = parseNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, SubnetMin: "10.244.1.0", SubnetMax: "10.244.3.0", Backend: { Type: "vxlan" } });
-    const gossipConfig: GossipConfig = localConfig({ maxClockSkewMs: 2_000 });
+    const gossipConfig: GossipConfig = localConfig();
     const clusters = new Map<string, ClusterCore>();
     const node = async (name: string, ip: string, seeds: string[], port = 0, log?: Sent[]) => {
       const t = await createUdpTransport({ bindAddr: ip, port, logger: silentLogger });
@@ -131,7 +132,7 @@ describe("replays over real UDP/TCP on 127.0.0.x", () => {
         advertiseAddr: t.localAddr(), seeds,
         backend: (nodeId) => ({ type: "vxlan", vtepMac: `0e:${nodeId.slice(0, 10).replace(/(..)(?!$)/g, "$1:")}` }),
         stateDir: join(base, name), transport: log ? recording(t, log) : t, gossipConfig, keyring, clusterName: "replay-udp",
-        clock: realClock, logger: silentLogger, settleMs: 300, leaseTtlMs: 2_000, sweepMs: 250,
+        clock: realClock, logger: silentLogger, settleMs: 300, leaseTtlMs: 2_000, sweepMs: 250, clockSkewMs: 2_000,
       });
       stops.push(() => cluster.stop({ leave: false }));
       clusters.set(name, cluster);

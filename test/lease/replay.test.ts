@@ -7,9 +7,9 @@
  * Real gossip layer on MemNetwork with a FakeClock.
  */
 import { expect, test } from "bun:test";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";
-import { GossipSim } from "./gossip-sim.ts";
+import { LeaseSim } from "../../sim/lease-sim.ts";
 
 const keyring = parseKeyFile(Buffer.alloc(32, 5).toString("base64"));
 // Exactly three subnets: once X's lease is gone, the only free one is X's.
@@ -17,14 +17,14 @@ const net = parseNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, SubnetMin: "
 const TTL = 60_000;
 
 test("an old push-pull from a dead node, replayed after its lease was swept and its subnet re-leased, changes nothing and gets no reply", async () => {
-  const sim = new GossipSim({ seed: 3, net, keyring, settleMs: 1000, extra: { leaseTtlMs: TTL, sweepMs: 5_000 } });
+  const sim = new LeaseSim({ seed: 3, net, keyring, settleMs: 1000, extra: { leaseTtlMs: TTL, sweepMs: 5_000 } });
   const requests: { from: string; to: string; req: Uint8Array }[] = [];
   const stream = sim.network.stream.bind(sim.network);
   sim.network.stream = (from, to, req, signal, maxBytes) => {
     requests.push({ from, to, req: req.slice() });
     return stream(from, to, req, signal, maxBytes);
   };
-  const [a, b, x] = ["a", "b", "x"].map((name, i) => GossipSim.addr(i + 1));
+  const [a, b, x] = ["a", "b", "x"].map((name, i) => LeaseSim.addr(i + 1));
   sim.add("a", a!, []);
   sim.add("b", b!, [a!]);
   sim.add("x", x!, [a!]);
@@ -44,7 +44,7 @@ test("an old push-pull from a dead node, replayed after its lease was swept and 
   await sim.kill("x");
   const swept = () => ["a", "b"].every((n) => sim.nodes.get(n)!.cluster.table().get("x") === undefined);
   expect(await sim.runUntil(swept, 4 * TTL, 200)).toBe(true);
-  sim.add("y", GossipSim.addr(4), [a!]);
+  sim.add("y", LeaseSim.addr(4), [a!]);
   sim.start("y");
   const holder = (n: string) => sim.nodes.get(n)!.cluster.leases().find((l) => l.subnet === xSubnet)?.nodeName;
   expect(await sim.runUntil(() => ["a", "b", "y"].every((n) => holder(n) === "y"), 60_000)).toBe(true);

@@ -5,7 +5,8 @@
  * twice, and every node's view identical. WEFT_SIM_SEEDS overrides the seed count.
  */
 import { expect, test } from "bun:test";
-import { FakeSim, seeded } from "./harness.ts";
+import { seededRandom as seeded } from "../../src/gossip/prng.ts";
+import { FakeSim } from "./harness.ts";
 
 const SEEDS = Number(process.env.WEFT_SIM_SEEDS ?? 200);
 const N = 50;

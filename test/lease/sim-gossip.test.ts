@@ -6,8 +6,9 @@
  */
 import { expect, test } from "bun:test";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";
-import { GossipSim } from "./gossip-sim.ts";
-import { net50, seeded } from "./harness.ts";
+import { LeaseSim } from "../../sim/lease-sim.ts";
+import { seededRandom as seeded } from "../../src/gossip/prng.ts";
+import { net50 } from "./harness.ts";
 
 const SEEDS = Number(process.env.WEFT_GOSSIP_SIM_SEEDS ?? 6);
 const FIRST = Number(process.env.WEFT_GOSSIP_SIM_FIRST ?? 1);
@@ -18,9 +19,9 @@ test(`${SEEDS} seeds on real gossip: 50 joins into exactly 50 subnets, 10% loss,
   const t0 = performance.now();
   let renumbers = 0;
   for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
-    const sim = new GossipSim({ seed, net: net50, loss: 0.1, keyring, settleMs: 1000 });
+    const sim = new LeaseSim({ seed, net: net50, loss: 0.1, keyring, settleMs: 1000 });
     const rnd = seeded(seed);
-    const addrs = Array.from({ length: N }, (_, i) => GossipSim.addr(i + 1));
+    const addrs = Array.from({ length: N }, (_, i) => LeaseSim.addr(i + 1));
     for (let i = 0; i < N; i++) {
       const other = addrs[Math.floor(rnd() * N)]!;
       sim.add(`n${i}`, addrs[i]!, i === 0 ? [] : [addrs[0]!, other]);
@@ -47,8 +48,8 @@ test(`${SEEDS} seeds on real gossip: 50 joins into exactly 50 subnets, 10% loss,
 }, 600_000);
 
 test("on real gossip, a release reaches the peers even with leave: false (the tombstone is gossiped out before the node stops)", async () => {
-  const sim = new GossipSim({ seed: 5, net: net50, keyring, settleMs: 1000 });
-  const addrs = [1, 2, 3].map((i) => GossipSim.addr(i));
+  const sim = new LeaseSim({ seed: 5, net: net50, keyring, settleMs: 1000 });
+  const addrs = [1, 2, 3].map((i) => LeaseSim.addr(i));
   sim.add("a", addrs[0]!, []);
   sim.add("b", addrs[1]!, [addrs[0]!]);
   sim.add("c", addrs[2]!, [addrs[0]!]);

@@ -8,14 +8,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { realClock } from "../../src/clock.ts";
-import { parseNetConf } from "../../src/config.ts";
+import { parseNetConf } from "../../src/net-conf.ts";
 import { localConfig } from "../../src/gossip/config.ts";
 import { createUdpTransport } from "../../src/gossip/udp-transport.ts";
 import type { Keyring } from "../../src/gossip/types.ts";
-import { createCluster, type ClusterCore } from "../../src/lease/cluster.ts";
+import { createCluster } from "../../src/lease/cluster.ts";
+import type { ClusterCore } from "../../src/lease/cluster-options.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { silentLogger } from "../../src/log.ts";
-import { poll } from "../wait.ts";
+import { poll } from "../../sim/wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "weft-lease-udp-"));
 const running = new Set<ClusterCore>();

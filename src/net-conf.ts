@@ -1,0 +1,291 @@
+/**
+ * flannel's net-conf.json: the zod schema of every key flannel documents, its defaults
+ * (SubnetLen, SubnetMin/SubnetMax as flannel's pkg/subnet/config.go derives them) and
+ * the checks zod cannot express. Unknown keys are errors that name the key; keys flannel
+ * knows but weft does not act on are reported as ignored (README, "net-conf.json").
+ */
+import { z } from "zod";
+import { readFileSync } from "node:fs";
+import {
+  type Cidr,
+  bitsOf,
+  contains,
+  formatCidr,
+  formatIp,
+  isNetworkAddress,
+  maskOf,
+  parseCidr,
+  parseIp,
+  sizeOf,
+} from "./net/cidr.ts";
+import { ConfigError } from "./config.ts";
+
+export type BackendType = "vxlan" | "host-gw" | "udp" | "wireguard";
+
+/**
+ * wireguard, flannel's keys. `mode` "separate" (flannel's default) and "auto"/"ipv4" all
+ * mean one IPv4 device today: "separate" would add an IPv6 device once weft has IPv6 pod
+ * networks, "ipv6" is refused until then.
+ */
+export interface WireguardConf {
+  type: "wireguard";
+  /** UDP port of weft-wg (ListenPort). */
+  listenPort: number;
+  /** UDP port of the IPv6 device (ListenPortV6); validated, unused while weft is IPv4-only. */
+  listenPortV6: number;
+  /** Seconds between keepalives to each peer (PersistentKeepaliveInterval); 0 = off. */
+  persistentKeepaliveInterval: number;
+  mode: "separate" | "auto" | "ipv4";
+  /** Pre-shared key, base64 of 32 bytes, the same on every node; mixed into every peer's handshake. */
+  psk?: string;
+  mtu?: number;
+}
+
+export type BackendConf =
+  | { type: "vxlan"; vni: number; port: number; directRouting: boolean; mtu?: number }
+  | { type: "host-gw" }
+  | { type: "udp"; port: number; mtu?: number }
+  | WireguardConf;
+
+/** net-conf.json after defaults: every field present, addresses canonical. */
+export interface NetConf {
+  enableIPv4: boolean;
+  /** Cluster pod network, e.g. "10.244.0.0/16". */
+  network: string;
+  /** Prefix length of each node's subnet. */
+  subnetLen: number;
+  /** First and last subnet (network addresses) the allocator may hand out. */
+  subnetMin: string;
+  subnetMax: string;
+  enableIPv6: boolean;
+  ipv6Network?: string;
+  ipv6SubnetLen?: number;
+  ipv6SubnetMin?: string;
+  ipv6SubnetMax?: string;
+  backend: BackendConf;
+  /** Keys flannel knows but weft does not act on; reported by check-config and at start. */
+  ignoredKeys: string[];
+}
+
+// Flannel keys that exist in real-world net-conf.json files but change nothing in weft.
+const ignoredFlannelKeys = new Set(["EnableNFTables", "Nat", "Ipv6Nat"]);
+const ignoredBackendKeys = new Set(["GBP", "Learning", "MacPrefix", "Name"]);
+
+const vxlanBackend = z
+  .object({
+    Type: z.literal("vxlan"),
+    VNI: z.number().int().min(0).max(16777215).default(1),
+    Port: z.number().int().min(0).max(65535).default(0),
+    DirectRouting: z.boolean().default(false),
+    MTU: z.number().int().min(576).max(9000).optional(),
+  })
+  .catchall(z.unknown());
+const hostGwBackend = z.object({ Type: z.literal("host-gw") }).catchall(z.unknown());
+const udpBackend = z
+  .object({
+    Type: z.literal("udp"),
+    Port: z.number().int().min(0).max(65535).default(0),
+    MTU: z.number().int().min(576).max(9000).optional(),
+  })
+  .catchall(z.unknown());
+
+const wireguardBackend = z
+  .object({
+    Type: z.literal("wireguard"),
+    PSK: z.string().optional(),
+    ListenPort: z.number().int().min(1).max(65535).default(51820),
+    ListenPortV6: z.number().int().min(1).max(65535).default(51821),
+    // Seconds (flannel multiplies its number by time.Second); WireGuard carries a u16.
+    PersistentKeepaliveInterval: z.number().int().min(0).max(65535).default(0),
+    Mode: z.enum(["separate", "auto", "ipv4", "ipv6"], { error: 'expected "separate", "auto", "ipv4" or "ipv6"' }).default("separate"),
+    MTU: z.number().int().min(576).max(9000).optional(),
+  })
+  .catchall(z.unknown());
+
+/** True for a WireGuard key as `wg genkey`/`wg genpsk` print it: canonical base64 of 32 bytes. */
+export function isBase64Key(text: string): boolean {
+  return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, "base64").toString("base64") === text;
+}
+
+const rawNetConf = z
+  .object({
+    Network: z.string().optional(),
+    SubnetLen: z.number().int().min(0).max(32).optional(),
+    SubnetMin: z.string().optional(),
+    SubnetMax: z.string().optional(),
+    EnableIPv4: z.boolean().default(true),
+    EnableIPv6: z.boolean().default(false),
+    IPv6Network: z.string().optional(),
+    IPv6SubnetLen: z.number().int().min(0).max(128).optional(),
+    IPv6SubnetMin: z.string().optional(),
+    IPv6SubnetMax: z.string().optional(),
+    Backend: z
+      .discriminatedUnion("Type", [vxlanBackend, hostGwBackend, udpBackend, wireguardBackend], {
+        error: (iss) =>
+          iss.code === "invalid_union" ? 'expected Type "vxlan", "host-gw", "udp" or "wireguard"' : undefined,
+      })
+      .default({ Type: "vxlan", VNI: 1, Port: 0, DirectRouting: false }),
+  })
+  .catchall(z.unknown());
+
+/** Formats the first zod issues as "Field.Sub: message" lines. */
+export function describeZodError(err: z.ZodError, fieldName: (path: PropertyKey[]) => string): string {
+  return err.issues.map((i) => `${fieldName(i.path) || "(root)"}: ${i.message}`).join("; ");
+}
+
+/** Validates a parsed net-conf.json object and fills flannel's defaults. */
+export function parseNetConf(input: unknown): NetConf {
+  const parsed = rawNetConf.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid net-conf: ${describeZodError(parsed.error, (p) => p.map(String).join("."))}`);
+  }
+  const raw = parsed.data;
+  const ignoredKeys: string[] = [];
+  const known = new Set(Object.keys(rawNetConf.shape));
+  for (const k of Object.keys(raw)) {
+    if (known.has(k)) continue;
+    if (ignoredFlannelKeys.has(k)) ignoredKeys.push(k);
+    else throw new ConfigError(`invalid net-conf: unknown key ${JSON.stringify(k)} (known: ${[...known].join(", ")})`);
+  }
+  const backendKnown = new Set(Object.keys(backendShapes[raw.Backend.Type]));
+  for (const k of Object.keys(raw.Backend)) {
+    if (backendKnown.has(k)) continue;
+    if (ignoredBackendKeys.has(k)) ignoredKeys.push(`Backend.${k}`);
+    else throw new ConfigError(`invalid net-conf: unknown key "Backend.${k}" for backend ${raw.Backend.Type}`);
+  }
+
+  if (raw.Backend.Type === "wireguard") checkWireguard(raw.Backend, raw.EnableIPv6);
+  if (!raw.EnableIPv4 && !raw.EnableIPv6) throw new ConfigError("invalid net-conf: EnableIPv4: at least one of EnableIPv4 and EnableIPv6 must be true");
+  if (raw.EnableIPv6) {
+    // weft's dataplane programs IPv4 only today; refuse rather than half-work.
+    throw new ConfigError("invalid net-conf: EnableIPv6: IPv6 pod networks are not supported by weft yet (set EnableIPv6 to false)");
+  }
+  if (raw.Network === undefined) throw new ConfigError('invalid net-conf: Network: required, expected a CIDR like "10.244.0.0/16"');
+
+  const v4 = deriveRange({
+    family: 4,
+    network: raw.Network,
+    subnetLen: raw.SubnetLen,
+    subnetMin: raw.SubnetMin,
+    subnetMax: raw.SubnetMax,
+    names: { network: "Network", len: "SubnetLen", min: "SubnetMin", max: "SubnetMax" },
+  });
+
+  const b = raw.Backend;
+  const backend: BackendConf =
+    b.Type === "vxlan"
+      ? { type: "vxlan", vni: b.VNI, port: b.Port || 8472, directRouting: b.DirectRouting, ...(b.MTU ? { mtu: b.MTU } : {}) }
+      : b.Type === "udp"
+        ? { type: "udp", port: b.Port || 8285, ...(b.MTU ? { mtu: b.MTU } : {}) }
+        : b.Type === "wireguard"
+          ? {
+              type: "wireguard",
+              listenPort: b.ListenPort,
+              listenPortV6: b.ListenPortV6,
+              persistentKeepaliveInterval: b.PersistentKeepaliveInterval,
+              mode: b.Mode as WireguardConf["mode"], // "ipv6" was refused by checkWireguard
+              ...(b.PSK ? { psk: b.PSK } : {}),
+              ...(b.MTU ? { mtu: b.MTU } : {}),
+            }
+          : { type: "host-gw" };
+
+  return {
+    enableIPv4: raw.EnableIPv4,
+    network: v4.network,
+    subnetLen: v4.subnetLen,
+    subnetMin: v4.subnetMin,
+    subnetMax: v4.subnetMax,
+    enableIPv6: raw.EnableIPv6,
+    backend,
+    ignoredKeys,
+  };
+}
+
+const backendShapes = { vxlan: vxlanBackend.shape, "host-gw": hostGwBackend.shape, udp: udpBackend.shape, wireguard: wireguardBackend.shape };
+
+/** What zod cannot say about a wireguard backend: the PSK's form and the modes weft cannot run yet. */
+function checkWireguard(b: z.infer<typeof wireguardBackend>, enableIPv6: boolean): void {
+  const fail = (msg: string) => new ConfigError(`invalid net-conf: ${msg}`);
+  // The value itself is a secret: never echo it.
+  if (b.PSK !== undefined && !isBase64Key(b.PSK)) throw fail("Backend.PSK: expected a base64 32-byte key as `wg genpsk` prints it (44 characters ending in =)");
+  if (b.Mode === "ipv6") throw fail('Backend.Mode: "ipv6" needs IPv6 pod networks, which weft does not support yet; use "auto", "ipv4" or "separate"');
+  if (enableIPv6 && b.Mode === "separate") throw fail('Backend.Mode: "separate" with EnableIPv6 needs a second, IPv6 WireGuard device, which weft does not support yet');
+}
+
+interface RangeInput {
+  family: 4 | 6;
+  network: string;
+  subnetLen?: number;
+  subnetMin?: string;
+  subnetMax?: string;
+  names: { network: string; len: string; min: string; max: string };
+}
+
+/** flannel's rules (pkg/subnet/config.go) for SubnetLen/SubnetMin/SubnetMax defaults and checks. */
+function deriveRange(r: RangeInput) {
+  const fail = (field: string, msg: string) => new ConfigError(`invalid net-conf: ${field}: ${msg}`);
+  let net: Cidr;
+  try {
+    net = parseCidr(r.network);
+  } catch (e) {
+    throw fail(r.names.network, `${(e as Error).message}; expected a CIDR like "10.244.0.0/16"`);
+  }
+  if (net.family !== r.family) throw fail(r.names.network, `expected an IPv${r.family} CIDR, got ${r.network}`);
+  if (!isNetworkAddress(net)) throw fail(r.names.network, `${r.network} has host bits set; expected ${formatCidr({ ...net, addr: net.addr & maskOf(net.family, net.prefix) })}`);
+  const bits = bitsOf(r.family);
+  const maxLen = r.family === 4 ? 30 : 126;
+  let subnetLen = r.subnetLen;
+  if (subnetLen !== undefined && subnetLen !== 0) {
+    if (subnetLen > maxLen) throw fail(r.names.len, `must be at most ${maxLen} (each subnet needs room for a gateway and pods), got ${subnetLen}`);
+    if (subnetLen < net.prefix + 2) throw fail(r.names.len, `must be at least ${net.prefix + 2} so that ${r.network} holds four subnets, got ${subnetLen}`);
+  } else {
+    const def = r.family === 4 ? 24 : 64;
+    if (net.prefix > bits - 4) throw fail(r.names.network, `${r.network} is too small; the smallest useful network is /${bits - 4}`);
+    subnetLen = net.prefix <= def - 2 ? def : net.prefix + 2;
+  }
+  const step = sizeOf(r.family, subnetLen);
+  const netEnd = net.addr + sizeOf(r.family, net.prefix);
+  const parseBound = (text: string | undefined, field: string, dflt: bigint): bigint => {
+    if (text === undefined || text === "") return dflt;
+    let ip;
+    try {
+      ip = parseIp(text);
+    } catch (e) {
+      throw fail(field, `${(e as Error).message}; expected an address like "10.244.1.0"`);
+    }
+    if (ip.family !== r.family || !contains(net, ip)) throw fail(field, `${text} is not inside Network ${r.network}`);
+    if (ip.addr % step !== 0n) throw fail(field, `${text} is not on a /${subnetLen} boundary`);
+    return ip.addr;
+  };
+  const min = parseBound(r.subnetMin, r.names.min, net.addr + step);
+  const max = parseBound(r.subnetMax, r.names.max, netEnd - step);
+  if (max < min) throw fail(r.names.max, `${formatIp({ family: r.family, addr: max })} is below ${r.names.min} ${formatIp({ family: r.family, addr: min })}`);
+  return {
+    network: formatCidr(net),
+    subnetLen,
+    subnetMin: formatIp({ family: r.family, addr: min }),
+    subnetMax: formatIp({ family: r.family, addr: max }),
+  };
+}
+
+/** Reads and validates a net-conf.json file. */
+export function loadNetConf(path: string): NetConf {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read net-conf ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`invalid net-conf ${path}: not JSON: ${(e as Error).message}`);
+  }
+  try {
+    return parseNetConf(json);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(e.message.replace("invalid net-conf", `invalid net-conf ${path}`));
+    throw e;
+  }
+}

@@ -1,0 +1,79 @@
+import type { Readiness } from "./api/index.ts";
+import type { Cluster, Lease } from "./lease/types.ts";
+import type { Notifier } from "./sys/sdnotify.ts";
+
+/**
+ * What /readyz and systemd STATUS= say about the node, kept in one place so the two never
+ * disagree: every change is also sent as STATUS= ("ready: <subnet> via <backend>" or
+ * "not ready: <reason>"). Ready means the dataplane serves the committed own lease and
+ * the lease layer is not renumbering it; a renumber (or its back-off after a failure)
+ * makes the node not ready with the lease layer's reason until the new subnet is
+ * programmed, or the old one turns out to stand.
+ */
+export class LeaseReadiness {
+  private current: Readiness = { ready: false, reason: "waiting for a subnet lease to be committed" };
+  /** The own subnet the bridge, backend and subnet.env are programmed for. */
+  private served: string | undefined;
+  /** A condition only a restart clears (name taken over, failed reprogram). */
+  private stuck = false;
+
+  constructor(private readonly o: { notifier?: Notifier | null; backend: string }) {}
+
+  readiness(): Readiness {
+    return this.current;
+  }
+
+  /** Not ready while a start-up step or a blocked claim holds the node. */
+  notReady(reason: string): void {
+    if (!this.stuck) this.set({ ready: false, reason });
+  }
+
+  /** The dataplane now serves `subnet` (undefined: it is being reprogrammed, for `reason`). */
+  serving(subnet: string | undefined, reason = "programming the dataplane"): void {
+    this.served = subnet;
+    if (subnet === undefined) this.notReady(reason);
+  }
+
+  /** Not ready until a restart. */
+  fail(reason: string): void {
+    this.set({ ready: false, reason });
+    this.stuck = true;
+  }
+
+  /**
+   * Follows `cluster`: readiness on every lease change, and after a renumber not ready
+   * until `reprogram(old, now)` has moved the dataplane to the new subnet. A failed
+   * reprogram is final (`onFail` hears it).
+   */
+  follow(cluster: Pick<Cluster, "renumbering" | "ownLease" | "onChange" | "onRenumber">, reprogram: (old: Lease, now: Lease) => Promise<void>, onFail: (e: Error) => void): void {
+    cluster.onChange(() => this.update(cluster));
+    cluster.onRenumber((old, now) => {
+      this.serving(undefined, `renumbering from ${old.subnet} to ${now.subnet}`);
+      reprogram(old, now).then(
+        () => {
+          this.serving(now.subnet);
+          this.update(cluster);
+        },
+        (e: Error) => {
+          this.fail(`renumber failed: ${e.message}`);
+          onFail(e);
+        },
+      );
+    });
+  }
+
+  /** Re-derives readiness from the lease layer (follow() calls it on every lease change). */
+  update(cluster: Pick<Cluster, "renumbering" | "ownLease">): void {
+    if (this.stuck) return;
+    const why = cluster.renumbering();
+    if (why) return this.set({ ready: false, reason: why });
+    const own = cluster.ownLease();
+    if (own && own.subnet === this.served) this.set({ ready: true });
+  }
+
+  private set(r: Readiness): void {
+    if (r.ready === this.current.ready && r.reason === this.current.reason) return;
+    this.current = r;
+    this.o.notifier?.status(r.ready ? `ready: ${this.served} via ${this.o.backend}` : `not ready: ${r.reason}`);
+  }
+}

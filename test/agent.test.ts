@@ -1,0 +1,303 @@
+/**
+ * The agent end to end without root: real lease layer and gossip on a MemNetwork driven
+ * by a FakeClock, real backends on a RecordingNetlink, every other host effect recorded
+ * as text (test/fakes/agent-host.ts). Peers are lease nodes of a LeaseSim on the same
+ * network. Covers start-up order, readiness, renumbering (and its back-off), a node name
+ * taken over by another machine, a full range, and stop.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { Agent } from "../src/agent.ts";
+import { parseNetConf, type NetConf } from "../src/net-conf.ts";
+import { type AgentFlags } from "../src/agent-flags.ts";
+import { type Config } from "../src/config.ts";
+import { createGossip, lanConfig, type GossipNode } from "../src/gossip/index.ts";
+import { parseKeyFile } from "../src/gossip/keyring.ts";
+import { seededRandom } from "../src/gossip/prng.ts";
+import { encodeRecord, encodeState } from "../src/lease/record-codec.ts";
+import type { Lease } from "../src/lease/types.ts";
+import { silentLogger } from "../src/log.ts";
+import { LeaseSim, type LeaseSimNode } from "../sim/lease-sim.ts";
+import { FakeAgentHost, recordingNotifier, UNDERLAY_IP } from "./fakes/agent-host.ts";
+
+const keyring = parseKeyFile(Buffer.alloc(32, 3).toString("base64"));
+const net16 = parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
+/** Exactly two subnets: 10.244.1.0/24 and 10.244.2.0/24. */
+const net2 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.2.0", Backend: { Type: "vxlan" } });
+
+const flags = (over: Partial<AgentFlags> = {}): AgentFlags => ({
+  netConfPath: "/etc/weft/net-conf.json",
+  nodeName: "me",
+  gossipPort: 7946,
+  join: [{ host: "192.0.2.11", port: 7946 }],
+  insecure: false,
+  gossipLegacyWire: "off",
+  stateDir: "/var/lib/weft",
+  subnetFile: "/run/flannel/subnet.env",
+  apiListen: { host: "127.0.0.1", port: 7947 },
+  bridge: "cni0",
+  ipMasq: true,
+  logLevel: "info",
+  logFormat: "text",
+  ...over,
+});
+
+interface World {
+  sim: LeaseSim;
+  host: FakeAgentHost;
+  agent: Agent;
+  /** What the agent told systemd, in order. */
+  systemd: string[];
+  peer: LeaseSimNode;
+  started: { done: boolean; error?: Error };
+}
+
+/** Drives the fake clock until `p` settles (at most `maxMs` of it); returns its value. */
+async function drive<T>(sim: LeaseSim, p: Promise<T>, maxMs = 30_000): Promise<T> {
+  let done = false;
+  const q = p.finally(() => void (done = true));
+  q.catch(() => {});
+  if (!(await sim.runUntil(() => done, maxMs))) throw new Error(`not settled within ${maxMs} fake ms`);
+  return q;
+}
+
+const worlds: World[] = [];
+afterEach(async () => {
+  for (const w of worlds.splice(0)) {
+    await drive(w.sim, w.agent.stop());
+    await drive(w.sim, w.sim.stopAll());
+  }
+});
+
+/** A peer "p1" at 192.0.2.11 holds a lease; then the agent "me" (vxlan, 192.0.2.10) starts, joining it. */
+async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlags> } = {}): Promise<World> {
+  const sim = new LeaseSim({ seed: o.seed ?? 1, net, keyring, settleMs: 1000 });
+  const peer = sim.add("p1", "192.0.2.11:7946", []);
+  void sim.start("p1");
+  expect(await sim.runUntil(() => !!peer.lease, 10_000)).toBe(true);
+  const host = new FakeAgentHost(sim.network);
+  const systemd: string[] = [];
+  const agent = new Agent({
+    config: { agent: flags(o.flags), net } satisfies Config,
+    keyring,
+    logger: silentLogger,
+    clock: sim.clock,
+    notifier: recordingNotifier(systemd),
+    host,
+    random: seededRandom(o.seed ?? 1),
+  });
+  const started: World["started"] = { done: false };
+  agent.start().then(
+    () => void (started.done = true),
+    (e) => Object.assign(started, { done: true, error: e as Error }),
+  );
+  const w = { sim, host, agent, systemd, peer, started };
+  worlds.push(w);
+  return w;
+}
+
+/** What programming the dataplane for `subnet` does on the host, in order (vxlan, ip-masq on). */
+const dataplaneFor = (subnet: string): string[] => [
+  `backend vxlan for ${subnet}`,
+  "watch netlink events",
+  `bridge cni0 for ${subnet}`,
+  `ip-masq 10.244.0.0/16 from ${subnet}`,
+  `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`,
+];
+
+const readiness = (w: World) => w.host.source!.readiness();
+const ownSubnet = (w: World) => w.host.source!.status().subnet;
+
+describe("agent start-up", () => {
+  test("runs in order: underlay, API, gossip, lease, ip_forward, backend device, event watch, first reconcile (peers, bridge, ip-masq), subnet.env, READY", async () => {
+    const w = await world(net16);
+    expect(await w.sim.runUntil(() => w.started.done, 20_000)).toBe(true);
+    expect(w.started.error).toBeUndefined();
+    const subnet = ownSubnet(w)!;
+    const peerSubnet = w.peer.lease!.subnet;
+    expect(w.host.take()).toEqual([
+      "open netlink",
+      `underlay eth0 ${UNDERLAY_IP} mtu 1500`,
+      "serve api 127.0.0.1:7947",
+      `bind gossip ${UNDERLAY_IP}:7946`,
+      "state store /var/lib/weft",
+      "sysctl net.ipv4.ip_forward=1",
+      ...dataplaneFor(subnet),
+    ]);
+    expect(w.systemd).toEqual(["STATUS=joining the cluster", "STATUS=not ready: programming the dataplane", "READY=1", `STATUS=ready: ${subnet} via vxlan`]);
+    expect(readiness(w)).toEqual({ ready: true });
+    const ops = w.host.nl.takeOps().join("\n");
+    expect(ops).toContain(`add link weft.1 type vxlan id 1 local ${UNDERLAY_IP} dstport 8472`);
+    expect(ops).toContain(`route ${peerSubnet} via ${peerSubnet.replace("/24", "")} dev weft.1 onlink`);
+    expect(ops).toContain("add link cni0 type bridge");
+  });
+});
+
+/** A key holder on the simulated network that broadcasts lease records it makes up. */
+async function keyHolder(w: World): Promise<{ send(l: Lease): void; gossip: GossipNode }> {
+  const addr = "192.0.2.99:7946";
+  const gossip = createGossip({
+    name: "x",
+    advertiseAddr: addr,
+    transport: w.sim.network.transport(addr),
+    config: lanConfig(),
+    seed: 5,
+    deps: { clock: w.sim.clock, logger: silentLogger, delegate: { notifyMessage() {}, localState: () => encodeState([]), mergeRemoteState() {} }, keyring, clusterName: "weft" },
+  });
+  expect(await drive(w.sim, gossip.join(["192.0.2.11:7946"]))).toBe(1);
+  return { gossip, send: (l) => gossip.broadcast(l.nodeName, encodeRecord(l)) };
+}
+
+/** A record of node "early" for `subnet`, claimed a millisecond before `than`: it wins the subnet. */
+const earlier = (subnet: string, than: Lease, at: number, over: Partial<Lease> = {}): Lease => ({
+  nodeName: "early",
+  nodeId: "e".repeat(32),
+  generation: 1,
+  version: 0,
+  subnet,
+  publicIp: "192.0.2.98",
+  backend: { type: "vxlan", vtepMac: "02:00:00:00:00:98" },
+  claimedAt: than.claimedAt - 1,
+  renewedAt: Math.floor(at),
+  ...over,
+});
+
+const started = async (w: World) => {
+  expect(await w.sim.runUntil(() => w.started.done, 20_000)).toBe(true);
+  expect(w.started.error).toBeUndefined();
+  w.host.take();
+  w.host.nl.takeOps();
+};
+
+describe("agent readiness", () => {
+  test("not ready while the lease is claimed; a renumber makes it not ready until the dataplane serves the new subnet, then subnet.env is rewritten", async () => {
+    const w = await world(net16, { seed: 2 });
+    expect(readiness(w)).toEqual({ ready: false, reason: "waiting for a subnet lease to be committed" });
+    await started(w);
+    const old = ownSubnet(w)!;
+    const oldLease = w.host.store.lease!;
+    const x = await keyHolder(w);
+    x.send(earlier(old, oldLease, w.sim.clock.now()));
+    expect(await w.sim.runUntil(() => readiness(w).ready === false, 5_000)).toBe(true);
+    expect(readiness(w)).toEqual({ ready: false, reason: `renumbering: early holds an earlier claim on ${old}` });
+    expect(await w.sim.runUntil(() => readiness(w).ready === true, 30_000)).toBe(true);
+    const now = ownSubnet(w)!;
+    expect(now).not.toBe(old);
+    expect(w.systemd.slice(-3)).toEqual([`STATUS=not ready: renumbering: early holds an earlier claim on ${old}`, `STATUS=not ready: renumbering from ${old} to ${now}`, `STATUS=ready: ${now} via vxlan`]);
+    expect(w.host.take()).toEqual(["unwatch netlink events", ...dataplaneFor(now)]);
+    const gw = (s: string) => s.replace(/\.0\/24$/, ".1/24");
+    const ops = w.host.nl.takeOps();
+    expect(ops).toContain(`delete address ${gw(old)} dev cni0`);
+    expect(ops).toContain(`add address ${gw(now)} dev cni0`);
+    void x.gossip.shutdown();
+  });
+
+  test("a renumber that cannot find a free subnet backs off, not ready with the lease layer's reason; once the better claim is gone the node is ready on its old subnet, nothing reprogrammed", async () => {
+    const w = await world(net2, { seed: 3 });
+    await started(w);
+    const own = ownSubnet(w)!;
+    const lease = w.host.store.lease!;
+    const x = await keyHolder(w);
+    const early = earlier(own, lease, w.sim.clock.now());
+    x.send(early);
+    expect(await w.sim.runUntil(() => /^cannot renumber/.test(readiness(w).reason ?? ""), 20_000)).toBe(true);
+    expect(readiness(w).reason).toMatch(
+      new RegExp(`^cannot renumber ${own.replaceAll(".", "\\.")} \\(early holds an earlier claim\\): subnet exhausted: all 2 subnets of 10\\.244\\.0\\.0/16 between 10\\.244\\.1\\.0 and 10\\.244\\.2\\.0 are leased; next attempt in \\d+ s$`),
+    );
+    // The tombstone of the better claim: the back-off timer finds the subnet ours again.
+    x.send({ ...early, version: 1, renewedAt: Math.floor(w.sim.clock.now()), deleted: true });
+    expect(await w.sim.runUntil(() => readiness(w).ready === true, 30_000)).toBe(true);
+    expect(ownSubnet(w)).toBe(own);
+    expect(w.systemd.at(-1)).toBe(`STATUS=ready: ${own} via vxlan`);
+    expect(w.host.take()).toEqual([]);
+    expect(w.host.nl.takeOps()).toEqual([]);
+    void x.gossip.shutdown();
+  });
+});
+
+describe("agent displaced", () => {
+  test("another machine starting with the same node name takes it over: the agent says why, stops programming, and leaves later leases alone", async () => {
+    const w = await world(net16, { seed: 4 });
+    await started(w);
+    const own = ownSubnet(w)!;
+    const twin = w.sim.add("me", "192.0.2.12:7946", ["192.0.2.11:7946"]);
+    void w.sim.start("me");
+    expect(await w.sim.runUntil(() => !!twin.lease, 20_000)).toBe(true);
+    expect(await w.sim.runUntil(() => readiness(w).ready === false, 5_000)).toBe(true);
+    expect(readiness(w)).toEqual({ ready: false, reason: "node name me was taken over by another machine; this agent no longer owns its subnet (fix the duplicate node name, then restart)" });
+    expect(twin.lease!.subnet).toBe(own); // the newer start re-learned the name's lease
+    expect(w.host.take()).toEqual(["unwatch netlink events"]);
+    w.host.nl.takeOps();
+    // A new peer's lease arrives: nothing is programmed for it any more.
+    const p3 = w.sim.add("p3", "192.0.2.13:7946", ["192.0.2.11:7946"]);
+    void w.sim.start("p3");
+    expect(await w.sim.runUntil(() => !!p3.lease, 20_000)).toBe(true);
+    await w.sim.run(15_000);
+    expect(w.host.nl.takeOps()).toEqual([]);
+    expect(w.host.take()).toEqual([]);
+    expect(w.agent.healthy()).toBe(true);
+    expect(w.systemd.at(-1)).toBe("STATUS=not ready: node name me was taken over by another machine; this agent no longer owns its subnet (fix the duplicate node name, then restart)");
+  });
+});
+
+describe("agent with a full range", () => {
+  test("stays up, not ready with the reason, programs nothing; commits and gets ready once a lease is released", async () => {
+    const net1 = parseNetConf({ Network: "10.244.0.0/16", SubnetMin: "10.244.1.0", SubnetMax: "10.244.1.0", Backend: { Type: "vxlan" } });
+    const w = await world(net1, { seed: 5 });
+    expect(await w.sim.runUntil(() => readiness(w).reason?.startsWith("subnet exhausted") === true, 20_000)).toBe(true);
+    expect(readiness(w).reason).toBe("subnet exhausted: all 1 subnets of 10.244.0.0/16 between 10.244.1.0 and 10.244.1.0 are leased");
+    await w.sim.run(30_000);
+    expect(w.started.done).toBe(false);
+    expect(w.agent.healthy()).toBe(true);
+    expect(w.host.log.filter((l) => /^(sysctl|backend|write)/.test(l))).toEqual([]);
+    expect(w.host.nl.takeOps()).toEqual([]);
+    // p1 decommissions: its tombstone frees the subnet; the next attempt (every 60 s) takes it.
+    await drive(w.sim, w.peer.cluster.stop({ leave: true, release: true }));
+    w.peer.up = false;
+    expect(await w.sim.runUntil(() => w.started.done, 120_000)).toBe(true);
+    expect(w.started.error).toBeUndefined();
+    expect(readiness(w)).toEqual({ ready: true });
+    expect(ownSubnet(w)).toBe("10.244.1.0/24");
+    expect(w.host.log.at(-1)).toBe("write /run/flannel/subnet.env subnet 10.244.1.0/24 mtu 1450");
+  });
+});
+
+describe("agent stop", () => {
+  test("says STOPPING=1, leaves the cluster, closes the event watch, the API and netlink, and leaves the dataplane in place", async () => {
+    const w = await world(net16, { seed: 6 });
+    await started(w);
+    const kernel = w.host.nl.dump();
+    await drive(w.sim, w.agent.stop());
+    expect(w.systemd.at(-1)).toBe("STOPPING=1");
+    expect(w.host.take()).toEqual(["unwatch netlink events", "stop api"]);
+    expect(w.host.nl.closed).toBe(true);
+    expect(w.host.nl.takeOps()).toEqual([]);
+    expect(w.host.nl.dump()).toEqual(kernel);
+    expect(await w.sim.runUntil(() => w.peer.cluster.members().find((m) => m.name === "me")?.state === "left", 5_000)).toBe(true);
+    expect(w.agent.healthy()).toBe(false);
+  });
+});
+
+describe("agent restart with a persisted lease", () => {
+  test("ready at once on the persisted subnet; the first full reconcile (which removes stale weft routes) waits for the join", async () => {
+    const w = await world(net16, { seed: 7 });
+    await started(w);
+    const own = ownSubnet(w)!;
+    await drive(w.sim, w.agent.stop());
+    // A route the previous run left for a lease that no longer exists.
+    w.host.nl.addRouteRaw({ dst: "10.244.250.0/24", gateway: "10.244.250.0", dev: "weft.1", onlink: true, protocol: 87 });
+    w.host.take();
+    const again = new Agent({ config: { agent: flags(), net: net16 }, keyring, logger: silentLogger, clock: w.sim.clock, host: w.host, random: seededRandom(8) });
+    w.agent = again; // stopped by afterEach
+    let ready = false;
+    void again.start().then(() => void (ready = true));
+    // No simulated time passes: the persisted lease needs no claim, the join runs in the background.
+    for (let i = 0; i < 50 && !ready; i++) await new Promise((r) => setImmediate(r));
+    expect(ready).toBe(true);
+    expect(ownSubnet(w)).toBe(own);
+    expect(readiness(w)).toEqual({ ready: true });
+    expect(w.host.log).not.toContain("watch netlink events");
+    expect(w.host.nl.dump()).toContain("route 10.244.250.0/24 via 10.244.250.0 dev weft.1 onlink proto 87");
+    expect(await w.sim.runUntil(() => w.host.log.includes("watch netlink events"), 10_000)).toBe(true);
+    expect(w.host.nl.dump().join("\n")).not.toContain("10.244.250.0");
+  });
+});
