@@ -5,7 +5,7 @@
  * all routes programmed, routes/neighbours/FDB entries, agent RSS (current and peak,
  * target 150 MB), /v1/nodes latency p50/p99/max over --requests sequential calls; then
  * (--flood N, default 32, 0 = off) the agent's RSS while N keyless connections each hold
- * an almost complete 8 MB push-pull request (docs/hardening.md F3). Results: bench/RESULTS.md.
+ * an almost complete 8 MB push-pull request (docs/hardening-findings.md F3). Results: bench/RESULTS.md.
  *
  *   sudo bun run bench/load.ts [--leases 1000] [--requests 500] [--runs 1] [--flood 32]
  */

@@ -1,5 +1,5 @@
 /**
- * Forged and malicious leases from a key-holder (docs/hardening.md). Three honest
+ * Forged and malicious leases from a key-holder (docs/hardening-findings.md). Three honest
  * lease nodes (createCluster on the real gossip layer over MemNetwork, FakeClock) and one
  * hand-driven malicious gossip node (createGossip with the cluster key) that broadcasts
  * and push-pulls crafted lease payloads. Each forgery must be rejected, or resolved by the
@@ -315,7 +315,7 @@ describe("forged leases from a key-holder", () => {
     expect(w.honest.map((n) => n.cluster.ownLease())).toEqual(before);
   }, 60_000);
 
-  // docs/hardening.md F1: a record that copies an honest node's nodeId (every key-holder
+  // docs/hardening-findings.md F1: a record that copies an honest node's nodeId (every key-holder
   // sees it) with an enormous generation must not make that node out-rank it past the
   // valid range, which would freeze the forged record on peers. Generations are bounded
   // at MAX_GENERATION (2^40), so such a record is rejected on arrival.

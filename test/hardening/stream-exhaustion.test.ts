@@ -76,7 +76,7 @@ describe("slow unauthenticated streams on the gossip TCP port", () => {
     expect(await b.g.join([a.addr], AbortSignal.timeout(10_000))).toBe(1);
   });
 
-  // docs/hardening.md F2: 32 connections that trickle a never-finished request and
+  // docs/hardening-findings.md F2: 32 connections that trickle a never-finished request and
   // reconnect when closed would hold every slot of a total cap with an idle timer. The
   // transport's stream admission (per-source cap, evicting the oldest incomplete request,
   // whole-request deadline) must keep a slot for an honest join.

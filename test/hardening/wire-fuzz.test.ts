@@ -368,7 +368,7 @@ describe("a key-holder flooding membership with fictitious members", () => {
   // Not a wire error (the packets are valid), but the same question: does hostile input
   // grow memory without bound or push honest members out? The member table is capped at
   // maxMembers; fictitious members never answer probes, so they are suspected, declared
-  // dead and reaped. docs/hardening.md L6: while the table is full a new honest
+  // dead and reaped. docs/hardening-findings.md L6: while the table is full a new honest
   // member is ignored, for about (fakes × probe interval).
   test("the member table stays capped, honest members stay alive, and a new honest node gets in once the fakes are reaped", async () => {
     const cap = 40;
