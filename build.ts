@@ -12,7 +12,10 @@
 import { parseArgs } from "node:util";
 import pkg from "./package.json";
 
-const TARGETS = { "linux-x64": "bun-linux-x64", "linux-arm64": "bun-linux-arm64" } as const;
+// x64 nodes get Bun's baseline runtime (x86-64-v2: SSE4.2/POPCNT, CPUs since 2008): the
+// default x64 runtime needs AVX2 and dies with SIGILL on older servers and on VMs with a
+// conservative CPU model. `bun run build.ts` with no --target builds for this machine.
+const TARGETS = { "linux-x64": "bun-linux-x64-baseline", "linux-arm64": "bun-linux-arm64" } as const;
 type Target = keyof typeof TARGETS;
 
 /**

@@ -8,9 +8,9 @@ import { gitCommit, plan } from "../../build.ts";
 
 test.each([
   [undefined, [["dist/weft", undefined]]],
-  ["linux-x64", [["dist/weft-linux-x64", "bun-linux-x64"]]],
+  ["linux-x64", [["dist/weft-linux-x64", "bun-linux-x64-baseline"]]],
   ["linux-arm64", [["dist/weft-linux-arm64", "bun-linux-arm64"]]],
-  ["all", [["dist/weft-linux-x64", "bun-linux-x64"], ["dist/weft-linux-arm64", "bun-linux-arm64"]]],
+  ["all", [["dist/weft-linux-x64", "bun-linux-x64-baseline"], ["dist/weft-linux-arm64", "bun-linux-arm64"]]],
 ] as const)("--target %p builds %j", (target, expected) => {
   expect(plan(target)).toEqual(expected.map((e) => [...e]));
 });
