@@ -42,6 +42,12 @@ export interface MembershipOptions {
   listener?: MembershipListener;
   /** Queues a membership broadcast under `key` (newer replaces older); `wire`: msg's bytes as received, to relay instead of re-encoding. */
   broadcast(key: string, msg: Message, onDone?: () => void, wire?: Uint8Array): void;
+  /**
+   * Asks whether a node named `name` answers at `addr` (a ping naming it), calling
+   * `done(answered)` later. Without it, an address change for a live member is accepted
+   * only from the member itself, and news of ourselves at another address is refuted.
+   */
+  checkAddress?(name: string, addr: string, done: (answered: boolean) => void): void;
 }
 
 export class Membership {
@@ -75,6 +81,8 @@ export class Membership {
 
   /** Set by leave(): rumours about us are no longer refuted. */
   leaving = false;
+  /** Address checks in flight (checkAddress), by name and address: the newest alive waiting on each. */
+  private readonly pendingChecks = new Map<string, { inc: number; a: AliveMsg }>();
 
   constructor(private readonly o: MembershipOptions) {
     const now = o.clock.now();
@@ -205,15 +213,21 @@ export class Membership {
     }
   }
 
-  /** `wire`: a's bytes as received, if it came in a packet (relayed as they are). */
-  aliveNode(a: AliveMsg, wire?: Uint8Array): void {
+  /**
+   * `wire`: a's bytes as received, if it came in a packet (relayed as they are). `via`:
+   * the gossip address the message came from directly (the sealed sender of a packet,
+   * or of a push-pull for its own entry); a member that announces its own new address
+   * from that address has moved (see moved()).
+   */
+  aliveNode(a: AliveMsg, wire?: Uint8Array, via?: string): void {
     const now = this.o.clock.now();
     if (a.name === this.o.name) {
       const me = this.self();
       if (this.leaving) return;
-      // A rumour of us at a newer incarnation, or at ours with other address/meta: a
-      // previous life of this node or a name clash. Out-bid it.
-      if (a.inc > me.incarnation || (a.inc === me.incarnation && (a.addr !== me.addr || !sameBytes(a.meta, me.meta)))) this.refute(a.inc);
+      if (a.addr !== me.addr && a.inc >= me.incarnation) return this.selfElsewhere(a);
+      // A rumour of us at a newer incarnation, or at ours with other meta: a previous
+      // life of this node. Out-bid it.
+      if (a.inc > me.incarnation || (a.inc === me.incarnation && !sameBytes(a.meta, me.meta))) this.refute(a.inc);
       return;
     }
     const st = this.nodes.get(a.name);
@@ -241,10 +255,7 @@ export class Membership {
     }
     if (st.addr !== a.addr) {
       const reclaim = st.state === "left" || (st.state === "dead" && now - st.stateChange >= this.o.config.deadNodeReclaimMs);
-      if (!reclaim) {
-        this.o.logger.debug("ignored alive message: name in use at another address", { member: a.name, addr: st.addr, other: a.addr });
-        return;
-      }
+      if (!reclaim && !this.moved(st, a, via)) return;
     } else if (a.inc <= st.incarnation) {
       return;
     }
@@ -339,6 +350,75 @@ export class Membership {
     this.deadNode({ t: T.dead, name: me.name, inc: me.incarnation, from: me.name }, onDone);
   }
 
+  /**
+   * True if `a` moves live member `st` to a new address: a newer incarnation, announced
+   * by the member itself from that address (`via`), or confirmed by a ping naming it
+   * that the new address answers (a relayed copy; it is applied then). Anything else is
+   * a name in use at two addresses and changes nothing: an older rumour of the member,
+   * or another node under its name that does not answer where it claims to be.
+   */
+  private moved(st: NodeState, a: AliveMsg, via: string | undefined): boolean {
+    if (a.inc > st.incarnation && via === a.addr) {
+      this.o.logger.info("member moved to a new address", { member: a.name, from: st.addr, to: a.addr });
+      return true;
+    }
+    if (a.inc > st.incarnation && this.o.checkAddress) {
+      const key = `${a.name}\0${a.addr}`;
+      const pending = this.pendingChecks.get(key);
+      if (pending) {
+        if (a.inc > pending.inc) this.pendingChecks.set(key, { inc: a.inc, a });
+        return false;
+      }
+      if (this.pendingChecks.size >= MAX_PENDING_CHECKS) return false;
+      // The packet's bytes are not ours to keep past this call: the message is re-encoded if applied.
+      this.pendingChecks.set(key, { inc: a.inc, a });
+      this.o.checkAddress(a.name, a.addr, (answered) => {
+        const p = this.pendingChecks.get(key);
+        this.pendingChecks.delete(key);
+        if (answered && p) this.aliveNode(p.a, undefined, a.addr);
+      });
+      return false;
+    }
+    this.o.logger.debug("ignored alive message: name in use at another address", { member: a.name, addr: st.addr, other: a.addr });
+    return false;
+  }
+
+  /**
+   * News of ourselves at another address, as new as our own: a previous life of this
+   * node (before a restart or a move; then nobody answers there, and we out-bid it) or
+   * another machine running under our name (it answers; out-bidding each other would
+   * flap every member's view of the name, so we leave it be and say so).
+   */
+  private selfElsewhere(a: AliveMsg): void {
+    const check = this.o.checkAddress;
+    if (!check) return this.refute(a.inc);
+    const key = `${a.name}\0${a.addr}`;
+    if (this.pendingChecks.has(key)) return;
+    this.pendingChecks.set(key, { inc: a.inc, a });
+    check(a.name, a.addr, (answered) => {
+      const p = this.pendingChecks.get(key);
+      this.pendingChecks.delete(key);
+      if (this.leaving || !p) return;
+      if (answered) {
+        this.o.logger.error("Another node answers under this node's name at another address: fix the duplicate node name", { name: a.name, addr: a.addr, ours: this.self().addr });
+        return;
+      }
+      if (p.inc >= this.self().incarnation) this.refute(p.inc);
+    });
+  }
+
+  /**
+   * Our gossip address changed (the node re-bound to a new underlay address): a new
+   * incarnation carrying it, so peers take it over their view of the old one.
+   */
+  moveSelf(addr: string): void {
+    const me = this.self();
+    this.changed(me);
+    me.addr = addr;
+    me.incarnation++;
+    this.broadcastSelf();
+  }
+
   /** New meta for ourselves: a new incarnation so it wins everywhere. */
   updateMeta(meta: Uint8Array | undefined): void {
     const me = this.self();
@@ -352,6 +432,7 @@ export class Membership {
   stop(): void {
     for (const s of this.suspicions.values()) s.cancel();
     this.suspicions.clear();
+    this.pendingChecks.clear();
   }
 
   private refute(accused: number): void {
@@ -371,6 +452,9 @@ export class Membership {
 }
 
 export const memberKey = (name: string) => `m:${name}`;
+
+/** Address checks in flight at most: each costs a ping, and only a key holder can ask for many. */
+const MAX_PENDING_CHECKS = 32;
 
 export function isLive(s: { state: MemberState }): boolean {
   return s.state === "alive" || s.state === "suspect";
