@@ -28,7 +28,8 @@ export class Routing {
   constructor(
     private readonly o: {
       nodeName: string;
-      publicIp: string;
+      /** This node's public IP now (it follows the underlay address). */
+      publicIp: () => string;
       table: LeaseTable;
       winners: Winners;
       /** This node's VTEP MAC, once its identity is known. */
@@ -48,7 +49,7 @@ export class Routing {
    */
   unroutableWhy(w: Lease, members: Map<string, Member>): string | undefined {
     const what = `lease of ${w.nodeName} (${w.subnet})`;
-    if (w.publicIp === this.o.publicIp) return `${what} names this node's public IP ${w.publicIp}: not routed`;
+    if (w.publicIp === this.o.publicIp()) return `${what} names this node's public IP ${w.publicIp}: not routed`;
     const mac = w.backend.vtepMac;
     if (mac !== undefined && mac === this.o.ownMac()) return `${what} carries this node's VTEP MAC ${mac}: not routed`;
     const mb = members.get(w.nodeName);
