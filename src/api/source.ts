@@ -19,10 +19,12 @@ type LeaseLike = {
 
 export interface StatusParts {
   node: string;
-  publicIp: string;
+  /** A function when it can change while the agent runs (the underlay address moved). */
+  publicIp: string | (() => string);
   network: string;
   backend: string;
-  mtu: number;
+  /** A function when it can change while the agent runs (the underlay MTU changed). */
+  mtu: number | (() => number);
   version: string;
   /** Epoch ms of agent start (for uptime). */
   startedAt: number;
@@ -73,11 +75,11 @@ export function createStatusSource(p: StatusParts): StatusSource {
     status(): AgentStatus {
       return {
         node: p.node,
-        publicIp: p.publicIp,
+        publicIp: typeof p.publicIp === "function" ? p.publicIp() : p.publicIp,
         network: p.network,
         subnet: p.subnet(),
         backend: p.backend,
-        mtu: p.mtu,
+        mtu: typeof p.mtu === "function" ? p.mtu() : p.mtu,
         members: countMembers(p.members()),
         version: p.version,
         uptimeSeconds: Math.max(0, Math.floor((now() - p.startedAt) / 1000)),
