@@ -31,6 +31,7 @@ import type { Underlay } from "./sys/iface.ts";
 import type { Netlink } from "./sys/netlink.ts";
 import type { NetlinkEvent, Watcher } from "./sys/netlink-events.ts";
 import { UnderlayWatch } from "./underlay-watch.ts";
+import { keyringInfo } from "./reload.ts";
 import type { Notifier } from "./sys/sdnotify.ts";
 import type { WireguardSys } from "./sys/wireguard.ts";
 import { version } from "./version.ts";
@@ -88,13 +89,26 @@ export class Agent {
   private underlayWatch: UnderlayWatch | undefined;
   /** Dataplane rebuilds (renumber, underlay move, MTU change) run one after another. */
   private rebuilding: Promise<void> = Promise.resolve();
+  /** The cluster keys in use (null: --insecure); a reload replaces them. */
+  private keyring: Keyring | null;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
     this.clock = opts.clock ?? realClock;
     this.host = opts.host ?? realHost;
+    this.keyring = opts.keyring;
     this.startedAt = this.clock.now();
     this.ready = new LeaseReadiness({ notifier: opts.notifier ?? null, backend: opts.config.net.backend.type });
+  }
+
+  /**
+   * Seals and opens gossip with `keyring` from now on (the key file was re-read). Throws,
+   * changing nothing, when it would switch encryption on or off (that needs a restart).
+   */
+  setKeyring(keyring: Keyring): void {
+    if (!this.keyring) throw new Error("set cluster key: the agent runs without encryption (--insecure); restart it with --key-file");
+    this.cluster?.setKeyring(keyring);
+    this.keyring = keyring;
   }
 
   /** True while the agent's loops are alive (drives /healthz and the systemd watchdog). */
@@ -140,7 +154,7 @@ export class Agent {
       store: host.stateStore(flags.stateDir, log.child("state")),
       transport,
       gossipConfig: { ...(this.opts.gossipConfig ?? lanConfig()), legacyWire: flags.gossipLegacyWire },
-      keyring: this.opts.keyring,
+      keyring: this.keyring,
       clock: this.clock,
       logger: log,
       ...(this.opts.random ? { random: this.opts.random } : {}),
@@ -420,6 +434,7 @@ export class Agent {
         return { packetsForwarded: c?.packetsForwarded ?? 0, packetsDropped: c?.packetsDropped ?? 0, droppedSpoofedSource: c?.droppedSpoofedSource ?? 0, droppedBadOffloadHeader: c?.droppedBadOffloadHeader ?? 0 };
       },
       wireguard: () => this.backend?.stats?.(),
+      clusterKeys: () => (this.keyring ? keyringInfo(this.keyring) : null),
     });
   }
 

@@ -38,6 +38,7 @@ const flags = (over: Partial<AgentFlags> = {}): AgentFlags => ({
   ipMasq: true,
   logLevel: "info",
   logFormat: "text",
+  releaseOnStop: false,
   ...over,
 });
 
@@ -410,5 +411,43 @@ describe("agent on a changing underlay", () => {
     await w.sim.run(2_000);
     expect(w.host.take()).toEqual([]);
     expect(w.host.source!.status().mtu).toBe(1400);
+  });
+});
+
+describe("agent key reload", () => {
+  const k2 = parseKeyFile(Buffer.alloc(32, 4).toString("base64"));
+  const both = (first: typeof keyring, second: typeof keyring) => ({ primary: first.primary, keys: [first.primary, second.primary] });
+  const stateOfMe = (w: World) => w.peer.cluster.members().find((m) => m.name === "me")?.state;
+
+  test("a new keyring seals with its first key and opens with all: status and metrics show count and fingerprint; a peer holding only the old key stops hearing the agent until it seals with that key again", async () => {
+    const w = await world(net16, { seed: 21 });
+    await started(w);
+    const { keyFingerprint } = await import("../src/gossip/keyring.ts");
+    expect(w.host.source!.status().clusterKeys).toEqual({ count: 1, primary: keyFingerprint(keyring.primary) });
+    // New key second: nothing changes on the wire.
+    w.agent.setKeyring(both(keyring, k2));
+    await w.sim.run(10_000);
+    expect(stateOfMe(w)).toBe("alive");
+    expect(w.host.source!.status().clusterKeys).toEqual({ count: 2, primary: keyFingerprint(keyring.primary) });
+    // New key first: the peer (old key only) cannot open what the agent sends; the agent still opens the peer's.
+    w.agent.setKeyring(both(k2, keyring));
+    expect(w.host.source!.metrics().clusterKeys).toEqual({ count: 2, primary: keyFingerprint(k2.primary) });
+    const failures = w.peer.cluster.gossipMetrics().decryptFailures;
+    expect(await w.sim.runUntil(() => stateOfMe(w) === "dead", 30_000)).toBe(true);
+    expect(w.peer.cluster.gossipMetrics().decryptFailures).toBeGreaterThan(failures);
+    expect(w.agent.healthy()).toBe(true);
+    // Back to the old key first: heard again.
+    w.agent.setKeyring(both(keyring, k2));
+    expect(await w.sim.runUntil(() => stateOfMe(w) === "alive", 30_000)).toBe(true);
+  });
+
+  test("--insecure cannot switch to a keyring by reload", async () => {
+    const sim = new LeaseSim({ seed: 22, net: net16, keyring: null, settleMs: 1000 });
+    const host = new FakeAgentHost(sim.network);
+    const agent = new Agent({ config: { agent: flags({ join: [], insecure: true }), net: net16 }, keyring: null, logger: silentLogger, clock: sim.clock, host, random: seededRandom(22) });
+    await drive(sim, agent.start());
+    expect(() => agent.setKeyring(k2)).toThrow("set cluster key: the agent runs without encryption (--insecure); restart it with --key-file");
+    expect(host.source!.status().clusterKeys).toBeNull();
+    await drive(sim, agent.stop());
   });
 });

@@ -38,6 +38,14 @@ export interface AgentStatus {
    * An addition to the contract's fields; empty when all is well.
    */
   problems: string[];
+  /** The cluster keys in use: how many, and the sealing (first) key's fingerprint; null with --insecure. An addition to the contract's fields. */
+  clusterKeys?: ClusterKeys | null;
+}
+
+/** What status and metrics show of the cluster key file: never a key, only its fingerprint (16 hex digits of its SHA-256). */
+export interface ClusterKeys {
+  count: number;
+  primary: string;
 }
 
 export interface Readiness {
@@ -70,6 +78,8 @@ export interface MetricsSnapshot {
   udp: { packetsForwarded: number; packetsDropped: number; droppedSpoofedSource: number; droppedBadOffloadHeader: number };
   /** wireguard backend only: peers on weft-wg and bytes over all of them since start. */
   wireguard?: { peers: number; rxBytes: number; txBytes: number };
+  /** Absent with --insecure. */
+  clusterKeys?: ClusterKeys;
 }
 
 /** What the API reads from the agent on each request. Must be cheap and never throw. */

@@ -148,6 +148,7 @@ export function formatStatus(s: AgentStatus, nodes: NodeStatus[], nowMs: number,
     ["subnet:", s.subnet ?? "(no lease yet)"],
     ["backend:", `${s.backend} (mtu ${s.mtu})`],
     ["members:", `${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`],
+    ...(s.clusterKeys !== undefined ? [["cluster keys:", s.clusterKeys ? `${s.clusterKeys.count} (sealing with ${s.clusterKeys.primary})` : "none (--insecure)"]] : []),
     ["version:", `${s.version}, up ${formatDuration(s.uptimeSeconds)}`],
   ]);
   const sorted = [...nodes].sort((a, b) => a.name.localeCompare(b.name));
