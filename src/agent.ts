@@ -15,7 +15,7 @@ import { realClock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { realHost, type AgentHost } from "./agent-host.ts";
-import { createStatusSource, type ApiServer, type StatusSource } from "./api/index.ts";
+import { createStatusSource, type ApiServer, type ForgetResult, type StatusSource } from "./api/index.ts";
 import type { AnyBackend, PeerLease } from "./backend/create-backend.ts";
 import { stableMac } from "./backend/mac.ts";
 import { podMtu } from "./backend/mtu.ts";
@@ -111,6 +111,13 @@ export class Agent {
     this.keyring = keyring;
   }
 
+  /** Tombstones dead node `name`'s lease for the whole cluster (weft forget, through the API). */
+  forget(name: string): ForgetResult {
+    if (!this.cluster || !this.joined) return { ok: false, status: 503, error: "the agent has not joined the cluster yet; try again once it is ready" };
+    const r = this.cluster.forget(name);
+    return r.ok ? { ok: true, node: name, subnet: r.tombstone.subnet } : { ok: false, status: r.status, error: r.reason };
+  }
+
   /** True while the agent's loops are alive (drives /healthz and the systemd watchdog). */
   healthy(): boolean {
     return !this.fatal && !this.stopped;
@@ -132,7 +139,7 @@ export class Agent {
     this.watchdog = notifier?.startWatchdog(this.clock, () => this.healthy()) ?? null;
     notifier?.status("joining the cluster");
     if (flags.apiListen) {
-      this.api = host.serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(), logger: log.child("api") });
+      this.api = host.serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(), actions: { forget: (name) => this.forget(name) }, logger: log.child("api") });
     }
 
     // The key must exist before the lease is published: the lease carries its public half.
@@ -438,7 +445,7 @@ export class Agent {
     });
   }
 
-  /** Stops loops and tells peers we leave; the dataplane stays so pods keep working. */
+  /** Stops loops and tells peers we leave (giving the lease back with --release-on-stop); the dataplane stays so pods keep working. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -449,10 +456,19 @@ export class Agent {
     this.reconciler?.stop();
     this.events?.close();
     this.backend?.close();
+    const { agent: flags } = this.opts.config;
+    // --release-on-stop (decommissioning): a tombstone frees the subnet for other nodes at
+    // once; subnet.env goes too, so the CNI plugin hands out no more addresses from it.
+    const released = flags.releaseOnStop ? this.cluster?.ownLease()?.subnet : undefined;
+    const release = released !== undefined;
     try {
-      await this.cluster?.stop({ leave: true });
+      await this.cluster?.stop({ leave: true, release });
+      if (release) {
+        this.host.removeSubnetEnv(flags.subnetFile);
+        this.log.warn("Released the lease: its subnet is free for other nodes; subnet.env removed", { subnet: released, subnetFile: flags.subnetFile });
+      }
     } catch (e) {
-      this.log.warn("Leaving the cluster failed", { error: e as Error });
+      this.log.warn(release ? "Releasing the lease failed" : "Leaving the cluster failed", { error: e as Error });
     }
     await this.api?.stop();
     this.wgSys?.close?.();

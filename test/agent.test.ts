@@ -451,3 +451,40 @@ describe("agent key reload", () => {
     await drive(sim, agent.stop());
   });
 });
+
+describe("agent retiring nodes", () => {
+  test("forget: refused for a live peer, for itself and an unknown name; once the peer is dead, its lease and its routes go", async () => {
+    const w = await world(net16, { seed: 31 });
+    await started(w);
+    const peerSubnet = w.peer.lease!.subnet;
+    expect(w.agent.forget("p1")).toMatchObject({ ok: false, status: 409 });
+    expect(w.agent.forget("me")).toMatchObject({ ok: false, status: 409 });
+    expect(w.agent.forget("nobody")).toEqual({ ok: false, status: 404, error: "no lease for node nobody" });
+    await w.sim.kill("p1");
+    expect(await w.sim.runUntil(() => w.host.source!.nodes().find((n) => n.name === "p1")?.state === "dead", 30_000)).toBe(true);
+    expect(w.host.nl.dump().some((l) => l.startsWith(`route ${peerSubnet}`))).toBe(true); // dead, but routed for the TTL
+    expect(w.agent.forget("p1")).toEqual({ ok: true, node: "p1", subnet: peerSubnet });
+    expect(await w.sim.runUntil(() => !w.host.nl.dump().some((l) => l.startsWith(`route ${peerSubnet}`)), 5_000)).toBe(true);
+    expect(w.host.source!.nodes().map((n) => n.name)).toEqual(["me"]);
+  });
+
+  test("--release-on-stop: stop gives the lease back (the peer drops it at once) and removes subnet.env", async () => {
+    const w = await world(net16, { seed: 32, flags: { releaseOnStop: true } });
+    await started(w);
+    const subnet = ownSubnet(w)!;
+    expect(w.peer.cluster.leases().some((l) => l.nodeName === "me")).toBe(true);
+    await drive(w.sim, w.agent.stop());
+    expect(w.host.take()).toEqual(["unwatch netlink events", "remove /run/flannel/subnet.env", "stop api"]);
+    expect(w.host.store.lease).toMatchObject({ subnet, deleted: true });
+    expect(await w.sim.runUntil(() => !w.peer.cluster.leases().some((l) => l.nodeName === "me"), 2_000)).toBe(true);
+  });
+
+  test("without --release-on-stop the lease is kept on stop (the peer still routes it)", async () => {
+    const w = await world(net16, { seed: 33 });
+    await started(w);
+    await drive(w.sim, w.agent.stop());
+    expect(w.host.store.lease?.deleted).toBeUndefined();
+    await w.sim.run(5_000);
+    expect(w.peer.cluster.leases().some((l) => l.nodeName === "me")).toBe(true);
+  });
+});

@@ -91,3 +91,15 @@ export interface StatusSource {
   /** False once a main loop has died; drives /healthz. */
   healthy(): boolean;
 }
+
+/** The answer to forgetting a node (POST /v1/nodes/{name}/forget). */
+export type ForgetResult =
+  | { ok: true; node: string; subnet: string }
+  /** 404: no lease under that name; 409: it may not be forgotten now (alive, suspect, this node); 503: the agent has no lease layer running yet. */
+  | { ok: false; status: 404 | 409 | 503; error: string };
+
+/** The one change the API makes: what the agent implements besides its StatusSource. */
+export interface NodeActions {
+  /** Tombstones a dead node's lease cluster-wide. */
+  forget(name: string): ForgetResult;
+}

@@ -80,6 +80,10 @@ export class FakeAgentHost implements AgentHost {
     this.subnetEnv.set(path, env);
     return true;
   };
+  removeSubnetEnv = (path: string) => {
+    this.log.push(`remove ${path}`);
+    this.subnetEnv.delete(path);
+  };
   ensureBridge: AgentHost["ensureBridge"] = (nl, spec) => {
     const changes = ensureBridge(nl, spec);
     if (changes > 0) this.log.push(`bridge ${spec.name} for ${spec.subnet}`);
