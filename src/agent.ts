@@ -226,6 +226,7 @@ export class Agent {
       ownSubnet: lease.subnet,
       network: net.network,
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
+      sysctl: (name, value) => host.writeSysctl(name, value),
       ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
       logger: log,
     });

@@ -99,6 +99,7 @@ async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlag
 /** What programming the dataplane for `subnet` does on the host, in order (vxlan, ip-masq on). */
 const dataplaneFor = (subnet: string): string[] => [
   `backend vxlan for ${subnet}`,
+  "sysctl net.ipv6.conf.weft/1.accept_ra=0",
   `bridge cni0 for ${subnet}`,
   `ip-masq 10.244.0.0/16 from ${subnet}`,
   `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`,
@@ -324,7 +325,8 @@ describe("agent on a changing underlay", () => {
     readdressEth0(w, UNDERLAY_IP, "192.0.2.20");
     expect(await w.sim.runUntil(() => peerSees(w).lease === "192.0.2.20" && peerSees(w).member === "192.0.2.20:7946", 5_000)).toBe(true);
     expect(await w.sim.runUntil(() => readiness(w).ready, 5_000)).toBe(true);
-    expect(w.host.take()).toEqual(["bind gossip 192.0.2.20:7946", `backend vxlan for ${subnet}`, `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`]);
+    // weft.1 is recreated (new local address), so accept_ra is turned off on the new device.
+    expect(w.host.take()).toEqual(["bind gossip 192.0.2.20:7946", `backend vxlan for ${subnet}`, "sysctl net.ipv6.conf.weft/1.accept_ra=0", `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`]);
     const ops = w.host.nl.takeOps();
     expect(ops).toContain("delete link weft.1");
     expect(ops.find((o) => o.startsWith("add link weft.1"))).toContain("local 192.0.2.20 dstport 8472");
@@ -399,7 +401,7 @@ describe("agent on a changing underlay", () => {
     expect(await w.sim.runUntil(() => readiness(w).ready, 2_000)).toBe(true);
     expect(w.host.nl.dump()).toContain("link weft.1 vxlan mtu 8950 " + w.host.nl.getLink("weft.1")!.mac + " up");
     expect(w.host.source!.status().mtu).toBe(8950);
-    expect(w.host.take()).toEqual([`backend vxlan for ${subnet}`, `write /run/flannel/subnet.env subnet ${subnet} mtu 8950`]);
+    expect(w.host.take()).toEqual([`backend vxlan for ${subnet}`, "sysctl net.ipv6.conf.weft/1.accept_ra=0", `write /run/flannel/subnet.env subnet ${subnet} mtu 8950`]);
   });
 
   test("with Backend.MTU set, an underlay MTU change changes nothing", async () => {

@@ -106,6 +106,10 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
 
     if (backend !== "vxlan") return;
 
+    test("weft.1 does not accept IPv6 router advertisements (accept_ra=0, as flannel's VXLAN device)", () => {
+      for (const n of nodes) expect(exec(n.ns, ["cat", "/proc/sys/net/ipv6/conf/weft.1/accept_ra"]).stdout.trim()).toBe("0");
+    });
+
     test("the underlay MTU changes: subnet.env, weft.1 and /v1/status follow within 5 s", async () => {
       const n1 = nodes[0]!;
       ip(n1.ns, "link", "set", "eth0", "mtu", "1400");
