@@ -7,25 +7,18 @@
  * everywhere and its subnet.env is removed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { tmpdir } from "node:os";
-import { agentNode, BIN, logOf, nodesOf, readiness, startAgent, stopAgent, subnetOf, networkOfGateway, until, type AgentNode } from "../../sim/agents.ts";
-import { bridgeFdb, createTopology, exec, ipJson, listNamespaces, requireRoot, type Topology } from "../../sim/netns.ts";
+import { existsSync } from "node:fs";
+import { BIN, logOf, nodesOf, startAgentCluster, stopAgent, subnetOf, networkOfGateway, until, type AgentCluster, type AgentNode } from "../../sim/agents.ts";
+import { bridgeFdb, exec, ipJson, listNamespaces, requireRoot } from "../../sim/netns.ts";
 
 const PREFIX = "wfg-";
 const skip = requireRoot() ?? (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined) ?? (!Bun.which("curl") ? "curl is needed to call the agents' API" : undefined);
 
 describe.skipIf(!!skip)("forget and --release-on-stop on 3 agents (vxlan)", () => {
-  let topo: Topology;
-  let dir: string;
-  let netConf: string;
-  let keyFile: string;
-  const nodes: AgentNode[] = [];
-  const seeds = () => topo.nodes.map((t) => `${t.ip}:7946`);
-  const extra = (n: AgentNode) => (n.name === "node1" ? ["--api-listen", "0.0.0.0:7947"] : n.name === "node2" ? ["--release-on-stop"] : []);
-  const start = (n: AgentNode) => startAgent(n, { netConf, keyFile, join: seeds(), extra: extra(n) });
-  const ready = (n: AgentNode) => n.proc!.exitCode === null && readiness(n)?.ready === true;
+  let c: AgentCluster;
+  let nodes: AgentNode[] = [];
+  const start = (n: AgentNode) => c.start(n);
+  const ready = (n: AgentNode) => c.ready(n);
   const forget = (from: AgentNode, name: string) => exec(from.ns, [BIN, "forget", name], { check: false });
   /** What `n`'s kernel holds for a peer: its route, and the FDB entries of its VTEP MAC. */
   const kernelFor = (n: AgentNode, subnet: string, mac: string) => ({
@@ -34,22 +27,19 @@ describe.skipIf(!!skip)("forget and --release-on-stop on 3 agents (vxlan)", () =
   });
 
   beforeAll(async () => {
-    topo = createTopology({ prefix: PREFIX, nodes: 3 });
-    dir = mkdtempSync(join(tmpdir(), "weft-forget-"));
-    keyFile = join(dir, "key");
-    netConf = join(dir, "net-conf.json");
-    writeFileSync(keyFile, exec(topo.nodes[0]!.ns, [BIN, "keygen"]).stdout, { mode: 0o600 });
-    writeFileSync(netConf, JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }));
-    topo.nodes.forEach((t, i) => nodes.push(agentNode(`node${i + 1}`, t.ns, t.ip, dir)));
-    for (const n of nodes) start(n);
-    for (const n of nodes) await until(`${n.name} ready`, 30_000, () => ready(n)).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
+    // node1's API listens on every address (the forget route must still refuse other hosts); node2 releases on stop.
+    c = await startAgentCluster({
+      prefix: PREFIX,
+      nodes: 3,
+      netConf: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } },
+      extra: (n) => (n.name === "node1" ? ["--api-listen", "0.0.0.0:7947"] : n.name === "node2" ? ["--release-on-stop"] : []),
+    });
+    nodes = c.nodes;
     await until("every node routes the other two", 10_000, () => nodes.every((n) => nodesOf(n)?.length === 3));
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(nodes.map((n) => stopAgent(n)));
-    await topo?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await c?.stop();
     expect(listNamespaces(PREFIX)).toEqual([]);
   }, 30_000);
 

@@ -8,41 +8,36 @@
  * only the old key cannot join.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { keyFingerprint } from "../../src/gossip/keyring.ts";
-import { agentNode, api, BIN, logOf, readiness, startAgent, stopAgent, until, type AgentNode } from "../../sim/agents.ts";
-import { createTopology, listNamespaces, requireRoot, type Topology } from "../../sim/netns.ts";
+import { api, BIN, logOf, readiness, startAgentCluster, until, type AgentCluster, type AgentNode } from "../../sim/agents.ts";
+import { listNamespaces, requireRoot } from "../../sim/netns.ts";
 
 const PREFIX = "wkr-";
 const skip = requireRoot() ?? (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined) ?? (!Bun.which("curl") ? "curl is needed to read the agents' API" : undefined);
 
-const K1 = Buffer.alloc(32, 0x11);
 const K2 = Buffer.alloc(32, 0x22);
 const b64 = (k: Buffer) => k.toString("base64");
+const keyFileOf = (dir: string, n: AgentNode) => join(dir, n.name, "key");
 
-interface Node extends AgentNode {
-  keyFile: string;
-}
-
-const status = (n: Node) => {
+const status = (n: AgentNode) => {
   const r = api(n, "/v1/status");
   return r?.status === 200 ? (JSON.parse(r.body) as { members: { alive: number; suspect: number; dead: number; left: number }; clusterKeys: { count: number; primary: string } | null }) : undefined;
 };
-const metric = (n: Node, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(api(n, "/metrics")?.body ?? "")?.[1] ?? NaN);
+const metric = (n: AgentNode, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(api(n, "/metrics")?.body ?? "")?.[1] ?? NaN);
 
 describe.skipIf(!!skip)("cluster key rotation with reloads only, 3 agents", () => {
-  let topo: Topology;
-  let dir: string;
-  let netConf: string;
-  const nodes: Node[] = [];
+  let c: AgentCluster;
+  let nodes: AgentNode[] = [];
+  /** The key the cluster started with (each node has its own copy of the key file). */
+  let K1: Buffer;
   /** Every moment an agent did not see exactly 3 alive members, as "node: alive/suspect/dead". */
   const partitions: string[] = [];
   let watching = false;
   let watcher: Promise<void> | undefined;
 
-  const writeKeys = (n: Node, keys: Buffer[]) => writeFileSync(n.keyFile, keys.map(b64).join("\n") + "\n", { mode: 0o600 });
+  const writeKeys = (n: AgentNode, keys: Buffer[]) => writeFileSync(keyFileOf(c.dir, n), keys.map(b64).join("\n") + "\n", { mode: 0o600 });
   const three = () => nodes.slice(0, 3);
   /** Edits every key file, then reloads the agents one by one, each confirmed through its status. */
   async function rotate(keys: Buffer[]) {
@@ -59,14 +54,10 @@ describe.skipIf(!!skip)("cluster key rotation with reloads only, 3 agents", () =
   }
 
   beforeAll(async () => {
-    topo = createTopology({ prefix: PREFIX, nodes: 4 });
-    dir = mkdtempSync(join(tmpdir(), "weft-keyrot-"));
-    netConf = join(dir, "net-conf.json");
-    writeFileSync(netConf, JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }));
-    topo.nodes.forEach((t, i) => nodes.push({ ...agentNode(`node${i + 1}`, t.ns, t.ip, dir), keyFile: join(dir, `node${i + 1}`, "key") }));
-    for (const n of nodes) writeKeys(n, [K1]);
-    for (const n of three()) startAgent(n, { netConf, keyFile: n.keyFile, join: topo.nodes.slice(0, 3).map((t) => `${t.ip}:7946`) });
-    for (const n of three()) await until(`${n.name} ready`, 30_000, () => n.proc!.exitCode === null && readiness(n)?.ready === true).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
+    // A fourth node (not started yet) keeps the old key: it tries to join at the end.
+    c = await startAgentCluster({ prefix: PREFIX, nodes: 4, running: 3, netConf: { Network: "10.244.0.0/16", Backend: { Type: "vxlan" } }, keyFile: keyFileOf });
+    nodes = c.nodes;
+    K1 = Buffer.from(readFileSync(c.keyFile, "utf8").trim(), "base64");
     await until("all see 3 alive", 10_000, () => three().every((n) => status(n)?.members.alive === 3));
     watching = true;
     watcher = (async () => {
@@ -84,9 +75,7 @@ describe.skipIf(!!skip)("cluster key rotation with reloads only, 3 agents", () =
   afterAll(async () => {
     watching = false;
     await watcher;
-    await Promise.all(nodes.map((n) => stopAgent(n)));
-    await topo?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await c?.stop();
     expect(listNamespaces(PREFIX)).toEqual([]);
   }, 30_000);
 
@@ -107,20 +96,20 @@ describe.skipIf(!!skip)("cluster key rotation with reloads only, 3 agents", () =
 
   test("a key file others can read is refused on reload: logged, the keys in use stay", async () => {
     const n = nodes[0]!;
-    chmodSync(n.keyFile, 0o644);
+    chmodSync(keyFileOf(c.dir, n), 0o644);
     n.proc!.kill("SIGHUP");
     await until("the refusal in the log", 5_000, () => logOf(n).includes("Cannot reload the cluster key file; keeping the keys in use"));
     expect(logOf(n)).toContain(`mode 0644 gives group and others access to the cluster key`);
     expect(status(n)!.clusterKeys).toEqual({ count: 1, primary: keyFingerprint(K2) });
     expect(n.proc!.exitCode).toBeNull();
-    chmodSync(n.keyFile, 0o600);
+    chmodSync(keyFileOf(c.dir, n), 0o600);
     await Bun.sleep(2_000);
     expect(partitions).toEqual([]);
   }, 30_000);
 
   test("an agent holding only the old key cannot join: it never gets ready, the three stay three and count its packets as decrypt failures", async () => {
     const old = nodes[3]!;
-    startAgent(old, { netConf, keyFile: old.keyFile, join: topo.nodes.slice(0, 3).map((t) => `${t.ip}:7946`) });
+    c.start(old);
     await until("the seeds refusing its packets", 15_000, () => three().some((n) => metric(n, "weft_gossip_decrypt_failures_total") > 0));
     await Bun.sleep(3_000);
     expect(readiness(old)?.ready).not.toBe(true);

@@ -8,13 +8,12 @@
  * change, the interface going down and up, and a pinned --public-ip removed and restored.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseSubnetEnv } from "../../src/subnet-env.ts";
-import { agentNode, api, logOf, nodesOf, readiness, startAgent, stopAgent, until, type AgentNode } from "../../sim/agents.ts";
+import { api, logOf, nodesOf, startAgentCluster, until, type AgentCluster, type AgentNode } from "../../sim/agents.ts";
 import { addPod, BIN } from "./cni-invoke.ts";
-import { bridgeFdb, createTopology, exec, ip, ipJson, Lines, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
+import { bridgeFdb, exec, ip, ipJson, Lines, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
 
 const PREFIX = "wuc-";
 const skip =
@@ -34,22 +33,16 @@ function pinger(topo: Topology, fromNs: string, to: string) {
 
 for (const backend of ["vxlan", "host-gw", "udp"] as const) {
   describe.skipIf(!!skip)(`underlay changes under 3 running agents, ${backend} backend`, () => {
+    let c: AgentCluster;
     let topo: Topology;
-    let dir: string;
-    const nodes: Node[] = [];
-    const ready = (n: Node) => n.proc!.exitCode === null && readiness(n)?.ready === true;
+    let nodes: Node[] = [];
+    const ready = (n: Node) => c.ready(n);
 
     beforeAll(async () => {
-      topo = createTopology({ prefix: PREFIX, nodes: 3 });
-      dir = mkdtempSync(join(tmpdir(), "weft-underlay-"));
-      const keyFile = join(dir, "key");
-      const netConf = join(dir, "net-conf.json");
-      writeFileSync(keyFile, exec(topo.nodes[0]!.ns, [BIN, "keygen"]).stdout, { mode: 0o600 });
-      writeFileSync(netConf, JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: backend } }));
-      topo.nodes.forEach((t, i) => nodes.push(agentNode(`node${i + 1}`, t.ns, t.ip, dir)));
       // node3 pins its address (--public-ip): it must never move, only wait for it.
-      for (const n of nodes) startAgent(n, { netConf, keyFile, join: topo.nodes.map((t) => `${t.ip}:7946`), ...(n.name === "node3" ? { extra: ["--public-ip", n.ip] } : {}) });
-      for (const n of nodes) await until(`${n.name} ready`, 30_000, () => ready(n)).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
+      c = await startAgentCluster({ prefix: PREFIX, nodes: 3, netConf: { Network: "10.244.0.0/16", Backend: { Type: backend } }, extra: (n) => (n.name === "node3" ? ["--public-ip", n.ip] : []) });
+      topo = c.topo;
+      nodes = c.nodes;
       for (const [i, n] of nodes.entries()) {
         const podNs = topo.addNamespace(`p${i}`);
         const { ip: podIp } = addPod(n.ns, { containerId: `pod${i}`, netns: `/run/netns/${podNs}`, ifname: "eth0", conf: { cniVersion: "1.0.0", name: "weft", type: "weft", subnetFile: n.subnetFile, dataDir: join(n.dir, "cni") } });
@@ -59,9 +52,7 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
     }, 90_000);
 
     afterAll(async () => {
-      await Promise.all(nodes.map((n) => stopAgent(n)));
-      await topo?.cleanup();
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      await c?.stop();
       expect(listNamespaces(PREFIX)).toEqual([]);
     }, 30_000);
 
@@ -92,14 +83,16 @@ for (const backend of ["vxlan", "host-gw", "udp"] as const) {
       expect(logOf(n2)).toContain("Underlay address changed");
       // The kernel, read back independently.
       const subnet2 = parseSubnetEnv(readFileSync(n2.subnetFile, "utf8")).FLANNEL_SUBNET!.replace(/\.1\/24$/, ".0/24");
+      // A peer's dataplane follows a reconcile after its lease view changed: polled, not read once.
+      const settled = <T>(what: string, read: () => T, want: T) => until(what, 5_000, () => JSON.stringify(read()) === JSON.stringify(want)).catch(() => expect(read()).toEqual(want));
       if (backend === "vxlan") {
         const dev = ipJson(n2.ns, "-d", "link", "show", "weft.1")[0];
         expect(dev.linkinfo.info_data.local).toBe("192.0.2.112");
         const mac = dev.address;
-        for (const n of [n1, n3]) expect(bridgeFdb(n.ns, "weft.1").filter((f: any) => f.mac === mac).map((f: any) => f.dst)).toEqual(["192.0.2.112"]);
+        for (const n of [n1, n3]) await settled(`${n.name}: FDB of node2`, () => bridgeFdb(n.ns, "weft.1").filter((f: any) => f.mac === mac).map((f: any) => f.dst), ["192.0.2.112"]);
       }
       if (backend === "host-gw") {
-        for (const n of [n1, n3]) expect(ipJson(n.ns, "route", "show", subnet2).map((r: any) => r.gateway)).toEqual(["192.0.2.112"]);
+        for (const n of [n1, n3]) await settled(`${n.name}: route to node2's subnet`, () => ipJson(n.ns, "route", "show", subnet2).map((r: any) => r.gateway), ["192.0.2.112"]);
       }
       for (const a of nodes) for (const b of nodes) if (a !== b) expect(ping(a.pod!.ns, b.pod!.ip, { deadlineMs: 5_000 })).toBe(true);
     }, 60_000);
