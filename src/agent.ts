@@ -89,6 +89,8 @@ export class Agent {
   private underlayWatch: UnderlayWatch | undefined;
   /** Dataplane rebuilds (renumber, underlay move, MTU change) run one after another. */
   private rebuilding: Promise<void> = Promise.resolve();
+  /** Traffic counted by backends a rebuild replaced (renumber, underlay change). */
+  private readonly carried = { packetsForwarded: 0, packetsDropped: 0, droppedSpoofedSource: 0, droppedBadOffloadHeader: 0, rxBytes: 0, txBytes: 0 };
   /** The cluster keys in use (null: --insecure); a reload replaces them. */
   private keyring: Keyring | null;
 
@@ -325,9 +327,19 @@ export class Agent {
   private async rebuild(lease: Lease): Promise<void> {
     const { agent: flags, net } = this.opts.config;
     this.reconciler?.stop();
+    this.carryCounters();
     this.backend?.close();
     await this.programDataplane(lease, this.mtu);
     this.host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu: this.mtu, ipMasq: flags.ipMasq });
+  }
+
+  /** Adds the outgoing backend's traffic counters to what earlier backends counted: counters never go back. */
+  private carryCounters(): void {
+    const c = this.backend?.counters?.();
+    const w = this.backend?.stats?.();
+    const k = this.carried;
+    if (c) for (const f of ["packetsForwarded", "packetsDropped", "droppedSpoofedSource", "droppedBadOffloadHeader"] as const) k[f] += c[f];
+    if (w) (k.rxBytes += w.rxBytesTotal), (k.txBytes += w.txBytesTotal);
   }
 
   /** Runs `fn` after every dataplane change already under way (renumbers, underlay changes). */
@@ -439,9 +451,13 @@ export class Agent {
       },
       udp: () => {
         const c = this.backend?.counters?.();
-        return { packetsForwarded: c?.packetsForwarded ?? 0, packetsDropped: c?.packetsDropped ?? 0, droppedSpoofedSource: c?.droppedSpoofedSource ?? 0, droppedBadOffloadHeader: c?.droppedBadOffloadHeader ?? 0 };
+        const k = this.carried;
+        return { packetsForwarded: k.packetsForwarded + (c?.packetsForwarded ?? 0), packetsDropped: k.packetsDropped + (c?.packetsDropped ?? 0), droppedSpoofedSource: k.droppedSpoofedSource + (c?.droppedSpoofedSource ?? 0), droppedBadOffloadHeader: k.droppedBadOffloadHeader + (c?.droppedBadOffloadHeader ?? 0) };
       },
-      wireguard: () => this.backend?.stats?.(),
+      wireguard: () => {
+        const w = this.backend?.stats?.();
+        return w && { ...w, rxBytesTotal: this.carried.rxBytes + w.rxBytesTotal, txBytesTotal: this.carried.txBytes + w.txBytesTotal };
+      },
       clusterKeys: () => (this.keyring ? keyringInfo(this.keyring) : null),
     });
   }

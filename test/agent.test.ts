@@ -490,3 +490,22 @@ describe("agent retiring nodes", () => {
     expect(w.peer.cluster.leases().some((l) => l.nodeName === "me")).toBe(true);
   });
 });
+
+describe("agent dataplane rebuilds", () => {
+  test("traffic counters of a replaced backend are carried over, never going back", async () => {
+    const w = await world(net16, { seed: 41 });
+    // Each backend instance reports 5 forwarded packets and 7 bytes each way, as a new packet loop would count afresh.
+    const make = w.host.createBackend;
+    w.host.createBackend = (conf, deps) => Object.assign(make(conf, deps), {
+      counters: () => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, droppedUnknownSender: 0, droppedSpoofedSource: 1, droppedBadOffloadHeader: 0, packetsForwarded: 5, packetsDropped: 1, loops: 0, txSuperPackets: 0, rxSuperPackets: 0 }),
+      stats: () => ({ impl: undefined, peers: [], rxBytesTotal: 7, txBytesTotal: 7 }),
+    });
+    await started(w);
+    expect(w.host.source!.metrics().udp).toEqual({ packetsForwarded: 5, packetsDropped: 1, droppedSpoofedSource: 1, droppedBadOffloadHeader: 0 });
+    w.host.eth0.mtu = 9000;
+    w.host.kernelEvent({ kind: "link", action: "new" });
+    expect(await w.sim.runUntil(() => w.host.subnetEnv.get("/run/flannel/subnet.env")?.mtu === 8950, 2_000)).toBe(true);
+    expect(w.host.source!.metrics().udp).toEqual({ packetsForwarded: 10, packetsDropped: 2, droppedSpoofedSource: 2, droppedBadOffloadHeader: 0 });
+    expect(w.host.source!.metrics().wireguard).toEqual({ peers: 0, rxBytes: 14, txBytes: 14 });
+  });
+});

@@ -354,7 +354,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     async readdress(ip: string, transport: Transport) {
       const problem = validator.publicIpProblem(ip);
       if (problem) throw new Error(`Cannot move to public IP ${ip}: ${problem}; peers would reject this node's lease`);
-      if (!gossip?.rebind) throw new Error(`Cannot move to public IP ${ip}: the gossip layer is not running`);
+      if (!gossip?.rebind) throw new Error(`Cannot move to public IP ${ip}: ${gossip ? "this gossip layer cannot re-bind" : "the gossip layer is not running"}`);
       const from = publicIp;
       publicIp = ip;
       // The new alive and the new lease record go out together (rebind switches the
@@ -366,7 +366,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       emitChange();
     },
     setKeyring(keyring) {
-      if (!gossip?.setKeyring) throw new Error("Cannot change the cluster key: the gossip layer is not running");
+      if (!gossip?.setKeyring) throw new Error(`Cannot change the cluster key: ${gossip ? "this gossip layer cannot change keys" : "the gossip layer is not running"}`);
       gossip.setKeyring(keyring);
     },
     forget(name) {
