@@ -120,7 +120,7 @@ export class GossipImpl implements GossipNode {
       logger: this.rt.log,
       ...(deps.listener ? { listener: deps.listener } : {}),
       broadcast: (key, msg, onDone, wire) => this.queue.enqueue(key, wire ? sharedCopy(wire) : encode(msg), onDone, this.isRelay(msg)),
-      checkAddress: (name, addr, done) => this.prober.checkAddress(name, addr, done),
+      checkAddress: (name, addr, timeoutMs, done) => this.prober.checkAddress(name, addr, timeoutMs, done),
     });
     this.streams = new Streams(this.rt, o.transport, this.sealer, config.maxStreamBytes, this.antiReplay);
     const parts = { name: o.name, config, rt: this.rt, members: this.members_, streams: this.streams };

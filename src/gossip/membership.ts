@@ -43,11 +43,11 @@ export interface MembershipOptions {
   /** Queues a membership broadcast under `key` (newer replaces older); `wire`: msg's bytes as received, to relay instead of re-encoding. */
   broadcast(key: string, msg: Message, onDone?: () => void, wire?: Uint8Array): void;
   /**
-   * Asks whether a node named `name` answers at `addr` (a ping naming it), calling
-   * `done(answered)` later. Without it, an address change for a live member is accepted
-   * only from the member itself, and news of ourselves at another address is refuted.
+   * Asks whether a node named `name` answers at `addr` (a ping naming it) within
+   * `timeoutMs`, calling `done(answered)` later. Without it a live member never moves to
+   * another address, and news of ourselves at another address is refuted.
    */
-  checkAddress?(name: string, addr: string, done: (answered: boolean) => void): void;
+  checkAddress?(name: string, addr: string, timeoutMs: number, done: (answered: boolean) => void): void;
 }
 
 export class Membership {
@@ -216,8 +216,8 @@ export class Membership {
   /**
    * `wire`: a's bytes as received, if it came in a packet (relayed as they are). `via`:
    * the gossip address the message came from directly (the sealed sender of a packet,
-   * or of a push-pull for its own entry); a member that announces its own new address
-   * from that address has moved (see moved()).
+   * or of a push-pull for its own entry): a member announcing its new address from
+   * there needs no ping to show it answers there (see moved()).
    */
   aliveNode(a: AliveMsg, wire?: Uint8Array, via?: string): void {
     const now = this.o.clock.now();
@@ -255,10 +255,16 @@ export class Membership {
     }
     if (st.addr !== a.addr) {
       const reclaim = st.state === "left" || (st.state === "dead" && now - st.stateChange >= this.o.config.deadNodeReclaimMs);
-      if (!reclaim && !this.moved(st, a, via)) return;
+      if (!reclaim) return this.moved(st, a, via);
     } else if (a.inc <= st.incarnation) {
       return;
     }
+    this.update(st, a, wire);
+  }
+
+  /** Takes `a` (newer, or a new address) for known member `st`. */
+  private update(st: NodeState, a: AliveMsg, wire?: Uint8Array): void {
+    const now = this.o.clock.now();
     this.suspicions.get(a.name)?.cancel();
     this.suspicions.delete(a.name);
     this.failed.delete(a.name);
@@ -351,36 +357,57 @@ export class Membership {
   }
 
   /**
-   * True if `a` moves live member `st` to a new address: a newer incarnation, announced
-   * by the member itself from that address (`via`), or confirmed by a ping naming it
-   * that the new address answers (a relayed copy; it is applied then). Anything else is
-   * a name in use at two addresses and changes nothing: an older rumour of the member,
-   * or another node under its name that does not answer where it claims to be.
+   * `a` puts live member `st` at another address. It is a move — taken — when `a` is
+   * newer, a node of that name answers at the new address (`via`: the message came from
+   * there itself; else a ping naming it is answered there) and none answers at the old
+   * one any more (a ping naming it goes unanswered for the probe timeout): the old
+   * address is gone, as after a DHCP change. While the member still answers where it
+   * is, another node announcing itself under its name elsewhere — a clone, or a key
+   * holder — is a name in use twice and moves nothing. Without `checkAddress` a live
+   * member never moves.
    */
-  private moved(st: NodeState, a: AliveMsg, via: string | undefined): boolean {
-    if (a.inc > st.incarnation && via === a.addr) {
-      this.o.logger.info("member moved to a new address", { member: a.name, from: st.addr, to: a.addr });
-      return true;
+  private moved(st: NodeState, a: AliveMsg, via: string | undefined): void {
+    const check = this.o.checkAddress;
+    if (a.inc <= st.incarnation || !check) {
+      this.o.logger.debug("ignored alive message: name in use at another address", { member: a.name, addr: st.addr, other: a.addr });
+      return;
     }
-    if (a.inc > st.incarnation && this.o.checkAddress) {
-      const key = `${a.name}\0${a.addr}`;
-      const pending = this.pendingChecks.get(key);
-      if (pending) {
-        if (a.inc > pending.inc) this.pendingChecks.set(key, { inc: a.inc, a });
-        return false;
+    const key = `${a.name}\0${a.addr}`;
+    const pending = this.pendingChecks.get(key);
+    if (pending) {
+      if (a.inc > pending.inc) this.pendingChecks.set(key, { inc: a.inc, a });
+      return;
+    }
+    if (this.pendingChecks.size >= MAX_PENDING_CHECKS) return;
+    // The packet's bytes are not ours to keep past this call: the message is re-encoded if taken.
+    this.pendingChecks.set(key, { inc: a.inc, a });
+    const from = st.addr;
+    let waiting = 2;
+    let atNew = via === a.addr;
+    let atOld = false;
+    const done = () => {
+      if (--waiting > 0) return;
+      const p = this.pendingChecks.get(key);
+      this.pendingChecks.delete(key);
+      const cur = this.nodes.get(a.name);
+      if (!p || !cur || cur.addr !== from || p.inc <= cur.incarnation) return;
+      if (!atNew || atOld) {
+        this.o.logger.debug("ignored alive message: not a move", { member: a.name, addr: from, other: a.addr, answersThere: atNew, stillAnswersHere: atOld });
+        return;
       }
-      if (this.pendingChecks.size >= MAX_PENDING_CHECKS) return false;
-      // The packet's bytes are not ours to keep past this call: the message is re-encoded if applied.
-      this.pendingChecks.set(key, { inc: a.inc, a });
-      this.o.checkAddress(a.name, a.addr, (answered) => {
-        const p = this.pendingChecks.get(key);
-        this.pendingChecks.delete(key);
-        if (answered && p) this.aliveNode(p.a, undefined, a.addr);
+      this.o.logger.info("member moved to a new address", { member: a.name, from, to: a.addr });
+      this.update(cur, p.a);
+    };
+    check(a.name, from, this.o.config.probeTimeoutMs, (answered) => {
+      atOld = answered;
+      done();
+    });
+    if (atNew) done();
+    else
+      check(a.name, a.addr, this.o.config.probeIntervalMs, (answered) => {
+        atNew = answered;
+        done();
       });
-      return false;
-    }
-    this.o.logger.debug("ignored alive message: name in use at another address", { member: a.name, addr: st.addr, other: a.addr });
-    return false;
   }
 
   /**
@@ -395,7 +422,7 @@ export class Membership {
     const key = `${a.name}\0${a.addr}`;
     if (this.pendingChecks.has(key)) return;
     this.pendingChecks.set(key, { inc: a.inc, a });
-    check(a.name, a.addr, (answered) => {
+    check(a.name, a.addr, this.o.config.probeIntervalMs, (answered) => {
       const p = this.pendingChecks.get(key);
       this.pendingChecks.delete(key);
       if (this.leaving || !p) return;

@@ -154,13 +154,13 @@ export class Prober {
 
   /**
    * Pings `addr` naming `name` and calls `done(true)` on an ack from that address within
-   * the probe interval, `done(false)` otherwise. A node acks only pings naming it
-   * (onPing), so an ack means a node of that name answers there.
+   * `timeoutMs`, `done(false)` otherwise. A node acks only pings naming it (onPing), so
+   * an ack means a node of that name answers there.
    */
-  checkAddress(name: string, addr: string, done: (answered: boolean) => void): void {
-    const { rt, config: c } = this.o;
+  checkAddress(name: string, addr: string, timeoutMs: number, done: (answered: boolean) => void): void {
+    const { rt } = this.o;
     const seq = this.nextSeq();
-    const timer = rt.after(c.probeIntervalMs, () => {
+    const timer = rt.after(timeoutMs, () => {
       this.acks.delete(seq);
       done(false);
     });

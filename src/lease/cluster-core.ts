@@ -383,7 +383,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       if (sched.stopped) return;
       const prev = heal.transition(mb);
       if (HealLimiter.cameBack(kind, prev, mb)) recoveryPushPull(mb.name);
-      if (kind !== "update" || prev !== mb.state || routing.addressFitChanged(mb)) emitChange();
+      if (routing.addressChanged(mb) || kind !== "update" || prev !== mb.state) emitChange();
     },
   };
 }
