@@ -4,14 +4,16 @@
  * node's namespace, logs in files, and a poll-with-deadline helper.
  */
 import type { Subprocess } from "bun";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseSubnetEnv } from "../src/subnet-env.ts";
-import { REPO, exec } from "./netns.ts";
+import { REPO, createTopology, exec, type Topology } from "./netns.ts";
+import { until } from "./wait.ts";
 
 export const BIN = join(REPO, "dist/weft");
 
-export { until } from "./wait.ts";
+export { until };
 
 export interface AgentNode {
   name: string;
@@ -107,4 +109,67 @@ export function rssMb(pid: number): { rss: number; hwm: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+export interface AgentCluster {
+  topo: Topology;
+  /** Temp directory of the keys, net-conf and each node's files (removed by stop()). */
+  dir: string;
+  netConf: string;
+  /** The shared cluster key file (mode 0600). */
+  keyFile: string;
+  nodes: AgentNode[];
+  /** Seeds: every node's gossip address. */
+  seeds: string[];
+  /** (Re)starts node `n`'s agent with the cluster's options. */
+  start(n: AgentNode): Subprocess;
+  /** Running and /readyz says ready. */
+  ready(n: AgentNode): boolean;
+  /** Kills every agent, removes the namespaces and the directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `nodes` node namespaces (sim/netns.ts topology; node i at 192.0.2.(11+i)) running
+ * `dist/weft agent` with one net-conf and a fresh cluster key, the first `running` of
+ * them started and waited for until ready (their logs in the error otherwise).
+ * `extra(n)` adds flags per node; `keyFile(n)` gives a node its own key file (written
+ * with the cluster key) instead of the shared one.
+ */
+export async function startAgentCluster(o: { prefix: string; nodes: number; running?: number; netConf: object; extra?: (n: AgentNode) => string[]; keyFile?: (dir: string, n: AgentNode) => string }): Promise<AgentCluster> {
+  const topo = createTopology({ prefix: o.prefix, nodes: o.nodes });
+  const dir = mkdtempSync(join(tmpdir(), `${o.prefix}agents-`));
+  const nodes = topo.nodes.map((t, i) => agentNode(`node${i + 1}`, t.ns, t.ip, dir));
+  const keyFile = join(dir, "key");
+  const netConf = join(dir, "net-conf.json");
+  const key = exec(topo.nodes[0]!.ns, [BIN, "keygen"]).stdout;
+  writeFileSync(keyFile, key, { mode: 0o600 });
+  writeFileSync(netConf, JSON.stringify(o.netConf));
+  const keyOf = new Map(nodes.map((n) => [n, o.keyFile?.(dir, n) ?? keyFile]));
+  for (const f of new Set(keyOf.values())) if (f !== keyFile) writeFileSync(f, key, { mode: 0o600 });
+  const seeds = topo.nodes.map((t) => `${t.ip}:7946`);
+  const c: AgentCluster = {
+    topo,
+    dir,
+    netConf,
+    keyFile,
+    nodes,
+    seeds,
+    start: (n) => startAgent(n, { netConf, keyFile: keyOf.get(n)!, join: seeds, extra: o.extra?.(n) ?? [] }),
+    ready: (n) => n.proc?.exitCode === null && readiness(n)?.ready === true,
+    async stop() {
+      await Promise.all(nodes.map((n) => stopAgent(n)));
+      await topo.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    const up = nodes.slice(0, o.running ?? o.nodes);
+    for (const n of up) c.start(n);
+    for (const n of up) await until(`${n.name} ready`, 30_000, () => c.ready(n)).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
+  } catch (e) {
+    await c.stop();
+    throw e;
+  }
+  return c;
 }

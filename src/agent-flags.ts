@@ -33,7 +33,11 @@ export interface AgentFlags {
   bridge: string | null;
   ipMasq: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** A file holding the log level: read at start (wins over logLevel) and at every reload (SIGHUP). */
+  logLevelFile?: string;
   logFormat: "text" | "json";
+  /** Give the lease back (a tombstone) when the agent stops cleanly; by default it is kept. */
+  releaseOnStop: boolean;
 }
 
 export function parseHostPort(text: string, what: string, defaultPort?: number): HostPort {
@@ -79,7 +83,9 @@ const agentFlagSchema = z.object({
   bridge: z.string().regex(/^[^\s/]{1,15}$/, { error: "--bridge: expected an interface name or none" }).default("cni0"),
   "ip-masq": z.boolean().default(false),
   "log-level": z.enum(["debug", "info", "warn", "error"], { error: "--log-level: expected debug, info, warn or error" }).default("info"),
+  "log-level-file": z.string().min(1, { error: "--log-level-file: expected a file path" }).optional(),
   "log-format": z.enum(["text", "json"], { error: "--log-format: expected text or json" }).default("text"),
+  "release-on-stop": z.boolean().default(false),
 });
 
 /** The `parseArgs` option table for `weft agent` (also used to map WEFT_* env vars). */
@@ -99,7 +105,9 @@ export const agentFlagOptions = {
   bridge: { type: "string" },
   "ip-masq": { type: "boolean" },
   "log-level": { type: "string" },
+  "log-level-file": { type: "string" },
   "log-format": { type: "string" },
+  "release-on-stop": { type: "boolean" },
 } as const;
 
 const envName = (flag: string) => `WEFT_${flag.toUpperCase().replaceAll("-", "_")}`;
@@ -154,6 +162,8 @@ export function resolveAgentFlags(values: Record<string, string | boolean | unde
     bridge: f.bridge === "none" ? null : f.bridge,
     ipMasq: f["ip-masq"],
     logLevel: f["log-level"],
+    ...(f["log-level-file"] ? { logLevelFile: f["log-level-file"] } : {}),
     logFormat: f["log-format"],
+    releaseOnStop: f["release-on-stop"],
   };
 }

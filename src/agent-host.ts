@@ -10,6 +10,7 @@
  * The agent owns what it gets: it closes the netlink port, the transport (through the
  * lease layer), the API server, the event watcher and the WireGuard control at stop.
  */
+import { rmSync } from "node:fs";
 import { serveApi, type ApiServer, type ServeApiOptions } from "./api/index.ts";
 import { createBackend } from "./backend/create-backend.ts";
 import { loadOrCreateWireguardKeys, type WireguardKeys } from "./backend/wireguard-key.ts";
@@ -42,6 +43,8 @@ export interface AgentHost {
   writeSysctl(name: string, value: number): void;
   /** Writes subnet.env for the CNI plugin; returns whether the file changed. */
   writeSubnetEnv(path: string, env: SubnetEnv): boolean;
+  /** Removes subnet.env (the lease was given back); a missing file is fine. */
+  removeSubnetEnv(path: string): void;
   /** Makes the bridge match `spec`; returns the number of kernel changes. */
   ensureBridge(nl: Netlink, spec: BridgeSpec): number;
   /** Keeps the masquerade rules in place for `spec`. */
@@ -67,6 +70,7 @@ export const realHost: AgentHost = {
   serveApi,
   writeSysctl: (name, value) => writeSysctl(name, value),
   writeSubnetEnv,
+  removeSubnetEnv: (path) => rmSync(path, { force: true }),
   ensureBridge,
   ensureIpMasq: (spec) => ensureIpMasq(spec),
   removeIpMasq: () => removeIpMasq(),

@@ -15,7 +15,7 @@ import { realClock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { realHost, type AgentHost } from "./agent-host.ts";
-import { createStatusSource, type ApiServer, type StatusSource } from "./api/index.ts";
+import { createStatusSource, type ApiServer, type ForgetResult, type StatusSource } from "./api/index.ts";
 import type { AnyBackend, PeerLease } from "./backend/create-backend.ts";
 import { stableMac } from "./backend/mac.ts";
 import { podMtu } from "./backend/mtu.ts";
@@ -29,12 +29,15 @@ import type { BackendData, Cluster, Lease } from "./lease/types.ts";
 import { LeaseReadiness } from "./readiness.ts";
 import type { Underlay } from "./sys/iface.ts";
 import type { Netlink } from "./sys/netlink.ts";
+import type { NetlinkEvent, Watcher } from "./sys/netlink-events.ts";
+import { UnderlayWatch } from "./underlay-watch.ts";
+import { keyringInfo } from "./reload.ts";
 import type { Notifier } from "./sys/sdnotify.ts";
 import type { WireguardSys } from "./sys/wireguard.ts";
 import { version } from "./version.ts";
 
-/** What the agent uses of the lease layer: the Cluster surface, its node id, the join and the gossip counters. */
-export type AgentCluster = Cluster & Pick<ClusterCore, "nodeId" | "joined" | "gossipMetrics">;
+/** What the agent uses of the lease layer: the Cluster surface, its node id, the join, the gossip counters, and the day-2 changes (a moved address, a new key, forgetting a node). */
+export type AgentCluster = Cluster & Pick<ClusterCore, "nodeId" | "joined" | "gossipMetrics" | "readdress" | "setKeyring" | "forget">;
 
 export interface AgentOptions {
   config: Config;
@@ -78,13 +81,43 @@ export class Agent {
   private displaced = false;
   private lastProblems: string[] = [];
   private readonly stopController = new AbortController();
+  /** The pod MTU now (follows the underlay's MTU unless Backend.MTU pins it). */
+  private mtu = 0;
+  /** The kernel's link/address/route/neighbour notifications, one socket for every listener below. */
+  private events: Watcher | undefined;
+  private readonly eventListeners = new Set<(e: NetlinkEvent) => void>();
+  private underlayWatch: UnderlayWatch | undefined;
+  /** Dataplane rebuilds (renumber, underlay move, MTU change) run one after another. */
+  private rebuilding: Promise<void> = Promise.resolve();
+  /** Traffic counted by backends a rebuild replaced (renumber, underlay change). */
+  private readonly carried = { packetsForwarded: 0, packetsDropped: 0, droppedSpoofedSource: 0, droppedBadOffloadHeader: 0, rxBytes: 0, txBytes: 0 };
+  /** The cluster keys in use (null: --insecure); a reload replaces them. */
+  private keyring: Keyring | null;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
     this.clock = opts.clock ?? realClock;
     this.host = opts.host ?? realHost;
+    this.keyring = opts.keyring;
     this.startedAt = this.clock.now();
     this.ready = new LeaseReadiness({ notifier: opts.notifier ?? null, backend: opts.config.net.backend.type });
+  }
+
+  /**
+   * Seals and opens gossip with `keyring` from now on (the key file was re-read). Throws,
+   * changing nothing, when it would switch encryption on or off (that needs a restart).
+   */
+  setKeyring(keyring: Keyring): void {
+    if (!this.keyring) throw new Error("set cluster key: the agent runs without encryption (--insecure); restart it with --key-file");
+    this.cluster?.setKeyring(keyring);
+    this.keyring = keyring;
+  }
+
+  /** Tombstones dead node `name`'s lease for the whole cluster (weft forget, through the API). */
+  forget(name: string): ForgetResult {
+    if (!this.cluster || !this.joined) return { ok: false, status: 503, error: "the agent has not joined the cluster yet; try again once it is ready" };
+    const r = this.cluster.forget(name);
+    return r.ok ? { ok: true, node: name, subnet: r.tombstone.subnet } : { ok: false, status: r.status, error: r.reason };
   }
 
   /** True while the agent's loops are alive (drives /healthz and the systemd watchdog). */
@@ -101,14 +134,14 @@ export class Agent {
     this.nl = host.openNetlink();
     const underlay = host.resolveUnderlay(this.nl, { ...(flags.iface ? { iface: flags.iface } : {}), ...(flags.publicIp ? { publicIp: flags.publicIp } : {}) });
     this.underlay = underlay;
-    const mtu = podMtu(net.backend, underlay.mtu);
-    log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, mtu: underlay.mtu, backend: net.backend.type, podMtu: mtu });
+    this.mtu = podMtu(net.backend, underlay.mtu);
+    log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, mtu: underlay.mtu, backend: net.backend.type, podMtu: this.mtu });
     for (const k of net.ignoredKeys) log.warn("net-conf key is not used by weft; ignored", { key: k });
 
     this.watchdog = notifier?.startWatchdog(this.clock, () => this.healthy()) ?? null;
     notifier?.status("joining the cluster");
     if (flags.apiListen) {
-      this.api = host.serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(mtu), logger: log.child("api") });
+      this.api = host.serveApi({ host: flags.apiListen.host, port: flags.apiListen.port, source: this.statusSource(), actions: { forget: (name) => this.forget(name) }, logger: log.child("api") });
     }
 
     // The key must exist before the lease is published: the lease carries its public half.
@@ -130,7 +163,7 @@ export class Agent {
       store: host.stateStore(flags.stateDir, log.child("state")),
       transport,
       gossipConfig: { ...(this.opts.gossipConfig ?? lanConfig()), legacyWire: flags.gossipLegacyWire },
-      keyring: this.opts.keyring,
+      keyring: this.keyring,
       clock: this.clock,
       logger: log,
       ...(this.opts.random ? { random: this.opts.random } : {}),
@@ -152,7 +185,9 @@ export class Agent {
 
     let lease: Lease;
     try {
-      lease = await cluster.start(this.stopController.signal);
+      const starting = cluster.start(this.stopController.signal);
+      this.watchUnderlay(); // the gossip layer exists now: a moved address can be followed
+      lease = await starting;
     } catch (e) {
       if (this.stopped) return;
       this.ready.notReady((e as Error).message);
@@ -164,10 +199,10 @@ export class Agent {
 
     this.ready.notReady("programming the dataplane");
     host.writeSysctl("net.ipv4.ip_forward", 1);
-    await this.programDataplane(lease, mtu);
+    await this.programDataplane(lease, this.mtu);
     if (this.displaced) this.reconciler?.stop(); // taken over while programming
 
-    host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
+    host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu: this.mtu, ipMasq: flags.ipMasq });
     // Start-up is over (READY=1 for systemd); /readyz and STATUS= still say "not ready"
     // if the lease layer began renumbering meanwhile.
     this.ready.serving(lease.subnet);
@@ -193,6 +228,7 @@ export class Agent {
       ownSubnet: lease.subnet,
       network: net.network,
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
+      sysctl: (name, value) => host.writeSysctl(name, value),
       ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
       logger: log,
     });
@@ -227,7 +263,7 @@ export class Agent {
       clock: this.clock,
       logger: log,
       onLeasesChange: (fn) => cluster.onChange(fn),
-      watchEvents: (fn) => host.watchNetlinkEvents(fn, { onError: (e) => log.warn("netlink event socket error", { error: e }) }),
+      watchEvents: (fn) => this.onEvents(fn),
     });
     this.reconciler = reconciler;
     // The first run also deletes weft entries no lease justifies. After a restart with a
@@ -278,24 +314,123 @@ export class Agent {
   }
 
   /** Our lease lost a conflict after commit (e.g. a healed partition): move the dataplane to the new subnet. */
-  private async renumbered(old: Lease, now: Lease): Promise<void> {
-    const { agent: flags, net } = this.opts.config;
+  private renumbered(old: Lease, now: Lease): Promise<void> {
     this.log.warn("Lease renumbered after a conflict; pods on the old subnet must be recreated", { old: old.subnet, now: now.subnet });
-    const mtu = podMtu(net.backend, this.underlay!.mtu);
-    this.reconciler?.stop();
-    this.backend?.close();
-    await this.programDataplane(now, mtu);
-    this.host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
+    return this.serially(() => this.rebuild(now));
   }
 
-  private statusSource(mtu: number): StatusSource {
+  /**
+   * Replaces the backend and the reconciler for `lease` with the underlay as it is now
+   * (address, MTU), then rewrites subnet.env: the same steps as at start, so a device
+   * whose local address or MTU no longer fits is recreated or adjusted by the backend.
+   */
+  private async rebuild(lease: Lease): Promise<void> {
+    const { agent: flags, net } = this.opts.config;
+    this.reconciler?.stop();
+    this.carryCounters();
+    this.backend?.close();
+    await this.programDataplane(lease, this.mtu);
+    this.host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu: this.mtu, ipMasq: flags.ipMasq });
+  }
+
+  /** Adds the outgoing backend's traffic counters to what earlier backends counted: counters never go back. */
+  private carryCounters(): void {
+    const c = this.backend?.counters?.();
+    const w = this.backend?.stats?.();
+    const k = this.carried;
+    if (c) for (const f of ["packetsForwarded", "packetsDropped", "droppedSpoofedSource", "droppedBadOffloadHeader"] as const) k[f] += c[f];
+    if (w) (k.rxBytes += w.rxBytesTotal), (k.txBytes += w.txBytesTotal);
+  }
+
+  /** Runs `fn` after every dataplane change already under way (renumbers, underlay changes). */
+  private serially(fn: () => Promise<void>): Promise<void> {
+    const next = this.rebuilding.then(fn, fn);
+    this.rebuilding = next.catch(() => {});
+    return next;
+  }
+
+  /** Subscribes `fn` to the kernel's notifications (one netlink socket for all listeners); returns unsubscribe. */
+  private onEvents(fn: (e: NetlinkEvent) => void): () => void {
+    this.events ??= this.host.watchNetlinkEvents((e) => this.eventListeners.forEach((l) => l(e)), {
+      onError: (e) => this.log.warn("netlink event socket error", { error: e }),
+    });
+    this.eventListeners.add(fn);
+    return () => void this.eventListeners.delete(fn);
+  }
+
+  /**
+   * Follows the underlay (underlay-watch.ts): a new address (unless --public-ip pinned
+   * it) re-binds gossip, re-announces the lease and rebuilds the dataplane; a new MTU
+   * rebuilds the dataplane and subnet.env; an interface down or gone, or a pinned
+   * address gone, holds the node not ready with the reason until it is back.
+   */
+  private watchUnderlay(): void {
+    const { agent: flags } = this.opts.config;
+    const underlay = this.underlay!;
+    const watch = new UnderlayWatch({
+      nl: this.nl!,
+      iface: underlay.iface,
+      mtu: underlay.mtu,
+      slots: [{ family: 4, ip: underlay.ip, pinned: flags.publicIp !== undefined }],
+      clock: this.clock,
+      logger: this.log.child("underlay"),
+      handlers: {
+        move: (_slot, from, to) => this.moveUnderlay(from, to),
+        mtu: (_from, to) => this.underlayMtu(to),
+        // The reconciler hears the same link events: routes the kernel dropped with the link come back.
+        problem: (reason) => this.ready.hold(reason),
+      },
+    });
+    this.underlayWatch = watch;
+    this.onEvents((e) => watch.event(e));
+  }
+
+  private async moveUnderlay(from: string, to: string): Promise<void> {
+    const { agent: flags } = this.opts.config;
+    const cluster = this.cluster!;
+    // A retry after a failed rebuild finds gossip already moved.
+    if (this.underlay!.ip !== to) {
+      const transport = await this.host.createTransport({ bindAddr: to, port: flags.gossipPort, logger: this.log.child("gossip") });
+      try {
+        await cluster.readdress(to, transport);
+      } catch (e) {
+        await transport.close();
+        throw e;
+      }
+      this.underlay = { ...this.underlay!, ip: to };
+    }
+    await this.reprogram(`underlay address moved from ${from} to ${to}`);
+  }
+
+  private async underlayMtu(mtu: number): Promise<void> {
+    this.underlay = { ...this.underlay!, mtu };
+    const pod = podMtu(this.opts.config.net.backend, mtu);
+    if (pod === this.mtu) return; // Backend.MTU fixes the pod MTU
+    this.log.warn("Pod MTU changes with the underlay's; pods made before keep the old one until recreated", { from: this.mtu, to: pod });
+    this.mtu = pod;
+    await this.reprogram(`underlay MTU changed to ${mtu}`);
+  }
+
+  /** Rebuilds a programmed dataplane for the underlay as it is now; before that, start-up uses it anyway. */
+  private reprogram(reason: string): Promise<void> {
+    return this.serially(async () => {
+      const lease = this.cluster?.ownLease();
+      if (!this.backend || !lease || this.displaced || this.stopped) return;
+      this.ready.serving(undefined, reason);
+      await this.rebuild(lease);
+      this.ready.serving(lease.subnet);
+      this.ready.update(this.cluster!);
+    });
+  }
+
+  private statusSource(): StatusSource {
     const { agent: flags, net } = this.opts.config;
     return createStatusSource({
       node: flags.nodeName,
-      publicIp: this.underlay!.ip,
+      publicIp: () => this.underlay!.ip,
       network: net.network,
       backend: net.backend.type,
-      mtu,
+      mtu: () => this.mtu,
       version,
       startedAt: this.startedAt,
       now: () => this.clock.now(),
@@ -316,25 +451,41 @@ export class Agent {
       },
       udp: () => {
         const c = this.backend?.counters?.();
-        return { packetsForwarded: c?.packetsForwarded ?? 0, packetsDropped: c?.packetsDropped ?? 0, droppedSpoofedSource: c?.droppedSpoofedSource ?? 0, droppedBadOffloadHeader: c?.droppedBadOffloadHeader ?? 0 };
+        const k = this.carried;
+        return { packetsForwarded: k.packetsForwarded + (c?.packetsForwarded ?? 0), packetsDropped: k.packetsDropped + (c?.packetsDropped ?? 0), droppedSpoofedSource: k.droppedSpoofedSource + (c?.droppedSpoofedSource ?? 0), droppedBadOffloadHeader: k.droppedBadOffloadHeader + (c?.droppedBadOffloadHeader ?? 0) };
       },
-      wireguard: () => this.backend?.stats?.(),
+      wireguard: () => {
+        const w = this.backend?.stats?.();
+        return w && { ...w, rxBytesTotal: this.carried.rxBytes + w.rxBytesTotal, txBytesTotal: this.carried.txBytes + w.txBytesTotal };
+      },
+      clusterKeys: () => (this.keyring ? keyringInfo(this.keyring) : null),
     });
   }
 
-  /** Stops loops and tells peers we leave; the dataplane stays so pods keep working. */
+  /** Stops loops and tells peers we leave (giving the lease back with --release-on-stop); the dataplane stays so pods keep working. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.opts.notifier?.stopping();
     this.stopController.abort();
     this.watchdog?.cancel();
+    this.underlayWatch?.stop();
     this.reconciler?.stop();
+    this.events?.close();
     this.backend?.close();
+    const { agent: flags } = this.opts.config;
+    // --release-on-stop (decommissioning): a tombstone frees the subnet for other nodes at
+    // once; subnet.env goes too, so the CNI plugin hands out no more addresses from it.
+    const released = flags.releaseOnStop ? this.cluster?.ownLease()?.subnet : undefined;
+    const release = released !== undefined;
     try {
-      await this.cluster?.stop({ leave: true });
+      await this.cluster?.stop({ leave: true, release });
+      if (release) {
+        this.host.removeSubnetEnv(flags.subnetFile);
+        this.log.warn("Released the lease: its subnet is free for other nodes; subnet.env removed", { subnet: released, subnetFile: flags.subnetFile });
+      }
     } catch (e) {
-      this.log.warn("Leaving the cluster failed", { error: e as Error });
+      this.log.warn(release ? "Releasing the lease failed" : "Leaving the cluster failed", { error: e as Error });
     }
     await this.api?.stop();
     this.wgSys?.close?.();

@@ -26,16 +26,26 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
+/** A logger whose level (and that of every child made from it) can be changed while it runs (a reload). */
+export interface LevelledLogger extends Logger {
+  setLevel(level: LogLevel): void;
+  level(): LogLevel;
+}
+
 export function createLogger({
   level = "info",
   format = "text",
   component = "weft",
   write = (line) => process.stderr.write(line + "\n"),
   now = () => new Date(),
-}: LoggerOptions = {}): Logger {
-  const min = rank[level];
+}: LoggerOptions = {}): LevelledLogger {
+  return makeLogger({ level }, format, component, write, now);
+}
+
+/** `shared` holds the level for a logger and all its children. */
+function makeLogger(shared: { level: LogLevel }, format: LogFormat, component: string, write: (line: string) => void, now: () => Date): LevelledLogger {
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
-    if (rank[lvl] < min) return;
+    if (rank[lvl] < rank[shared.level]) return;
     if (format === "json") {
       write(JSON.stringify({ time: now().toISOString(), level: lvl, component, msg, ...normalise(fields) }));
       return;
@@ -48,9 +58,14 @@ export function createLogger({
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
-    child: (c) => createLogger({ level, format, component: `${component}.${c}`, write, now }),
+    child: (c) => makeLogger(shared, format, `${component}.${c}`, write, now),
+    setLevel: (l) => void (shared.level = l),
+    level: () => shared.level,
   };
 }
+
+/** The log levels, for validating a level read from a file. */
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 /** A logger that drops everything (tests that do not inspect logs). */
 export const silentLogger: Logger = {

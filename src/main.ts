@@ -9,6 +9,7 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, { run: () => Promise<Command>; help: string; hidden?: boolean }> = {
   agent: { run: async () => (await import("./cli/agent.ts")).agentCommand, help: "run the node agent in the foreground" },
   status: { run: async () => (await import("./cli/status.ts")).statusCommand, help: "show this node and the cluster, from the local agent" },
+  forget: { run: async () => (await import("./cli/forget.ts")).forgetCommand, help: "remove a dead node's lease for the whole cluster, through the local agent" },
   keygen: { run: async () => (await import("./cli/keygen.ts")).keygenCommand, help: "print a new random cluster key (--out FILE: write it with mode 0600)" },
   version: { run: async () => (await import("./cli/version.ts")).versionCommand, help: "print version, Bun version and git commit" },
   "check-config": { run: async () => (await import("./cli/check-config.ts")).checkConfigCommand, help: "validate a net-conf.json" },

@@ -16,6 +16,11 @@ export class LeaseReadiness {
   private served: string | undefined;
   /** A condition only a restart clears (name taken over, failed reprogram). */
   private stuck = false;
+  /** A condition of the node itself (its underlay) that holds it not ready until it clears. */
+  private held: string | undefined;
+  /** Why not ready when nothing else says: the last start-up step or blocked claim. */
+  private waiting = this.current.reason!;
+  private cluster: Pick<Cluster, "renumbering" | "ownLease"> | undefined;
 
   constructor(private readonly o: { notifier?: Notifier | null; backend: string }) {}
 
@@ -25,7 +30,17 @@ export class LeaseReadiness {
 
   /** Not ready while a start-up step or a blocked claim holds the node. */
   notReady(reason: string): void {
-    if (!this.stuck) this.set({ ready: false, reason });
+    this.waiting = reason;
+    this.refresh();
+  }
+
+  /**
+   * Not ready for `reason` until called with undefined (the underlay is down, its address
+   * is gone): it outranks the lease layer's state, which takes over again once it clears.
+   */
+  hold(reason: string | undefined): void {
+    this.held = reason;
+    this.refresh();
   }
 
   /** The dataplane now serves `subnet` (undefined: it is being reprogrammed, for `reason`). */
@@ -46,6 +61,7 @@ export class LeaseReadiness {
    * reprogram is final (`onFail` hears it).
    */
   follow(cluster: Pick<Cluster, "renumbering" | "ownLease" | "onChange" | "onRenumber">, reprogram: (old: Lease, now: Lease) => Promise<void>, onFail: (e: Error) => void): void {
+    this.cluster = cluster;
     cluster.onChange(() => this.update(cluster));
     cluster.onRenumber((old, now) => {
       this.serving(undefined, `renumbering from ${old.subnet} to ${now.subnet}`);
@@ -64,11 +80,18 @@ export class LeaseReadiness {
 
   /** Re-derives readiness from the lease layer (follow() calls it on every lease change). */
   update(cluster: Pick<Cluster, "renumbering" | "ownLease">): void {
+    this.cluster = cluster;
+    this.refresh();
+  }
+
+  private refresh(): void {
     if (this.stuck) return;
-    const why = cluster.renumbering();
+    if (this.held) return this.set({ ready: false, reason: this.held });
+    const why = this.cluster?.renumbering();
     if (why) return this.set({ ready: false, reason: why });
-    const own = cluster.ownLease();
-    if (own && own.subnet === this.served) this.set({ ready: true });
+    const own = this.cluster?.ownLease();
+    if (own && own.subnet === this.served) return this.set({ ready: true });
+    this.set({ ready: false, reason: this.waiting });
   }
 
   private set(r: Readiness): void {

@@ -35,14 +35,21 @@ export function parseSubnetEnv(text: string): Record<string, string> {
 /**
  * Writes subnet.env unless it already is a regular file holding exactly this content;
  * returns whether it wrote. Written through {@link writeFileAtomic}: a refused directory
- * (writable by others, or theirs) throws naming it.
+ * (writable by others, or theirs) throws naming it. An existing file's permission bits
+ * are kept (as flannel keeps them: an operator may have narrowed who reads it); a new
+ * file gets 0644.
  */
 export function writeSubnetEnv(path: string, e: SubnetEnv): boolean {
   const content = formatSubnetEnv(e);
+  let mode = 0o644;
   try {
-    // Not through a symlink: one planted at the path is replaced by the real file.
-    if (lstatSync(path).isFile() && readFileSync(path, "utf8") === content) return false;
+    // Not through a symlink: one planted at the path is replaced by the real file, 0644.
+    const st = lstatSync(path);
+    if (st.isFile()) {
+      if (readFileSync(path, "utf8") === content) return false;
+      mode = st.mode & 0o777;
+    }
   } catch {}
-  writeFileAtomic(path, content);
+  writeFileAtomic(path, content, mode);
   return true;
 }

@@ -38,6 +38,7 @@ const flags = (over: Partial<AgentFlags> = {}): AgentFlags => ({
   ipMasq: true,
   logLevel: "info",
   logFormat: "text",
+  releaseOnStop: false,
   ...over,
 });
 
@@ -98,7 +99,7 @@ async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlag
 /** What programming the dataplane for `subnet` does on the host, in order (vxlan, ip-masq on). */
 const dataplaneFor = (subnet: string): string[] => [
   `backend vxlan for ${subnet}`,
-  "watch netlink events",
+  "sysctl net.ipv6.conf.weft/1.accept_ra=0",
   `bridge cni0 for ${subnet}`,
   `ip-masq 10.244.0.0/16 from ${subnet}`,
   `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`,
@@ -108,7 +109,7 @@ const readiness = (w: World) => w.host.source!.readiness();
 const ownSubnet = (w: World) => w.host.source!.status().subnet;
 
 describe("agent start-up", () => {
-  test("runs in order: underlay, API, gossip, lease, ip_forward, backend device, event watch, first reconcile (peers, bridge, ip-masq), subnet.env, READY", async () => {
+  test("runs in order: underlay, API, gossip, kernel event watch, lease, ip_forward, backend device, first reconcile (peers, bridge, ip-masq), subnet.env, READY", async () => {
     const w = await world(net16);
     expect(await w.sim.runUntil(() => w.started.done, 20_000)).toBe(true);
     expect(w.started.error).toBeUndefined();
@@ -120,6 +121,7 @@ describe("agent start-up", () => {
       "serve api 127.0.0.1:7947",
       `bind gossip ${UNDERLAY_IP}:7946`,
       "state store /var/lib/weft",
+      "watch netlink events",
       "sysctl net.ipv4.ip_forward=1",
       ...dataplaneFor(subnet),
     ]);
@@ -183,7 +185,7 @@ describe("agent readiness", () => {
     const now = ownSubnet(w)!;
     expect(now).not.toBe(old);
     expect(w.systemd.slice(-3)).toEqual([`STATUS=not ready: renumbering: early holds an earlier claim on ${old}`, `STATUS=not ready: renumbering from ${old} to ${now}`, `STATUS=ready: ${now} via vxlan`]);
-    expect(w.host.take()).toEqual(["unwatch netlink events", ...dataplaneFor(now)]);
+    expect(w.host.take()).toEqual(dataplaneFor(now));
     const gw = (s: string) => s.replace(/\.0\/24$/, ".1/24");
     const ops = w.host.nl.takeOps();
     expect(ops).toContain(`delete address ${gw(old)} dev cni0`);
@@ -225,7 +227,7 @@ describe("agent displaced", () => {
     expect(await w.sim.runUntil(() => readiness(w).ready === false, 5_000)).toBe(true);
     expect(readiness(w)).toEqual({ ready: false, reason: "node name me was taken over by another machine; this agent no longer owns its subnet (fix the duplicate node name, then restart)" });
     expect(twin.lease!.subnet).toBe(own); // the newer start re-learned the name's lease
-    expect(w.host.take()).toEqual(["unwatch netlink events"]);
+    expect(w.host.take()).toEqual([]);
     w.host.nl.takeOps();
     // A new peer's lease arrives: nothing is programmed for it any more.
     const p3 = w.sim.add("p3", "192.0.2.13:7946", ["192.0.2.11:7946"]);
@@ -295,9 +297,215 @@ describe("agent restart with a persisted lease", () => {
     expect(ready).toBe(true);
     expect(ownSubnet(w)).toBe(own);
     expect(readiness(w)).toEqual({ ready: true });
-    expect(w.host.log).not.toContain("watch netlink events");
     expect(w.host.nl.dump()).toContain("route 10.244.250.0/24 via 10.244.250.0 dev weft.1 onlink proto 87");
-    expect(await w.sim.runUntil(() => w.host.log.includes("watch netlink events"), 10_000)).toBe(true);
-    expect(w.host.nl.dump().join("\n")).not.toContain("10.244.250.0");
+    expect(await w.sim.runUntil(() => !w.host.nl.dump().join("\n").includes("10.244.250.0"), 10_000)).toBe(true);
+  });
+});
+
+/** The peer's view of the agent "me": where its lease is routed and where it gossips from. */
+const peerSees = (w: World) => ({
+  lease: w.peer.cluster.leases().find((l) => l.nodeName === "me")?.publicIp,
+  member: w.peer.cluster.members().find((m) => m.name === "me")?.addr,
+});
+
+/** Replaces the underlay address as DHCP or an operator would (del, then add), and tells the agent's event watch. */
+function readdressEth0(w: World, from: string, to: string | undefined): void {
+  w.host.nl.outside((nl) => {
+    nl.deleteAddress({ dev: "eth0", cidr: `${from}/24` });
+    if (to) nl.addAddress({ dev: "eth0", cidr: `${to}/24` });
+  });
+  w.host.kernelEvent({ kind: "addr", action: "del" });
+}
+
+describe("agent on a changing underlay", () => {
+  test("a new underlay address: gossip re-binds there, the lease is re-announced with it, weft.1 is recreated with the new local address; the peer routes it there", async () => {
+    const w = await world(net16, { seed: 11 });
+    await started(w);
+    const subnet = ownSubnet(w)!;
+    readdressEth0(w, UNDERLAY_IP, "192.0.2.20");
+    expect(await w.sim.runUntil(() => peerSees(w).lease === "192.0.2.20" && peerSees(w).member === "192.0.2.20:7946", 5_000)).toBe(true);
+    expect(await w.sim.runUntil(() => readiness(w).ready, 5_000)).toBe(true);
+    // weft.1 is recreated (new local address), so accept_ra is turned off on the new device.
+    expect(w.host.take()).toEqual(["bind gossip 192.0.2.20:7946", `backend vxlan for ${subnet}`, "sysctl net.ipv6.conf.weft/1.accept_ra=0", `write /run/flannel/subnet.env subnet ${subnet} mtu 1450`]);
+    const ops = w.host.nl.takeOps();
+    expect(ops).toContain("delete link weft.1");
+    expect(ops.find((o) => o.startsWith("add link weft.1"))).toContain("local 192.0.2.20 dstport 8472");
+    expect(w.host.source!.status()).toMatchObject({ publicIp: "192.0.2.20", subnet });
+    expect(w.host.store.lease).toMatchObject({ publicIp: "192.0.2.20", subnet });
+    expect(w.systemd.slice(-2)).toEqual([`STATUS=not ready: underlay address moved from ${UNDERLAY_IP} to 192.0.2.20`, `STATUS=ready: ${subnet} via vxlan`]);
+    // The peer's FDB entry for us (its dataplane) follows the lease: its peers() now name the new IP.
+    expect(ownSubnet(w)).toBe(subnet);
+  });
+
+  test("the address gone with none in its place: not ready with the reason; the next address on the interface is taken", async () => {
+    const w = await world(net16, { seed: 12 });
+    await started(w);
+    readdressEth0(w, UNDERLAY_IP, undefined);
+    expect(await w.sim.runUntil(() => !readiness(w).ready, 2_000)).toBe(true);
+    expect(readiness(w)).toEqual({ ready: false, reason: `underlay interface eth0 has no IPv4 address (${UNDERLAY_IP} was removed); waiting for one` });
+    w.host.nl.outside((nl) => nl.addAddress({ dev: "eth0", cidr: "192.0.2.21/24" }));
+    w.host.kernelEvent({ kind: "addr", action: "new" });
+    expect(await w.sim.runUntil(() => readiness(w).ready && peerSees(w).lease === "192.0.2.21", 5_000)).toBe(true);
+  });
+
+  test("a change the event feed missed is found by the periodic pass", async () => {
+    const w = await world(net16, { seed: 13 });
+    await started(w);
+    w.host.nl.outside((nl) => {
+      nl.deleteAddress({ dev: "eth0", cidr: `${UNDERLAY_IP}/24` });
+      nl.addAddress({ dev: "eth0", cidr: "192.0.2.22/24" });
+    });
+    await w.sim.run(2_000);
+    expect(peerSees(w).lease).toBe(UNDERLAY_IP);
+    expect(await w.sim.runUntil(() => peerSees(w).lease === "192.0.2.22", 12_000)).toBe(true);
+  });
+
+  test("--public-ip pinned and removed: not ready with the reason, nothing re-bound; ready again once it is back", async () => {
+    const w = await world(net16, { seed: 14, flags: { publicIp: UNDERLAY_IP } });
+    await started(w);
+    readdressEth0(w, UNDERLAY_IP, "192.0.2.23");
+    expect(await w.sim.runUntil(() => !readiness(w).ready, 2_000)).toBe(true);
+    const reason = `--public-ip ${UNDERLAY_IP} is no longer on this node (underlay eth0); waiting for it to come back`;
+    expect(readiness(w)).toEqual({ ready: false, reason });
+    expect(w.systemd.at(-1)).toBe(`STATUS=not ready: ${reason}`);
+    await w.sim.run(3_000);
+    expect(w.host.take()).toEqual([]);
+    expect(peerSees(w).lease).toBe(UNDERLAY_IP);
+    w.host.nl.outside((nl) => nl.addAddress({ dev: "eth0", cidr: `${UNDERLAY_IP}/24` }));
+    w.host.kernelEvent({ kind: "addr", action: "new" });
+    expect(await w.sim.runUntil(() => readiness(w).ready, 2_000)).toBe(true);
+    expect(w.host.take()).toEqual([]);
+  });
+
+  test("the interface down: not ready; up again: ready, and the reconciler runs", async () => {
+    const w = await world(net16, { seed: 15 });
+    await started(w);
+    w.host.eth0.up = false;
+    w.host.kernelEvent({ kind: "link", action: "new" });
+    expect(await w.sim.runUntil(() => !readiness(w).ready, 2_000)).toBe(true);
+    expect(readiness(w)).toEqual({ ready: false, reason: "underlay interface eth0 is down" });
+    const runs = w.host.source!.metrics().reconcile.runs;
+    w.host.eth0.up = true;
+    w.host.kernelEvent({ kind: "link", action: "new" });
+    expect(await w.sim.runUntil(() => readiness(w).ready, 2_000)).toBe(true);
+    expect(await w.sim.runUntil(() => w.host.source!.metrics().reconcile.runs > runs, 2_000)).toBe(true);
+  });
+
+  test("the underlay MTU changes: weft.1 and subnet.env follow, status shows the new pod MTU", async () => {
+    const w = await world(net16, { seed: 16 });
+    await started(w);
+    const subnet = ownSubnet(w)!;
+    w.host.eth0.mtu = 9000;
+    w.host.kernelEvent({ kind: "link", action: "new" });
+    expect(await w.sim.runUntil(() => w.host.subnetEnv.get("/run/flannel/subnet.env")?.mtu === 8950, 2_000)).toBe(true);
+    expect(await w.sim.runUntil(() => readiness(w).ready, 2_000)).toBe(true);
+    expect(w.host.nl.dump()).toContain("link weft.1 vxlan mtu 8950 " + w.host.nl.getLink("weft.1")!.mac + " up");
+    expect(w.host.source!.status().mtu).toBe(8950);
+    expect(w.host.take()).toEqual([`backend vxlan for ${subnet}`, "sysctl net.ipv6.conf.weft/1.accept_ra=0", `write /run/flannel/subnet.env subnet ${subnet} mtu 8950`]);
+  });
+
+  test("with Backend.MTU set, an underlay MTU change changes nothing", async () => {
+    const fixed = parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "vxlan", MTU: 1400 } });
+    const w = await world(fixed, { seed: 17 });
+    await started(w);
+    w.host.eth0.mtu = 9000;
+    w.host.kernelEvent({ kind: "link", action: "new" });
+    await w.sim.run(2_000);
+    expect(w.host.take()).toEqual([]);
+    expect(w.host.source!.status().mtu).toBe(1400);
+  });
+});
+
+describe("agent key reload", () => {
+  const k2 = parseKeyFile(Buffer.alloc(32, 4).toString("base64"));
+  const both = (first: typeof keyring, second: typeof keyring) => ({ primary: first.primary, keys: [first.primary, second.primary] });
+  const stateOfMe = (w: World) => w.peer.cluster.members().find((m) => m.name === "me")?.state;
+
+  test("a new keyring seals with its first key and opens with all: status and metrics show count and fingerprint; a peer holding only the old key stops hearing the agent until it seals with that key again", async () => {
+    const w = await world(net16, { seed: 21 });
+    await started(w);
+    const { keyFingerprint } = await import("../src/gossip/keyring.ts");
+    expect(w.host.source!.status().clusterKeys).toEqual({ count: 1, primary: keyFingerprint(keyring.primary) });
+    // New key second: nothing changes on the wire.
+    w.agent.setKeyring(both(keyring, k2));
+    await w.sim.run(10_000);
+    expect(stateOfMe(w)).toBe("alive");
+    expect(w.host.source!.status().clusterKeys).toEqual({ count: 2, primary: keyFingerprint(keyring.primary) });
+    // New key first: the peer (old key only) cannot open what the agent sends; the agent still opens the peer's.
+    w.agent.setKeyring(both(k2, keyring));
+    expect(w.host.source!.metrics().clusterKeys).toEqual({ count: 2, primary: keyFingerprint(k2.primary) });
+    const failures = w.peer.cluster.gossipMetrics().decryptFailures;
+    expect(await w.sim.runUntil(() => stateOfMe(w) === "dead", 30_000)).toBe(true);
+    expect(w.peer.cluster.gossipMetrics().decryptFailures).toBeGreaterThan(failures);
+    expect(w.agent.healthy()).toBe(true);
+    // Back to the old key first: heard again.
+    w.agent.setKeyring(both(keyring, k2));
+    expect(await w.sim.runUntil(() => stateOfMe(w) === "alive", 30_000)).toBe(true);
+  });
+
+  test("--insecure cannot switch to a keyring by reload", async () => {
+    const sim = new LeaseSim({ seed: 22, net: net16, keyring: null, settleMs: 1000 });
+    const host = new FakeAgentHost(sim.network);
+    const agent = new Agent({ config: { agent: flags({ join: [], insecure: true }), net: net16 }, keyring: null, logger: silentLogger, clock: sim.clock, host, random: seededRandom(22) });
+    await drive(sim, agent.start());
+    expect(() => agent.setKeyring(k2)).toThrow("set cluster key: the agent runs without encryption (--insecure); restart it with --key-file");
+    expect(host.source!.status().clusterKeys).toBeNull();
+    await drive(sim, agent.stop());
+  });
+});
+
+describe("agent retiring nodes", () => {
+  test("forget: refused for a live peer, for itself and an unknown name; once the peer is dead, its lease and its routes go", async () => {
+    const w = await world(net16, { seed: 31 });
+    await started(w);
+    const peerSubnet = w.peer.lease!.subnet;
+    expect(w.agent.forget("p1")).toMatchObject({ ok: false, status: 409 });
+    expect(w.agent.forget("me")).toMatchObject({ ok: false, status: 409 });
+    expect(w.agent.forget("nobody")).toEqual({ ok: false, status: 404, error: "no lease for node nobody" });
+    await w.sim.kill("p1");
+    expect(await w.sim.runUntil(() => w.host.source!.nodes().find((n) => n.name === "p1")?.state === "dead", 30_000)).toBe(true);
+    expect(w.host.nl.dump().some((l) => l.startsWith(`route ${peerSubnet}`))).toBe(true); // dead, but routed for the TTL
+    expect(w.agent.forget("p1")).toEqual({ ok: true, node: "p1", subnet: peerSubnet });
+    expect(await w.sim.runUntil(() => !w.host.nl.dump().some((l) => l.startsWith(`route ${peerSubnet}`)), 5_000)).toBe(true);
+    expect(w.host.source!.nodes().map((n) => n.name)).toEqual(["me"]);
+  });
+
+  test("--release-on-stop: stop gives the lease back (the peer drops it at once) and removes subnet.env", async () => {
+    const w = await world(net16, { seed: 32, flags: { releaseOnStop: true } });
+    await started(w);
+    const subnet = ownSubnet(w)!;
+    expect(w.peer.cluster.leases().some((l) => l.nodeName === "me")).toBe(true);
+    await drive(w.sim, w.agent.stop());
+    expect(w.host.take()).toEqual(["unwatch netlink events", "remove /run/flannel/subnet.env", "stop api"]);
+    expect(w.host.store.lease).toMatchObject({ subnet, deleted: true });
+    expect(await w.sim.runUntil(() => !w.peer.cluster.leases().some((l) => l.nodeName === "me"), 2_000)).toBe(true);
+  });
+
+  test("without --release-on-stop the lease is kept on stop (the peer still routes it)", async () => {
+    const w = await world(net16, { seed: 33 });
+    await started(w);
+    await drive(w.sim, w.agent.stop());
+    expect(w.host.store.lease?.deleted).toBeUndefined();
+    await w.sim.run(5_000);
+    expect(w.peer.cluster.leases().some((l) => l.nodeName === "me")).toBe(true);
+  });
+});
+
+describe("agent dataplane rebuilds", () => {
+  test("traffic counters of a replaced backend are carried over, never going back", async () => {
+    const w = await world(net16, { seed: 41 });
+    // Each backend instance reports 5 forwarded packets and 7 bytes each way, as a new packet loop would count afresh.
+    const make = w.host.createBackend;
+    w.host.createBackend = (conf, deps) => Object.assign(make(conf, deps), {
+      counters: () => ({ txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, droppedNoRoute: 0, droppedInvalid: 0, droppedIo: 0, droppedUnknownSender: 0, droppedSpoofedSource: 1, droppedBadOffloadHeader: 0, packetsForwarded: 5, packetsDropped: 1, loops: 0, txSuperPackets: 0, rxSuperPackets: 0 }),
+      stats: () => ({ impl: undefined, peers: [], rxBytesTotal: 7, txBytesTotal: 7 }),
+    });
+    await started(w);
+    expect(w.host.source!.metrics().udp).toEqual({ packetsForwarded: 5, packetsDropped: 1, droppedSpoofedSource: 1, droppedBadOffloadHeader: 0 });
+    w.host.eth0.mtu = 9000;
+    w.host.kernelEvent({ kind: "link", action: "new" });
+    expect(await w.sim.runUntil(() => w.host.subnetEnv.get("/run/flannel/subnet.env")?.mtu === 8950, 2_000)).toBe(true);
+    expect(w.host.source!.metrics().udp).toEqual({ packetsForwarded: 10, packetsDropped: 2, droppedSpoofedSource: 2, droppedBadOffloadHeader: 0 });
+    expect(w.host.source!.metrics().wireguard).toEqual({ peers: 0, rxBytes: 14, txBytes: 14 });
   });
 });

@@ -152,6 +152,16 @@ describe("agent flags", () => {
   test("no key without --insecure", () => {
     expect(() => resolveAgentFlags({}, {})).toThrow(/--key-file: required/);
   });
+  test("--release-on-stop is off by default (restarts keep the lease); flag or WEFT_RELEASE_ON_STOP turns it on", () => {
+    expect(resolveAgentFlags({ ...base }, {}).releaseOnStop).toBe(false);
+    expect(resolveAgentFlags({ ...base, "release-on-stop": true }, {}).releaseOnStop).toBe(true);
+    expect(resolveAgentFlags({ ...base }, { WEFT_RELEASE_ON_STOP: "true" }).releaseOnStop).toBe(true);
+  });
+  test("--log-level-file (or WEFT_LOG_LEVEL_FILE) is kept as given; empty is refused", () => {
+    expect(resolveAgentFlags({ ...base }, {}).logLevelFile).toBeUndefined();
+    expect(resolveAgentFlags({ ...base }, { WEFT_LOG_LEVEL_FILE: "/etc/weft/log-level" }).logLevelFile).toBe("/etc/weft/log-level");
+    expect(() => resolveAgentFlags({ ...base, "log-level-file": "" }, {})).toThrow("--log-level-file: expected a file path");
+  });
   test("bad boolean env names the variable", () => {
     expect(() => resolveAgentFlags({ ...base }, { WEFT_IP_MASQ: "maybe" })).toThrow(/WEFT_IP_MASQ/);
   });

@@ -23,6 +23,22 @@ describe.skipIf(!existsSync(bin))("dist/weft", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^weft \d+\.\d+\.\d+\nbun 1\.\d+\.\d+\ncommit ([0-9a-f]{7,}(-dirty)?|unknown)\n$/);
   });
+  test("version takes no arguments: anything else exits 2 and prints no version", () => {
+    for (const bad of [["--bogus"], ["stray"], ["--json"]]) {
+      const r = run(["version", ...bad]);
+      expect({ bad, code: r.code, out: r.out }).toEqual({ bad, code: 2, out: "" });
+      expect(r.err).toStartWith("weft version: ");
+    }
+  });
+  test("forget: NODE is required, one only; bad flags exit 2; no agent answering exits 1", () => {
+    for (const bad of [[], ["a", "b"], ["n2", "--bogus"], ["n2", "--api", "ftp://x"]]) {
+      const r = run(["forget", ...bad]);
+      expect({ bad, code: r.code, out: r.out }).toEqual({ bad, code: 2, out: "" });
+    }
+    const r = run(["forget", "n2", "--api", "http://127.0.0.1:9"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("no weft agent answering at http://127.0.0.1:9");
+  });
   test("keygen prints 32 random bytes in base64", () => {
     const a = run(["keygen"]).out.trim();
     const b = run(["keygen"]).out.trim();

@@ -88,7 +88,7 @@ test("a directory others may write to without the sticky bit is refused, naming 
   expect(writeSubnetEnv(path, env)).toBe(true);
 });
 
-test("the file gets mode 0644 whatever the umask", () => {
+test("a new file gets mode 0644 whatever the umask", () => {
   const path = join(tmp(), "subnet.env");
   const old = process.umask(0o077);
   try {
@@ -97,6 +97,25 @@ test("the file gets mode 0644 whatever the umask", () => {
     process.umask(old);
   }
   expect(statSync(path).mode & 0o777).toBe(0o644);
+});
+
+test("a rewrite keeps the existing file's mode (as flannel does); a symlink at the path is replaced by a 0644 file", () => {
+  const d = tmp();
+  const path = join(d, "subnet.env");
+  writeSubnetEnv(path, env);
+  chmodSync(path, 0o600);
+  expect(writeSubnetEnv(path, { ...env, mtu: 1400 })).toBe(true);
+  expect(statSync(path).mode & 0o777).toBe(0o600);
+  expect(readFileSync(path, "utf8")).toContain("FLANNEL_MTU=1400");
+  chmodSync(path, 0o640);
+  expect(writeSubnetEnv(path, { ...env, mtu: 1300 })).toBe(true);
+  expect(statSync(path).mode & 0o777).toBe(0o640);
+  const link = join(d, "linked.env");
+  writeFileSync(join(d, "target"), "x", { mode: 0o600 });
+  symlinkSync(join(d, "target"), link);
+  writeSubnetEnv(link, env);
+  expect(lstatSync(link).isFile()).toBe(true);
+  expect(statSync(link).mode & 0o777).toBe(0o644);
 });
 
 test.skipIf(!isRoot)("a directory owned by another user is refused (root)", () => {

@@ -79,6 +79,12 @@ export function renderMetrics(m: MetricsSnapshot, ctx: MetricsContext = {}): str
       { name: "weft_wireguard_bytes_total", help: "Bytes received (in) and sent (out) over WireGuard, summed over peers; kept across peer removals and device restarts.", type: "counter", samples: dir(m.wireguard.rxBytes, m.wireguard.txBytes) },
     );
   }
+  if (m.clusterKeys) {
+    families.push(
+      { name: "weft_cluster_keys", help: "Keys in the cluster key file in use (every one opens gossip; the first seals).", type: "gauge", samples: [{ value: m.clusterKeys.count }] },
+      { name: "weft_cluster_key_info", help: "Constant 1, labelled with the fingerprint (16 hex digits of SHA-256) of the key that seals gossip; never the key.", type: "gauge", samples: [{ labels: { primary: m.clusterKeys.primary }, value: 1 }] },
+    );
+  }
   if (ctx.readiness) {
     families.push({ name: "weft_ready", help: "1 once the lease is settled and the dataplane programmed.", type: "gauge", samples: [{ value: ctx.readiness.ready ? 1 : 0 }] });
   }

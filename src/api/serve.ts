@@ -1,10 +1,13 @@
 /**
- * Serves the status API with Bun.serve. Small request limits because the API is
- * read-only: bodies are never needed, so anything sizeable is refused before routing.
+ * Serves the status API with Bun.serve. Small request limits because no route reads a
+ * body, so anything sizeable is refused before routing.
  */
 import type { Logger } from "../log.ts";
 import { createApp, INTERNAL_ERROR } from "./app.ts";
-import type { StatusSource } from "./status.ts";
+import { isLoopback } from "./loopback.ts";
+import type { NodeActions, StatusSource } from "./status.ts";
+
+export { isLoopback };
 
 export interface ServeApiOptions {
   /** Address to bind, e.g. "127.0.0.1" (the contract default). */
@@ -12,6 +15,8 @@ export interface ServeApiOptions {
   /** TCP port; 0 picks a free one (see the returned url). */
   port: number;
   source: StatusSource;
+  /** The forget route's handler; without it the API is read-only. */
+  actions?: NodeActions;
   logger: Logger;
   /** Largest request body accepted, in bytes (Bun answers 413 above it). */
   maxRequestBodySize?: number;
@@ -24,11 +29,6 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-/** True for addresses only this host can reach. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::ffff:127.0.0.1";
-}
 
 /**
  * Binds the API and starts answering.
@@ -37,16 +37,16 @@ export function isLoopback(host: string): boolean {
  * // on shutdown:
  * await api.stop();
  */
-export function serveApi({ host, port, source, logger, maxRequestBodySize = 1024 }: ServeApiOptions): ApiServer {
+export function serveApi({ host, port, source, actions, logger, maxRequestBodySize = 1024 }: ServeApiOptions): ApiServer {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`serveApi: port must be 0..65535, got ${port}`);
-  const app = createApp(source, { logger });
+  const app = createApp(source, { logger, ...(actions ? { actions } : {}) });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
       hostname: host,
       port,
       maxRequestBodySize,
-      fetch: (req) => {
+      fetch: (req, srv) => {
         // An empty or non-ASCII Host header makes Bun's req.url throw "Invalid URL" inside
         // Hono, which would surface as a 500: it is the client's malformed request.
         try {
@@ -54,7 +54,8 @@ export function serveApi({ host, port, source, logger, maxRequestBodySize = 1024
         } catch {
           return Response.json({ error: "bad request: invalid Host header or request target" }, { status: 400 });
         }
-        return app.fetch(req);
+        // The peer address, so the app can tell a local client from a remote one.
+        return app.fetch(req, { remoteAddr: srv.requestIP(req)?.address });
       },
       // Reached only if Hono itself fails; keep the server up and answer JSON.
       error(err) {

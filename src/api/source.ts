@@ -3,7 +3,7 @@
  * imports from gossip/lease/backend) keep the API a leaf: the agent passes its gossip
  * members, lease views and metric getters as they are.
  */
-import type { AgentStatus, MetricsSnapshot, NodeState, NodeStatus, Readiness, StatusSource } from "./status.ts";
+import type { AgentStatus, ClusterKeys, MetricsSnapshot, NodeState, NodeStatus, Readiness, StatusSource } from "./status.ts";
 
 type MemberLike = { state: "alive" | "suspect" | "dead" | "left" };
 type LeaseLike = {
@@ -19,10 +19,12 @@ type LeaseLike = {
 
 export interface StatusParts {
   node: string;
-  publicIp: string;
+  /** A function when it can change while the agent runs (the underlay address moved). */
+  publicIp: string | (() => string);
   network: string;
   backend: string;
-  mtu: number;
+  /** A function when it can change while the agent runs (the underlay MTU changed). */
+  mtu: number | (() => number);
   version: string;
   /** Epoch ms of agent start (for uptime). */
   startedAt: number;
@@ -42,6 +44,8 @@ export interface StatusParts {
   udp?: () => MetricsSnapshot["udp"];
   /** wireguard backend only: the device's peers (wall-clock ms handshakes) and byte totals. */
   wireguard?: () => { peers: { publicKey: string; lastHandshakeMs: number }[]; rxBytesTotal: number; txBytesTotal: number } | undefined;
+  /** The cluster keys in use (null: --insecure). */
+  clusterKeys?: () => ClusterKeys | null;
 }
 
 const zeroGossip = (): MetricsSnapshot["gossip"] => ({ packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, decryptFailures: 0, decodeFailures: 0, duplicatesSkipped: 0, replaysRejected: 0, staleRejected: 0, senderMismatches: 0 });
@@ -73,15 +77,16 @@ export function createStatusSource(p: StatusParts): StatusSource {
     status(): AgentStatus {
       return {
         node: p.node,
-        publicIp: p.publicIp,
+        publicIp: typeof p.publicIp === "function" ? p.publicIp() : p.publicIp,
         network: p.network,
         subnet: p.subnet(),
         backend: p.backend,
-        mtu: p.mtu,
+        mtu: typeof p.mtu === "function" ? p.mtu() : p.mtu,
         members: countMembers(p.members()),
         version: p.version,
         uptimeSeconds: Math.max(0, Math.floor((now() - p.startedAt) / 1000)),
         problems: p.problems?.() ?? [],
+        ...(p.clusterKeys ? { clusterKeys: p.clusterKeys() } : {}),
       };
     },
     nodes(): NodeStatus[] {
@@ -114,6 +119,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
       const r = p.reconcile?.() ?? zeroReconcile();
       const u = p.udp?.() ?? { packetsForwarded: 0, packetsDropped: 0, droppedSpoofedSource: 0, droppedBadOffloadHeader: 0 };
       const wg = p.wireguard?.();
+      const keys = p.clusterKeys?.();
       return {
         membersByState: countMembers(p.members()),
         leases: cluster.leases,
@@ -122,6 +128,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
         conflictsResolved: cluster.conflictsResolved,
         udp: { packetsForwarded: u.packetsForwarded, packetsDropped: u.packetsDropped, droppedSpoofedSource: u.droppedSpoofedSource, droppedBadOffloadHeader: u.droppedBadOffloadHeader },
         ...(wg ? { wireguard: { peers: wg.peers.length, rxBytes: wg.rxBytesTotal, txBytes: wg.txBytesTotal } } : {}),
+        ...(keys ? { clusterKeys: keys } : {}),
       };
     },
   };

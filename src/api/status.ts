@@ -38,6 +38,14 @@ export interface AgentStatus {
    * An addition to the contract's fields; empty when all is well.
    */
   problems: string[];
+  /** The cluster keys in use: how many, and the sealing (first) key's fingerprint; null with --insecure. An addition to the contract's fields. */
+  clusterKeys?: ClusterKeys | null;
+}
+
+/** What status and metrics show of the cluster key file: never a key, only its fingerprint (16 hex digits of its SHA-256). */
+export interface ClusterKeys {
+  count: number;
+  primary: string;
 }
 
 export interface Readiness {
@@ -70,6 +78,8 @@ export interface MetricsSnapshot {
   udp: { packetsForwarded: number; packetsDropped: number; droppedSpoofedSource: number; droppedBadOffloadHeader: number };
   /** wireguard backend only: peers on weft-wg and bytes over all of them since start. */
   wireguard?: { peers: number; rxBytes: number; txBytes: number };
+  /** Absent with --insecure. */
+  clusterKeys?: ClusterKeys;
 }
 
 /** What the API reads from the agent on each request. Must be cheap and never throw. */
@@ -80,4 +90,16 @@ export interface StatusSource {
   metrics(): MetricsSnapshot;
   /** False once a main loop has died; drives /healthz. */
   healthy(): boolean;
+}
+
+/** The answer to forgetting a node (POST /v1/nodes/{name}/forget). */
+export type ForgetResult =
+  | { ok: true; node: string; subnet: string }
+  /** 404: no lease under that name; 409: it may not be forgotten now (alive, suspect, this node); 503: the agent has no lease layer running yet. */
+  | { ok: false; status: 404 | 409 | 503; error: string };
+
+/** The one change the API makes: what the agent implements besides its StatusSource. */
+export interface NodeActions {
+  /** Tombstones a dead node's lease cluster-wide. */
+  forget(name: string): ForgetResult;
 }

@@ -71,6 +71,11 @@ export interface BackendDeps {
   network: string;
   /** vxlan: the stable VTEP MAC (see stableMac); a random one is used without it. */
   vtepMac?: string;
+  /**
+   * Sets a kernel parameter in the node's namespace (the agent's host port), sysctl(8)
+   * style: `net.ipv6.conf.weft/1.accept_ra` for device weft.1. Without it none is set.
+   */
+  sysctl?: (name: string, value: number) => void;
   logger: Logger;
 }
 

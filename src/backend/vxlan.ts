@@ -40,6 +40,23 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
   if (deps.vtepMac !== undefined && !isUsableMac(deps.vtepMac)) throw new Error(`create vxlan backend: vtepMac ${JSON.stringify(deps.vtepMac)} is not a lowercase unicast MAC`);
   let mac = deps.vtepMac;
   const ownAddr = `${ownSubnet.slice(0, ownSubnet.indexOf("/"))}/32`;
+  /** ifindex of the device instance accept_ra was turned off for. */
+  let raOffFor: number | undefined;
+
+  /**
+   * accept_ra=0, as flannel sets on its VXLAN devices: an IPv6 router advertisement
+   * arriving over the overlay must not add addresses or routes to weft's device. Once per
+   * device instance (a recreated device starts with the kernel's default).
+   */
+  function refuseRouterAdvertisements(link: LinkInfo): void {
+    if (!deps.sysctl || link.index === raOffFor) return;
+    raOffFor = link.index;
+    try {
+      deps.sysctl(`net.ipv6.conf.${name.replaceAll(".", "/")}.accept_ra`, 0);
+    } catch (e) {
+      log.debug(`accept_ra stays as it is on ${name}: ${(e as Error).message}`); // e.g. a kernel without IPv6
+    }
+  }
 
   /** Why a device named like ours is not ours, or undefined when it is a VXLAN device (weft's). */
   function foreign(l: LinkInfo): string | undefined {
@@ -85,6 +102,7 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
       log.info(`created ${name}`, { vni: conf.vni, local: publicIp, port: conf.port, mtu, mac: link.mac });
     }
     if (mac === undefined && link.mac) mac = link.mac.toLowerCase();
+    refuseRouterAdvertisements(link);
     if (link.mtu !== mtu) attempt(result, () => nl.setMtu(name, mtu));
     if (!link.up) attempt(result, () => nl.setLinkUp(name));
     const addrs = nl.listAddresses(name);

@@ -4,11 +4,12 @@
  */
 import { parseArgs } from "node:util";
 import { Agent } from "../agent.ts";
-import { agentFlagOptions, resolveAgentFlags } from "../agent-flags.ts";
+import { agentFlagOptions, resolveAgentFlags, type AgentFlags } from "../agent-flags.ts";
 import { ConfigError, type Config } from "../config.ts";
 import { loadNetConf } from "../net-conf.ts";
 import { KeyFileError, loadKeyFile } from "../gossip/keyring.ts";
-import { createLogger } from "../log.ts";
+import { createLogger, type LogLevel } from "../log.ts";
+import { readLogLevelFile, reload } from "../reload.ts";
 import { createNotifier } from "../sys/sdnotify.ts";
 
 export async function agentCommand(argv: string[]): Promise<number> {
@@ -17,7 +18,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const flags = resolveAgentFlags(values);
   const config: Config = { agent: flags, net: loadNetConf(flags.netConfPath) };
   const keyring = flags.keyFile ? loadKeyring(flags.keyFile) : null;
-  const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, component: "weft" });
+  const logger = createLogger({ level: startLevel(flags), format: flags.logFormat, component: "weft" });
   if (!keyring) logger.warn("Running without encryption (--insecure): anyone who can reach the gossip port can join and announce leases");
   else if (flags.gossipLegacyWire !== "off") logger.warn("Gossip accepts the legacy wire format, which has no replay protection: finish the upgrade with --gossip-legacy-wire off", { mode: flags.gossipLegacyWire });
   const notifier = createNotifier(process.env, { logger: logger.child("systemd") });
@@ -39,6 +40,19 @@ export async function agentCommand(argv: string[]): Promise<number> {
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
   });
+  // systemctl reload: re-read the key file and the log level; what does not read keeps its value.
+  process.on("SIGHUP", () => {
+    logger.info("Reloading", { signal: "SIGHUP" });
+    reload({
+      ...(flags.keyFile ? { keyFile: flags.keyFile } : {}),
+      ...(flags.logLevelFile ? { logLevelFile: flags.logLevelFile } : {}),
+      logLevel: flags.logLevel,
+      loadKeyring: (path) => loadKeyFile(path),
+      setKeyring: (k) => agent.setKeyring(k),
+      setLevel: (l) => logger.setLevel(l),
+      logger,
+    });
+  });
 
   try {
     await agent.start();
@@ -50,6 +64,16 @@ export async function agentCommand(argv: string[]): Promise<number> {
     return 1;
   }
   return done;
+}
+
+/** The level at start: the log-level file's while it exists, else --log-level; a bad file is a configuration error (exit 2). */
+function startLevel(flags: AgentFlags): LogLevel {
+  if (!flags.logLevelFile) return flags.logLevel;
+  try {
+    return readLogLevelFile(flags.logLevelFile) ?? flags.logLevel;
+  } catch (e) {
+    throw new ConfigError(`--log-level-file: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** The cluster key file; an unusable one is a configuration error (exit 2). */

@@ -39,12 +39,9 @@ export async function statusCommand(argv: string[], io: Partial<StatusIo> = {}):
     return 0;
   }
   const base = values.api ?? DEFAULT_API_URL;
-  let baseUrl: URL;
-  try {
-    baseUrl = new URL(base);
-    if (baseUrl.protocol !== "http:" && baseUrl.protocol !== "https:") throw new Error("scheme must be http or https");
-  } catch (e) {
-    err(`weft status: --api: expected a URL like ${DEFAULT_API_URL}, got ${JSON.stringify(base)} (${(e as Error).message})\n`);
+  const baseUrl = parseApiUrl(base);
+  if (typeof baseUrl === "string") {
+    err(`weft status: ${baseUrl}\n`);
     return 2;
   }
   const shown = base.replace(/\/+$/, "");
@@ -66,10 +63,26 @@ export async function statusCommand(argv: string[], io: Partial<StatusIo> = {}):
   return 0;
 }
 
+/** The agent API's base URL from --api, or what is wrong with it. */
+export function parseApiUrl(base: string): URL | string {
+  try {
+    const u = new URL(base);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("scheme must be http or https");
+    return u;
+  } catch (e) {
+    return `--api: expected a URL like ${DEFAULT_API_URL}, got ${JSON.stringify(base)} (${(e as Error).message})`;
+  }
+}
+
+/** `path` under the API's base URL (which may carry a path of its own). */
+export function apiUrl(base: URL, path: string): URL {
+  return new URL(path, base.href.endsWith("/") ? base : new URL(base.href + "/"));
+}
+
 class AgentError extends Error {}
 
 async function getJson<T>(base: URL, path: string, timeoutMs: number): Promise<T> {
-  const url = new URL(path, base.href.endsWith("/") ? base : new URL(base.href + "/"));
+  const url = apiUrl(base, path);
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
   const text = await res.text();
   if (!res.ok) {
@@ -89,7 +102,7 @@ async function getJson<T>(base: URL, path: string, timeoutMs: number): Promise<T
 /** /readyz answers 503 with a reason when not ready; that is information, not a failure. */
 async function getReadiness(base: URL, timeoutMs: number): Promise<Readiness | undefined> {
   try {
-    const res = await fetch(new URL("readyz", base.href.endsWith("/") ? base : new URL(base.href + "/")), { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
+    const res = await fetch(apiUrl(base, "readyz"), { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
     const body = (await res.json()) as Readiness;
     return typeof body.ready === "boolean" ? body : undefined;
   } catch {
@@ -97,7 +110,8 @@ async function getReadiness(base: URL, timeoutMs: number): Promise<Readiness | u
   }
 }
 
-function describeFetchError(url: string, e: unknown): string {
+/** Why no agent answered at `url`, as the CLI commands print it. */
+export function describeFetchError(url: string, e: unknown): string {
   const code = (e as { code?: string }).code ?? "";
   const name = (e as Error).name ?? "";
   let why: string;
@@ -148,6 +162,7 @@ export function formatStatus(s: AgentStatus, nodes: NodeStatus[], nowMs: number,
     ["subnet:", s.subnet ?? "(no lease yet)"],
     ["backend:", `${s.backend} (mtu ${s.mtu})`],
     ["members:", `${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`],
+    ...(s.clusterKeys !== undefined ? [["cluster keys:", s.clusterKeys ? `${s.clusterKeys.count} (sealing with ${s.clusterKeys.primary})` : "none (--insecure)"]] : []),
     ["version:", `${s.version}, up ${formatDuration(s.uptimeSeconds)}`],
   ]);
   const sorted = [...nodes].sort((a, b) => a.name.localeCompare(b.name));

@@ -29,7 +29,7 @@ import { AntiReplay } from "./anti-replay.ts";
 import { Opened, PACKET, Sealer } from "./security.ts";
 import { Streams } from "./streams.ts";
 import type { Transport } from "./transport.ts";
-import type { Gossip, GossipDeps, GossipMetrics, Member } from "./types.ts";
+import type { Gossip, GossipDeps, GossipMetrics, Keyring, Member } from "./types.ts";
 
 export interface CreateGossipOptions {
   /** Unique node name (≤ 128 chars). */
@@ -50,6 +50,8 @@ export interface CreateGossipOptions {
 
 /** The Gossip surface plus a few extras the agent and tests use. */
 export interface GossipNode extends Gossip {
+  rebind(transport: Transport): Promise<void>;
+  setKeyring(keyring: Keyring | null): void;
   /** Changes our advertised meta (new incarnation, gossiped). */
   updateMeta(meta: Uint8Array | undefined): void;
   /** Local health score, 0 = healthy (awareness). */
@@ -97,7 +99,7 @@ export class GossipImpl implements GossipNode {
     if (!o.name || o.name.length > 128) throw new RangeError(`gossip name: 1..128 characters, got ${JSON.stringify(o.name)}`);
     if (o.meta && o.meta.length > MAX_META) throw new RangeError(`gossip meta: at most ${MAX_META} bytes, got ${o.meta.length}`);
     if (!isGossipAddr(o.advertiseAddr)) throw new RangeError(`gossip advertiseAddr: expected "ip:port" or "[ipv6]:port", got ${JSON.stringify(o.advertiseAddr)}`);
-    this.o = o;
+    this.o = { ...o }; // rebind() changes transport and advertiseAddr
     const { config, deps } = o;
     this.rt = new Runtime(deps.clock, deps.logger.child("gossip"));
     this.m = this.rt.metrics;
@@ -118,6 +120,7 @@ export class GossipImpl implements GossipNode {
       logger: this.rt.log,
       ...(deps.listener ? { listener: deps.listener } : {}),
       broadcast: (key, msg, onDone, wire) => this.queue.enqueue(key, wire ? sharedCopy(wire) : encode(msg), onDone, this.isRelay(msg)),
+      checkAddress: (name, addr, timeoutMs, done) => this.prober.checkAddress(name, addr, timeoutMs, done),
     });
     this.streams = new Streams(this.rt, o.transport, this.sealer, config.maxStreamBytes, this.antiReplay);
     const parts = { name: o.name, config, rt: this.rt, members: this.members_, streams: this.streams };
@@ -131,8 +134,7 @@ export class GossipImpl implements GossipNode {
     if (this.started || this.rt.stopped) return;
     this.started = true;
     const { transport, config: c } = this.o;
-    transport.onPacket((data, from) => this.onPacket(data, from));
-    transport.onStream((req, from) => this.onStream(req, from), { maxBytes: c.maxStreamBytes });
+    this.listen(transport);
     // Random first offsets so nodes started together do not probe in lockstep.
     const jitter = this.rnd;
     this.rt.loop(() => this.awareness.scale(c.probeIntervalMs), () => this.prober.probe(), jitter() * c.probeIntervalMs);
@@ -142,6 +144,11 @@ export class GossipImpl implements GossipNode {
     }
     if (c.reconnectIntervalMs > 0) this.rt.loop(() => c.reconnectIntervalMs, () => this.pushPull_.reconnect(), jitter() * c.reconnectIntervalMs);
     this.rt.log.debug("gossip started", { name: this.o.name, addr: this.o.advertiseAddr });
+  }
+
+  private listen(transport: Transport): void {
+    transport.onPacket((data, from) => this.onPacket(data, from));
+    transport.onStream((req, from) => this.onStream(req, from), { maxBytes: this.o.config.maxStreamBytes });
   }
 
   async join(seeds: string[], signal?: AbortSignal): Promise<number> {
@@ -247,6 +254,33 @@ export class GossipImpl implements GossipNode {
 
   queuedBroadcasts(): number {
     return this.queue.size();
+  }
+
+  /**
+   * Moves this node to `transport` (bound to the node's new address): from now on we
+   * send from it and seal its address into every message, and members learn the new
+   * address from a new incarnation of our alive message (membership.ts, moved()). The
+   * old transport is closed.
+   */
+  async rebind(transport: Transport): Promise<void> {
+    const old = this.o.transport;
+    if (transport === old) return;
+    const addr = transport.localAddr();
+    if (!isGossipAddr(addr)) throw new RangeError(`gossip rebind: expected "ip:port" or "[ipv6]:port", got ${JSON.stringify(addr)}`);
+    const from = this.o.advertiseAddr;
+    this.o.transport = transport;
+    this.o.advertiseAddr = addr;
+    this.sealer.setAddr(addr);
+    this.streams.setTransport(transport);
+    if (this.started && !this.rt.stopped) this.listen(transport);
+    this.members_.moveSelf(addr);
+    this.rt.log.info("gossip moved to a new address", { from, to: addr, incarnation: this.members_.self().incarnation });
+    await old.close();
+  }
+
+  /** Seals with the new keyring's primary key and opens with all of its keys from now on. */
+  setKeyring(keyring: Keyring | null): void {
+    this.sealer.setKeyring(keyring);
   }
 
   updateMeta(meta: Uint8Array | undefined): void {
@@ -465,11 +499,11 @@ export class GossipImpl implements GossipNode {
       case T.indirect:
         return this.prober.onIndirect(msg, from, this.replyBudget());
       case T.ack:
-        return this.prober.onAck(msg.seq);
+        return this.prober.onAck(msg.seq, from);
       case T.nack:
         return this.prober.onNack(msg.seq);
       case T.alive:
-        return this.members_.aliveNode(msg, wire);
+        return this.members_.aliveNode(msg, wire, from);
       case T.suspect:
         return this.members_.suspectNode(msg);
       case T.dead:

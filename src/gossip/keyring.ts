@@ -10,6 +10,7 @@
  * group or others (as ssh treats private keys). The checks run on the opened file
  * (fstat), so a swap between check and read cannot slip another file in.
  */
+import { createHash } from "node:crypto";
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from "node:fs";
 import type { Keyring } from "./types.ts";
 
@@ -77,4 +78,12 @@ export function loadKeyFile(path: string, { uid = process.geteuid?.() ?? 0 }: { 
     if (fd !== undefined) closeSync(fd);
   }
   return parseKeyFile(text, path);
+}
+
+/**
+ * A short name for a key that reveals nothing of it: the first 16 hex digits of its
+ * SHA-256. Operators compare it across nodes (status, metrics) to see which key seals.
+ */
+export function keyFingerprint(key: Uint8Array): string {
+  return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }

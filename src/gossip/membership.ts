@@ -42,6 +42,12 @@ export interface MembershipOptions {
   listener?: MembershipListener;
   /** Queues a membership broadcast under `key` (newer replaces older); `wire`: msg's bytes as received, to relay instead of re-encoding. */
   broadcast(key: string, msg: Message, onDone?: () => void, wire?: Uint8Array): void;
+  /**
+   * Asks whether a node named `name` answers at `addr` (a ping naming it) within
+   * `timeoutMs`, calling `done(answered)` later. Without it a live member never moves to
+   * another address, and news of ourselves at another address is refuted.
+   */
+  checkAddress?(name: string, addr: string, timeoutMs: number, done: (answered: boolean) => void): void;
 }
 
 export class Membership {
@@ -75,6 +81,8 @@ export class Membership {
 
   /** Set by leave(): rumours about us are no longer refuted. */
   leaving = false;
+  /** Address checks in flight (checkAddress), by name and address: the newest alive waiting on each. */
+  private readonly pendingChecks = new Map<string, { inc: number; a: AliveMsg }>();
 
   constructor(private readonly o: MembershipOptions) {
     const now = o.clock.now();
@@ -205,15 +213,21 @@ export class Membership {
     }
   }
 
-  /** `wire`: a's bytes as received, if it came in a packet (relayed as they are). */
-  aliveNode(a: AliveMsg, wire?: Uint8Array): void {
+  /**
+   * `wire`: a's bytes as received, if it came in a packet (relayed as they are). `via`:
+   * the gossip address the message came from directly (the sealed sender of a packet,
+   * or of a push-pull for its own entry): a member announcing its new address from
+   * there needs no ping to show it answers there (see moved()).
+   */
+  aliveNode(a: AliveMsg, wire?: Uint8Array, via?: string): void {
     const now = this.o.clock.now();
     if (a.name === this.o.name) {
       const me = this.self();
       if (this.leaving) return;
-      // A rumour of us at a newer incarnation, or at ours with other address/meta: a
-      // previous life of this node or a name clash. Out-bid it.
-      if (a.inc > me.incarnation || (a.inc === me.incarnation && (a.addr !== me.addr || !sameBytes(a.meta, me.meta)))) this.refute(a.inc);
+      if (a.addr !== me.addr && a.inc >= me.incarnation) return this.selfElsewhere(a);
+      // A rumour of us at a newer incarnation, or at ours with other meta: a previous
+      // life of this node. Out-bid it.
+      if (a.inc > me.incarnation || (a.inc === me.incarnation && !sameBytes(a.meta, me.meta))) this.refute(a.inc);
       return;
     }
     const st = this.nodes.get(a.name);
@@ -241,13 +255,16 @@ export class Membership {
     }
     if (st.addr !== a.addr) {
       const reclaim = st.state === "left" || (st.state === "dead" && now - st.stateChange >= this.o.config.deadNodeReclaimMs);
-      if (!reclaim) {
-        this.o.logger.debug("ignored alive message: name in use at another address", { member: a.name, addr: st.addr, other: a.addr });
-        return;
-      }
+      if (!reclaim) return this.moved(st, a, via);
     } else if (a.inc <= st.incarnation) {
       return;
     }
+    this.update(st, a, wire);
+  }
+
+  /** Takes `a` (newer, or a new address) for known member `st`. */
+  private update(st: NodeState, a: AliveMsg, wire?: Uint8Array): void {
+    const now = this.o.clock.now();
     this.suspicions.get(a.name)?.cancel();
     this.suspicions.delete(a.name);
     this.failed.delete(a.name);
@@ -339,6 +356,96 @@ export class Membership {
     this.deadNode({ t: T.dead, name: me.name, inc: me.incarnation, from: me.name }, onDone);
   }
 
+  /**
+   * `a` puts live member `st` at another address. It is a move — taken — when `a` is
+   * newer, a node of that name answers at the new address (`via`: the message came from
+   * there itself; else a ping naming it is answered there) and none answers at the old
+   * one any more (a ping naming it goes unanswered for the probe timeout): the old
+   * address is gone, as after a DHCP change. While the member still answers where it
+   * is, another node announcing itself under its name elsewhere — a clone, or a key
+   * holder — is a name in use twice and moves nothing. Without `checkAddress` a live
+   * member never moves.
+   */
+  private moved(st: NodeState, a: AliveMsg, via: string | undefined): void {
+    const check = this.o.checkAddress;
+    if (a.inc <= st.incarnation || !check) {
+      this.o.logger.debug("ignored alive message: name in use at another address", { member: a.name, addr: st.addr, other: a.addr });
+      return;
+    }
+    const key = `${a.name}\0${a.addr}`;
+    const pending = this.pendingChecks.get(key);
+    if (pending) {
+      if (a.inc > pending.inc) this.pendingChecks.set(key, { inc: a.inc, a });
+      return;
+    }
+    if (this.pendingChecks.size >= MAX_PENDING_CHECKS) return;
+    // The packet's bytes are not ours to keep past this call: the message is re-encoded if taken.
+    this.pendingChecks.set(key, { inc: a.inc, a });
+    const from = st.addr;
+    let waiting = 2;
+    let atNew = via === a.addr;
+    let atOld = false;
+    const done = () => {
+      if (--waiting > 0) return;
+      const p = this.pendingChecks.get(key);
+      this.pendingChecks.delete(key);
+      const cur = this.nodes.get(a.name);
+      if (!p || !cur || cur.addr !== from || p.inc <= cur.incarnation) return;
+      if (!atNew || atOld) {
+        this.o.logger.debug("ignored alive message: not a move", { member: a.name, addr: from, other: a.addr, answersThere: atNew, stillAnswersHere: atOld });
+        return;
+      }
+      this.o.logger.info("member moved to a new address", { member: a.name, from, to: a.addr });
+      this.update(cur, p.a);
+    };
+    check(a.name, from, this.o.config.probeTimeoutMs, (answered) => {
+      atOld = answered;
+      done();
+    });
+    if (atNew) done();
+    else
+      check(a.name, a.addr, this.o.config.probeIntervalMs, (answered) => {
+        atNew = answered;
+        done();
+      });
+  }
+
+  /**
+   * News of ourselves at another address, as new as our own: a previous life of this
+   * node (before a restart or a move; then nobody answers there, and we out-bid it) or
+   * another machine running under our name (it answers; out-bidding each other would
+   * flap every member's view of the name, so we leave it be and say so).
+   */
+  private selfElsewhere(a: AliveMsg): void {
+    const check = this.o.checkAddress;
+    if (!check) return this.refute(a.inc);
+    const key = `${a.name}\0${a.addr}`;
+    if (this.pendingChecks.has(key)) return;
+    this.pendingChecks.set(key, { inc: a.inc, a });
+    check(a.name, a.addr, this.o.config.probeIntervalMs, (answered) => {
+      const p = this.pendingChecks.get(key);
+      this.pendingChecks.delete(key);
+      if (this.leaving || !p) return;
+      if (answered) {
+        this.o.logger.error("Another node answers under this node's name at another address: fix the duplicate node name", { name: a.name, addr: a.addr, ours: this.self().addr });
+        return;
+      }
+      if (p.inc >= this.self().incarnation) this.refute(p.inc);
+    });
+  }
+
+  /**
+   * Our gossip address changed (the node re-bound to a new underlay address): a new
+   * incarnation carrying it, so peers take it over their view of the old one.
+   */
+  moveSelf(addr: string): void {
+    const me = this.self();
+    this.changed(me);
+    me.addr = addr;
+    me.incarnation++;
+    this.broadcastSelf();
+  }
+
   /** New meta for ourselves: a new incarnation so it wins everywhere. */
   updateMeta(meta: Uint8Array | undefined): void {
     const me = this.self();
@@ -352,6 +459,7 @@ export class Membership {
   stop(): void {
     for (const s of this.suspicions.values()) s.cancel();
     this.suspicions.clear();
+    this.pendingChecks.clear();
   }
 
   private refute(accused: number): void {
@@ -371,6 +479,9 @@ export class Membership {
 }
 
 export const memberKey = (name: string) => `m:${name}`;
+
+/** Address checks in flight at most: each costs a ping, and only a key holder can ask for many. */
+const MAX_PENDING_CHECKS = 32;
 
 export function isLive(s: { state: MemberState }): boolean {
   return s.state === "alive" || s.state === "suspect";

@@ -26,7 +26,8 @@ export interface ReplyBudget {
 }
 
 interface AckWaiter {
-  onAck(): void;
+  /** `from`: the address the ack came from (its sealed sender). */
+  onAck(from: string): void;
   onNack(): void;
 }
 
@@ -49,8 +50,8 @@ export class Prober {
 
   constructor(private readonly o: ProberOptions) {}
 
-  onAck(seq: number): void {
-    this.acks.get(seq)?.onAck();
+  onAck(seq: number, from: string): void {
+    this.acks.get(seq)?.onAck(from);
   }
 
   onNack(seq: number): void {
@@ -134,7 +135,7 @@ export class Prober {
           this.tcpPing(target.addr, target.name, seq, probeInterval - probeTimeout).then((ok) => {
             if (!ok || acked) return;
             rt.logLimited("tcp-ping", "member answered over TCP but not over UDP: is UDP blocked?", { member: target.name });
-            this.acks.get(seq)?.onAck();
+            this.acks.get(seq)?.onAck(target.addr);
           });
         }
       }),
@@ -149,6 +150,30 @@ export class Prober {
         members.suspectNode({ t: T.suspect, name: target.name, inc, from: this.o.name });
       }),
     );
+  }
+
+  /**
+   * Pings `addr` naming `name` and calls `done(true)` on an ack from that address within
+   * `timeoutMs`, `done(false)` otherwise. A node acks only pings naming it (onPing), so
+   * an ack means a node of that name answers there.
+   */
+  checkAddress(name: string, addr: string, timeoutMs: number, done: (answered: boolean) => void): void {
+    const { rt } = this.o;
+    const seq = this.nextSeq();
+    const timer = rt.after(timeoutMs, () => {
+      this.acks.delete(seq);
+      done(false);
+    });
+    this.acks.set(seq, {
+      onAck: (from) => {
+        if (from !== addr) return;
+        this.acks.delete(seq);
+        rt.cancel(timer);
+        done(true);
+      },
+      onNack: () => {},
+    });
+    this.o.send(addr, [{ t: T.ping, seq, target: name, from: this.o.name }]);
   }
 
   /** Resolves true on the matching ack over TCP, false on anything else. */

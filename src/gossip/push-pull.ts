@@ -179,7 +179,8 @@ export class PushPull {
         if (state === "alive") {
           const a: AliveMsg = { t: T.alive, name: r.name, addr: r.addr, inc: r.inc };
           if (r.meta) a.meta = r.meta;
-          members.aliveNode(a);
+          // The sender's own entry came from the sender itself: it may announce a new address.
+          members.aliveNode(a, undefined, r.name === msg.from ? sender : undefined);
         }
         else if (state === "left") members.deadNode({ t: T.dead, name: r.name, inc: r.inc, from: r.name });
         // A remote "dead" is only a suspicion here: we give the member a chance to refute.

@@ -125,7 +125,7 @@ export interface SealerOptions {
 }
 
 export class Sealer {
-  private readonly keyring: Keyring | null;
+  private keyring: Keyring | null;
   private readonly clock: Clock;
   private readonly legacyWire: LegacyWire;
   private readonly name: Buffer;
@@ -134,10 +134,10 @@ export class Sealer {
   private readonly ad: Buffer[];
   /** Envelope scratch: sent-at, address length, address, echo (filled per message). */
   private readonly envelope: Uint8Array;
-  /** Its views for a packet or request, and for a reply (made once: seal() runs per packet). */
-  private readonly head: Uint8Array;
-  private readonly replyHead: Uint8Array;
-  private readonly addrLen: number;
+  /** Its views for a packet or request, and for a reply (made per address: seal() runs per packet). */
+  private head!: Uint8Array;
+  private replyHead!: Uint8Array;
+  private addrLen = 0;
 
   constructor({ keyring, clusterName, addr, clock, legacyWire = "off" }: SealerOptions) {
     this.keyring = keyring;
@@ -145,15 +145,33 @@ export class Sealer {
     this.legacyWire = legacyWire;
     this.name = Buffer.from(clusterName, "utf8");
     if (this.name.length > 255) throw new RangeError(`cluster name: at most 255 bytes, got ${this.name.length}`);
-    if (!isGossipAddr(addr)) throw new RangeError(`sealer addr: expected "ip:port" with an IP address, got ${JSON.stringify(addr)}`);
     this.adLegacy = Buffer.concat([Buffer.from([LEGACY]), this.name]);
     this.ad = [0, PACKET, REQUEST, REPLY].map((c) => Buffer.concat([Buffer.from([CURRENT, c]), this.name]));
-    this.addrLen = addr.length;
     this.envelope = new Uint8Array(ENVELOPE + MAX_ADDR + NONCE);
+    this.setAddr(addr);
+  }
+
+  /**
+   * The gossip address sealed into every message from now on: after the node re-binds
+   * to a new underlay address, receivers check its messages against the new source.
+   */
+  setAddr(addr: string): void {
+    if (!isGossipAddr(addr)) throw new RangeError(`sealer addr: expected "ip:port" with an IP address, got ${JSON.stringify(addr)}`);
+    this.addrLen = addr.length;
     this.envelope[8] = addr.length;
     for (let i = 0; i < addr.length; i++) this.envelope[ENVELOPE + i] = addr.charCodeAt(i);
     this.head = this.envelope.subarray(0, ENVELOPE + addr.length);
     this.replyHead = this.envelope.subarray(0, ENVELOPE + addr.length + NONCE);
+  }
+
+  /**
+   * Seals with `keyring.primary` and opens with every key of it from now on (a key file
+   * re-read on reload). Encryption cannot be switched on or off this way: that changes
+   * the wire format, so it takes a restart.
+   */
+  setKeyring(keyring: Keyring | null): void {
+    if ((keyring === null) !== (this.keyring === null)) throw new Error(`set gossip keyring: cannot switch ${this.keyring ? "off" : "on"} encryption while running; restart the agent`);
+    this.keyring = keyring;
   }
 
   /** Bytes seal() adds to a plaintext of class `cls` (in the format of `replyTo`, if given). */

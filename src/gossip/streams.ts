@@ -15,11 +15,16 @@ import type { Transport } from "./transport.ts";
 export class Streams {
   constructor(
     private readonly rt: Runtime,
-    private readonly transport: Transport,
+    private transport: Transport,
     private readonly sealer: Sealer,
     private readonly maxBytes: number,
     private readonly antiReplay: AntiReplay,
   ) {}
+
+  /** Streams go through `transport` from now on (the node re-bound to a new address). */
+  setTransport(transport: Transport): void {
+    this.transport = transport;
+  }
 
   /** Seals an encoded message for sending, counting it; throws if it exceeds the stream limit. */
   private sealEncoded(plain: Uint8Array, cls: MsgClass, replyTo?: ReplyTo): Uint8Array {

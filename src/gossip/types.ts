@@ -6,6 +6,7 @@
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
+import type { Transport } from "./transport.ts";
 
 export type MemberState = "alive" | "suspect" | "dead" | "left";
 
@@ -95,6 +96,14 @@ export interface Gossip {
   /** Stops timers and closes the transport without telling anyone (kill-like). */
   shutdown(): Promise<void>;
   metrics(): GossipMetrics;
+  /**
+   * Sends and receives through `transport`, bound to this node's new address (the
+   * underlay address moved), from now on, and closes the old one; members learn the new
+   * address. Optional (like setKeyring) so fakes of this interface stay small.
+   */
+  rebind?(transport: Transport): Promise<void>;
+  /** Seals with `keyring.primary` and opens with each of its keys from now on; throws when it would switch encryption on or off. */
+  setKeyring?(keyring: Keyring | null): void;
 }
 
 export interface GossipMetrics {

@@ -22,7 +22,8 @@ import type { Winners } from "./winners.ts";
 
 export interface ClaimerDeps {
   nodeName: string;
-  publicIp: string;
+  /** This node's public IP now (it follows the underlay address). */
+  publicIp: () => string;
   range: SubnetRange;
   own: OwnLease;
   table: LeaseTable;
@@ -62,7 +63,7 @@ export class Claimer {
       nodeId: identity.nodeId,
       generation: identity.generation,
       version: own.own && own.own.generation === identity.generation ? own.own.version + 1 : 0,
-      publicIp: this.o.publicIp,
+      publicIp: this.o.publicIp(),
       backend: own.backendFor(identity.nodeId),
       renewedAt: now,
     };

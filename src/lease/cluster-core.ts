@@ -16,6 +16,7 @@
  */
 import { CLOCK_SKEW_MS } from "../clock.ts";
 import { type Gossip, type GossipDelegate, type Member, emptyGossipMetrics } from "../gossip/types.ts";
+import type { Transport } from "../gossip/transport.ts";
 import { ClaimBlockedError, SubnetExhaustedError } from "./allocator.ts";
 import { Claimer } from "./claim.ts";
 import type { ClusterCore, ClusterCoreOptions } from "./cluster-options.ts";
@@ -24,7 +25,8 @@ import { Expiry, Liveness } from "./expiry.ts";
 import { HealLimiter } from "./heal-limiter.ts";
 import { createIngest } from "./ingest.ts";
 import { OwnLease } from "./own-lease.ts";
-import { encodeState } from "./record-codec.ts";
+import { forgetTombstone } from "./forget.ts";
+import { encodeRecord, encodeState } from "./record-codec.ts";
 import { rangeOf, RecordValidator, subnetProblem } from "./record-validate.ts";
 import { Renumberer } from "./renumber.ts";
 import { Routing } from "./routing.ts";
@@ -86,9 +88,12 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   const liveness = new Liveness({ nodeName, leaseTtlMs, ownAlive: () => !!own.committed && !own.displaced });
   const expiry = new Expiry({ nodeName, leaseTtlMs, table, liveness });
   const winners = new Winners({ nodeName, table, liveness });
-  const routing = new Routing({ nodeName, publicIp: opts.publicIp, table, winners, ownMac: () => own.ownMac(), displaced: () => own.displaced, log });
+  /** Our public IP: the option at start, then whatever readdress() moved us to. */
+  let publicIp = opts.publicIp;
+  const currentIp = () => publicIp;
+  const routing = new Routing({ nodeName, publicIp: currentIp, table, winners, ownMac: () => own.ownMac(), displaced: () => own.displaced, log });
   const settle = new SettleWindow({ settleMs, settleQuietMs, settleQuietRecords, settleMaxMs, clock, scheduler: sched });
-  const claimer = new Claimer({ nodeName, publicIp: opts.publicIp, range, own, table, liveness, winners, bounds, settle, gossip: () => gossip, members: memberMap, clock, stamp, random, settlePeers, counters: m, log });
+  const claimer = new Claimer({ nodeName, publicIp: currentIp, range, own, table, liveness, winners, bounds, settle, gossip: () => gossip, members: memberMap, clock, stamp, random, settlePeers, counters: m, log });
   const heal = new HealLimiter();
   const renumberer: Renumberer = new Renumberer({
     own,
@@ -222,7 +227,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         generation: own.identity.generation,
         version: 0,
         subnet: persisted.subnet,
-        publicIp: opts.publicIp,
+        publicIp,
         backend: own.backendFor(own.identity.nodeId),
         claimedAt: persisted.claimedAt,
         renewedAt: now,
@@ -346,11 +351,39 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     table: () => table,
     joined: () => joinedP,
     gossipMetrics: () => gossip?.metrics() ?? emptyGossipMetrics(),
+    async readdress(ip: string, transport: Transport) {
+      const problem = validator.publicIpProblem(ip);
+      if (problem) throw new Error(`Cannot move to public IP ${ip}: ${problem}; peers would reject this node's lease`);
+      if (!gossip?.rebind) throw new Error(`Cannot move to public IP ${ip}: ${gossip ? "this gossip layer cannot re-bind" : "the gossip layer is not running"}`);
+      const from = publicIp;
+      publicIp = ip;
+      // The new alive and the new lease record go out together (rebind switches the
+      // address before it returns to the event loop), so peers see both at once.
+      const rebound = gossip.rebind(transport);
+      own.readdress(ip);
+      await rebound;
+      log.info("Moved to a new public IP", { from, to: ip });
+      emitChange();
+    },
+    setKeyring(keyring) {
+      if (!gossip?.setKeyring) throw new Error(`Cannot change the cluster key: ${gossip ? "this gossip layer cannot change keys" : "the gossip layer is not running"}`);
+      gossip.setKeyring(keyring);
+    },
+    forget(name) {
+      const members = memberMap();
+      const r = forgetTombstone({ self: nodeName, name, rec: table.get(name), member: members.get(name), now: clock.now() });
+      if (!r.ok) return r;
+      table.merge(r.tombstone);
+      gossip?.broadcast(name, encodeRecord(r.tombstone));
+      log.warn("Forgot a node: its lease is tombstoned cluster-wide and its subnet is free", { node: name, subnet: r.tombstone.subnet, publicIp: r.tombstone.publicIp });
+      emitChange();
+      return r;
+    },
     memberEvent: (kind, mb) => {
       if (sched.stopped) return;
       const prev = heal.transition(mb);
       if (HealLimiter.cameBack(kind, prev, mb)) recoveryPushPull(mb.name);
-      if (kind !== "update" || prev !== mb.state || routing.addressFitChanged(mb)) emitChange();
+      if (routing.addressChanged(mb) || kind !== "update" || prev !== mb.state) emitChange();
     },
   };
 }

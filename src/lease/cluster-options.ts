@@ -1,7 +1,9 @@
 /** The lease layer's options (each knob with its unit and default) and its surface beyond {@link Cluster}. */
 import type { Clock } from "../clock.ts";
 import type { NetConf } from "../net-conf.ts";
-import type { GossipMetrics, Member } from "../gossip/types.ts";
+import type { GossipMetrics, Keyring, Member } from "../gossip/types.ts";
+import type { Transport } from "../gossip/transport.ts";
+import type { ForgetOutcome } from "./forget.ts";
 import type { Logger } from "../log.ts";
 import type { ClaimBlockedError } from "./allocator.ts";
 import type { ResolveHost } from "./seeds.ts";
@@ -93,4 +95,19 @@ export interface ClusterCore extends Cluster {
   memberEvent(kind: "join" | "update" | "leave", m: Member): void;
   /** The gossip layer's counters (for /metrics); zeros before start. */
   gossipMetrics(): GossipMetrics;
+  /**
+   * Moves this node to public IP `ip`, gossiping through `transport` (bound to it) from
+   * now on: the gossip layer re-binds (members learn the new address) and the own lease
+   * is announced again with the new IP. Throws, changing nothing, for an IP peers would
+   * reject, or before start().
+   */
+  readdress(ip: string, transport: Transport): Promise<void>;
+  /** The gossip layer seals and opens with `keyring` from now on (a re-read key file). */
+  setKeyring(keyring: Keyring | null): void;
+  /**
+   * Writes and spreads a tombstone for `name`'s lease (forget.ts): every node drops it
+   * and its routes. Refused (409) for this node and while `name` is alive or suspect,
+   * 404 without a lease.
+   */
+  forget(name: string): ForgetOutcome;
 }

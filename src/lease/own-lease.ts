@@ -102,6 +102,21 @@ export class OwnLease {
   }
 
   /**
+   * Our public IP changed (the underlay address moved): the committed lease is announced
+   * again with it (version+1, persisted), and a claim in flight carries it too, so peers
+   * route to the new address. Displaced: nothing of ours is announced any more.
+   */
+  readdress(ip: string): void {
+    if (this.displaced) return;
+    if (this.committed && this.committed.publicIp !== ip) {
+      this.committed = { ...this.committed, publicIp: ip };
+      if (!this.claiming) return this.republishCommitted();
+    }
+    const own = this.own;
+    if (own && own.publicIp !== ip) this.publish({ ...own, publicIp: ip, version: own.version + 1, renewedAt: this.o.stamp() });
+  }
+
+  /**
    * Reacts to a record under our name that out-ranks ours. Our own older start (restored
    * state dir) or, before commit, a previous owner of the name: we take the name with a
    * higher generation. Another node's newer start: we are displaced. Returns false when

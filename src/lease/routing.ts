@@ -22,13 +22,14 @@ export interface Routed {
 export class Routing {
   /** Problems of the last routing pass already logged (each is logged once when it appears). */
   private reportedProblems = new Set<string>();
-  /** Members whose address disagreed with their record's public IP at their last event. */
-  private readonly mismatchedMembers = new Set<string>();
+  /** Each member's gossip address at its last event. */
+  private readonly memberAddrs = new Map<string, string>();
 
   constructor(
     private readonly o: {
       nodeName: string;
-      publicIp: string;
+      /** This node's public IP now (it follows the underlay address). */
+      publicIp: () => string;
       table: LeaseTable;
       winners: Winners;
       /** This node's VTEP MAC, once its identity is known. */
@@ -48,7 +49,7 @@ export class Routing {
    */
   unroutableWhy(w: Lease, members: Map<string, Member>): string | undefined {
     const what = `lease of ${w.nodeName} (${w.subnet})`;
-    if (w.publicIp === this.o.publicIp) return `${what} names this node's public IP ${w.publicIp}: not routed`;
+    if (w.publicIp === this.o.publicIp()) return `${what} names this node's public IP ${w.publicIp}: not routed`;
     const mac = w.backend.vtepMac;
     if (mac !== undefined && mac === this.o.ownMac()) return `${what} carries this node's VTEP MAC ${mac}: not routed`;
     const mb = members.get(w.nodeName);
@@ -122,22 +123,19 @@ export class Routing {
   }
 
   /**
-   * True when `mb`'s address now agrees with its record's public IP where it did not, or
-   * the other way round (a moved node, or a forgery): leases() changes then, even though
-   * the member's state did not.
+   * True when `mb` gossips from another address than at its last event (a moved node, or
+   * a forgery): whether its lease is routed depends on that address, so leases() may
+   * change even though the member's state did not — whichever of the lease and the
+   * address arrived first.
    */
-  addressFitChanged(mb: Member): boolean {
-    const rec = this.o.table.get(mb.name);
-    const ip = mb.addr.slice(0, mb.addr.lastIndexOf(":"));
-    const misfit = !!rec && ip !== rec.publicIp;
-    if (misfit === this.mismatchedMembers.has(mb.name)) return false;
-    if (misfit) this.mismatchedMembers.add(mb.name);
-    else this.mismatchedMembers.delete(mb.name);
-    return true;
+  addressChanged(mb: Member): boolean {
+    const before = this.memberAddrs.get(mb.name);
+    this.memberAddrs.set(mb.name, mb.addr);
+    return before !== mb.addr;
   }
 
   /** Forgets an expired owner. */
   forget(name: string): void {
-    this.mismatchedMembers.delete(name);
+    this.memberAddrs.delete(name);
   }
 }

@@ -131,3 +131,27 @@ test("wireguard: each node's public key; peers' latest handshake age in seconds 
   expect(createStatusSource(parts()).metrics().wireguard).toBeUndefined();
   expect(renderMetricsOf(createStatusSource(parts()))).not.toContain("weft_wireguard");
 });
+
+test("cluster keys: status and metrics show the count and the sealing key's fingerprint, never a key; --insecure shows none", () => {
+  const key = Buffer.alloc(32, 1);
+  const source = createStatusSource(parts({ clusterKeys: () => ({ count: 2, primary: "0123456789abcdef" }) }));
+  expect(source.status().clusterKeys).toEqual({ count: 2, primary: "0123456789abcdef" });
+  const text = renderMetricsOf(source);
+  const fams = parsePrometheusTextFormat(text);
+  expect(fams.find((f) => f.name === "weft_cluster_keys")?.metrics).toEqual([{ value: "2" }]);
+  expect(fams.find((f) => f.name === "weft_cluster_key_info")?.metrics).toEqual([{ labels: { primary: "0123456789abcdef" }, value: "1" }]);
+  expect(text).not.toContain(key.toString("base64"));
+  const insecure = createStatusSource(parts({ clusterKeys: () => null }));
+  expect(insecure.status().clusterKeys).toBeNull();
+  expect(renderMetricsOf(insecure)).not.toContain("weft_cluster_key");
+});
+
+test("publicIp and mtu given as functions are read at every request (they follow the underlay)", () => {
+  let ip = "192.0.2.12";
+  let mtu = 1450;
+  const source = createStatusSource(parts({ publicIp: () => ip, mtu: () => mtu }));
+  expect(source.status()).toMatchObject({ publicIp: "192.0.2.12", mtu: 1450 });
+  ip = "192.0.2.112";
+  mtu = 1350;
+  expect(source.status()).toMatchObject({ publicIp: "192.0.2.112", mtu: 1350 });
+});

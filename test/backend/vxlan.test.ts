@@ -37,6 +37,23 @@ describe("vxlan backend", () => {
     ]);
   });
 
+  test("accept_ra is turned off on weft.1 (as flannel does) once per device: at up, and again only after the device was recreated", async () => {
+    const sysctls: string[] = [];
+    const nl = new RecordingNetlink();
+    nl.outside((n) => n.addLinkRaw({ name: "eth0", mtu: 1500 }));
+    const backend = createVxlanBackend(
+      { type: "vxlan", vni: 1, port: 8472, directRouting: false },
+      { nl, publicIp: "192.0.2.11", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", vtepMac: own, sysctl: (k, v) => void sysctls.push(`${k}=${v}`), logger: silentLogger },
+    );
+    await backend.up();
+    backend.apply([peerB]);
+    backend.apply([peerB]);
+    expect(sysctls).toEqual(["net.ipv6.conf.weft/1.accept_ra=0"]);
+    nl.outside((n) => n.deleteLink("weft.1"));
+    backend.apply([peerB]);
+    expect(sysctls).toEqual(["net.ipv6.conf.weft/1.accept_ra=0", "net.ipv6.conf.weft/1.accept_ra=0"]);
+  });
+
   test("Backend.MTU overrides the derived MTU", async () => {
     const { backend } = node({ mtu: 1400 });
     expect(backend.mtu()).toBe(1400);

@@ -16,7 +16,7 @@ import type { NetlinkEvent } from "../../src/sys/netlink-events.ts";
 import type { Notifier } from "../../src/sys/sdnotify.ts";
 import { MemStore } from "../../sim/mem-store.ts";
 import type { MemNetwork } from "../../sim/mem-network.ts";
-import { RecordingNetlink } from "./netlink.ts";
+import { type FakeLink, RecordingNetlink } from "./netlink.ts";
 
 export const UNDERLAY_IP = "192.0.2.10";
 
@@ -30,9 +30,11 @@ export class FakeAgentHost implements AgentHost {
   /** The status source handed to the API server (what /readyz, /v1/status read). */
   source: StatusSource | undefined;
   private readonly watchers = new Set<(e: NetlinkEvent) => void>();
+  /** The underlay NIC as the fake kernel holds it (a test sets `up` or `mtu` as `ip link set` would). */
+  readonly eth0: FakeLink;
 
   constructor(private readonly network: MemNetwork) {
-    this.nl.addLinkRaw({ name: "eth0", mtu: 1500, up: true });
+    this.eth0 = this.nl.addLinkRaw({ name: "eth0", mtu: 1500, up: true });
     this.nl.outside((nl) => nl.addAddress({ dev: "eth0", cidr: `${UNDERLAY_IP}/24` }));
     this.nl.addRouteRaw({ dst: "0.0.0.0/0", gateway: "192.0.2.1", dev: "eth0", protocol: 4 });
     this.nl.addRouteRaw({ dst: "192.0.2.0/24", dev: "eth0", protocol: 2 });
@@ -77,6 +79,10 @@ export class FakeAgentHost implements AgentHost {
     this.log.push(`write ${path} subnet ${env.subnet} mtu ${env.mtu}`);
     this.subnetEnv.set(path, env);
     return true;
+  };
+  removeSubnetEnv = (path: string) => {
+    this.log.push(`remove ${path}`);
+    this.subnetEnv.delete(path);
   };
   ensureBridge: AgentHost["ensureBridge"] = (nl, spec) => {
     const changes = ensureBridge(nl, spec);

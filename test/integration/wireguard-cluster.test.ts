@@ -255,6 +255,26 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
     for (const o of others) expect(ping(o.pod!.ns, n.pod!.ip)).toBe(true);
   }, 90_000);
 
+  test("a node's underlay address replaced: its pod is reached again within 5 s, no restart, every peer's endpoint for it and /v1/nodes follow", async () => {
+    const n = nodes[1]!;
+    const pid = n.proc!.pid;
+    const key = pubKeyOf(n);
+    const from = nodes[0]!;
+    expect(ping(from.pod!.ns, n.pod!.ip)).toBe(true);
+    const t0 = Date.now();
+    exec(n.ns, ["ip", "addr", "del", "192.0.2.12/24", "dev", "eth0"]);
+    exec(n.ns, ["ip", "addr", "add", "192.0.2.112/24", "dev", "eth0"]);
+    await until("node2's pod reached again", 15_000, () => exec(from.pod!.ns, ["ping", "-n", "-c", "1", "-W", "1", n.pod!.ip], { check: false }).code === 0).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    for (const o of nodes.filter((x) => x !== n)) {
+      await until(`${o.name}: endpoint of node2 at its new address`, 5_000, () => wgDump(o).peers.find((p) => p.publicKey === key)?.endpoint === "192.0.2.112:51820");
+      await until(`${o.name}: /v1/nodes shows node2 at its new address`, 5_000, () => (api(o, "/v1/nodes") as { name: string; publicIp: string }[]).find((x) => x.name === "node2")?.publicIp === "192.0.2.112");
+      expect(ping(o.pod!.ns, n.pod!.ip)).toBe(true);
+    }
+    expect(n.proc!.pid).toBe(pid);
+    expect(n.proc!.exitCode).toBeNull();
+  }, 60_000);
+
   /**
    * Watches `n` until its API shows a key for `node` other than `old` and its device has
    * that key as a peer (and not `old`): {key, apiAt, wgAt}.

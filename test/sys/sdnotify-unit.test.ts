@@ -32,6 +32,8 @@ test("service settings the agent relies on", () => {
   expect(one("KillMode")).toBe("process");
   expect(one("EnvironmentFile")).toBe("-/etc/weft/weft.env");
   expect(one("ExecStart")).toMatch(/^\/usr\/local\/bin\/weft agent .*--subnet-file \/run\/flannel\/subnet\.env/);
+  // systemctl reload: SIGHUP re-reads the key file and the log level.
+  expect(one("ExecReload")).toBe("/bin/kill -HUP $MAINPID");
   expect(one("AmbientCapabilities")!.split(/\s+/).sort()).toEqual(["CAP_NET_ADMIN", "CAP_NET_RAW"]);
   expect(one("CapabilityBoundingSet")!.split(/\s+/).sort()).toEqual(["CAP_NET_ADMIN", "CAP_NET_RAW"]);
   expect(one("StateDirectory")).toBe("weft");
