@@ -45,8 +45,8 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
   let dir: string;
   const nodes: Node[] = [];
 
-  const startAgent = (n: Node) =>
-    startAgentIn(n, { netConf: join(dir, "net-conf.json"), keyFile: join(dir, "key"), join: ["192.0.2.11:7946", "192.0.2.12:7946", "192.0.2.13:7946"], inNode: (argv) => n.mnt.argv(n.ns, argv) });
+  const startAgent = (n: Node, extra: string[] = []) =>
+    startAgentIn(n, { netConf: join(dir, "net-conf.json"), keyFile: join(dir, "key"), join: ["192.0.2.11:7946", "192.0.2.12:7946", "192.0.2.13:7946"], inNode: (argv) => n.mnt.argv(n.ns, argv), extra });
   const inNode = (n: Node, cmd: string[], check = true) => n.mnt.exec(n.ns, cmd, { check });
   const api = (n: Node, path: string): any => {
     const body = apiCall(n, path)?.body ?? "";
@@ -60,8 +60,8 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
   const wgDump = (n: Node) => parseWgDump(inNode(n, ["wg", "show", "weft-wg", "dump"]).stdout);
   /** The public key `wg` derives from the node's key file (independent of weft's derivation). */
   const pubKeyOf = (n: Node) => exec(n.ns, ["sh", "-c", `wg pubkey < ${join(n.stateDir, "wireguard.key")}`]).stdout.trim();
-  const startNode = async (n: Node) => {
-    startAgent(n);
+  const startNode = async (n: Node, extra: string[] = []) => {
+    startAgent(n, extra);
     await until(`${n.name} ready`, 30_000, () => ready(n)).catch((e) => {
       throw new Error(`${(e as Error).message}\n${logOf(n)}`);
     });
@@ -275,12 +275,34 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
     expect(n.proc!.exitCode).toBeNull();
   }, 60_000);
 
+  test("a node that gives its lease back (--release-on-stop) is removed as a peer on every node within a second of the lease change", async () => {
+    const n = nodes[3]!;
+    n.proc!.kill(9);
+    await n.proc!.exited;
+    await startNode(n, ["--release-on-stop"]);
+    const key = pubKeyOf(n);
+    const others = three();
+    for (const o of others) await until(`${o.name}: ${n.name} a peer`, 5_000, () => wgDump(o).peers.some((p) => p.publicKey === key));
+    const watchers = await Promise.all(others.map((o) => watchAny(o, n.name, undefined, key)));
+    n.proc!.kill("SIGTERM");
+    expect(await n.proc!.exited).toBe(0);
+    for (const [i, w] of watchers.entries()) {
+      const r = await w.done;
+      expect({ node: others[i]!.name, apiAt: r.apiAt === null ? null : "seen", wgAt: r.wgAt === null ? null : "seen" }).toEqual({ node: others[i]!.name, apiAt: "seen", wgAt: "seen" });
+      expect(r.wgAt! - r.apiAt!).toBeLessThanOrEqual(1000);
+      expect(wgDump(others[i]!).peers.map((p) => p.publicKey)).not.toContain(key);
+    }
+    // The others still reach each other.
+    expect(ping(others[0]!.pod!.ns, others[1]!.pod!.ip)).toBe(true);
+  }, 90_000);
+
   /**
    * Watches `n` until its API shows a key for `node` other than `old` and its device has
-   * that key as a peer (and not `old`): {key, apiAt, wgAt}.
+   * that key as a peer (and not `old`): {key, apiAt, wgAt}. With `removed`: until its API
+   * no longer lists `node` and its device no longer has `removed` as a peer.
    */
-  async function watchAny(n: Node, node: string, old?: string) {
-    const p = Bun.spawn(n.mnt.argv(n.ns, [process.execPath, join(REPO, "test/integration/wireguard-watch.ts"), JSON.stringify({ node, ...(old ? { gone: old } : {}) })]), { stdout: "pipe", stderr: "inherit" });
+  async function watchAny(n: Node, node: string, old?: string, removed?: string) {
+    const p = Bun.spawn(n.mnt.argv(n.ns, [process.execPath, join(REPO, "test/integration/wireguard-watch.ts"), JSON.stringify({ node, ...(old ? { gone: old } : {}), ...(removed ? { removed } : {}) })]), { stdout: "pipe", stderr: "inherit" });
     const lines = new Lines(p.stdout);
     await lines.waitFor((l) => l === "watching", 10_000);
     return { done: lines.waitFor((l) => l.startsWith("{"), 60_000).then((l) => JSON.parse(l) as { key: string | null; apiAt: number | null; wgAt: number | null }) };
