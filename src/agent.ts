@@ -13,6 +13,7 @@
 import type { Clock, TimerHandle } from "./clock.ts";
 import { realClock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import { ipv4OnlyNetwork } from "./net-conf.ts";
 import type { Logger } from "./log.ts";
 import { realHost, type AgentHost } from "./agent-host.ts";
 import { createStatusSource, type ApiServer, type StatusSource } from "./api/index.ts";
@@ -78,6 +79,7 @@ export class Agent {
   private displaced = false;
   private lastProblems: string[] = [];
   private readonly stopController = new AbortController();
+  private network = "";
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
@@ -98,6 +100,7 @@ export class Agent {
     const { agent: flags, net } = config;
     const log = this.log;
     const host = this.host;
+    this.network = ipv4OnlyNetwork(net).network;
     this.nl = host.openNetlink();
     const underlay = host.resolveUnderlay(this.nl, { ...(flags.iface ? { iface: flags.iface } : {}), ...(flags.publicIp ? { publicIp: flags.publicIp } : {}) });
     this.underlay = underlay;
@@ -167,7 +170,7 @@ export class Agent {
     await this.programDataplane(lease, mtu);
     if (this.displaced) this.reconciler?.stop(); // taken over while programming
 
-    host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
+    host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
     // Start-up is over (READY=1 for systemd); /readyz and STATUS= still say "not ready"
     // if the lease layer began renumbering meanwhile.
     this.ready.serving(lease.subnet);
@@ -191,7 +194,7 @@ export class Agent {
       underlayIface: underlay.iface,
       underlayMtu: underlay.mtu,
       ownSubnet: lease.subnet,
-      network: net.network,
+      network: this.network,
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
       ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
       logger: log,
@@ -205,14 +208,14 @@ export class Agent {
       const r = backend.apply(peers);
       if (flags.bridge) {
         try {
-          r.changes += host.ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? lease.subnet, network: net.network, mtu });
+          r.changes += host.ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? lease.subnet, network: this.network, mtu });
         } catch (e) {
           r.errors.push((e as Error).message);
         }
       }
       try {
         const own = this.cluster?.ownLease()?.subnet ?? lease.subnet;
-        const m = flags.ipMasq ? host.ensureIpMasq({ network: net.network, subnet: own }) : host.removeIpMasq();
+        const m = flags.ipMasq ? host.ensureIpMasq({ network: this.network, subnet: own }) : host.removeIpMasq();
         if (m.changed) r.changes++;
       } catch (e) {
         r.errors.push(`ip-masq: ${(e as Error).message}`);
@@ -285,7 +288,7 @@ export class Agent {
     this.reconciler?.stop();
     this.backend?.close();
     await this.programDataplane(now, mtu);
-    this.host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
+    this.host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
   }
 
   private statusSource(mtu: number): StatusSource {
@@ -293,7 +296,7 @@ export class Agent {
     return createStatusSource({
       node: flags.nodeName,
       publicIp: this.underlay!.ip,
-      network: net.network,
+      network: this.network,
       backend: net.backend.type,
       mtu,
       version,

@@ -3,7 +3,7 @@
  * network range of its subnet, and the public-IP rule. Rules that depend on the receiving
  * node (its own IP and MAC, what its gossip layer knows) are routing.ts.
  */
-import type { NetConf } from "../net-conf.ts";
+import { ipv4OnlyNetwork, type NetConf } from "../net-conf.ts";
 import { type Cidr, contains, formatCidr, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
 import { ipv4ToU32, u32ToIpv4 } from "../net/ipv4.ts";
 import { cidrText, fromTuple, isRecordTuple, type RecordTuple, recordTuple } from "./record-codec.ts";
@@ -43,7 +43,8 @@ export interface SubnetRange {
   max: bigint;
 }
 
-export function rangeOf(net: NetConf): SubnetRange {
+export function rangeOf(conf: NetConf): SubnetRange {
+  const net = ipv4OnlyNetwork(conf);
   return {
     network: parseCidr(net.network),
     subnetLen: net.subnetLen,

@@ -114,7 +114,7 @@ function watchInvariants(nodes: LeaseSimNode[], violations: string[], shadowed: 
       const macs = peers.map((p) => p.vtepMac);
       const twice = macs.filter((m, i) => macs.indexOf(m) !== i);
       if (twice.length > 0) violations.push(`${n.name}: peers handed to the backend share VTEP MACs ${twice.join(", ")}`);
-      const checked = checkPeers(peers, { network: net.network, ownSubnet: own.subnet, needMac: true });
+      const checked = checkPeers(peers, { network: net.network!, ownSubnet: own.subnet, needMac: true });
       const routed = checked.peers.find((p) => p.subnet === own.subnet);
       if (routed) violations.push(`${n.name}: backend would route own committed ${own.subnet} to ${routed.nodeName}`);
     });
