@@ -54,6 +54,9 @@ export interface AgentOptions {
 }
 
 
+/** The IPv4 subnet of a lease while the agent runs IPv4 pod networks only. */
+const v4 = (l: Lease): string => l.subnet ?? "";
+
 export class Agent {
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -170,10 +173,10 @@ export class Agent {
     await this.programDataplane(lease, mtu);
     if (this.displaced) this.reconciler?.stop(); // taken over while programming
 
-    host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: lease.subnet, mtu, ipMasq: flags.ipMasq });
+    host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: v4(lease), mtu, ipMasq: flags.ipMasq });
     // Start-up is over (READY=1 for systemd); /readyz and STATUS= still say "not ready"
     // if the lease layer began renumbering meanwhile.
-    this.ready.serving(lease.subnet);
+    this.ready.serving(v4(lease));
     notifier?.ready();
     this.ready.update(cluster);
     log.info("Ready", { subnet: lease.subnet, subnetFile: flags.subnetFile });
@@ -193,7 +196,7 @@ export class Agent {
       publicIp: underlay.ip,
       underlayIface: underlay.iface,
       underlayMtu: underlay.mtu,
-      ownSubnet: lease.subnet,
+      ownSubnet: v4(lease),
       network: this.network,
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
       ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
@@ -208,13 +211,13 @@ export class Agent {
       const r = backend.apply(peers);
       if (flags.bridge) {
         try {
-          r.changes += host.ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? lease.subnet, network: this.network, mtu });
+          r.changes += host.ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? v4(lease), network: this.network, mtu });
         } catch (e) {
           r.errors.push((e as Error).message);
         }
       }
       try {
-        const own = this.cluster?.ownLease()?.subnet ?? lease.subnet;
+        const own = this.cluster?.ownLease()?.subnet ?? v4(lease);
         const m = flags.ipMasq ? host.ensureIpMasq({ network: this.network, subnet: own }) : host.removeIpMasq();
         if (m.changed) r.changes++;
       } catch (e) {
@@ -258,8 +261,8 @@ export class Agent {
       .filter((l) => l.nodeName !== me && !l.deleted)
       .map((l) => ({
         nodeName: l.nodeName,
-        subnet: l.subnet,
-        publicIp: l.publicIp,
+        subnet: v4(l),
+        publicIp: l.publicIp ?? "",
         ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}),
         ...(l.backend.publicKey ? { publicKey: l.backend.publicKey } : {}),
       }));
@@ -288,7 +291,7 @@ export class Agent {
     this.reconciler?.stop();
     this.backend?.close();
     await this.programDataplane(now, mtu);
-    this.host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: now.subnet, mtu, ipMasq: flags.ipMasq });
+    this.host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: v4(now), mtu, ipMasq: flags.ipMasq });
   }
 
   private statusSource(mtu: number): StatusSource {

@@ -113,7 +113,7 @@ describe("agent start-up", () => {
     expect(await w.sim.runUntil(() => w.started.done, 20_000)).toBe(true);
     expect(w.started.error).toBeUndefined();
     const subnet = ownSubnet(w)!;
-    const peerSubnet = w.peer.lease!.subnet;
+    const peerSubnet = w.peer.lease!.subnet!;
     expect(w.host.take()).toEqual([
       "open netlink",
       `underlay eth0 ${UNDERLAY_IP} mtu 1500`,

@@ -8,8 +8,10 @@ import type { AgentStatus, MetricsSnapshot, NodeState, NodeStatus, Readiness, St
 type MemberLike = { state: "alive" | "suspect" | "dead" | "left" };
 type LeaseLike = {
   nodeName: string;
-  publicIp: string;
-  subnet: string;
+  publicIp?: string;
+  subnet?: string;
+  ipv6Subnet?: string;
+  publicIpv6?: string;
   backend: { type: string; vtepMac?: string; publicKey?: string };
   state: NodeState;
   /** Clock ms (epoch ms with the real clock); 0 or non-finite = never. */
@@ -19,8 +21,12 @@ type LeaseLike = {
 
 export interface StatusParts {
   node: string;
-  publicIp: string;
-  network: string;
+  /** IPv4 underlay address (null: none). */
+  publicIp: string | null;
+  /** IPv4 pod network (null: IPv4 not enabled). */
+  network: string | null;
+  /** IPv6 pod network and underlay address: present when IPv6 is enabled. */
+  ipv6?: { network: string; publicIp: string | null; subnet: () => string | null };
   backend: string;
   mtu: number;
   version: string;
@@ -82,6 +88,7 @@ export function createStatusSource(p: StatusParts): StatusSource {
         version: p.version,
         uptimeSeconds: Math.max(0, Math.floor((now() - p.startedAt) / 1000)),
         problems: p.problems?.() ?? [],
+        ...(p.ipv6 ? { ipv6Network: p.ipv6.network, ipv6Subnet: p.ipv6.subnet(), publicIpv6: p.ipv6.publicIp } : {}),
       };
     },
     nodes(): NodeStatus[] {
@@ -97,8 +104,10 @@ export function createStatusSource(p: StatusParts): StatusSource {
         .filter((l) => !l.deleted)
         .map((l) => ({
           name: l.nodeName,
-          publicIp: l.publicIp,
-          subnet: l.subnet,
+          publicIp: l.publicIp ?? null,
+          subnet: l.subnet ?? null,
+          ...(l.ipv6Subnet !== undefined ? { ipv6Subnet: l.ipv6Subnet } : {}),
+          ...(l.publicIpv6 !== undefined ? { publicIpv6: l.publicIpv6 } : {}),
           backend: l.backend.type,
           state: l.state,
           lastSeen: iso(l.lastSeen),

@@ -12,7 +12,10 @@ import type { BackendData, Cluster } from "./types.ts";
 export interface ClusterCoreOptions {
   net: NetConf;
   nodeName: string;
-  publicIp: string;
+  /** This node's IPv4 public (underlay) address; at least one of publicIp and publicIpv6 is given. */
+  publicIp?: string;
+  /** This node's IPv6 public address (nodes running IPv6 pods that have one). */
+  publicIpv6?: string;
   /** This node's gossip address "ip:port"; seeds equal to it are skipped. */
   advertiseAddr: string;
   /** "host:port" peers to join; entries that are this node's own address are skipped. */
