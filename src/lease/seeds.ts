@@ -6,6 +6,7 @@
  */
 import { lookup } from "node:dns/promises";
 import type { Logger } from "../log.ts";
+import { formatIp, parseIp } from "../net/cidr.ts";
 import { hostOfAddr } from "./families.ts";
 
 /** Resolves a host name to addresses of one family (the family this node gossips over). */
@@ -38,7 +39,14 @@ export async function resolveSeeds(o: SeedOptions): Promise<string[]> {
       o.log.warn("Ignoring malformed seed (expected host:port)", { seed });
       continue;
     }
-    const [, host, port] = m as unknown as [string, string, string];
+    const [, written, port] = m as unknown as [string, string, string];
+    // IPv6 literals in the one textual form the transport reports them in.
+    let host = written;
+    if (host.includes(":")) {
+      try {
+        host = formatIp(parseIp(host));
+      } catch {}
+    }
     let ips = [host];
     if (!/^[\d.]+$/.test(host) && !host.includes(":")) {
       try {
