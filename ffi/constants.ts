@@ -58,6 +58,12 @@ export const RTMGRP_LINK = 0x1;
 export const RTMGRP_NEIGH = 0x4;
 export const RTMGRP_IPV4_IFADDR = 0x10;
 export const RTMGRP_IPV4_ROUTE = 0x40;
+export const RTMGRP_IPV6_IFADDR = 0x100;
+export const RTMGRP_IPV6_ROUTE = 0x400;
+
+// Address flags (linux/if_addr.h): no duplicate address detection; no prefix route.
+export const IFA_F_NODAD = 0x02;
+export const IFA_F_NOPREFIXROUTE = 0x200;
 
 // Interface flags (linux/if.h).
 export const IFF_UP = 0x1;

@@ -1,7 +1,8 @@
 /**
  * The one place that wires weft together. Start-up, in order:
- *   underlay (iface, public IP, MTU) → status API (503 until ready) → gossip transport →
- *   lease layer (join, claim, settle, commit) → ip_forward → backend device →
+ *   underlay (iface, public IPv4/IPv6 address, MTU) → status API (503 until ready) →
+ *   gossip transport (on the IPv4 address, or the IPv6 one without IPv4) → lease layer
+ *   (join, claim, settle, commit) → IPv4/IPv6 forwarding → backend device →
  *   reconciler: kernel event watch, then the first full apply (peers' entries, bridge
  *   cni0 with the subnet's gateway address, ip-masq; it also drops stale weft entries, so
  *   after a restart it waits for the gossip join) → subnet.env → ready (READY=1).
@@ -13,7 +14,6 @@
 import type { Clock, TimerHandle } from "./clock.ts";
 import { realClock } from "./clock.ts";
 import type { Config } from "./config.ts";
-import { ipv4OnlyNetwork } from "./net-conf.ts";
 import type { Logger } from "./log.ts";
 import { realHost, type AgentHost } from "./agent-host.ts";
 import { createStatusSource, type ApiServer, type StatusSource } from "./api/index.ts";
@@ -22,9 +22,10 @@ import { stableMac } from "./backend/mac.ts";
 import { podMtu } from "./backend/mtu.ts";
 import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
 import type { WireguardKeys } from "./backend/wireguard-key.ts";
-import type { ApplyResult } from "./backend/backend.ts";
+import type { ApplyResult, BackendDeps } from "./backend/backend.ts";
 import { lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
 import { createCluster } from "./lease/cluster.ts";
+import { describeSubnets } from "./lease/families.ts";
 import type { ClusterCore } from "./lease/cluster-options.ts";
 import type { BackendData, Cluster, Lease } from "./lease/types.ts";
 import { LeaseReadiness } from "./readiness.ts";
@@ -32,6 +33,7 @@ import type { Underlay } from "./sys/iface.ts";
 import type { Netlink } from "./sys/netlink.ts";
 import type { Notifier } from "./sys/sdnotify.ts";
 import type { WireguardSys } from "./sys/wireguard.ts";
+import type { SubnetEnv } from "./subnet-env.ts";
 import { version } from "./version.ts";
 
 /** What the agent uses of the lease layer: the Cluster surface, its node id, the join and the gossip counters. */
@@ -53,9 +55,6 @@ export interface AgentOptions {
   random?: () => number;
 }
 
-
-/** The IPv4 subnet of a lease while the agent runs IPv4 pod networks only. */
-const v4 = (l: Lease): string => l.subnet ?? "";
 
 export class Agent {
   private readonly log: Logger;
@@ -82,7 +81,6 @@ export class Agent {
   private displaced = false;
   private lastProblems: string[] = [];
   private readonly stopController = new AbortController();
-  private network = "";
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
@@ -103,12 +101,18 @@ export class Agent {
     const { agent: flags, net } = config;
     const log = this.log;
     const host = this.host;
-    this.network = ipv4OnlyNetwork(net).network;
     this.nl = host.openNetlink();
-    const underlay = host.resolveUnderlay(this.nl, { ...(flags.iface ? { iface: flags.iface } : {}), ...(flags.publicIp ? { publicIp: flags.publicIp } : {}) });
+    // An IPv6 underlay address is looked for (and used) only with IPv6 pod networks.
+    const underlay = host.resolveUnderlay(this.nl, {
+      ...(flags.iface ? { iface: flags.iface } : {}),
+      ...(flags.publicIp ? { publicIp: flags.publicIp } : {}),
+      ...(net.enableIPv6 && flags.publicIpv6 ? { publicIpv6: flags.publicIpv6 } : {}),
+      ipv6: net.enableIPv6,
+    });
     this.underlay = underlay;
-    const mtu = podMtu(net.backend, underlay.mtu);
-    log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, mtu: underlay.mtu, backend: net.backend.type, podMtu: mtu });
+    const mtu = podMtu(net.backend, underlay.mtu, { ipv6Underlay: underlay.ipv6 !== undefined });
+    log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, publicIpv6: underlay.ipv6, mtu: underlay.mtu, backend: net.backend.type, podMtu: mtu });
+    if (net.enableIPv6 && underlay.ipv6 === undefined) log.warn("No global IPv6 address on the underlay: IPv6 pods are carried over IPv4 where the backend can (vxlan, udp), set --public-ipv6 otherwise", { iface: underlay.iface });
     for (const k of net.ignoredKeys) log.warn("net-conf key is not used by weft; ignored", { key: k });
 
     this.watchdog = notifier?.startWatchdog(this.clock, () => this.healthy()) ?? null;
@@ -121,15 +125,20 @@ export class Agent {
     if (net.backend.type === "wireguard") this.wgKeys = host.wireguardKeys(flags.stateDir, log);
     const wgPublicKey = this.wgKeys?.publicKey;
 
-    const transport = await host.createTransport({ bindAddr: underlay.ip, port: flags.gossipPort, logger: log.child("gossip") });
+    // Gossip runs over one address: the IPv4 one, or the IPv6 one on a node without IPv4
+    // (resolveUnderlay found at least one).
+    const gossipIp = (underlay.ip ?? underlay.ipv6)!;
+    const transport = await host.createTransport({ bindAddr: gossipIp, port: flags.gossipPort, logger: log.child("gossip") });
     const backendType = net.backend.type;
+    const ownIps = [underlay.ip, underlay.ipv6].filter((ip): ip is string => ip !== undefined);
     const cluster = createCluster({
       net,
       nodeName: flags.nodeName,
-      publicIp: underlay.ip,
+      ...(underlay.ip !== undefined ? { publicIp: underlay.ip } : {}),
+      ...(underlay.ipv6 !== undefined ? { publicIpv6: underlay.ipv6 } : {}),
       advertiseAddr: transport.localAddr(),
-      seeds: flags.join.map((s) => `${s.host}:${s.port}`),
-      ownAddrs: [underlay.ip],
+      seeds: flags.join.map((s) => (s.host.includes(":") ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)),
+      ownAddrs: ownIps,
       backend: (nodeId): BackendData =>
         backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : wgPublicKey ? { type: "wireguard", publicKey: wgPublicKey } : { type: backendType },
       stateDir: flags.stateDir,
@@ -165,21 +174,44 @@ export class Agent {
       log.error("Cannot get a subnet lease", { error: e as Error });
       throw e;
     }
-    log.info("Lease committed", { subnet: lease.subnet });
+    log.info("Lease committed", { subnet: describeSubnets(lease) });
     this.committed = true;
 
     this.ready.notReady("programming the dataplane");
-    host.writeSysctl("net.ipv4.ip_forward", 1);
+    if (net.enableIPv4) host.writeSysctl("net.ipv4.ip_forward", 1);
+    // A host that takes its IPv6 default route from router advertisements keeps doing so
+    // only with accept_ra=2 on that interface once forwarding is on (README says so).
+    if (net.enableIPv6) host.writeSysctl("net.ipv6.conf.all.forwarding", 1);
     await this.programDataplane(lease, mtu);
     if (this.displaced) this.reconciler?.stop(); // taken over while programming
 
-    host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: v4(lease), mtu, ipMasq: flags.ipMasq });
+    host.writeSubnetEnv(flags.subnetFile, this.subnetEnvFor(lease, mtu));
     // Start-up is over (READY=1 for systemd); /readyz and STATUS= still say "not ready"
     // if the lease layer began renumbering meanwhile.
-    this.ready.serving(v4(lease));
+    this.ready.serving(lease);
     notifier?.ready();
     this.ready.update(cluster);
-    log.info("Ready", { subnet: lease.subnet, subnetFile: flags.subnetFile });
+    log.info("Ready", { subnet: describeSubnets(lease), subnetFile: flags.subnetFile });
+  }
+
+  /** subnet.env for `lease`: the lines of each family net-conf enables. */
+  private subnetEnvFor(lease: Lease, mtu: number): SubnetEnv {
+    const { agent: flags, net } = this.opts.config;
+    return {
+      ...(net.enableIPv4 && lease.subnet !== undefined ? { network: net.network!, subnet: lease.subnet } : {}),
+      ...(net.enableIPv6 && lease.ipv6Subnet !== undefined ? { ipv6Network: net.ipv6Network!, ipv6Subnet: lease.ipv6Subnet } : {}),
+      mtu,
+      ipMasq: flags.ipMasq,
+    };
+  }
+
+  /** The pod subnets and networks of `lease` for the families net-conf enables, as the backend and the bridge take them. */
+  private podFields(lease: Lease): Pick<BackendDeps, "network" | "ownSubnet" | "ipv6Network" | "ownIpv6Subnet"> {
+    const { net } = this.opts.config;
+    return {
+      ...(net.enableIPv4 && lease.subnet !== undefined ? { network: net.network!, ownSubnet: lease.subnet } : {}),
+      ...(net.enableIPv6 && lease.ipv6Subnet !== undefined ? { ipv6Network: net.ipv6Network!, ownIpv6Subnet: lease.ipv6Subnet } : {}),
+    };
   }
 
   /** Creates the bridge, the backend and the reconciler for the own lease. */
@@ -193,11 +225,11 @@ export class Agent {
     const nodeId = cluster.nodeId();
     const backend = host.createBackend(net.backend, {
       nl,
-      publicIp: underlay.ip,
+      ...(underlay.ip !== undefined ? { publicIp: underlay.ip } : {}),
+      ...(underlay.ipv6 !== undefined ? { publicIpv6: underlay.ipv6 } : {}),
       underlayIface: underlay.iface,
       underlayMtu: underlay.mtu,
-      ownSubnet: v4(lease),
-      network: this.network,
+      ...this.podFields(lease),
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
       ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
       logger: log,
@@ -209,19 +241,23 @@ export class Agent {
     // keeps the bridge address and the masquerade rules in place.
     const applyNode = (peers: PeerLease[]): ApplyResult => {
       const r = backend.apply(peers);
+      const pods = this.podFields(this.cluster?.ownLease() ?? lease);
       if (flags.bridge) {
         try {
-          r.changes += host.ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? v4(lease), network: this.network, mtu });
+          const { network, ownSubnet: subnet, ipv6Network, ownIpv6Subnet: ipv6Subnet } = pods;
+          r.changes += host.ensureBridge(nl, { name: flags.bridge, ...(subnet ? { subnet, network } : {}), ...(ipv6Subnet ? { ipv6Subnet, ipv6Network } : {}), mtu });
         } catch (e) {
           r.errors.push((e as Error).message);
         }
       }
-      try {
-        const own = this.cluster?.ownLease()?.subnet ?? v4(lease);
-        const m = flags.ipMasq ? host.ensureIpMasq({ network: this.network, subnet: own }) : host.removeIpMasq();
-        if (m.changed) r.changes++;
-      } catch (e) {
-        r.errors.push(`ip-masq: ${(e as Error).message}`);
+      // One nftables table per family: ip weft, ip6 weft (a family not run has none).
+      for (const [family, network, subnet] of [[4, pods.network, pods.ownSubnet], [6, pods.ipv6Network, pods.ownIpv6Subnet]] as const) {
+        try {
+          const m = flags.ipMasq && network && subnet ? host.ensureIpMasq({ network, subnet }) : host.removeIpMasq(family);
+          if (m.changed) r.changes++;
+        } catch (e) {
+          r.errors.push(`ip-masq: ${(e as Error).message}`);
+        }
       }
       // The backends log each problem when it appears and clears; status shows the current set.
       this.lastProblems = r.problems;
@@ -261,8 +297,10 @@ export class Agent {
       .filter((l) => l.nodeName !== me && !l.deleted)
       .map((l) => ({
         nodeName: l.nodeName,
-        subnet: v4(l),
-        publicIp: l.publicIp ?? "",
+        ...(l.subnet !== undefined ? { subnet: l.subnet } : {}),
+        ...(l.ipv6Subnet !== undefined ? { ipv6Subnet: l.ipv6Subnet } : {}),
+        ...(l.publicIp !== undefined ? { publicIp: l.publicIp } : {}),
+        ...(l.publicIpv6 !== undefined ? { publicIpv6: l.publicIpv6 } : {}),
         ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}),
         ...(l.backend.publicKey ? { publicKey: l.backend.publicKey } : {}),
       }));
@@ -286,20 +324,21 @@ export class Agent {
   /** Our lease lost a conflict after commit (e.g. a healed partition): move the dataplane to the new subnet. */
   private async renumbered(old: Lease, now: Lease): Promise<void> {
     const { agent: flags, net } = this.opts.config;
-    this.log.warn("Lease renumbered after a conflict; pods on the old subnet must be recreated", { old: old.subnet, now: now.subnet });
-    const mtu = podMtu(net.backend, this.underlay!.mtu);
+    this.log.warn("Lease renumbered after a conflict; pods on the old subnet must be recreated", { old: describeSubnets(old), now: describeSubnets(now) });
+    const mtu = podMtu(net.backend, this.underlay!.mtu, { ipv6Underlay: this.underlay!.ipv6 !== undefined });
     this.reconciler?.stop();
     this.backend?.close();
     await this.programDataplane(now, mtu);
-    this.host.writeSubnetEnv(flags.subnetFile, { network: this.network, subnet: v4(now), mtu, ipMasq: flags.ipMasq });
+    this.host.writeSubnetEnv(flags.subnetFile, this.subnetEnvFor(now, mtu));
   }
 
   private statusSource(mtu: number): StatusSource {
     const { agent: flags, net } = this.opts.config;
     return createStatusSource({
       node: flags.nodeName,
-      publicIp: this.underlay!.ip,
-      network: this.network,
+      publicIp: this.underlay!.ip ?? null,
+      network: net.network ?? null,
+      ...(net.enableIPv6 ? { ipv6: { network: net.ipv6Network!, publicIp: this.underlay!.ipv6 ?? null, subnet: () => this.cluster?.ownLease()?.ipv6Subnet ?? null } } : {}),
       backend: net.backend.type,
       mtu,
       version,

@@ -43,7 +43,7 @@ async function followed(seed: number, names: string[]) {
   const failures: Error[] = [];
   ready.follow(me.cluster, (old, now) => new Promise<void>((done, fail) => void reprograms.push({ old, now, done, fail })), (e) => void failures.push(e));
   // What Agent.start does once the dataplane is up.
-  ready.serving(me.lease!.subnet!);
+  ready.serving(me.lease!);
   ready.update(me.cluster);
   return { sim, me, lease: me.lease!, ready, statuses, reprograms, failures };
 }

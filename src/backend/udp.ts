@@ -71,6 +71,9 @@ function addCounters(a: UdpCounters, b: UdpCounters): UdpCounters {
 
 export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, deps: UdpDeps): UdpBackend {
   const { nl, network, ownSubnet, publicIp } = deps;
+  if (network === undefined || ownSubnet === undefined || publicIp === undefined || deps.ipv6Network !== undefined) {
+    throw new Error("create udp backend: it carries IPv4 pods over an IPv4 underlay only");
+  }
   const sys: UdpSys = { ...realSys, ...deps.sys };
   const mtu = podMtu(conf, deps.underlayMtu);
   const log = deps.logger.child("backend.udp");
@@ -174,10 +177,11 @@ export function createUdpBackend(conf: Extract<BackendConf, { type: "udp" }>, de
       result.problems.push(...checked.problems);
       // The route of the whole Network into weft0 comes with the address (proto kernel);
       // weft takes it over as its own so a deleted one is put back like any other route.
-      programPeers(nl, network, { routes: [{ dst: network, dev: TUN_NAME }], dev: TUN_NAME }, result);
-      const table: PumpPeer[] = checked.peers.map((p) => {
+      programPeers(nl, [network], { routes: [{ dst: network, dev: TUN_NAME }], devices: [{ dev: TUN_NAME }] }, result);
+      const table: PumpPeer[] = checked.peers.flatMap((p) => {
+        if (p.subnet === undefined || p.publicIp === undefined) return [];
         const c = parseCidr(p.subnet);
-        return { net: Number(c.addr), prefix: c.prefix, ip: p.publicIp };
+        return [{ net: Number(c.addr), prefix: c.prefix, ip: p.publicIp }];
       });
       const text = JSON.stringify(table);
       if (text !== sentTable) {

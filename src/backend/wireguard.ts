@@ -95,6 +95,9 @@ export class TrafficTotals {
 
 export function createWireguardBackend(conf: WireguardConf, deps: WireguardDeps): WireguardBackend {
   const { nl, network, ownSubnet, publicIp, sys, keys } = deps;
+  if (network === undefined || ownSubnet === undefined || publicIp === undefined || deps.ipv6Network !== undefined) {
+    throw new Error("create wireguard backend: it carries IPv4 pods over an IPv4 underlay only");
+  }
   const name = WIREGUARD_DEVICE;
   const mtu = podMtu(conf, deps.underlayMtu);
   const now = deps.now ?? Date.now;
@@ -165,7 +168,7 @@ export function createWireguardBackend(conf: WireguardConf, deps: WireguardDeps)
         nodeName: p.nodeName,
         publicKey: p.publicKey,
         endpoint: `${p.publicIp}:${conf.listenPort}`,
-        allowedIps: [p.subnet],
+        allowedIps: [p.subnet!],
         persistentKeepaliveInterval: conf.persistentKeepaliveInterval,
         ...(conf.psk ? { presharedKey: conf.psk } : {}),
       });
@@ -209,7 +212,7 @@ export function createWireguardBackend(conf: WireguardConf, deps: WireguardDeps)
       configure(drives, want, result);
       if (!nl.getLink(name)?.up) attempt(result, () => nl.setLinkUp(name));
       // The whole pod network goes into weft-wg; the own subnet stays on cni0 (longer prefix).
-      programPeers(nl, network, { routes: [{ dst: network, dev: name }], dev: name }, result);
+      programPeers(nl, [network], { routes: [{ dst: network, dev: name }], devices: [{ dev: name }] }, result);
       problemLog.update(result.problems);
       return result;
     },

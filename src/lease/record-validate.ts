@@ -12,6 +12,7 @@
 import type { NetConf } from "../net-conf.ts";
 import { type Cidr, contains, formatCidr, formatIp, ipFromBytes, isNetworkAddress, parseCidr, parseIp, sizeOf } from "../net/cidr.ts";
 import { ipv4ToU32, u32ToIpv4 } from "../net/ipv4.ts";
+import { ipv6UnicastProblem } from "../net/ipv6.ts";
 import { describeSubnets, type LeaseRanges } from "./families.ts";
 import { cidrText, fromTuple, isRecordTuple, noIpv4Subnet, type RecordTuple, recordTupleIssue } from "./record-codec.ts";
 import { parseExt } from "./record-ext.ts";
@@ -37,33 +38,12 @@ export function publicIpProblem(ip: number): string | undefined {
   return undefined;
 }
 
-/** IPv6 ranges that can never be a node's underlay address, with why (checked in order). */
-const BAD_IPV6: [Cidr, string][] = (
-  [
-    ["::/128", "the unspecified address"],
-    ["::1/128", "the loopback address"],
-    ["::ffff:0:0/96", "an IPv4-mapped address"],
-    ["::/96", "an IPv4-compatible address (deprecated)"],
-    ["100::/64", "in the discard-only prefix 100::/64"],
-    ["fe80::/10", "a link-local address"],
-    ["fec0::/10", "a site-local address (deprecated)"],
-    ["ff00::/8", "a multicast address"],
-  ] as const
-).map(([c, why]) => [parseCidr(c), why]);
-
 /**
- * Why `ip` (an IPv6 address) cannot be a node's public address, or undefined. The same
- * reasons as for IPv4: it must be a unicast address of another machine, routed off its
- * link, so not unspecified, loopback, link-local (or the deprecated site-local),
- * multicast, the discard prefix, or an IPv4 address in IPv6 clothing (mapped or
- * compatible: the IPv4 rules are the ones that would apply). Unique local (fc00::/7)
- * and global unicast addresses, the documentation prefix included, are accepted.
+ * Why `ip` (an IPv6 address) cannot be a node's public address, or undefined: the same
+ * reasons as for IPv4 (src/net/ipv6.ts says which ranges). Unique local (fc00::/7) and
+ * global unicast addresses, the documentation prefix included, are accepted.
  */
-export function publicIpv6Problem(ip: bigint): string | undefined {
-  const addr = { family: 6 as const, addr: ip };
-  for (const [c, why] of BAD_IPV6) if (contains(c, addr)) return why;
-  return undefined;
-}
+export const publicIpv6Problem = (ip: bigint): string | undefined => ipv6UnicastProblem(ip);
 
 /** The public-address rule of either family, for text; also rejects text that is not an address. */
 export function publicIpTextProblem(text: string): string | undefined {

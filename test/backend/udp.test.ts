@@ -230,7 +230,9 @@ describe("PrefixTable", () => {
 describe("createBackend", () => {
   test("names missing dependencies", () => {
     const nl = new RecordingNetlink();
-    expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("create host-gw backend: publicIp is required");
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("create host-gw backend: publicIp or publicIpv6 is required");
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIpv6: "2001:db8::1", underlayIface: "eth0", underlayMtu: 1500, logger: silentLogger })).toThrow("create host-gw backend: ownSubnet or ownIpv6Subnet is required");
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIpv6: "2001:db8::1", underlayIface: "eth0", underlayMtu: 1500, ownIpv6Subnet: "fd00::/64", logger: silentLogger })).toThrow("create host-gw backend: ownIpv6Subnet and ipv6Network go together");
     expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "192.0.2.1", underlayIface: "eth0", underlayMtu: 0, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("underlayMtu must be an integer >= 576");
   });
   test("picks the backend by type", () => {
