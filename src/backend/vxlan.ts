@@ -40,7 +40,7 @@ import { ProblemLog } from "./problem-log.ts";
 import { attempt, programPeers } from "./program.ts";
 import { isUsableMac } from "../net/mac.ts";
 import { podMtu, VXLAN_OVERHEAD, VXLAN_V6_OVERHEAD } from "./mtu.ts";
-import { isKernelAddress } from "./own-addresses.ts";
+import { isIpv6LinkLocal } from "../net/ipv6.ts";
 
 export { VXLAN_OVERHEAD } from "./mtu.ts";
 
@@ -121,7 +121,7 @@ export function createVxlanBackend(conf: Extract<BackendConf, { type: "vxlan" }>
     if (!link.up) attempt(result, () => nl.setLinkUp(name));
     const addrs = nl.listAddresses(name);
     for (const want of ownAddrs) if (!addrs.some((a) => a.cidr === want)) attempt(result, () => nl.addAddress({ dev: name, cidr: want }));
-    for (const a of addrs) if (!ownAddrs.includes(a.cidr) && !isKernelAddress(a.cidr)) attempt(result, () => nl.deleteAddress(a), { missingIsFine: true });
+    for (const a of addrs) if (!ownAddrs.includes(a.cidr) && !isIpv6LinkLocal(a.cidr)) attempt(result, () => nl.deleteAddress(a), { missingIsFine: true });
     return true;
   }
 

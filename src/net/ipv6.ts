@@ -31,3 +31,15 @@ export function ipv6UnicastProblem(addr: bigint): string | undefined {
   for (const [c, why] of NOT_UNICAST) if (contains(c, ip)) return why;
   return undefined;
 }
+
+const LINK_LOCAL = parseCidr("fe80::/10");
+
+/**
+ * True for an IPv6 link-local address ("fe80::…/64"): the kernel gives every device with
+ * IPv6 enabled one of its own (from its MAC), so it is never weft's to add, remove or
+ * report as missing.
+ */
+export function isIpv6LinkLocal(cidr: string): boolean {
+  const c = parseCidr(cidr);
+  return c.family === 6 && contains(LINK_LOCAL, { family: 6, addr: c.addr });
+}
