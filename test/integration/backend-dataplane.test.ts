@@ -6,11 +6,11 @@
  * TUN ↔ UDP worker end to end.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, runTs, bridgeFdb, exec, ip, ipJson, listNamespaces, ping, requireRoot, type Topology } from "../../sim/netns.ts";
+import { tcpTransfer } from "../../sim/transfer.ts";
 import { NODE_AGENT } from "../backend/node-agent-client.ts";
 import { startAgent, startCluster, type AgentOpts, type Cluster } from "./backend-cluster.ts";
 import { stableMac } from "../../src/backend/mac.ts";
@@ -26,30 +26,7 @@ const cluster = (backend: BackendConf, o: { nodes?: number } & AgentOpts = {}): 
 
 /** Sends 4 MiB of random bytes pod0 → pod1 over TCP and compares SHA-256 on both ends. */
 async function tcpTransferIntact(c: Cluster): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "wbk-xfer-"));
-  try {
-    const src = join(dir, "src");
-    const dst = join(dir, "dst");
-    writeFileSync(src, randomBytes(4 << 20));
-    const srv = Bun.spawn(["ip", "netns", "exec", c.pods[1]!.ns, "socat", "-u", "TCP-LISTEN:9000,reuseaddr", `OPEN:${dst},creat,trunc`], { stdout: "ignore", stderr: "pipe" });
-    try {
-      let sent = false;
-      for (let i = 0; i < 50 && !sent; i++) {
-        sent = exec(c.pods[0]!.ns, ["timeout", "20", "socat", "-u", `OPEN:${src}`, `TCP:${c.pods[1]!.ip}:9000`], { check: false, timeoutMs: 25_000 }).code === 0;
-        if (!sent) Bun.sleepSync(50); // listener not up yet: retry until it is
-      }
-      expect(sent).toBe(true);
-      // the listener exits by itself once it has read EOF and written everything
-      const done = await Promise.race([srv.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
-      expect(done).toBe(true);
-    } finally {
-      srv.kill();
-    }
-    const hash = (f: string) => new Bun.CryptoHasher("sha256").update(readFileSync(f)).digest("hex");
-    expect(hash(dst)).toBe(hash(src));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  expect(await tcpTransfer(c.pods[0]!.ns, c.pods[1]!.ns, c.pods[1]!.ip)).toEqual({ sent: true, received: true, intact: true });
 }
 
 const routesProto87 = (ns: string) => ipJson<any[]>(ns, "route", "show", "proto", "87").map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${r.flags?.includes("onlink") ? " onlink" : ""}`);
