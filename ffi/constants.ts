@@ -13,6 +13,10 @@ export const AF_NETLINK = 16;
 /** libnl parses and builds link-layer (MAC) addresses with this family. */
 export const AF_LLC = 26;
 
+// IPv6 socket option (linux/in6.h): the socket takes IPv6 only, no IPv4-mapped peers.
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
+
 // Socket types and flags (linux/net.h, fcntl.h on x86-64/aarch64).
 export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { agentNode, logOf, readiness, startAgent, stopAgent, until, type AgentNode } from "../../sim/agents.ts";
+import { agentNode, api, logOf, readiness, startAgent, stopAgent, until, type AgentNode } from "../../sim/agents.ts";
 import { bridgeFdb, createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology, type UnderlayFamilies } from "../../sim/netns.ts";
 import { tcpTransfer } from "../../sim/transfer.ts";
 import { addPod, BIN } from "./cni-invoke.ts";
@@ -39,6 +39,8 @@ const scenarios: Scenario[] = [
   { name: "vxlan, IPv6-only underlay, IPv6-only pods", backend: "vxlan", underlay: "ipv6", pods: "ipv6", devices: ["weft-v6.1"], v6dev: "weft-v6.1", mtu: 1430 },
   { name: "vxlan, dual-stack underlay and pods", backend: "vxlan", underlay: "dual", pods: "dual", devices: ["weft.1", "weft-v6.1"], v6dev: "weft-v6.1", mtu: 1430 },
   { name: "host-gw, dual-stack underlay and pods", backend: "host-gw", underlay: "dual", pods: "dual", devices: [], v6dev: "eth0", mtu: 1500 },
+  { name: "udp, IPv4 underlay carrying dual-stack pods", backend: "udp", underlay: "ipv4", pods: "dual", devices: ["weft0"], v6dev: "weft0", mtu: 1472 },
+  { name: "udp, IPv6-only underlay, IPv6-only pods", backend: "udp", underlay: "ipv6", pods: "ipv6", devices: ["weft0"], v6dev: "weft0", mtu: 1452 },
 ];
 
 interface Node extends AgentNode {
@@ -119,9 +121,14 @@ for (const sc of scenarios) {
     test("weft's devices, and per peer the IPv6 route (and for vxlan the NDP and FDB entries), read back with ip -j and bridge -j", () => {
       for (const n of nodes) {
         const links = ipJson<{ ifname: string }[]>(n.ns, "link", "show").map((l) => l.ifname);
-        for (const d of ["weft.1", "weft-v6.1"]) expect([d, links.includes(d)]).toEqual([d, sc.devices.includes(d)]);
+        for (const d of ["weft.1", "weft-v6.1", "weft0"]) expect([d, links.includes(d)]).toEqual([d, sc.devices.includes(d)]);
         const peers = nodes.filter((p) => p !== n);
         const r6 = routes6(n);
+        if (sc.backend === "udp") {
+          // One route of the whole IPv6 pod network into the TUN; the packet loop picks the peer.
+          expect(r6.map((r) => [r.dst, r.dev, r.gateway])).toEqual([["fd00:10:244::/56", "weft0", undefined]]);
+          continue;
+        }
         for (const p of peers) {
           const subnet = v6SubnetOf(p);
           const r = r6.find((x) => x.dst === subnet)!;
@@ -162,11 +169,20 @@ for (const sc of scenarios) {
         }
       }
       expect(bad).toEqual([]);
+      if (sc.backend === "udp") {
+        // The packet loop refused nothing it carried: no inner source outside a peer's
+        // subnet, no offload header (TCPv6 segmentation included) that did not fit.
+        for (const n of nodes) {
+          const metrics = api(n, "/metrics")!.body;
+          expect(metrics).toContain('weft_udp_packets_refused_total{reason="spoofed_source"} 0');
+          expect(metrics).toContain('weft_udp_packets_refused_total{reason="bad_offload_header"} 0');
+        }
+      }
     }, 180_000);
 
     test("an IPv6 route deleted by hand is back within a second", async () => {
       const n = nodes[0]!;
-      const dst = v6SubnetOf(nodes[2]!);
+      const dst = sc.backend === "udp" ? "fd00:10:244::/56" : v6SubnetOf(nodes[2]!);
       expect(routes6(n).some((r) => r.dst === dst)).toBe(true);
       exec(n.ns, ["ip", "-6", "route", "del", dst]);
       const t0 = Date.now();
