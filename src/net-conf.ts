@@ -27,8 +27,8 @@ export type BackendType = "vxlan" | "host-gw" | "udp" | "wireguard";
  * IPv4 device weft-wg (ListenPort, peers at their IPv4 public address) and IPv6 pods over
  * an IPv6 device weft-wg-v6 (ListenPortV6, peers at their IPv6 public address). `auto`,
  * `ipv4`, `ipv6`: one device weft-wg carrying both families, its peers reached at their
- * IPv4 address (`ipv4`), their IPv6 address (`ipv6`), or IPv4 where both ends have one,
- * else IPv6 (`auto`).
+ * IPv4 address (`ipv4`), their IPv6 address (`ipv6`), or by flannel's preference
+ * (`auto`, src/backend/wireguard-endpoint.ts).
  */
 export interface WireguardConf {
   type: "wireguard";

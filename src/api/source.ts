@@ -93,7 +93,9 @@ export function createStatusSource(p: StatusParts): StatusSource {
     },
     nodes(): NodeStatus[] {
       const wg = p.wireguard?.();
-      const handshakes = new Map(wg?.peers.map((x) => [x.publicKey, x.lastHandshakeMs]));
+      // A node is a peer on each device of Mode separate: its latest handshake on any counts.
+      const handshakes = new Map<string, number>();
+      for (const x of wg?.peers ?? []) handshakes.set(x.publicKey, Math.max(x.lastHandshakeMs, handshakes.get(x.publicKey) ?? 0));
       const age = (key: string | undefined) => {
         const at = key === undefined ? undefined : handshakes.get(key);
         if (at === undefined) return {};

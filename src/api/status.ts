@@ -79,7 +79,7 @@ export interface MetricsSnapshot {
   conflictsResolved: number;
   /** udp backend: packets forwarded and dropped; of the drops, those refused as forged (outer source spoofed, or a malformed offload header). */
   udp: { packetsForwarded: number; packetsDropped: number; droppedSpoofedSource: number; droppedBadOffloadHeader: number };
-  /** wireguard backend only: peers on weft-wg and bytes over all of them since start. */
+  /** wireguard backend only: peers on weft-wg (and weft-wg-v6, once per device) and bytes over all of them since start. */
   wireguard?: { peers: number; rxBytes: number; txBytes: number };
 }
 

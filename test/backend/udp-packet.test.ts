@@ -172,13 +172,13 @@ describe("IPv6 packets", () => {
       const m = ipv6MaskWords(c.prefix);
       return [...ipv6Words(ipToBytes(c)).map((x, i) => (x & m[i]!) >>> 0), ...m];
     };
-    const nets = Uint32Array.from([...net("fd00:10:244:2::/64"), ...net("fd00:10:244:9::/65")]);
+    const nets = Uint32Array.from([...net("fd00:10:244:2::/64"), ...net("fd00:10:244:9::/65"), ...net("2001:db8::12/128")]);
     const at = (ip: string) => {
       const buf = new Uint8Array(24);
       buf.set(ipToBytes(parseIp(ip)), 8);
       return buf;
     };
-    for (const [ip, want] of [["fd00:10:244:2::7", true], ["fd00:10:244:2:ffff::", true], ["fd00:10:244:9:7fff::1", true], ["fd00:10:244:9:8000::1", false], ["fd00:10:244:3::1", false], ["2001:db8::12", false]] as const) {
+    for (const [ip, want] of [["fd00:10:244:2::7", true], ["fd00:10:244:2:ffff::", true], ["fd00:10:244:9:7fff::1", true], ["fd00:10:244:9:8000::1", false], ["fd00:10:244:3::1", false], ["fd01:10:244:2::7", false], ["2001:db8::12", true], ["2001:db8::13", false], ["2001:db9::12", false]] as const) {
       expect([ip, inSubnets6(at(ip), 8, nets)]).toEqual([ip, want]);
     }
     expect(inSubnets6(at("fd00:10:244:2::7"), 8, new Uint32Array(0))).toBe(false);

@@ -15,16 +15,21 @@ import { agentNode, api, logOf, readiness, startAgent, stopAgent, until, type Ag
 import { bridgeFdb, createTopology, exec, ipJson, listNamespaces, ping, requireRoot, type Topology, type UnderlayFamilies } from "../../sim/netns.ts";
 import { tcpTransfer } from "../../sim/transfer.ts";
 import { addPod, BIN } from "./cni-invoke.ts";
+import { killNamespaceProcesses, parseWgDump, WireguardMountNs } from "./wireguard-mountns.ts";
 
 const PREFIX = "w6c-";
 const skip = requireRoot() ?? (!existsSync(BIN) ? "dist/weft is not built (npm test builds it)" : undefined) ?? (!Bun.which("curl") ? "curl is needed to read the agents' readiness" : undefined) ?? (!Bun.which("socat") ? "socat is needed for the TCP transfers" : undefined);
+/** The wireguard scenarios drive wireguard-go (this kernel has no WireGuard module), each node in its own mount namespace. */
+const skipWireguard = skip ?? (!Bun.which("wireguard-go") || !Bun.which("wg") ? "wireguard-go and wg are needed (apt install wireguard-go wireguard-tools)" : !Bun.which("nsenter") ? "nsenter missing (util-linux)" : undefined);
 
 /** Polls every 50 ms: the route-repair case measures sub-second latencies. */
 const fast = <T>(what: string, ms: number, probe: () => T | undefined | false) => until(what, ms, probe, 50);
 
 interface Scenario {
   name: string;
-  backend: "vxlan" | "host-gw" | "udp";
+  backend: "vxlan" | "host-gw" | "udp" | "wireguard";
+  /** wireguard's Mode. */
+  mode?: "separate" | "auto";
   underlay: UnderlayFamilies;
   pods: "dual" | "ipv6";
   /** The devices weft must have made (and only those of kind vxlan/tun it may own). */
@@ -41,15 +46,21 @@ const scenarios: Scenario[] = [
   { name: "host-gw, dual-stack underlay and pods", backend: "host-gw", underlay: "dual", pods: "dual", devices: [], v6dev: "eth0", mtu: 1500 },
   { name: "udp, IPv4 underlay carrying dual-stack pods", backend: "udp", underlay: "ipv4", pods: "dual", devices: ["weft0"], v6dev: "weft0", mtu: 1472 },
   { name: "udp, IPv6-only underlay, IPv6-only pods", backend: "udp", underlay: "ipv6", pods: "ipv6", devices: ["weft0"], v6dev: "weft0", mtu: 1452 },
+  { name: "wireguard Mode separate, dual-stack underlay and pods", backend: "wireguard", mode: "separate", underlay: "dual", pods: "dual", devices: ["weft-wg", "weft-wg-v6"], v6dev: "weft-wg-v6", mtu: 1420 },
+  { name: "wireguard Mode auto, IPv6-only underlay carrying dual-stack pods", backend: "wireguard", mode: "auto", underlay: "ipv6", pods: "dual", devices: ["weft-wg"], v6dev: "weft-wg", mtu: 1420 },
 ];
+/** Backends whose device carries the whole pod network and picks the peer itself (one route per family). */
+const oneRoute = (b: Scenario["backend"]) => b === "udp" || b === "wireguard";
 
 interface Node extends AgentNode {
   ipv6?: string;
   pod?: { ns: string; ip4?: string; ip6: string };
+  /** wireguard: the node's own mount namespace for wireguard-go's socket. */
+  mnt?: WireguardMountNs;
 }
 
 for (const sc of scenarios) {
-  describe.skipIf(!!skip)(`3 agents, ${sc.name}`, () => {
+  describe.skipIf(!!(sc.backend === "wireguard" ? skipWireguard : skip))(`3 agents, ${sc.name}`, () => {
     let topo: Topology;
     let dir: string;
     let netConf: string;
@@ -57,7 +68,8 @@ for (const sc of scenarios) {
     const nodes: Node[] = [];
     const v4pods = sc.pods === "dual";
     const seeds = () => nodes.map((n) => (n.ip.includes(":") ? `[${n.ip}]:7946` : `${n.ip}:7946`));
-    const start = (n: Node) => startAgent(n, { netConf, keyFile, join: seeds() });
+    const start = (n: Node) => startAgent(n, { netConf, keyFile, join: seeds(), ...(n.mnt ? { inNode: (argv: string[]) => n.mnt!.argv(n.ns, argv) } : {}) });
+    const wgDump = (n: Node, dev: string) => parseWgDump(n.mnt!.exec(n.ns, ["wg", "show", dev, "dump"]).stdout);
     const env = (n: Node) => readFileSync(n.subnetFile, "utf8");
     const v6SubnetOf = (n: Node) => /FLANNEL_IPV6_SUBNET=(\S+)::1\/64/.exec(env(n))![1] + "::/64";
     const v4SubnetOf = (n: Node) => /FLANNEL_SUBNET=(\S+)\.1\/24/.exec(env(n))![1] + ".0/24";
@@ -79,8 +91,10 @@ for (const sc of scenarios) {
       netConf = join(dir, "net-conf.json");
       writeFileSync(keyFile, exec(topo.nodes[0]!.ns, [BIN, "keygen"]).stdout, { mode: 0o600 });
       const families = sc.pods === "dual" ? { Network: "10.244.0.0/16" } : { EnableIPv4: false };
-      writeFileSync(netConf, JSON.stringify({ ...families, EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: sc.backend } }));
-      topo.nodes.forEach((t, i) => nodes.push({ ...agentNode(`node${i + 1}`, t.ns, t.ip, dir), ...(t.ipv6 ? { ipv6: t.ipv6 } : {}) }));
+      writeFileSync(netConf, JSON.stringify({ ...families, EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: sc.backend, ...(sc.mode ? { Mode: sc.mode } : {}) } }));
+      for (const [i, t] of topo.nodes.entries()) {
+        nodes.push({ ...agentNode(`node${i + 1}`, t.ns, t.ip, dir), ...(t.ipv6 ? { ipv6: t.ipv6 } : {}), ...(sc.backend === "wireguard" ? { mnt: await WireguardMountNs.create() } : {}) });
+      }
       for (const n of nodes) start(n);
       for (const n of nodes) {
         await until(`${n.name} ready`, 30_000, () => n.proc!.exitCode === null && readiness(n)?.ready === true).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
@@ -95,6 +109,11 @@ for (const sc of scenarios) {
 
     afterAll(async () => {
       await Promise.all(nodes.map((n) => stopAgent(n)));
+      for (const n of nodes) {
+        if (!n.mnt) continue;
+        killNamespaceProcesses(n.ns); // wireguard-go daemons outlive agents by design
+        n.mnt.close();
+      }
       await topo?.cleanup();
       if (dir) rmSync(dir, { recursive: true, force: true });
       expect(listNamespaces(PREFIX)).toEqual([]);
@@ -121,14 +140,33 @@ for (const sc of scenarios) {
     test("weft's devices, and per peer the IPv6 route (and for vxlan the NDP and FDB entries), read back with ip -j and bridge -j", () => {
       for (const n of nodes) {
         const links = ipJson<{ ifname: string }[]>(n.ns, "link", "show").map((l) => l.ifname);
-        for (const d of ["weft.1", "weft-v6.1", "weft0"]) expect([d, links.includes(d)]).toEqual([d, sc.devices.includes(d)]);
+        for (const d of ["weft.1", "weft-v6.1", "weft0", "weft-wg", "weft-wg-v6"]) expect([d, links.includes(d)]).toEqual([d, sc.devices.includes(d)]);
         const peers = nodes.filter((p) => p !== n);
         const r6 = routes6(n);
-        if (sc.backend === "udp") {
-          // One route of the whole IPv6 pod network into the TUN; the packet loop picks the peer.
-          expect(r6.map((r) => [r.dst, r.dev, r.gateway])).toEqual([["fd00:10:244::/56", "weft0", undefined]]);
+        if (oneRoute(sc.backend)) {
+          // One route of the whole IPv6 pod network into the device; the packet loop (udp) or
+          // WireGuard's cryptokey routing picks the peer.
+          expect(r6.map((r) => [r.dst, r.dev, r.gateway])).toEqual([["fd00:10:244::/56", sc.v6dev, undefined]]);
+        }
+        if (sc.backend === "wireguard") {
+          // Read back with WireGuard's own tool: per device its port, per peer the endpoint
+          // the Mode picks and the subnets of the families the device carries.
+          const expectDevice = (dev: string, port: number, endpoint: (p: Node) => string, allowed: (p: Node) => string[]) => {
+            const dump = wgDump(n, dev);
+            expect(dump.listenPort).toBe(port);
+            const got = dump.peers.map((x) => [x.endpoint, x.allowedIps.split(",").sort()]).sort();
+            expect(got).toEqual(peers.map((p) => [endpoint(p), allowed(p).sort()]).sort());
+          };
+          if (sc.mode === "separate") {
+            expectDevice("weft-wg", 51820, (p) => `${p.ip}:51820`, (p) => [v4SubnetOf(p)]);
+            expectDevice("weft-wg-v6", 51821, (p) => `[${p.ipv6}]:51821`, (p) => [v6SubnetOf(p)]);
+          } else {
+            // auto with only IPv6 underlay addresses: IPv6 endpoints, both families' subnets.
+            expectDevice("weft-wg", 51820, (p) => `[${p.ip}]:51820`, (p) => [v4SubnetOf(p), v6SubnetOf(p)]);
+          }
           continue;
         }
+        if (sc.backend === "udp") continue;
         for (const p of peers) {
           const subnet = v6SubnetOf(p);
           const r = r6.find((x) => x.dst === subnet)!;
@@ -182,7 +220,7 @@ for (const sc of scenarios) {
 
     test("an IPv6 route deleted by hand is back within a second", async () => {
       const n = nodes[0]!;
-      const dst = sc.backend === "udp" ? "fd00:10:244::/56" : v6SubnetOf(nodes[2]!);
+      const dst = oneRoute(sc.backend) ? "fd00:10:244::/56" : v6SubnetOf(nodes[2]!);
       expect(routes6(n).some((r) => r.dst === dst)).toBe(true);
       exec(n.ns, ["ip", "-6", "route", "del", dst]);
       const t0 = Date.now();
