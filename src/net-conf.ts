@@ -289,14 +289,6 @@ function deriveRange(r: RangeInput) {
   };
 }
 
-/** The IPv4 pod network of an IPv4-only config; throws a ConfigError naming EnableIPv6 otherwise. */
-export function ipv4OnlyNetwork(net: NetConf): { network: string; subnetLen: number; subnetMin: string; subnetMax: string } {
-  if (net.enableIPv6 || !net.network || net.subnetLen === undefined || !net.subnetMin || !net.subnetMax) {
-    throw new ConfigError("invalid net-conf: EnableIPv6: the agent does not program IPv6 pod networks yet (set EnableIPv6 to false)");
-  }
-  return { network: net.network, subnetLen: net.subnetLen, subnetMin: net.subnetMin, subnetMax: net.subnetMax };
-}
-
 /** IPv6 prefixes a pod network must not overlap, with why. */
 const SPECIAL_IPV6: [string, string][] = [
   ["::/127", "holds the unspecified and loopback addresses"],

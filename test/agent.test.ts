@@ -68,13 +68,16 @@ afterEach(async () => {
   }
 });
 
-/** A peer "p1" at 192.0.2.11 holds a lease; then the agent "me" (vxlan, 192.0.2.10) starts, joining it. */
-async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlags> } = {}): Promise<World> {
+/**
+ * A peer "p1" at 192.0.2.11 (or `peerAddr`) holds a lease; then the agent "me" (vxlan,
+ * 192.0.2.10, on an underlay of the families in `underlay`) starts, joining it.
+ */
+async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlags>; underlay?: { ipv4?: boolean; ipv6?: boolean }; peerAddr?: string } = {}): Promise<World> {
   const sim = new LeaseSim({ seed: o.seed ?? 1, net, keyring, settleMs: 1000 });
-  const peer = sim.add("p1", "192.0.2.11:7946", []);
+  const peer = sim.add("p1", o.peerAddr ?? "192.0.2.11:7946", []);
   void sim.start("p1");
   expect(await sim.runUntil(() => !!peer.lease, 10_000)).toBe(true);
-  const host = new FakeAgentHost(sim.network);
+  const host = new FakeAgentHost(sim.network, o.underlay);
   const systemd: string[] = [];
   const agent = new Agent({
     config: { agent: flags(o.flags), net } satisfies Config,
@@ -306,24 +309,11 @@ describe("agent with IPv6 pod networks", () => {
   const dual = parseNetConf({ Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } });
   const v6only = parseNetConf({ EnableIPv4: false, EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } });
 
-  /** Like world(), on an underlay with the given families; the peer at `peerAddr`. */
+  /** world() on an underlay with the given families, the peer at `peerAddr`; returns once the agent started. */
   async function world6(net: NetConf, underlay: { ipv4?: boolean; ipv6?: boolean }, peerAddr: string, over: Partial<AgentFlags> = {}) {
-    const sim = new LeaseSim({ seed: 7, net, keyring, settleMs: 1000 });
-    const peer = sim.add("p1", peerAddr, []);
-    void sim.start("p1");
-    expect(await sim.runUntil(() => !!peer.lease, 10_000)).toBe(true);
-    const host = new FakeAgentHost(sim.network, underlay);
-    const systemd: string[] = [];
-    const agent = new Agent({ config: { agent: flags({ join: [], ...over }), net }, keyring, logger: silentLogger, clock: sim.clock, notifier: recordingNotifier(systemd), host, random: seededRandom(7) });
-    const started: World["started"] = { done: false };
-    agent.start().then(
-      () => void (started.done = true),
-      (e) => Object.assign(started, { done: true, error: e as Error }),
-    );
-    const w = { sim, host, agent, systemd, peer, started };
-    worlds.push(w);
-    expect(await sim.runUntil(() => started.done, 20_000)).toBe(true);
-    expect(started.error).toBeUndefined();
+    const w = await world(net, { seed: 7, flags: { join: [], ...over }, underlay, peerAddr });
+    expect(await w.sim.runUntil(() => w.started.done, 20_000)).toBe(true);
+    expect(w.started.error).toBeUndefined();
     return w;
   }
 

@@ -57,8 +57,9 @@ export type ToWorker =
       udpFd: number;
       udpFd6: number;
       port: number;
-      /** This node's own subnets: only packets for them are decapsulated. */
+      /** This node's own subnets (each family it runs): only packets for them are decapsulated. */
       ownSubnets: string[];
+      /** The TUN fd was opened with a virtio_net_hdr and TSO/checksum offload. */
       offload: boolean;
       ctrl: SharedArrayBuffer;
       counters: SharedArrayBuffer;

@@ -75,16 +75,8 @@ export interface Pump {
   stop(): void;
 }
 
-export interface PumpOptions {
-  tunFd: number;
-  /** UDP sockets on the IPv4 and the IPv6 public address; -1 where the node has none. */
-  udpFd: number;
-  udpFd6: number;
-  port: number;
-  /** This node's own subnets (each family it runs): only packets for them are decapsulated. */
-  ownSubnets: string[];
-  /** The TUN fd was opened with a virtio_net_hdr and TSO/checksum offload. */
-  offload: boolean;
+/** The loop's fds and settings, as its start message carries them (udp-pump-protocol.ts). */
+export interface PumpOptions extends Pick<Extract<ToWorker, { type: "start" }>, "tunFd" | "udpFd" | "udpFd6" | "port" | "ownSubnets" | "offload"> {
   logger: Logger;
 }
 

@@ -62,13 +62,18 @@ export function udpPacket(src: string, dst: string, port: number, payload: Uint8
 
 /** IPv4/TCP (ACK) with a `doff`-word header and `payloadBytes` of zeros; checksum field = pseudo-header sum. */
 export function tcpPacket(src: string, dst: string, { doff = 5, payloadBytes = 0 } = {}): Uint8Array {
+  return ipv4({ src, dst, protocol: 6, body: tcpSegment(doff, payloadBytes, (len) => pseudoSum(src, dst, 6, len)) });
+}
+
+/** A TCP ACK segment 40000 → 9000 of a `doff`-word header and `payloadBytes` zeros, its checksum field `sum(length)`. */
+function tcpSegment(doff: number, payloadBytes: number, sum: (len: number) => number): Uint8Array {
   const len = doff * 4 + payloadBytes;
   const body = new Uint8Array(len);
   body.set([0x9c, 0x40, 0x23, 0x28, 0, 0, 0, 1, 0, 0, 0, 1, doff << 4, 0x10, 0xff, 0xff]);
-  const s = pseudoSum(src, dst, 6, len);
+  const s = sum(len);
   body[16] = s >> 8;
   body[17] = s & 0xff;
-  return ipv4({ src, dst, protocol: 6, body });
+  return body;
 }
 
 export interface VnetHdr {
@@ -132,11 +137,5 @@ export function udp6Packet(src: string, dst: string, port: number, payload: stri
 
 /** IPv6/TCP (ACK) with a `doff`-word header and `payloadBytes` of zeros; checksum field = pseudo-header sum. */
 export function tcp6Packet(src: string, dst: string, { doff = 5, payloadBytes = 0 } = {}): Uint8Array {
-  const len = doff * 4 + payloadBytes;
-  const body = new Uint8Array(len);
-  body.set([0x9c, 0x40, 0x23, 0x28, 0, 0, 0, 1, 0, 0, 0, 1, doff << 4, 0x10, 0xff, 0xff]);
-  const s = pseudoSum6(src, dst, 6, len);
-  body[16] = s >> 8;
-  body[17] = s & 0xff;
-  return ipv6({ src, dst, next: 6, body });
+  return ipv6({ src, dst, next: 6, body: tcpSegment(doff, payloadBytes, (len) => pseudoSum6(src, dst, 6, len)) });
 }
