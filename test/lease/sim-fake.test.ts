@@ -16,7 +16,7 @@ import { viewText } from "../../sim/duplicates.ts";
 import { FakeSim, net50, netDual50, netDualSkewed, netV6only50 } from "./harness.ts";
 
 const SEEDS = Number(process.env.WEFT_SIM_SEEDS ?? 200);
-const SEEDS_V6 = Number(process.env.WEFT_SIM_SEEDS_V6 ?? 60);
+const SEEDS_V6 = Number(process.env.WEFT_SIM_SEEDS_V6 ?? 30);
 const N = 50;
 
 export async function runScenario(seed: number, net: NetConf = net50) {

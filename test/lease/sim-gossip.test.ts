@@ -12,7 +12,7 @@ import type { NetConf } from "../../src/net-conf.ts";
 import { net50, netDualSkewed, netV6only50 } from "./harness.ts";
 
 const SEEDS = Number(process.env.WEFT_GOSSIP_SIM_SEEDS ?? 6);
-const SEEDS_V6 = Number(process.env.WEFT_GOSSIP_SIM_SEEDS_V6 ?? 3);
+const SEEDS_V6 = Number(process.env.WEFT_GOSSIP_SIM_SEEDS_V6 ?? 6);
 const FIRST = Number(process.env.WEFT_GOSSIP_SIM_FIRST ?? 1);
 const N = 50;
 const keyring = parseKeyFile(Buffer.alloc(32, 7).toString("base64"));
