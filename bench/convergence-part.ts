@@ -17,6 +17,8 @@
  * loss and a partition the tail of convergence grows several-fold (bench/RESULTS.md,
  * 2026-12-01), so the exact 1 ms window is the default and 3 ms an opt-in for quick runs.
  */
+import { describeSubnets } from "../src/lease/families.ts";
+import { viewText } from "../sim/duplicates.ts";
 import { createHash } from "node:crypto";
 import { parseNetConf } from "../src/net-conf.ts";
 import { parseKeyFile } from "../src/gossip/keyring.ts";
@@ -114,7 +116,7 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
     superseded?: boolean;
   }
   const tracks = new Map<string, Track>();
-  const keyOf = (l: Lease) => `${l.nodeName}|${l.generation}|${l.subnet}|${l.claimedAt}`;
+  const keyOf = (l: Lease) => `${l.nodeName}|${l.generation}|${describeSubnets(l)}|${l.claimedAt}`;
   const track = (k: string) => {
     let t = tracks.get(k);
     if (!t) tracks.set(k, (t = { heldAt: new Float64Array(N).fill(NaN) }));
@@ -264,11 +266,11 @@ export async function runPart(o: PartOptions, exchange: Exchange, log: (s: strin
   const own: PartResult["own"] = [];
   for (const n of up) {
     const l = n.cluster.ownLease();
-    if (l) own.push({ name: n.name, subnet: l.subnet });
+    if (l) own.push({ name: n.name, subnet: describeSubnets(l) });
   }
   const views = up.map((n) =>
     createHash("sha256")
-      .update(n.cluster.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort().join(","))
+      .update(viewText(n.cluster.leases()))
       .digest("hex"),
   );
   const out: PartResult["tracks"] = [];

@@ -2,8 +2,11 @@
 # Pod-to-pod TCP throughput (iperf3) per backend over one namespace topology:
 #   underlay ns (bridge br0) ── node0 ns (eth0 192.0.2.11, cni0 10.244.1.1/24) ── pod0 ns
 #                            └─ node1 ns (eth0 192.0.2.12, cni0 10.244.2.1/24) ── pod1 ns
-# For each case the topology is built fresh, the dataplane programmed, and pod0 → pod1
-# measured. Cases: vxlan and host-gw programmed by weft (test/backend/node-agent.ts, the
+# Pods are dual-stack (cni0 also fd00:10:244:<n>::1/64) and eth0 also has 2001:db8::1<n>;
+# weft is told of the IPv6 underlay address only in the cases that use it (`-v6ul`,
+# host-gw, wireguard's Mode separate). For each case the topology is built fresh, the
+# dataplane programmed, and pod0 → pod1 measured; weft's cases over both pod families
+# (results `<case>` and `<case>/v6`). Cases: vxlan and host-gw programmed by weft (test/backend/node-agent.ts, the
 # real libnl Netlink and backends) beside the same dataplane set up by hand with ip/bridge;
 # udp by weft (TUN + Worker) beside socat TUN<->UDP; wireguard by weft beside the same
 # WireGuard set up by hand with `wireguard-go` + `wg` + `ip` (on a kernel without the
@@ -19,7 +22,7 @@ for t in ip bridge iperf3 socat; do command -v "$t" >/dev/null || { echo "bench/
 BUN=${BUN:-$PWD/node_modules/.bin/bun}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft host-gw-hand host-gw-weft udp-socat udp-weft udp-weft-plain wireguard-hand wireguard-weft"}
+CASES=${BENCH_CASES:-"vxlan-hand vxlan-weft vxlan-weft-v6ul host-gw-hand host-gw-weft udp-socat udp-weft udp-weft-plain wireguard-hand wireguard-weft"}
 case " $CASES " in *" wireguard-"*) for t in wg wireguard-go nsenter; do command -v "$t" >/dev/null || { echo "bench/dataplane.sh: $t not installed (apt install wireguard-tools wireguard-go)" >&2; exit 2; }; done ;; esac
 ID="wbk-bench-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TMP=$(mktemp -d /tmp/wbk-bench.XXXXXX)
@@ -78,16 +81,23 @@ topology() { # $1 = pod MTU
     local n p sub=$((i + 1))
     n=$(node $i) p=$(pod $i)
     ip netns add "$n"; ip netns add "$p"
+    for ns in "$n" "$p"; do # IPv6 on, no duplicate address detection delays (these namespaces only)
+      ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    done
     ip -n "$n" link set lo up; ip -n "$p" link set lo up
     ip -n "$ID-ul" link add "n$i" type veth peer name eth0 netns "$n"
     ip -n "$ID-ul" link set "n$i" master br0 up
     ip -n "$n" addr add "192.0.2.$((11 + i))/24" dev eth0 && ip -n "$n" link set eth0 up
-    ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$n" addr add "2001:db8::$((11 + i))/64" dev eth0 nodad
+    ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
     ip -n "$n" link add cni0 type bridge && ip -n "$n" addr add "10.244.$sub.1/24" dev cni0 && ip -n "$n" link set cni0 up
+    ip -n "$n" addr add "fd00:10:244:$sub::1/64" dev cni0 nodad
     ip -n "$n" link add "veth$i" mtu "$1" type veth peer name eth0 netns "$p" mtu "$1"
     ip -n "$n" link set "veth$i" master cni0 up
     ip -n "$p" addr add "10.244.$sub.2/24" dev eth0 && ip -n "$p" link set eth0 up
+    ip -n "$p" addr add "fd00:10:244:$sub::2/64" dev eth0 nodad
     ip -n "$p" route add default via "10.244.$sub.1"
+    ip -n "$p" -6 route add default via "fd00:10:244:$sub::1"
   done
 }
 
@@ -124,13 +134,15 @@ socat_udp() {
   done
 }
 
-weft() { # $1 = backend conf JSON, $2 = extra config JSON fields; agents stay up (udp needs its packet loop) until cleanup
-  local peers='[{"nodeName":"node0","subnet":"10.244.1.0/24","publicIp":"192.0.2.11","vtepMac":"'$MAC0'","publicKey":"'${PUB[0]:-}'"},{"nodeName":"node1","subnet":"10.244.2.0/24","publicIp":"192.0.2.12","vtepMac":"'$MAC1'","publicKey":"'${PUB[1]:-}'"}]'
+weft() { # $1 = backend conf JSON, $2 = extra config JSON fields; V6UL=1: weft uses the IPv6 underlay addresses; agents stay up (udp needs its packet loop) until cleanup
+  local v6=("" "")
+  [ "${V6UL:-}" = 1 ] && v6=(',"publicIpv6":"2001:db8::11"' ',"publicIpv6":"2001:db8::12"')
+  local peers='[{"nodeName":"node0","subnet":"10.244.1.0/24","ipv6Subnet":"fd00:10:244:1::/64","publicIp":"192.0.2.11"'${v6[0]}',"vtepMac":"'$MAC0'","publicKey":"'${PUB[0]:-}'"},{"nodeName":"node1","subnet":"10.244.2.0/24","ipv6Subnet":"fd00:10:244:2::/64","publicIp":"192.0.2.12"'${v6[1]}',"vtepMac":"'$MAC1'","publicKey":"'${PUB[1]:-}'"}]'
   local macs=("$MAC0" "$MAC1")
   for i in 0 1; do
     local keys=""
     [ -n "${PRIV[$i]:-}" ] && keys=',"wireguardKeys":{"privateKey":"'${PRIV[$i]}'","publicKey":"'${PUB[$i]}'"}'
-    local conf='{"backend":'$1',"publicIp":"192.0.2.'$((11 + i))'","underlayIface":"eth0","underlayMtu":1500,"ownSubnet":"10.244.'$((i + 1))'.0/24","network":"10.244.0.0/16","vtepMac":"'${macs[$i]}'"'$keys',"peers":'$peers${2:+,$2}'}'
+    local conf='{"backend":'$1',"publicIp":"192.0.2.'$((11 + i))'"'${v6[$i]}',"underlayIface":"eth0","underlayMtu":1500,"ownSubnet":"10.244.'$((i + 1))'.0/24","network":"10.244.0.0/16","ownIpv6Subnet":"fd00:10:244:'$((i + 1))'::/64","ipv6Network":"fd00:10:244::/56","vtepMac":"'${macs[$i]}'"'$keys',"peers":'$peers${2:+,$2}'}'
     rm -f "$TMP/in$i"; mkfifo "$TMP/in$i"
     in_node "$i" "$BUN" "$PWD/test/backend/node-agent.ts" "$conf" <"$TMP/in$i" >"$TMP/out$i" 2>"$TMP/err$i" &
     PIDS+=($!)
@@ -143,56 +155,71 @@ weft() { # $1 = backend conf JSON, $2 = extra config JSON fields; agents stay up
   done
 }
 
-measure() { # prints Gbit/s pod0 -> pod1
+measure() { # $1 = pod1's address; prints Gbit/s pod0 -> pod1
   ip netns exec "$(pod 1)" iperf3 -s -1 >/dev/null 2>&1 &
   local srv=$!
   for _ in $(seq 50); do ip netns exec "$(pod 1)" ss -ltn 2>/dev/null | grep -q ':5201' && break; sleep 0.1; done
-  ip netns exec "$(pod 0)" ping -c 1 -W 2 10.244.2.2 >/dev/null || { echo "no connectivity pod0 -> pod1" >&2; kill $srv; echo 0; return; }
-  ip netns exec "$(pod 0)" timeout $((SECS + 15)) iperf3 -c 10.244.2.2 -t "$SECS" -J >"$TMP/iperf.json" || true
+  ip netns exec "$(pod 0)" ping -c 1 -W 2 "$1" >/dev/null || { echo "no connectivity pod0 -> pod1 ($1)" >&2; kill $srv; echo 0; return; }
+  ip netns exec "$(pod 0)" timeout $((SECS + 15)) iperf3 -c "$1" -t "$SECS" -J >"$TMP/iperf.json" || true
   kill $srv 2>/dev/null || true
   "$BUN" -e 'const j = await Bun.file(process.argv[1]).json(); const b = j.end?.sum_received?.bits_per_second; console.log(b ? (b / 1e9).toFixed(3) : "0")' "$TMP/iperf.json"
 }
 
 declare -A ALL
+KEYS=()
 for r in $(seq "$ROUNDS"); do
   for c in $CASES; do
     case $c in
       vxlan-hand) topology 1450; by_hand_vxlan ;;
-      vxlan-weft) topology 1450; weft '{"type":"vxlan","vni":1,"port":8472,"directRouting":false}' ;;
+      vxlan-weft) topology 1450; weft '{"type":"vxlan","vni":1,"port":8472,"directRouting":false}' ;; # IPv6 pods over weft.1 too
+      vxlan-weft-v6ul) topology 1430; V6UL=1 weft '{"type":"vxlan","vni":1,"port":8472,"directRouting":false}' ;; # IPv6 pods over weft-v6.1
       host-gw-hand) topology 1500; by_hand_host_gw ;;
-      host-gw-weft) topology 1500; weft '{"type":"host-gw"}' ;;
+      host-gw-weft) topology 1500; V6UL=1 weft '{"type":"host-gw"}' ;;
       udp-socat) topology 1472; socat_udp ;;
       udp-weft) topology 1472; weft '{"type":"udp","port":8285}' ;;
       udp-weft-plain) topology 1472; weft '{"type":"udp","port":8285}' '"udpOffload":false' ;; # flannel framing, packet by packet
       wireguard-hand) topology 1420; by_hand_wireguard ;;
-      wireguard-weft) topology 1420; wg_mount_namespaces; weft '{"type":"wireguard","listenPort":51820,"listenPortV6":51821,"persistentKeepaliveInterval":0,"mode":"separate"}' ;;
+      wireguard-weft) topology 1420; wg_mount_namespaces; V6UL=1 weft '{"type":"wireguard","listenPort":51820,"listenPortV6":51821,"persistentKeepaliveInterval":0,"mode":"separate"}' ;;
       *) echo "unknown case $c" >&2; exit 2 ;;
     esac
-    v=$(measure)
-    ALL[$c]="${ALL[$c]:-} $v"
-    printf 'round %d %-14s %8s Gbit/s\n' "$r" "$c" "$v"
-    if [ "$c" = udp-weft ] && [ "$r" = "$ROUNDS" ]; then # the packet loop's own counters, to spot drops
-      for i in 0 1; do
-        echo '{"counters":1}' >"$TMP/in$i"
-        for _ in $(seq 50); do grep -q '"counters"' "$TMP/out$i" && break; sleep 0.1; done
-        echo "  node$i $(grep '"counters"' "$TMP/out$i" | tail -1)"
-      done
-    fi
+    dsts=("10.244.2.2")
+    case $c in *-weft*) dsts+=("fd00:10:244:2::2") ;; esac
+    for dst in "${dsts[@]}"; do
+      k=$c
+      case $dst in *:*) k=$c/v6 ;; esac
+      v=$(measure "$dst")
+      ALL[$k]="${ALL[$k]:-} $v"
+      KEYS+=("$k")
+      printf 'round %d %-20s %8s Gbit/s\n' "$r" "$k" "$v"
+      if [ "$c" = udp-weft ] && [ "$r" = "$ROUNDS" ]; then # the packet loop's own counters, to spot drops (cumulative over both families)
+        for i in 0 1; do
+          n0=$(grep -c '"counters"' "$TMP/out$i" || true)
+          echo '{"counters":1}' >"$TMP/in$i"
+          for _ in $(seq 50); do [ "$(grep -c '"counters"' "$TMP/out$i" || true)" -gt "$n0" ] && break; sleep 0.1; done
+          echo "  node$i after $k: $(grep '"counters"' "$TMP/out$i" | tail -1)"
+        done
+      fi
+    done
     cleanup
     PRIV=() PUB=()
   done
 done
 echo "--- medians over $ROUNDS rounds"
-for c in $CASES; do
+for c in $(printf '%s\n' "${KEYS[@]}" | awk '!seen[$0]++'); do
   RESULT[$c]=$(echo ${ALL[$c]} | tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-  printf '%-14s %8s Gbit/s   (runs:%s)\n' "$c" "${RESULT[$c]}" "${ALL[$c]}"
+  printf '%-20s %8s Gbit/s   (runs:%s)\n' "$c" "${RESULT[$c]}" "${ALL[$c]}"
 done
 
-ratio() { [ -n "${RESULT[$1]:-}" ] && [ -n "${RESULT[$2]:-}" ] && awk -v a="${RESULT[$1]}" -v b="${RESULT[$2]}" -v l="$3" -v t="$4" 'BEGIN { r = (b > 0) ? a / b : 0; printf "%-26s %6.2f  (target >= %s)\n", l, r, t }' || true; }
+ratio() { [ -n "${RESULT[$1]:-}" ] && [ -n "${RESULT[$2]:-}" ] && awk -v a="${RESULT[$1]}" -v b="${RESULT[$2]}" -v l="$3" -v t="$4" 'BEGIN { r = (b > 0) ? a / b : 0; printf "%-40s %6.2f  (target >= %s)\n", l, r, t }' || true; }
 echo "--- ratios of medians ($(date -u +%F), $(nproc) vCPU, iperf3 -t $SECS, load $(cut -d' ' -f1-3 /proc/loadavg))"
 ratio vxlan-weft vxlan-hand "vxlan weft / by hand" 0.95
 ratio host-gw-weft host-gw-hand "host-gw weft / by hand" 0.95
 ratio udp-weft udp-socat "udp weft / socat" 5
 ratio udp-weft-plain udp-socat "udp weft (no offload) / socat" "- (informative)"
 ratio wireguard-weft wireguard-hand "wireguard weft / by hand" 0.95
+ratio vxlan-weft/v6 vxlan-weft "vxlan IPv6 / IPv4 pods (IPv4 underlay)" 0.95
+ratio vxlan-weft-v6ul/v6 vxlan-weft-v6ul "vxlan IPv6 / IPv4 pods (dual underlay)" 0.95
+ratio host-gw-weft/v6 host-gw-weft "host-gw IPv6 / IPv4 pods" 0.95
+ratio udp-weft/v6 udp-weft "udp IPv6 / IPv4 pods" "- (informative)"
+ratio wireguard-weft/v6 wireguard-weft "wireguard IPv6 / IPv4 pods" "- (informative)"
 [ -n "${RESULT[udp-weft]:-}" ] && echo "udp weft absolute: ${RESULT[udp-weft]} Gbit/s (target >= 1)"

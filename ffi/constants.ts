@@ -13,6 +13,10 @@ export const AF_NETLINK = 16;
 /** libnl parses and builds link-layer (MAC) addresses with this family. */
 export const AF_LLC = 26;
 
+// IPv6 socket option (linux/in6.h): the socket takes IPv6 only, no IPv4-mapped peers.
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
+
 // Socket types and flags (linux/net.h, fcntl.h on x86-64/aarch64).
 export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
@@ -58,6 +62,12 @@ export const RTMGRP_LINK = 0x1;
 export const RTMGRP_NEIGH = 0x4;
 export const RTMGRP_IPV4_IFADDR = 0x10;
 export const RTMGRP_IPV4_ROUTE = 0x40;
+export const RTMGRP_IPV6_IFADDR = 0x100;
+export const RTMGRP_IPV6_ROUTE = 0x400;
+
+// Address flags (linux/if_addr.h): no duplicate address detection; no prefix route.
+export const IFA_F_NODAD = 0x02;
+export const IFA_F_NOPREFIXROUTE = 0x200;
 
 // Interface flags (linux/if.h).
 export const IFF_UP = 0x1;

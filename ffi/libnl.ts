@@ -85,6 +85,8 @@ export const LIBNL_ROUTE_SYMBOLS = {
   rtnl_addr_get_local: { args: ["ptr"], returns: "ptr" },
   rtnl_addr_get_family: { args: ["ptr"], returns: "i32" },
   rtnl_addr_get_prefixlen: { args: ["ptr"], returns: "i32" },
+  // IFA_F_* flags; those above 0xff go out as IFA_FLAGS (libnl >= 3.2.26).
+  rtnl_addr_set_flags: { args: ["ptr", "u32"], returns: "void" },
   rtnl_addr_add: { args: ["ptr", "ptr", "i32"], returns: "i32" },
   rtnl_addr_delete: { args: ["ptr", "ptr", "i32"], returns: "i32" },
   rtnl_addr_alloc_cache: { args: ["ptr", "ptr"], returns: "i32" },

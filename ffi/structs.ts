@@ -27,3 +27,5 @@ export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
 export const SOCKADDR_UN = { familySize: 2, pathMax: 108 } as const;
 /** struct sockaddr_in: family u16 (host order), port u16 (network order), addr 4 bytes, 8 zero. */
 export const SOCKADDR_IN_SIZE = 16;
+/** struct sockaddr_in6: family u16 (host order), port u16 (network order), flowinfo u32, addr 16 bytes at 8, scope id u32 at 24. */
+export const SOCKADDR_IN6_SIZE = 28;

@@ -13,6 +13,7 @@ export const IFF_VNET_HDR = 0x4000;
 export const TUNSETOFFLOAD = 0x400454d0;
 export const TUN_F_CSUM = 0x01;
 export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
 export const TUN_F_TSO_ECN = 0x08;
 /** struct virtio_net_hdr (TUN's default vnet header size): flags u8, gso_type u8,
  *  hdr_len u16, gso_size u16, csum_start u16, csum_offset u16, host byte order. */
@@ -20,6 +21,7 @@ export const VNET_HDR_SIZE = 10;
 export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 export const VIRTIO_NET_HDR_GSO_NONE = 0;
 export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
 export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
 
 /** struct ifreq: 40 bytes on 64-bit Linux; name at 0 (IFNAMSIZ 16), flags (u16) at 16. */

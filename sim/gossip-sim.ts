@@ -80,9 +80,9 @@ export class Sim {
   async add(
     name: string,
     i: number,
-    opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array; digest?: boolean; clockOffsetMs?: number | (() => number); logger?: Logger; config?: Partial<GossipConfig> } = {},
+    opts: { keyring?: Keyring | null; clusterName?: string; meta?: Uint8Array; digest?: boolean; clockOffsetMs?: number | (() => number); logger?: Logger; config?: Partial<GossipConfig>; addr?: string } = {},
   ): Promise<SimNode> {
-    const addr = Sim.addr(i);
+    const addr = opts.addr ?? Sim.addr(i);
     const delegate = opts.digest ?? this.opts.digest ? new DigestDelegate() : new RecordingDelegate();
     const gossip = createGossip({
       name,

@@ -16,6 +16,8 @@ import { FakeClock } from "./fake-clock.ts";
 import { seededRandom as seeded } from "../src/gossip/prng.ts";
 import { MemStore } from "./mem-store.ts";
 import { ObservedTable } from "./observed-table.ts";
+import { duplicateSubnets, viewText } from "./duplicates.ts";
+import { hostOfAddr } from "../src/lease/families.ts";
 import { runClock, runClockUntil } from "./run.ts";
 
 export interface LeaseSimOptions {
@@ -63,13 +65,24 @@ export class LeaseSim {
     return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7946`;
   }
 
+  /** Node i's gossip address in an IPv6-only cluster (its IPv6 public address, port 7946). */
+  static addr6(i: number): string {
+    return `[2001:db8::${i.toString(16)}]:7946`;
+  }
+
   add(name: string, addr: string, seeds: string[], opts: { store?: MemStore; keyring?: Keyring | null } = {}): LeaseSimNode {
     const store = opts.store ?? this.nodes.get(name)?.store ?? new MemStore();
     const table = new ObservedTable();
+    // The gossip address is the node's IPv4 public address, or its IPv6 one when it has
+    // no IPv4 (as the agent does). A dual-stack node's IPv6 address is derived from its IPv4.
+    const host = hostOfAddr(addr);
+    const v6 = host.includes(":");
+    const publicIpv6 = v6 ? host : this.o.net.enableIPv6 ? `2001:db8::${host.split(".").map((x) => Number(x).toString(16)).join(":")}` : undefined;
     const cluster = createCluster({
       net: this.o.net,
       nodeName: name,
-      publicIp: addr.replace(/:\d+$/, ""),
+      ...(v6 ? {} : { publicIp: host }),
+      ...(publicIpv6 ? { publicIpv6 } : {}),
       advertiseAddr: addr,
       seeds,
       backend: (nodeId) => ({ type: "vxlan", vtepMac: `0e:${nodeId.slice(0, 10).replace(/(..)(?!$)/g, "$1:")}` }),
@@ -120,21 +133,17 @@ export class LeaseSim {
     return [...this.nodes.values()].filter((n) => n.up);
   }
 
+  /** Subnets (either family) held by more than one up node's committed lease. */
   duplicates(): string[] {
-    const seen = new Map<string, string>();
-    const dup: string[] = [];
-    for (const n of this.upNodes()) {
+    return duplicateSubnets(this.upNodes().flatMap((n): [string, Lease][] => {
       const own = n.cluster.ownLease();
-      if (!own) continue;
-      if (seen.has(own.subnet)) dup.push(`${own.subnet} (${seen.get(own.subnet)}, ${n.name})`);
-      else seen.set(own.subnet, n.name);
-    }
-    return dup;
+      return own ? [[n.name, own]] : [];
+    }));
   }
 
-  /** Distinct views (name=subnet lists) among up nodes; 1 = agreement. */
+  /** Distinct views (name=subnets lists) among up nodes; 1 = agreement. */
   views(): number {
-    return new Set(this.upNodes().map((n) => n.cluster.leases().map((l) => `${l.nodeName}=${l.subnet}`).sort().join(","))).size;
+    return new Set(this.upNodes().map((n) => viewText(n.cluster.leases()))).size;
   }
 
   async stopAll(): Promise<void> {

@@ -238,11 +238,16 @@ export interface TopologyNode {
   ns: string;
   /** Underlay interface inside the node namespace. */
   iface: "eth0";
-  /** Underlay address, e.g. "192.0.2.11". */
+  /** Underlay address: the IPv4 one ("192.0.2.11"), or the IPv6 one on an IPv6-only underlay. */
   ip: string;
-  /** Underlay prefix length (24). */
+  /** Underlay prefix length of `ip` (24, or 64). */
   prefix: number;
+  /** The IPv6 underlay address ("2001:db8::11"), on an underlay with IPv6. */
+  ipv6?: string;
 }
+
+/** The address families of the underlay: IPv4 only (the default), both, IPv6 only. */
+export type UnderlayFamilies = "ipv4" | "dual" | "ipv6";
 
 export interface PodOptions {
   /** Pod address with prefix, e.g. "10.244.1.2/24". */
@@ -263,7 +268,8 @@ export interface Pod {
 
 export interface Topology {
   id: string;
-  underlay: { ns: string; bridge: "br0"; gateway: "192.0.2.1" };
+  /** The underlay bridge and its gateway addresses (192.0.2.1, and 2001:db8::1 with IPv6). */
+  underlay: { ns: string; bridge: "br0"; gateway: string; gatewayV6?: string };
   nodes: TopologyNode[];
   /** Creates a pod namespace whose eth0 is a veth peered into `node`'s namespace. */
   addPod(node: number | TopologyNode, opts: PodOptions): Pod;
@@ -279,32 +285,41 @@ export interface Topology {
 /**
  * Builds the underlay and `nodes` node namespaces. Node i (0-based) gets 192.0.2.(11+i)/24
  * on eth0 and a default route via 192.0.2.1 (br0 in the underlay namespace), so
- * "interface of the default route" discovery works as on a real host.
+ * "interface of the default route" discovery works as on a real host. With `underlay`
+ * "dual" it also gets 2001:db8::(11+i)/64 and an IPv6 default route via 2001:db8::1;
+ * with "ipv6" only those (documentation prefix, inside the test's namespaces only;
+ * addresses without duplicate address detection, so they are usable at once).
  * On any failure everything created so far is removed before the error propagates.
  */
-export function createTopology({ prefix = "wtf-", nodes = 2 }: { prefix?: string; nodes?: number } = {}): Topology {
+export function createTopology({ prefix = "wtf-", nodes = 2, underlay = "ipv4" }: { prefix?: string; nodes?: number; underlay?: UnderlayFamilies } = {}): Topology {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 200) throw new Error(`nodes must be 1..200, got ${nodes}`);
+  const v4 = underlay !== "ipv6";
+  const v6 = underlay !== "ipv4";
   const group = new NamespaceGroup(prefix);
   try {
     const ul = group.add("ul");
     ip(ul, "link", "add", "br0", "type", "bridge");
-    ip(ul, "addr", "add", "192.0.2.1/24", "dev", "br0");
+    if (v4) ip(ul, "addr", "add", "192.0.2.1/24", "dev", "br0");
+    if (v6) ip(ul, "addr", "add", "2001:db8::1/64", "dev", "br0", "nodad");
     ip(ul, "link", "set", "br0", "up");
     const list: TopologyNode[] = [];
     for (let i = 0; i < nodes; i++) {
       const ns = group.add(`n${i}`);
       const addr = `192.0.2.${11 + i}`;
+      const addr6 = `2001:db8::${11 + i}`;
       ip(ul, "link", "add", `n${i}`, "type", "veth", "peer", "name", "eth0", "netns", ns);
       ip(ul, "link", "set", `n${i}`, "master", "br0", "up");
-      ip(ns, "addr", "add", `${addr}/24`, "dev", "eth0");
+      if (v4) ip(ns, "addr", "add", `${addr}/24`, "dev", "eth0");
+      if (v6) ip(ns, "addr", "add", `${addr6}/64`, "dev", "eth0", "nodad");
       ip(ns, "link", "set", "eth0", "up");
-      ip(ns, "route", "add", "default", "via", "192.0.2.1", "dev", "eth0");
-      list.push({ ns, iface: "eth0", ip: addr, prefix: 24 });
+      if (v4) ip(ns, "route", "add", "default", "via", "192.0.2.1", "dev", "eth0");
+      if (v6) ip(ns, "-6", "route", "add", "default", "via", "2001:db8::1", "dev", "eth0");
+      list.push({ ns, iface: "eth0", ip: v4 ? addr : addr6, prefix: v4 ? 24 : 64, ...(v6 ? { ipv6: addr6 } : {}) });
     }
     let pods = 0;
     return {
       id: group.id,
-      underlay: { ns: ul, bridge: "br0", gateway: "192.0.2.1" },
+      underlay: { ns: ul, bridge: "br0", gateway: v4 ? "192.0.2.1" : "2001:db8::1", ...(v6 ? { gatewayV6: "2001:db8::1" } : {}) },
       nodes: list,
       addPod(node, { cidr, gateway, bridge = "cni0" }) {
         const n = typeof node === "number" ? list[node] : node;

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { hostname } from "node:os";
 import { ConfigError } from "./config.ts";
-import { parseIp } from "./net/cidr.ts";
+import { formatIp, parseIp } from "./net/cidr.ts";
 
 export interface HostPort {
   host: string;
@@ -19,6 +19,8 @@ export interface AgentFlags {
   nodeName: string;
   iface?: string;
   publicIp?: string;
+  /** The IPv6 underlay address peers use (--public-ipv6); discovered when IPv6 is enabled and this is absent. */
+  publicIpv6?: string;
   gossipPort: number;
   join: HostPort[];
   keyFile?: string;
@@ -72,6 +74,16 @@ const agentFlagSchema = z.object({
       }
     }, { error: "--public-ip: expected an IPv4 address like 192.0.2.10" })
     .optional(),
+  "public-ipv6": z
+    .string()
+    .refine((s) => {
+      try {
+        return parseIp(s).family === 6 && !s.includes("%");
+      } catch {
+        return false;
+      }
+    }, { error: "--public-ipv6: expected an IPv6 address like 2001:db8::10 (no zone)" })
+    .optional(),
   "gossip-port": portFlag("--gossip-port").default(7946),
   join: z.string().default(""),
   "key-file": z.string().min(1).optional(),
@@ -94,6 +106,7 @@ export const agentFlagOptions = {
   "node-name": { type: "string" },
   iface: { type: "string" },
   "public-ip": { type: "string" },
+  "public-ipv6": { type: "string" },
   "gossip-port": { type: "string" },
   join: { type: "string" },
   "key-file": { type: "string" },
@@ -151,6 +164,7 @@ export function resolveAgentFlags(values: Record<string, string | boolean | unde
     nodeName: f["node-name"] ?? hostname().split(".")[0]!,
     ...(f.iface ? { iface: f.iface } : {}),
     ...(f["public-ip"] ? { publicIp: f["public-ip"] } : {}),
+    ...(f["public-ipv6"] ? { publicIpv6: formatIp(parseIp(f["public-ipv6"])) } : {}),
     gossipPort: f["gossip-port"],
     join,
     ...(f["key-file"] ? { keyFile: f["key-file"] } : {}),

@@ -19,8 +19,8 @@ import { createUdpTransport, type Transport } from "./gossip/index.ts";
 import { createStateStore, type StateStore } from "./lease/state-store.ts";
 import type { Logger } from "./log.ts";
 import { writeSubnetEnv, type SubnetEnv } from "./subnet-env.ts";
-import { resolveUnderlay, type Underlay } from "./sys/iface.ts";
-import { ensureIpMasq, removeIpMasq, type IpMasqSpec } from "./sys/ipmasq.ts";
+import { resolveUnderlay, type Underlay, type UnderlayWant } from "./sys/iface.ts";
+import { ensureIpMasq, removeIpMasq, type IpFamily, type IpMasqSpec } from "./sys/ipmasq.ts";
 import { openNetlink } from "./sys/libnl.ts";
 import type { Netlink } from "./sys/netlink.ts";
 import { watchNetlinkEvents, type NetlinkEvent, type WatchOptions, type Watcher } from "./sys/netlink-events.ts";
@@ -31,15 +31,15 @@ import { createWireguardSys } from "./sys/wireguard-sys.ts";
 export interface AgentHost {
   /** The netlink port for the node's network namespace. */
   openNetlink(): Netlink;
-  /** Underlay interface, public IP and MTU, from the flags or the default route. */
-  resolveUnderlay(nl: Netlink, want: { iface?: string; publicIp?: string }): Underlay;
+  /** Underlay interface, public addresses and MTU, from the flags or the default route. */
+  resolveUnderlay(nl: Netlink, want: UnderlayWant): Underlay;
   /** The gossip transport (UDP + TCP) bound to bindAddr:port. */
   createTransport(o: { bindAddr: string; port: number; logger: Logger }): Promise<Transport>;
   /** The lease layer's persistent state (node identity, own lease) under `dir`. */
   stateStore(dir: string, logger: Logger): StateStore;
   /** The status API server. */
   serveApi(o: ServeApiOptions): ApiServer;
-  /** Sets a sysctl (net.ipv4.ip_forward). */
+  /** Sets a sysctl (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding). */
   writeSysctl(name: string, value: number): void;
   /** Writes subnet.env for the CNI plugin; returns whether the file changed. */
   writeSubnetEnv(path: string, env: SubnetEnv): boolean;
@@ -47,10 +47,10 @@ export interface AgentHost {
   removeSubnetEnv(path: string): void;
   /** Makes the bridge match `spec`; returns the number of kernel changes. */
   ensureBridge(nl: Netlink, spec: BridgeSpec): number;
-  /** Keeps the masquerade rules in place for `spec`. */
+  /** Keeps the masquerade rules in place for `spec` (the table of its family: ip weft or ip6 weft). */
   ensureIpMasq(spec: IpMasqSpec): { changed: boolean };
-  /** Removes the masquerade rules if present. */
-  removeIpMasq(): { changed: boolean };
+  /** Removes the masquerade rules of `family` if present. */
+  removeIpMasq(family: IpFamily): { changed: boolean };
   /** Hears link/address/route/neighbour changes made by anyone. */
   watchNetlinkEvents(onEvent: (e: NetlinkEvent) => void, opts: WatchOptions): Watcher;
   /** The node's WireGuard key pair under `stateDir` (made on first use). */
@@ -73,7 +73,7 @@ export const realHost: AgentHost = {
   removeSubnetEnv: (path) => rmSync(path, { force: true }),
   ensureBridge,
   ensureIpMasq: (spec) => ensureIpMasq(spec),
-  removeIpMasq: () => removeIpMasq(),
+  removeIpMasq: (family) => removeIpMasq({ family }),
   watchNetlinkEvents,
   wireguardKeys: loadOrCreateWireguardKeys,
   wireguardSys: (logger) => createWireguardSys({ logger }),

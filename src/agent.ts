@@ -1,7 +1,8 @@
 /**
  * The one place that wires weft together. Start-up, in order:
- *   underlay (iface, public IP, MTU) → status API (503 until ready) → gossip transport →
- *   lease layer (join, claim, settle, commit) → ip_forward → backend device →
+ *   underlay (iface, public IPv4/IPv6 address, MTU) → status API (503 until ready) →
+ *   gossip transport (on the IPv4 address, or the IPv6 one without IPv4) → lease layer
+ *   (join, claim, settle, commit) → IPv4/IPv6 forwarding → backend device →
  *   reconciler: kernel event watch, then the first full apply (peers' entries, bridge
  *   cni0 with the subnet's gateway address, ip-masq; it also drops stale weft entries, so
  *   after a restart it waits for the gossip join) → subnet.env → ready (READY=1).
@@ -21,19 +22,21 @@ import { stableMac } from "./backend/mac.ts";
 import { podMtu } from "./backend/mtu.ts";
 import { createReconciler, type Reconciler } from "./backend/reconciler.ts";
 import type { WireguardKeys } from "./backend/wireguard-key.ts";
-import type { ApplyResult } from "./backend/backend.ts";
+import type { ApplyResult, BackendDeps } from "./backend/backend.ts";
 import { lanConfig, type GossipConfig, type Keyring } from "./gossip/index.ts";
 import { createCluster } from "./lease/cluster.ts";
+import { describeSubnets } from "./lease/families.ts";
 import type { ClusterCore } from "./lease/cluster-options.ts";
 import type { BackendData, Cluster, Lease } from "./lease/types.ts";
 import { LeaseReadiness } from "./readiness.ts";
 import type { Underlay } from "./sys/iface.ts";
 import type { Netlink } from "./sys/netlink.ts";
 import type { NetlinkEvent, Watcher } from "./sys/netlink-events.ts";
-import { UnderlayWatch } from "./underlay-watch.ts";
+import { type AddressSlot, UnderlayWatch } from "./underlay-watch.ts";
 import { keyringInfo } from "./reload.ts";
 import type { Notifier } from "./sys/sdnotify.ts";
 import type { WireguardSys } from "./sys/wireguard.ts";
+import type { SubnetEnv } from "./subnet-env.ts";
 import { version } from "./version.ts";
 
 /** What the agent uses of the lease layer: the Cluster surface, its node id, the join, the gossip counters, and the day-2 changes (a moved address, a new key, forgetting a node). */
@@ -117,7 +120,7 @@ export class Agent {
   forget(name: string): ForgetResult {
     if (!this.cluster || !this.joined) return { ok: false, status: 503, error: "the agent has not joined the cluster yet; try again once it is ready" };
     const r = this.cluster.forget(name);
-    return r.ok ? { ok: true, node: name, subnet: r.tombstone.subnet } : { ok: false, status: r.status, error: r.reason };
+    return r.ok ? { ok: true, node: name, subnet: describeSubnets(r.tombstone) } : { ok: false, status: r.status, error: r.reason };
   }
 
   /** True while the agent's loops are alive (drives /healthz and the systemd watchdog). */
@@ -132,10 +135,17 @@ export class Agent {
     const log = this.log;
     const host = this.host;
     this.nl = host.openNetlink();
-    const underlay = host.resolveUnderlay(this.nl, { ...(flags.iface ? { iface: flags.iface } : {}), ...(flags.publicIp ? { publicIp: flags.publicIp } : {}) });
+    // An IPv6 underlay address is looked for (and used) only with IPv6 pod networks.
+    const underlay = host.resolveUnderlay(this.nl, {
+      ...(flags.iface ? { iface: flags.iface } : {}),
+      ...(flags.publicIp ? { publicIp: flags.publicIp } : {}),
+      ...(net.enableIPv6 && flags.publicIpv6 ? { publicIpv6: flags.publicIpv6 } : {}),
+      ipv6: net.enableIPv6,
+    });
     this.underlay = underlay;
-    this.mtu = podMtu(net.backend, underlay.mtu);
-    log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, mtu: underlay.mtu, backend: net.backend.type, podMtu: this.mtu });
+    this.mtu = this.podMtuFor(underlay.mtu);
+    log.info("Underlay", { iface: underlay.iface, publicIp: underlay.ip, publicIpv6: underlay.ipv6, mtu: underlay.mtu, backend: net.backend.type, podMtu: this.mtu });
+    if (net.enableIPv6 && underlay.ipv6 === undefined) log.warn("No global IPv6 address on the underlay: IPv6 pods are carried over IPv4 where the backend can (vxlan, udp), set --public-ipv6 otherwise", { iface: underlay.iface });
     for (const k of net.ignoredKeys) log.warn("net-conf key is not used by weft; ignored", { key: k });
 
     this.watchdog = notifier?.startWatchdog(this.clock, () => this.healthy()) ?? null;
@@ -148,15 +158,20 @@ export class Agent {
     if (net.backend.type === "wireguard") this.wgKeys = host.wireguardKeys(flags.stateDir, log);
     const wgPublicKey = this.wgKeys?.publicKey;
 
-    const transport = await host.createTransport({ bindAddr: underlay.ip, port: flags.gossipPort, logger: log.child("gossip") });
+    // Gossip runs over one address: the IPv4 one, or the IPv6 one on a node without IPv4
+    // (resolveUnderlay found at least one).
+    const gossipIp = (underlay.ip ?? underlay.ipv6)!;
+    const transport = await host.createTransport({ bindAddr: gossipIp, port: flags.gossipPort, logger: log.child("gossip") });
     const backendType = net.backend.type;
+    const ownIps = [underlay.ip, underlay.ipv6].filter((ip): ip is string => ip !== undefined);
     const cluster = createCluster({
       net,
       nodeName: flags.nodeName,
-      publicIp: underlay.ip,
+      ...(underlay.ip !== undefined ? { publicIp: underlay.ip } : {}),
+      ...(underlay.ipv6 !== undefined ? { publicIpv6: underlay.ipv6 } : {}),
       advertiseAddr: transport.localAddr(),
-      seeds: flags.join.map((s) => `${s.host}:${s.port}`),
-      ownAddrs: [underlay.ip],
+      seeds: flags.join.map((s) => (s.host.includes(":") ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)),
+      ownAddrs: ownIps,
       backend: (nodeId): BackendData =>
         backendType === "vxlan" ? { type: "vxlan", vtepMac: stableMac(nodeId) } : wgPublicKey ? { type: "wireguard", publicKey: wgPublicKey } : { type: backendType },
       stateDir: flags.stateDir,
@@ -194,21 +209,49 @@ export class Agent {
       log.error("Cannot get a subnet lease", { error: e as Error });
       throw e;
     }
-    log.info("Lease committed", { subnet: lease.subnet });
+    log.info("Lease committed", { subnet: describeSubnets(lease) });
     this.committed = true;
 
     this.ready.notReady("programming the dataplane");
-    host.writeSysctl("net.ipv4.ip_forward", 1);
+    if (net.enableIPv4) host.writeSysctl("net.ipv4.ip_forward", 1);
+    // A host that takes its IPv6 default route from router advertisements keeps doing so
+    // only with accept_ra=2 on that interface once forwarding is on (README says so).
+    if (net.enableIPv6) host.writeSysctl("net.ipv6.conf.all.forwarding", 1);
     await this.programDataplane(lease, this.mtu);
     if (this.displaced) this.reconciler?.stop(); // taken over while programming
 
-    host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu: this.mtu, ipMasq: flags.ipMasq });
+    host.writeSubnetEnv(flags.subnetFile, this.subnetEnvFor(lease, this.mtu));
     // Start-up is over (READY=1 for systemd); /readyz and STATUS= still say "not ready"
     // if the lease layer began renumbering meanwhile.
-    this.ready.serving(lease.subnet);
+    this.ready.serving(lease);
     notifier?.ready();
     this.ready.update(cluster);
-    log.info("Ready", { subnet: lease.subnet, subnetFile: flags.subnetFile });
+    log.info("Ready", { subnet: describeSubnets(lease), subnetFile: flags.subnetFile });
+  }
+
+  /** The pod MTU for an underlay MTU: the backend's overhead, more with an IPv6 underlay. */
+  private podMtuFor(underlayMtu: number): number {
+    return podMtu(this.opts.config.net.backend, underlayMtu, { ipv6Underlay: this.underlay?.ipv6 !== undefined });
+  }
+
+  /** subnet.env for `lease`: the lines of each family net-conf enables. */
+  private subnetEnvFor(lease: Lease, mtu: number): SubnetEnv {
+    const { agent: flags, net } = this.opts.config;
+    return {
+      ...(net.enableIPv4 && lease.subnet !== undefined ? { network: net.network!, subnet: lease.subnet } : {}),
+      ...(net.enableIPv6 && lease.ipv6Subnet !== undefined ? { ipv6Network: net.ipv6Network!, ipv6Subnet: lease.ipv6Subnet } : {}),
+      mtu,
+      ipMasq: flags.ipMasq,
+    };
+  }
+
+  /** The pod subnets and networks of `lease` for the families net-conf enables, as the backend and the bridge take them. */
+  private podFields(lease: Lease): Pick<BackendDeps, "network" | "ownSubnet" | "ipv6Network" | "ownIpv6Subnet"> {
+    const { net } = this.opts.config;
+    return {
+      ...(net.enableIPv4 && lease.subnet !== undefined ? { network: net.network!, ownSubnet: lease.subnet } : {}),
+      ...(net.enableIPv6 && lease.ipv6Subnet !== undefined ? { ipv6Network: net.ipv6Network!, ownIpv6Subnet: lease.ipv6Subnet } : {}),
+    };
   }
 
   /** Creates the bridge, the backend and the reconciler for the own lease. */
@@ -222,11 +265,11 @@ export class Agent {
     const nodeId = cluster.nodeId();
     const backend = host.createBackend(net.backend, {
       nl,
-      publicIp: underlay.ip,
+      ...(underlay.ip !== undefined ? { publicIp: underlay.ip } : {}),
+      ...(underlay.ipv6 !== undefined ? { publicIpv6: underlay.ipv6 } : {}),
       underlayIface: underlay.iface,
       underlayMtu: underlay.mtu,
-      ownSubnet: lease.subnet,
-      network: net.network,
+      ...this.podFields(lease),
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
       sysctl: (name, value) => host.writeSysctl(name, value),
       ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
@@ -239,19 +282,23 @@ export class Agent {
     // keeps the bridge address and the masquerade rules in place.
     const applyNode = (peers: PeerLease[]): ApplyResult => {
       const r = backend.apply(peers);
+      const pods = this.podFields(this.cluster?.ownLease() ?? lease);
       if (flags.bridge) {
         try {
-          r.changes += host.ensureBridge(nl, { name: flags.bridge, subnet: this.cluster?.ownLease()?.subnet ?? lease.subnet, network: net.network, mtu });
+          const { network, ownSubnet: subnet, ipv6Network, ownIpv6Subnet: ipv6Subnet } = pods;
+          r.changes += host.ensureBridge(nl, { name: flags.bridge, ...(subnet ? { subnet, network } : {}), ...(ipv6Subnet ? { ipv6Subnet, ipv6Network } : {}), mtu });
         } catch (e) {
           r.errors.push((e as Error).message);
         }
       }
-      try {
-        const own = this.cluster?.ownLease()?.subnet ?? lease.subnet;
-        const m = flags.ipMasq ? host.ensureIpMasq({ network: net.network, subnet: own }) : host.removeIpMasq();
-        if (m.changed) r.changes++;
-      } catch (e) {
-        r.errors.push(`ip-masq: ${(e as Error).message}`);
+      // One nftables table per family: ip weft, ip6 weft (a family not run has none).
+      for (const [family, network, subnet] of [[4, pods.network, pods.ownSubnet], [6, pods.ipv6Network, pods.ownIpv6Subnet]] as const) {
+        try {
+          const m = flags.ipMasq && network && subnet ? host.ensureIpMasq({ network, subnet }) : host.removeIpMasq(family);
+          if (m.changed) r.changes++;
+        } catch (e) {
+          r.errors.push(`ip-masq: ${(e as Error).message}`);
+        }
       }
       // The backends log each problem when it appears and clears; status shows the current set.
       this.lastProblems = r.problems;
@@ -291,8 +338,10 @@ export class Agent {
       .filter((l) => l.nodeName !== me && !l.deleted)
       .map((l) => ({
         nodeName: l.nodeName,
-        subnet: l.subnet,
-        publicIp: l.publicIp,
+        ...(l.subnet !== undefined ? { subnet: l.subnet } : {}),
+        ...(l.ipv6Subnet !== undefined ? { ipv6Subnet: l.ipv6Subnet } : {}),
+        ...(l.publicIp !== undefined ? { publicIp: l.publicIp } : {}),
+        ...(l.publicIpv6 !== undefined ? { publicIpv6: l.publicIpv6 } : {}),
         ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}),
         ...(l.backend.publicKey ? { publicKey: l.backend.publicKey } : {}),
       }));
@@ -315,7 +364,7 @@ export class Agent {
 
   /** Our lease lost a conflict after commit (e.g. a healed partition): move the dataplane to the new subnet. */
   private renumbered(old: Lease, now: Lease): Promise<void> {
-    this.log.warn("Lease renumbered after a conflict; pods on the old subnet must be recreated", { old: old.subnet, now: now.subnet });
+    this.log.warn("Lease renumbered after a conflict; pods on the old subnet must be recreated", { old: describeSubnets(old), now: describeSubnets(now) });
     return this.serially(() => this.rebuild(now));
   }
 
@@ -330,7 +379,7 @@ export class Agent {
     this.carryCounters();
     this.backend?.close();
     await this.programDataplane(lease, this.mtu);
-    this.host.writeSubnetEnv(flags.subnetFile, { network: net.network, subnet: lease.subnet, mtu: this.mtu, ipMasq: flags.ipMasq });
+    this.host.writeSubnetEnv(flags.subnetFile, this.subnetEnvFor(lease, this.mtu));
   }
 
   /** Adds the outgoing backend's traffic counters to what earlier backends counted: counters never go back. */
@@ -367,15 +416,18 @@ export class Agent {
   private watchUnderlay(): void {
     const { agent: flags } = this.opts.config;
     const underlay = this.underlay!;
+    const slots: AddressSlot[] = [];
+    if (underlay.ip !== undefined) slots.push({ family: 4, ip: underlay.ip, pinned: flags.publicIp !== undefined });
+    if (underlay.ipv6 !== undefined) slots.push({ family: 6, ip: underlay.ipv6, pinned: flags.publicIpv6 !== undefined });
     const watch = new UnderlayWatch({
       nl: this.nl!,
       iface: underlay.iface,
       mtu: underlay.mtu,
-      slots: [{ family: 4, ip: underlay.ip, pinned: flags.publicIp !== undefined }],
+      slots,
       clock: this.clock,
       logger: this.log.child("underlay"),
       handlers: {
-        move: (_slot, from, to) => this.moveUnderlay(from, to),
+        move: (slot, from, to) => this.moveUnderlay(slot.family, from, to),
         mtu: (_from, to) => this.underlayMtu(to),
         // The reconciler hears the same link events: routes the kernel dropped with the link come back.
         problem: (reason) => this.ready.hold(reason),
@@ -385,26 +437,30 @@ export class Agent {
     this.onEvents((e) => watch.event(e));
   }
 
-  private async moveUnderlay(from: string, to: string): Promise<void> {
+  private async moveUnderlay(family: 4 | 6, from: string, to: string): Promise<void> {
     const { agent: flags } = this.opts.config;
     const cluster = this.cluster!;
-    // A retry after a failed rebuild finds gossip already moved.
-    if (this.underlay!.ip !== to) {
-      const transport = await this.host.createTransport({ bindAddr: to, port: flags.gossipPort, logger: this.log.child("gossip") });
+    const field = family === 4 ? "ip" : "ipv6";
+    // A retry after a failed rebuild finds the lease (and gossip) already moved.
+    if (this.underlay![field] !== to) {
+      // Gossip runs over the IPv4 address, or the IPv6 one on a node without IPv4: only
+      // a move of that address re-binds it.
+      const gossipMoves = family === 4 || this.underlay!.ip === undefined;
+      const transport = gossipMoves ? await this.host.createTransport({ bindAddr: to, port: flags.gossipPort, logger: this.log.child("gossip") }) : undefined;
       try {
         await cluster.readdress(to, transport);
       } catch (e) {
-        await transport.close();
+        await transport?.close();
         throw e;
       }
-      this.underlay = { ...this.underlay!, ip: to };
+      this.underlay = { ...this.underlay!, [field]: to };
     }
     await this.reprogram(`underlay address moved from ${from} to ${to}`);
   }
 
   private async underlayMtu(mtu: number): Promise<void> {
     this.underlay = { ...this.underlay!, mtu };
-    const pod = podMtu(this.opts.config.net.backend, mtu);
+    const pod = this.podMtuFor(mtu);
     if (pod === this.mtu) return; // Backend.MTU fixes the pod MTU
     this.log.warn("Pod MTU changes with the underlay's; pods made before keep the old one until recreated", { from: this.mtu, to: pod });
     this.mtu = pod;
@@ -418,7 +474,7 @@ export class Agent {
       if (!this.backend || !lease || this.displaced || this.stopped) return;
       this.ready.serving(undefined, reason);
       await this.rebuild(lease);
-      this.ready.serving(lease.subnet);
+      this.ready.serving(lease);
       this.ready.update(this.cluster!);
     });
   }
@@ -427,8 +483,9 @@ export class Agent {
     const { agent: flags, net } = this.opts.config;
     return createStatusSource({
       node: flags.nodeName,
-      publicIp: () => this.underlay!.ip,
-      network: net.network,
+      publicIp: () => this.underlay!.ip ?? null,
+      network: net.network ?? null,
+      ...(net.enableIPv6 ? { ipv6: { network: net.ipv6Network!, publicIp: () => this.underlay!.ipv6 ?? null, subnet: () => this.cluster?.ownLease()?.ipv6Subnet ?? null } } : {}),
       backend: net.backend.type,
       mtu: () => this.mtu,
       version,

@@ -23,19 +23,22 @@ import { ConfigError } from "./config.ts";
 export type BackendType = "vxlan" | "host-gw" | "udp" | "wireguard";
 
 /**
- * wireguard, flannel's keys. `mode` "separate" (flannel's default) and "auto"/"ipv4" all
- * mean one IPv4 device today: "separate" would add an IPv6 device once weft has IPv6 pod
- * networks, "ipv6" is refused until then.
+ * wireguard, flannel's keys and modes. `separate` (flannel's default): IPv4 pods over an
+ * IPv4 device weft-wg (ListenPort, peers at their IPv4 public address) and IPv6 pods over
+ * an IPv6 device weft-wg-v6 (ListenPortV6, peers at their IPv6 public address). `auto`,
+ * `ipv4`, `ipv6`: one device weft-wg carrying both families, its peers reached at their
+ * IPv4 address (`ipv4`), their IPv6 address (`ipv6`), or by flannel's preference
+ * (`auto`, src/backend/wireguard-endpoint.ts).
  */
 export interface WireguardConf {
   type: "wireguard";
   /** UDP port of weft-wg (ListenPort). */
   listenPort: number;
-  /** UDP port of the IPv6 device (ListenPortV6); validated, unused while weft is IPv4-only. */
+  /** UDP port of weft-wg-v6, the IPv6 device of `separate` mode (ListenPortV6). */
   listenPortV6: number;
   /** Seconds between keepalives to each peer (PersistentKeepaliveInterval); 0 = off. */
   persistentKeepaliveInterval: number;
-  mode: "separate" | "auto" | "ipv4";
+  mode: "separate" | "auto" | "ipv4" | "ipv6";
   /** Pre-shared key, base64 of 32 bytes, the same on every node; mixed into every peer's handshake. */
   psk?: string;
   mtu?: number;
@@ -47,18 +50,23 @@ export type BackendConf =
   | { type: "udp"; port: number; mtu?: number }
   | WireguardConf;
 
-/** net-conf.json after defaults: every field present, addresses canonical. */
+/**
+ * net-conf.json after defaults, addresses canonical. The IPv4 fields are present exactly
+ * when enableIPv4 is, the IPv6 fields exactly when enableIPv6 is (at least one is).
+ */
 export interface NetConf {
   enableIPv4: boolean;
-  /** Cluster pod network, e.g. "10.244.0.0/16". */
-  network: string;
-  /** Prefix length of each node's subnet. */
-  subnetLen: number;
-  /** First and last subnet (network addresses) the allocator may hand out. */
-  subnetMin: string;
-  subnetMax: string;
+  /** IPv4 cluster pod network, e.g. "10.244.0.0/16". */
+  network?: string;
+  /** Prefix length of each node's IPv4 subnet. */
+  subnetLen?: number;
+  /** First and last IPv4 subnet (network addresses) the allocator may hand out. */
+  subnetMin?: string;
+  subnetMax?: string;
   enableIPv6: boolean;
+  /** IPv6 cluster pod network, e.g. "fd00:10:244::/56". */
   ipv6Network?: string;
+  /** Prefix length of each node's IPv6 subnet (64 by default). */
   ipv6SubnetLen?: number;
   ipv6SubnetMin?: string;
   ipv6SubnetMax?: string;
@@ -154,22 +162,38 @@ export function parseNetConf(input: unknown): NetConf {
     else throw new ConfigError(`invalid net-conf: unknown key "Backend.${k}" for backend ${raw.Backend.Type}`);
   }
 
-  if (raw.Backend.Type === "wireguard") checkWireguard(raw.Backend, raw.EnableIPv6);
+  if (raw.Backend.Type === "wireguard") checkWireguard(raw.Backend);
   if (!raw.EnableIPv4 && !raw.EnableIPv6) throw new ConfigError("invalid net-conf: EnableIPv4: at least one of EnableIPv4 and EnableIPv6 must be true");
-  if (raw.EnableIPv6) {
-    // weft's dataplane programs IPv4 only today; refuse rather than half-work.
-    throw new ConfigError("invalid net-conf: EnableIPv6: IPv6 pod networks are not supported by weft yet (set EnableIPv6 to false)");
-  }
-  if (raw.Network === undefined) throw new ConfigError('invalid net-conf: Network: required, expected a CIDR like "10.244.0.0/16"');
+  // flannel reads a family's keys only when the family is enabled; so does weft, and says so.
+  const v4Keys = ["Network", "SubnetLen", "SubnetMin", "SubnetMax"] as const;
+  const v6Keys = ["IPv6Network", "IPv6SubnetLen", "IPv6SubnetMin", "IPv6SubnetMax"] as const;
+  for (const k of raw.EnableIPv4 ? [] : v4Keys) if (raw[k] !== undefined) ignoredKeys.push(`${k} (EnableIPv4 is false)`);
+  for (const k of raw.EnableIPv6 ? [] : v6Keys) if (raw[k] !== undefined) ignoredKeys.push(`${k} (EnableIPv6 is false)`);
 
-  const v4 = deriveRange({
-    family: 4,
-    network: raw.Network,
-    subnetLen: raw.SubnetLen,
-    subnetMin: raw.SubnetMin,
-    subnetMax: raw.SubnetMax,
-    names: { network: "Network", len: "SubnetLen", min: "SubnetMin", max: "SubnetMax" },
-  });
+  let v4: ReturnType<typeof deriveRange> | undefined;
+  if (raw.EnableIPv4) {
+    if (raw.Network === undefined) throw new ConfigError('invalid net-conf: Network: required while EnableIPv4 is true, expected a CIDR like "10.244.0.0/16" (set EnableIPv4 to false for IPv6-only pods)');
+    v4 = deriveRange({
+      family: 4,
+      network: raw.Network,
+      subnetLen: raw.SubnetLen,
+      subnetMin: raw.SubnetMin,
+      subnetMax: raw.SubnetMax,
+      names: { network: "Network", len: "SubnetLen", min: "SubnetMin", max: "SubnetMax" },
+    });
+  }
+  let v6: ReturnType<typeof deriveRange> | undefined;
+  if (raw.EnableIPv6) {
+    if (raw.IPv6Network === undefined) throw new ConfigError('invalid net-conf: IPv6Network: required while EnableIPv6 is true, expected an IPv6 CIDR like "fd00:10:244::/56"');
+    v6 = deriveRange({
+      family: 6,
+      network: raw.IPv6Network,
+      subnetLen: raw.IPv6SubnetLen,
+      subnetMin: raw.IPv6SubnetMin,
+      subnetMax: raw.IPv6SubnetMax,
+      names: { network: "IPv6Network", len: "IPv6SubnetLen", min: "IPv6SubnetMin", max: "IPv6SubnetMax" },
+    });
+  }
 
   const b = raw.Backend;
   const backend: BackendConf =
@@ -183,7 +207,7 @@ export function parseNetConf(input: unknown): NetConf {
               listenPort: b.ListenPort,
               listenPortV6: b.ListenPortV6,
               persistentKeepaliveInterval: b.PersistentKeepaliveInterval,
-              mode: b.Mode as WireguardConf["mode"], // "ipv6" was refused by checkWireguard
+              mode: b.Mode,
               ...(b.PSK ? { psk: b.PSK } : {}),
               ...(b.MTU ? { mtu: b.MTU } : {}),
             }
@@ -191,11 +215,9 @@ export function parseNetConf(input: unknown): NetConf {
 
   return {
     enableIPv4: raw.EnableIPv4,
-    network: v4.network,
-    subnetLen: v4.subnetLen,
-    subnetMin: v4.subnetMin,
-    subnetMax: v4.subnetMax,
+    ...(v4 ? { network: v4.network, subnetLen: v4.subnetLen, subnetMin: v4.subnetMin, subnetMax: v4.subnetMax } : {}),
     enableIPv6: raw.EnableIPv6,
+    ...(v6 ? { ipv6Network: v6.network, ipv6SubnetLen: v6.subnetLen, ipv6SubnetMin: v6.subnetMin, ipv6SubnetMax: v6.subnetMax } : {}),
     backend,
     ignoredKeys,
   };
@@ -203,13 +225,10 @@ export function parseNetConf(input: unknown): NetConf {
 
 const backendShapes = { vxlan: vxlanBackend.shape, "host-gw": hostGwBackend.shape, udp: udpBackend.shape, wireguard: wireguardBackend.shape };
 
-/** What zod cannot say about a wireguard backend: the PSK's form and the modes weft cannot run yet. */
-function checkWireguard(b: z.infer<typeof wireguardBackend>, enableIPv6: boolean): void {
-  const fail = (msg: string) => new ConfigError(`invalid net-conf: ${msg}`);
+/** What zod cannot say about a wireguard backend: the PSK's form. */
+function checkWireguard(b: z.infer<typeof wireguardBackend>): void {
   // The value itself is a secret: never echo it.
-  if (b.PSK !== undefined && !isBase64Key(b.PSK)) throw fail("Backend.PSK: expected a base64 32-byte key as `wg genpsk` prints it (44 characters ending in =)");
-  if (b.Mode === "ipv6") throw fail('Backend.Mode: "ipv6" needs IPv6 pod networks, which weft does not support yet; use "auto", "ipv4" or "separate"');
-  if (enableIPv6 && b.Mode === "separate") throw fail('Backend.Mode: "separate" with EnableIPv6 needs a second, IPv6 WireGuard device, which weft does not support yet');
+  if (b.PSK !== undefined && !isBase64Key(b.PSK)) throw new ConfigError("invalid net-conf: Backend.PSK: expected a base64 32-byte key as `wg genpsk` prints it (44 characters ending in =)");
 }
 
 interface RangeInput {
@@ -230,7 +249,9 @@ function deriveRange(r: RangeInput) {
   } catch (e) {
     throw fail(r.names.network, `${(e as Error).message}; expected a CIDR like "10.244.0.0/16"`);
   }
-  if (net.family !== r.family) throw fail(r.names.network, `expected an IPv${r.family} CIDR, got ${r.network}`);
+  if (net.family !== r.family) throw fail(r.names.network, `expected an IPv${r.family} CIDR, got ${r.network}${r.family === 4 ? " (an IPv6 pod network goes in IPv6Network)" : " (an IPv4 pod network goes in Network)"}`);
+  const special = r.family === 6 ? unusableIpv6Network(net) : undefined;
+  if (special) throw fail(r.names.network, `${r.network} ${special}; use a unique local (fd00::/8) or global unicast prefix`);
   if (!isNetworkAddress(net)) throw fail(r.names.network, `${r.network} has host bits set; expected ${formatCidr({ ...net, addr: net.addr & maskOf(net.family, net.prefix) })}`);
   const bits = bitsOf(r.family);
   const maxLen = r.family === 4 ? 30 : 126;
@@ -251,7 +272,7 @@ function deriveRange(r: RangeInput) {
     try {
       ip = parseIp(text);
     } catch (e) {
-      throw fail(field, `${(e as Error).message}; expected an address like "10.244.1.0"`);
+      throw fail(field, `${(e as Error).message}; expected an address like ${r.family === 4 ? '"10.244.1.0"' : '"fd00:10:244:1::"'}`);
     }
     if (ip.family !== r.family || !contains(net, ip)) throw fail(field, `${text} is not inside Network ${r.network}`);
     if (ip.addr % step !== 0n) throw fail(field, `${text} is not on a /${subnetLen} boundary`);
@@ -266,6 +287,23 @@ function deriveRange(r: RangeInput) {
     subnetMin: formatIp({ family: r.family, addr: min }),
     subnetMax: formatIp({ family: r.family, addr: max }),
   };
+}
+
+/** IPv6 prefixes a pod network must not overlap, with why. */
+const SPECIAL_IPV6: [string, string][] = [
+  ["::/127", "holds the unspecified and loopback addresses"],
+  ["::ffff:0:0/96", "is IPv4-mapped"],
+  ["fe80::/10", "is link-local (not routed off a link)"],
+  ["ff00::/8", "is multicast"],
+];
+
+/** Why an IPv6 network cannot hold pods, or undefined. */
+function unusableIpv6Network(net: Cidr): string | undefined {
+  for (const [text, why] of SPECIAL_IPV6) {
+    const c = parseCidr(text);
+    if (contains(c, net) || contains(net, c)) return `${why} (overlaps ${text})`;
+  }
+  return undefined;
 }
 
 /** Reads and validates a net-conf.json file. */

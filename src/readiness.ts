@@ -1,4 +1,5 @@
 import type { Readiness } from "./api/index.ts";
+import { describeSubnets } from "./lease/families.ts";
 import type { Cluster, Lease } from "./lease/types.ts";
 import type { Notifier } from "./sys/sdnotify.ts";
 
@@ -12,7 +13,7 @@ import type { Notifier } from "./sys/sdnotify.ts";
  */
 export class LeaseReadiness {
   private current: Readiness = { ready: false, reason: "waiting for a subnet lease to be committed" };
-  /** The own subnet the bridge, backend and subnet.env are programmed for. */
+  /** The own subnets the bridge, backend and subnet.env are programmed for (describeSubnets: "10.244.3.0/24 + fd00:…/64"). */
   private served: string | undefined;
   /** A condition only a restart clears (name taken over, failed reprogram). */
   private stuck = false;
@@ -43,10 +44,10 @@ export class LeaseReadiness {
     this.refresh();
   }
 
-  /** The dataplane now serves `subnet` (undefined: it is being reprogrammed, for `reason`). */
-  serving(subnet: string | undefined, reason = "programming the dataplane"): void {
-    this.served = subnet;
-    if (subnet === undefined) this.notReady(reason);
+  /** The dataplane now serves `lease`'s subnets (undefined: it is being reprogrammed, for `reason`). */
+  serving(lease: Pick<Lease, "subnet" | "ipv6Subnet"> | undefined, reason = "programming the dataplane"): void {
+    this.served = lease && describeSubnets(lease);
+    if (lease === undefined) this.notReady(reason);
   }
 
   /** Not ready until a restart. */
@@ -64,10 +65,10 @@ export class LeaseReadiness {
     this.cluster = cluster;
     cluster.onChange(() => this.update(cluster));
     cluster.onRenumber((old, now) => {
-      this.serving(undefined, `renumbering from ${old.subnet} to ${now.subnet}`);
+      this.serving(undefined, `renumbering from ${describeSubnets(old)} to ${describeSubnets(now)}`);
       reprogram(old, now).then(
         () => {
-          this.serving(now.subnet);
+          this.serving(now);
           this.update(cluster);
         },
         (e: Error) => {
@@ -90,7 +91,7 @@ export class LeaseReadiness {
     const why = this.cluster?.renumbering();
     if (why) return this.set({ ready: false, reason: why });
     const own = this.cluster?.ownLease();
-    if (own && own.subnet === this.served) return this.set({ ready: true });
+    if (own && describeSubnets(own) === this.served) return this.set({ ready: true });
     this.set({ ready: false, reason: this.waiting });
   }
 

@@ -8,18 +8,33 @@ import { writeFileAtomic } from "./atomic-file.ts";
 import { formatCidr, formatIp, nthAddress, parseCidr } from "./net/cidr.ts";
 
 export interface SubnetEnv {
-  /** Cluster network, e.g. "10.244.0.0/16". */
-  network: string;
-  /** This node's lease, e.g. "10.244.3.0/24" (written as the gateway form 10.244.3.1/24). */
-  subnet: string;
+  /** IPv4 cluster network, e.g. "10.244.0.0/16" (with `subnet`; both absent in an IPv6-only cluster). */
+  network?: string;
+  /** This node's IPv4 lease, e.g. "10.244.3.0/24" (written as the gateway form 10.244.3.1/24). */
+  subnet?: string;
+  /** IPv6 cluster network and this node's IPv6 lease, when IPv6 is enabled. */
+  ipv6Network?: string;
+  ipv6Subnet?: string;
   mtu: number;
   ipMasq: boolean;
 }
 
+/** The subnet's first address with its prefix length: "10.244.3.1/24", "fd00:10:244:3::1/64". */
+function gatewayForm(subnet: string): string {
+  const sub = parseCidr(subnet);
+  return `${formatIp(nthAddress(sub, 1))}/${sub.prefix}`;
+}
+
+/**
+ * flannel's lines in flannel's order (pkg/subnet WriteSubnetFile): the IPv4 pair when
+ * IPv4 is enabled, the IPv6 pair when IPv6 is enabled (an IPv6-only node writes no IPv4
+ * line), then MTU and IPMASQ.
+ */
 export function formatSubnetEnv(e: SubnetEnv): string {
-  const sub = parseCidr(e.subnet);
-  const gateway = `${formatIp(nthAddress(sub, 1))}/${sub.prefix}`;
-  return [`FLANNEL_NETWORK=${formatCidr(parseCidr(e.network))}`, `FLANNEL_SUBNET=${gateway}`, `FLANNEL_MTU=${e.mtu}`, `FLANNEL_IPMASQ=${e.ipMasq}`, ""].join("\n");
+  const lines: string[] = [];
+  if (e.network !== undefined && e.subnet !== undefined) lines.push(`FLANNEL_NETWORK=${formatCidr(parseCidr(e.network))}`, `FLANNEL_SUBNET=${gatewayForm(e.subnet)}`);
+  if (e.ipv6Network !== undefined && e.ipv6Subnet !== undefined) lines.push(`FLANNEL_IPV6_NETWORK=${formatCidr(parseCidr(e.ipv6Network))}`, `FLANNEL_IPV6_SUBNET=${gatewayForm(e.ipv6Subnet)}`);
+  return [...lines, `FLANNEL_MTU=${e.mtu}`, `FLANNEL_IPMASQ=${e.ipMasq}`, ""].join("\n");
 }
 
 /** Parses the KEY=VALUE lines back (tests, `weft demo`). */

@@ -17,7 +17,7 @@ import { encodeRecord, encodeState } from "../src/lease/record-codec.ts";
 import type { Lease } from "../src/lease/types.ts";
 import { silentLogger } from "../src/log.ts";
 import { LeaseSim, type LeaseSimNode } from "../sim/lease-sim.ts";
-import { FakeAgentHost, recordingNotifier, UNDERLAY_IP } from "./fakes/agent-host.ts";
+import { FakeAgentHost, recordingNotifier, UNDERLAY_IP, UNDERLAY_IPV6 } from "./fakes/agent-host.ts";
 
 const keyring = parseKeyFile(Buffer.alloc(32, 3).toString("base64"));
 const net16 = parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
@@ -69,13 +69,16 @@ afterEach(async () => {
   }
 });
 
-/** A peer "p1" at 192.0.2.11 holds a lease; then the agent "me" (vxlan, 192.0.2.10) starts, joining it. */
-async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlags> } = {}): Promise<World> {
+/**
+ * A peer "p1" at 192.0.2.11 (or `peerAddr`) holds a lease; then the agent "me" (vxlan,
+ * 192.0.2.10, on an underlay of the families in `underlay`) starts, joining it.
+ */
+async function world(net: NetConf, o: { seed?: number; flags?: Partial<AgentFlags>; underlay?: { ipv4?: boolean; ipv6?: boolean }; peerAddr?: string } = {}): Promise<World> {
   const sim = new LeaseSim({ seed: o.seed ?? 1, net, keyring, settleMs: 1000 });
-  const peer = sim.add("p1", "192.0.2.11:7946", []);
+  const peer = sim.add("p1", o.peerAddr ?? "192.0.2.11:7946", []);
   void sim.start("p1");
   expect(await sim.runUntil(() => !!peer.lease, 10_000)).toBe(true);
-  const host = new FakeAgentHost(sim.network);
+  const host = new FakeAgentHost(sim.network, o.underlay);
   const systemd: string[] = [];
   const agent = new Agent({
     config: { agent: flags(o.flags), net } satisfies Config,
@@ -114,7 +117,7 @@ describe("agent start-up", () => {
     expect(await w.sim.runUntil(() => w.started.done, 20_000)).toBe(true);
     expect(w.started.error).toBeUndefined();
     const subnet = ownSubnet(w)!;
-    const peerSubnet = w.peer.lease!.subnet;
+    const peerSubnet = w.peer.lease!.subnet!;
     expect(w.host.take()).toEqual([
       "open netlink",
       `underlay eth0 ${UNDERLAY_IP} mtu 1500`,
@@ -458,7 +461,7 @@ describe("agent retiring nodes", () => {
   test("forget: refused for a live peer, for itself and an unknown name; once the peer is dead, its lease and its routes go", async () => {
     const w = await world(net16, { seed: 31 });
     await started(w);
-    const peerSubnet = w.peer.lease!.subnet;
+    const peerSubnet = w.peer.lease!.subnet!;
     expect(w.agent.forget("p1")).toMatchObject({ ok: false, status: 409 });
     expect(w.agent.forget("me")).toMatchObject({ ok: false, status: 409 });
     expect(w.agent.forget("nobody")).toEqual({ ok: false, status: 404, error: "no lease for node nobody" });
@@ -507,5 +510,70 @@ describe("agent dataplane rebuilds", () => {
     expect(await w.sim.runUntil(() => w.host.subnetEnv.get("/run/flannel/subnet.env")?.mtu === 8950, 2_000)).toBe(true);
     expect(w.host.source!.metrics().udp).toEqual({ packetsForwarded: 10, packetsDropped: 2, droppedSpoofedSource: 2, droppedBadOffloadHeader: 0 });
     expect(w.host.source!.metrics().wireguard).toEqual({ peers: 0, rxBytes: 14, txBytes: 14 });
+  });
+});
+
+describe("agent with IPv6 pod networks", () => {
+  const dual = parseNetConf({ Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } });
+  const v6only = parseNetConf({ EnableIPv4: false, EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } });
+
+  /** world() on an underlay with the given families, the peer at `peerAddr`; returns once the agent started. */
+  async function world6(net: NetConf, underlay: { ipv4?: boolean; ipv6?: boolean }, peerAddr: string, over: Partial<AgentFlags> = {}) {
+    const w = await world(net, { seed: 7, flags: { join: [], ...over }, underlay, peerAddr });
+    expect(await w.sim.runUntil(() => w.started.done, 20_000)).toBe(true);
+    expect(w.started.error).toBeUndefined();
+    return w;
+  }
+
+  test("dual-stack on a dual-stack underlay: both forwarding sysctls, both families on cni0, in subnet.env, in ip-masq and in /v1/status; weft.1 and weft-v6.1", async () => {
+    const w = await world6(dual, { ipv6: true }, "192.0.2.11:7946", { join: [{ host: "192.0.2.11", port: 7946 }] });
+    const st = w.host.source!.status();
+    const lease = { subnet: st.subnet!, ipv6Subnet: st.ipv6Subnet! };
+    expect(st).toMatchObject({ publicIp: UNDERLAY_IP, publicIpv6: UNDERLAY_IPV6, network: "10.244.0.0/16", ipv6Network: "fd00:10:244::/56", mtu: 1430 });
+    expect(lease.ipv6Subnet).toMatch(/^fd00:10:244:[0-9a-f]+::\/64$/);
+    const log = w.host.take();
+    expect(log).toContain(`underlay eth0 ${UNDERLAY_IP} ${UNDERLAY_IPV6} mtu 1500`);
+    expect(log).toContain("sysctl net.ipv4.ip_forward=1");
+    expect(log).toContain("sysctl net.ipv6.conf.all.forwarding=1");
+    expect(log).toContain(`bridge cni0 for ${lease.subnet} + ${lease.ipv6Subnet}`);
+    expect(log).toContain(`ip-masq 10.244.0.0/16 from ${lease.subnet}`);
+    expect(log).toContain(`ip-masq fd00:10:244::/56 from ${lease.ipv6Subnet}`);
+    expect(w.host.subnetEnv.get("/run/flannel/subnet.env")).toEqual({ network: "10.244.0.0/16", subnet: lease.subnet, ipv6Network: "fd00:10:244::/56", ipv6Subnet: lease.ipv6Subnet, mtu: 1430, ipMasq: true });
+    expect(w.systemd.at(-1)).toBe(`STATUS=ready: ${lease.subnet} + ${lease.ipv6Subnet} via vxlan`);
+    const addrs = w.host.nl.listAddresses("cni0").map((a) => a.cidr);
+    expect(addrs).toEqual([lease.subnet.replace(".0/24", ".1/24"), lease.ipv6Subnet.replace("::/64", "::1/64")]);
+    const ops = w.host.nl.takeOps().join("\n");
+    expect(ops).toContain(`add link weft-v6.1 type vxlan id 1 local ${UNDERLAY_IPV6} dstport 8472`);
+    // The peer (a dual-stack lease node with an IPv6 underlay address) is routed in both families.
+    const peer = w.peer.lease!;
+    expect(ops).toContain(`replace route ${peer.subnet} via ${peer.subnet!.replace("/24", "")} dev weft.1 onlink proto 87`);
+    expect(ops).toContain(`replace route ${peer.ipv6Subnet} via ${peer.ipv6Subnet!.replace("/64", "")} dev weft-v6.1 onlink proto 87`);
+    const nodes = w.host.source!.nodes();
+    expect(nodes.find((n) => n.name === "me")).toMatchObject({ subnet: lease.subnet, ipv6Subnet: lease.ipv6Subnet, publicIp: UNDERLAY_IP, publicIpv6: UNDERLAY_IPV6 });
+  });
+
+  test("IPv6-only pods on an IPv6-only underlay: gossip over IPv6, no IPv4 sysctl, table or subnet.env lines", async () => {
+    const w = await world6(v6only, { ipv4: false, ipv6: true }, "[2001:db8::11]:7946", { join: [{ host: "2001:db8::11", port: 7946 }] });
+    const log = w.host.take();
+    expect(log).toContain(`bind gossip ${UNDERLAY_IPV6}:7946`);
+    expect(log).not.toContain("sysctl net.ipv4.ip_forward=1");
+    expect(log).toContain("sysctl net.ipv6.conf.all.forwarding=1");
+    expect(log.filter((l) => l.startsWith("ip-masq"))).toEqual([`ip-masq fd00:10:244::/56 from ${w.host.source!.status().ipv6Subnet}`]);
+    const st = w.host.source!.status();
+    expect(st).toMatchObject({ publicIp: null, network: null, subnet: null, publicIpv6: UNDERLAY_IPV6 });
+    expect(w.host.subnetEnv.get("/run/flannel/subnet.env")).toEqual({ ipv6Network: "fd00:10:244::/56", ipv6Subnet: st.ipv6Subnet!, mtu: 1430, ipMasq: true });
+    const peer = w.peer.lease!;
+    expect(w.host.nl.takeOps()).toContain(`replace route ${peer.ipv6Subnet} via ${peer.ipv6Subnet!.replace("/64", "")} dev weft-v6.1 onlink proto 87`);
+    expect(w.host.nl.getLink("weft.1")).toBeUndefined();
+  });
+
+  test("dual-stack pods on an IPv4-only underlay: IPv6 pods ride weft.1; pods keep the IPv4 MTU", async () => {
+    const w = await world6(dual, {}, "192.0.2.11:7946", { join: [{ host: "192.0.2.11", port: 7946 }] });
+    const st = w.host.source!.status();
+    expect(st).toMatchObject({ publicIp: UNDERLAY_IP, publicIpv6: null, mtu: 1450 });
+    expect(w.host.nl.getLink("weft-v6.1")).toBeUndefined();
+    const peer = w.peer.lease!;
+    // The peer has an IPv6 underlay address, this node none: over IPv4.
+    expect(w.host.nl.takeOps()).toContain(`replace route ${peer.ipv6Subnet} via ${peer.ipv6Subnet!.replace("/64", "")} dev weft.1 onlink proto 87`);
   });
 });

@@ -46,13 +46,50 @@ describe("net-conf defaults (flannel's rules)", () => {
     expect(
       parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: psk, ListenPort: 5000, ListenPortV6: 5001, PersistentKeepaliveInterval: 25, Mode: "auto", MTU: 1380 } }).backend,
     ).toEqual({ type: "wireguard", listenPort: 5000, listenPortV6: 5001, persistentKeepaliveInterval: 25, mode: "auto", psk, mtu: 1380 });
-    expect(parseNetConf({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", Mode: "ipv4" } }).backend).toMatchObject({ mode: "ipv4" });
+    for (const mode of ["ipv4", "ipv6", "auto", "separate"]) {
+      expect(parseNetConf({ Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "wireguard", Mode: mode } }).backend).toMatchObject({ mode });
+    }
   });
   test("known-but-unused flannel keys are reported", () => {
     expect(parseNetConf({ Network: "10.244.0.0/16", EnableNFTables: true, Backend: { Type: "vxlan", GBP: false } }).ignoredKeys).toEqual([
       "EnableNFTables",
       "Backend.GBP",
     ]);
+  });
+});
+
+describe("IPv6 and dual-stack net-conf (flannel's keys and defaults)", () => {
+  const v6 = { EnableIPv6: true, IPv6Network: "fd00:10:244::/56" };
+  const table: [string, Record<string, unknown>, Partial<ReturnType<typeof parseNetConf>>][] = [
+    [
+      "dual-stack: /56 → /64 from the second to the last subnet",
+      { Network: "10.244.0.0/16", ...v6 },
+      { enableIPv4: true, network: "10.244.0.0/16", enableIPv6: true, ipv6Network: "fd00:10:244::/56", ipv6SubnetLen: 64, ipv6SubnetMin: "fd00:10:244:1::", ipv6SubnetMax: "fd00:10:244:ff::" },
+    ],
+    ["/62 → /64", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/62" }, { ipv6SubnetLen: 64, ipv6SubnetMin: "fd00:0:0:1::", ipv6SubnetMax: "fd00:0:0:3::" }],
+    ["/63 → prefix+2", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/63" }, { ipv6SubnetLen: 65, ipv6SubnetMin: "fd00::8000:0:0:0", ipv6SubnetMax: "fd00:0:0:1:8000::" }],
+    ["/124, the smallest network → /126", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/124" }, { ipv6SubnetLen: 126, ipv6SubnetMin: "fd00::4", ipv6SubnetMax: "fd00::c" }],
+    [
+      "explicit IPv6 range, non-canonical text made canonical",
+      { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "FD00:0010:0244::/56", IPv6SubnetLen: 72, IPv6SubnetMin: "fd00:10:244:2::", IPv6SubnetMax: "fd00:10:244:3:ff00::" },
+      { ipv6Network: "fd00:10:244::/56", ipv6SubnetLen: 72, ipv6SubnetMin: "fd00:10:244:2::", ipv6SubnetMax: "fd00:10:244:3:ff00::" },
+    ],
+    ["a global unicast network", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "2001:db8:42::/48" }, { ipv6SubnetMin: "2001:db8:42:1::", ipv6SubnetMax: "2001:db8:42:ffff::" }],
+  ];
+  for (const [name, input, want] of table) test(name, () => expect(parseNetConf(input)).toMatchObject(want));
+
+  test("IPv6-only: no IPv4 fields at all, and the IPv4 keys flannel would ignore are reported", () => {
+    const c = parseNetConf({ EnableIPv4: false, ...v6 });
+    expect(c).toMatchObject({ enableIPv4: false, enableIPv6: true, ipv6SubnetLen: 64 });
+    for (const k of ["network", "subnetLen", "subnetMin", "subnetMax"] as const) expect(c[k]).toBeUndefined();
+    expect(parseNetConf({ EnableIPv4: false, Network: "10.244.0.0/16", SubnetLen: 20, ...v6 }).ignoredKeys).toEqual(["Network (EnableIPv4 is false)", "SubnetLen (EnableIPv4 is false)"]);
+  });
+
+  test("IPv4-only (the default): no IPv6 fields, and IPv6 keys without EnableIPv6 are reported as flannel ignores them", () => {
+    const c = parseNetConf({ Network: "10.244.0.0/16", IPv6Network: "fd00::/56", IPv6SubnetLen: 64 });
+    for (const k of ["ipv6Network", "ipv6SubnetLen", "ipv6SubnetMin", "ipv6SubnetMax"] as const) expect(c[k]).toBeUndefined();
+    expect(c.enableIPv6).toBe(false);
+    expect(c.ignoredKeys).toEqual(["IPv6Network (EnableIPv6 is false)", "IPv6SubnetLen (EnableIPv6 is false)"]);
   });
 });
 
@@ -74,7 +111,6 @@ describe("net-conf errors name the field", () => {
     ["VNI range", { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: -1 } }, /Backend.VNI/],
     ["Port type", { Network: "10.244.0.0/16", Backend: { Type: "udp", Port: "x" } }, /Backend.Port/],
     ["unknown backend key", { Network: "10.244.0.0/16", Backend: { Type: "host-gw", VNI: 3 } }, /Backend.VNI/],
-    ["IPv6 only", { Network: "10.244.0.0/16", EnableIPv6: true }, /EnableIPv6/],
     ["wireguard PSK not base64", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: "not-a-key" } }, /Backend.PSK: expected a base64 32-byte key/],
     ["wireguard PSK 31 bytes", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: Buffer.alloc(31, 1).toString("base64") } }, /Backend.PSK/],
     ["wireguard PSK non-canonical", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=" } }, /Backend.PSK/],
@@ -86,11 +122,40 @@ describe("net-conf errors name the field", () => {
     ["wireguard keepalive too big", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PersistentKeepaliveInterval: 70000 } }, /Backend.PersistentKeepaliveInterval/],
     ["wireguard keepalive fraction", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", PersistentKeepaliveInterval: 2.5 } }, /Backend.PersistentKeepaliveInterval/],
     ["wireguard Mode unknown", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", Mode: "both" } }, /Backend.Mode: expected "separate"/],
-    ["wireguard Mode ipv6", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", Mode: "ipv6" } }, /Backend.Mode: "ipv6" needs IPv6/],
-    ["wireguard separate with IPv6", { Network: "10.244.0.0/16", EnableIPv6: true, Backend: { Type: "wireguard" } }, /Backend.Mode: "separate" with EnableIPv6/],
     ["wireguard MTU", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", MTU: 100 } }, /Backend.MTU/],
     ["wireguard unknown key", { Network: "10.244.0.0/16", Backend: { Type: "wireguard", Port: 51820 } }, /unknown key "Backend.Port" for backend wireguard/],
     ["not an object", [1, 2], /invalid net-conf/],
+    // IPv6 and dual-stack
+    ["both families off", { Network: "10.244.0.0/16", EnableIPv4: false, EnableIPv6: false }, /EnableIPv4: at least one of EnableIPv4 and EnableIPv6/],
+    ["EnableIPv6 without IPv6Network", { Network: "10.244.0.0/16", EnableIPv6: true }, /IPv6Network: required while EnableIPv6 is true/],
+    ["IPv6-only without IPv6Network", { EnableIPv4: false, EnableIPv6: true }, /IPv6Network: required/],
+    ["EnableIPv4 without Network", { EnableIPv6: true, IPv6Network: "fd00::/56" }, /Network: required while EnableIPv4 is true/],
+    ["EnableIPv6 not a boolean", { Network: "10.244.0.0/16", EnableIPv6: "true", IPv6Network: "fd00::/56" }, /EnableIPv6/],
+    ["EnableIPv4 not a boolean", { Network: "10.244.0.0/16", EnableIPv4: 1 }, /EnableIPv4/],
+    ["Network given as IPv6", { Network: "fd00:10:244::/56" }, /Network: expected an IPv4 CIDR, got fd00:10:244::\/56 \(an IPv6 pod network goes in IPv6Network\)/],
+    ["IPv6Network given as IPv4", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "10.96.0.0/16" }, /IPv6Network: expected an IPv6 CIDR, got 10.96.0.0\/16 \(an IPv4 pod network goes in Network\)/],
+    ["IPv6Network not a CIDR", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::" }, /IPv6Network: .*missing \/prefix/],
+    ["IPv6Network garbage", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::zz/56" }, /IPv6Network: .*expected a CIDR/],
+    ["IPv6Network not a string", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: 56 }, /IPv6Network/],
+    ["IPv6Network host bits", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::1/56" }, /IPv6Network: .*host bits set; expected fd00::\/56/],
+    ["IPv6Network too small", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/125" }, /IPv6Network: .*too small; the smallest useful network is \/124/],
+    ["IPv6Network multicast", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "ff05::/56" }, /IPv6Network: ff05::\/56 is multicast/],
+    ["IPv6Network link-local", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fe80::/56" }, /IPv6Network: fe80::\/56 is link-local/],
+    ["IPv6Network IPv4-mapped", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "::ffff:10.0.0.0/104" }, /IPv6Network: .* is IPv4-mapped/],
+    ["IPv6Network holding ::1", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "::/64" }, /IPv6Network: ::\/64 holds the unspecified and loopback addresses/],
+    ["IPv6Network everything", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "::/0" }, /IPv6Network: ::\/0 holds the unspecified and loopback/],
+    ["IPv6SubnetLen 127", { Network: "10.244.0.0/16", ...{ EnableIPv6: true, IPv6Network: "fd00::/56" }, IPv6SubnetLen: 127 }, /IPv6SubnetLen: must be at most 126/],
+    ["IPv6SubnetLen 129", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetLen: 129 }, /IPv6SubnetLen: Too big/],
+    ["IPv6SubnetLen below prefix+2", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetLen: 57 }, /IPv6SubnetLen: must be at least 58 so that fd00::\/56 holds four subnets/],
+    ["IPv6SubnetLen fractional", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetLen: 64.5 }, /IPv6SubnetLen/],
+    ["IPv6SubnetMin outside", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMin: "fd01::" }, /IPv6SubnetMin: fd01:: is not inside Network fd00::\/56/],
+    ["IPv6SubnetMin IPv4", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMin: "10.244.1.0" }, /IPv6SubnetMin: 10.244.1.0 is not inside/],
+    ["IPv6SubnetMin not an address", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMin: "first" }, /IPv6SubnetMin: .*expected an address like "fd00:10:244:1::"/],
+    ["IPv6SubnetMin misaligned", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMin: "fd00:0:0:1::1" }, /IPv6SubnetMin: .*not on a \/64 boundary/],
+    ["IPv6SubnetMax outside", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMax: "fd00:0:0:100::" }, /IPv6SubnetMax: .*not inside/],
+    ["IPv6SubnetMax misaligned", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMax: "fd00:0:0:7:8000::" }, /IPv6SubnetMax: .*boundary/],
+    ["IPv6 range reversed", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMin: "fd00:0:0:9::", IPv6SubnetMax: "fd00:0:0:3::" }, /IPv6SubnetMax: fd00:0:0:3:: is below IPv6SubnetMin fd00:0:0:9::/],
+    ["IPv6SubnetMax not a string", { Network: "10.244.0.0/16", EnableIPv6: true, IPv6Network: "fd00::/56", IPv6SubnetMax: 5 }, /IPv6SubnetMax/],
   ];
   for (const [name, input, re] of table) test(name, () => expect(netConfError(input)).toMatch(re));
 });
@@ -131,6 +196,12 @@ describe("agent flags", () => {
       { host: "192.0.2.2", port: 9999 },
     ]);
   });
+  test("--public-ipv6 (or WEFT_PUBLIC_IPV6) is kept in canonical form; absent by default", () => {
+    expect(resolveAgentFlags({ ...base }, {}).publicIpv6).toBeUndefined();
+    expect(resolveAgentFlags({ ...base, "public-ipv6": "2001:DB8:0::0:11" }, {}).publicIpv6).toBe("2001:db8::11");
+    expect(resolveAgentFlags({ ...base }, { WEFT_PUBLIC_IPV6: "2001:db8::12" }).publicIpv6).toBe("2001:db8::12");
+    expect(resolveAgentFlags({ ...base, "public-ipv6": "2001:db8::13" }, { WEFT_PUBLIC_IPV6: "2001:db8::12" }).publicIpv6).toBe("2001:db8::13");
+  });
   test("off / none", () => {
     const f = resolveAgentFlags({ ...base, "api-listen": "off", bridge: "none" }, {});
     expect(f.apiListen).toBeNull();
@@ -140,6 +211,9 @@ describe("agent flags", () => {
     ["port text", { "gossip-port": "abc" }, /--gossip-port/],
     ["port range", { "gossip-port": "70000" }, /--gossip-port/],
     ["public ip", { "public-ip": "300.1.1.1" }, /--public-ip/],
+    ["public ipv6 given IPv4", { "public-ipv6": "192.0.2.10" }, /--public-ipv6: expected an IPv6 address/],
+    ["public ipv6 garbage", { "public-ipv6": "2001:db8::xyz" }, /--public-ipv6/],
+    ["public ipv6 with a zone", { "public-ipv6": "fe80::1%eth0" }, /--public-ipv6/],
     ["log level", { "log-level": "loud" }, /--log-level/],
     ["api listen", { "api-listen": "localhost" }, /--api-listen/],
     ["join", { join: "a:b:c" }, /--join/],

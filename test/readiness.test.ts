@@ -43,7 +43,7 @@ async function followed(seed: number, names: string[]) {
   const failures: Error[] = [];
   ready.follow(me.cluster, (old, now) => new Promise<void>((done, fail) => void reprograms.push({ old, now, done, fail })), (e) => void failures.push(e));
   // What Agent.start does once the dataplane is up.
-  ready.serving(me.lease!.subnet);
+  ready.serving(me.lease!);
   ready.update(me.cluster);
   return { sim, me, lease: me.lease!, ready, statuses, reprograms, failures };
 }
@@ -57,7 +57,7 @@ describe("agent readiness across a renumber", () => {
     for (let i = 0; i < 10; i++) await flush();
     const r = ready.readiness();
     expect(r.ready).toBe(false);
-    expect(r.reason).toMatch(new RegExp(`^cannot renumber ${lease.subnet.replaceAll(".", "\\.")} \\(early holds an earlier claim\\): subnet exhausted: all 4 subnets`));
+    expect(r.reason).toMatch(new RegExp(`^cannot renumber ${lease.subnet!.replaceAll(".", "\\.")} \\(early holds an earlier claim\\): subnet exhausted: all 4 subnets`));
     expect(statuses.at(-1)).toBe(`not ready: ${r.reason}`);
     await sim.run(60_000, 100);
     expect(ready.readiness().ready).toBe(false);

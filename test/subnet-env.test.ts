@@ -20,6 +20,25 @@ test("flannel's exact format", () => {
   );
 });
 
+test("dual-stack: flannel's lines in flannel's order (pkg/subnet WriteSubnetFile), one by one", () => {
+  const text = formatSubnetEnv({ network: "10.244.0.0/16", subnet: "10.244.3.0/24", ipv6Network: "fd00:10:244::/56", ipv6Subnet: "fd00:10:244:3::/64", mtu: 1430, ipMasq: true });
+  expect(text.split("\n")).toEqual([
+    "FLANNEL_NETWORK=10.244.0.0/16",
+    "FLANNEL_SUBNET=10.244.3.1/24",
+    "FLANNEL_IPV6_NETWORK=fd00:10:244::/56",
+    "FLANNEL_IPV6_SUBNET=fd00:10:244:3::1/64",
+    "FLANNEL_MTU=1430",
+    "FLANNEL_IPMASQ=true",
+    "",
+  ]);
+});
+
+test("IPv6-only: no IPv4 lines at all, as flannel writes it with EnableIPv4 false", () => {
+  const text = formatSubnetEnv({ ipv6Network: "FD00:10:244:0::/56", ipv6Subnet: "fd00:10:244:a::/64", mtu: 1430, ipMasq: false });
+  expect(text.split("\n")).toEqual(["FLANNEL_IPV6_NETWORK=fd00:10:244::/56", "FLANNEL_IPV6_SUBNET=fd00:10:244:a::1/64", "FLANNEL_MTU=1430", "FLANNEL_IPMASQ=false", ""]);
+  expect(parseSubnetEnv(text)).toEqual({ FLANNEL_IPV6_NETWORK: "fd00:10:244::/56", FLANNEL_IPV6_SUBNET: "fd00:10:244:a::1/64", FLANNEL_MTU: "1430", FLANNEL_IPMASQ: "false" });
+});
+
 test("written atomically into a new directory, rewritten only on change", () => {
   const path = join(tmp(), "run", "flannel", "subnet.env");
   const e = { network: "10.244.0.0/16", subnet: "10.244.7.0/24", mtu: 1450, ipMasq: true };

@@ -75,7 +75,7 @@ export function renderMetrics(m: MetricsSnapshot, ctx: MetricsContext = {}): str
   ];
   if (m.wireguard) {
     families.push(
-      { name: "weft_wireguard_peers", help: "Peers configured on the WireGuard device weft-wg.", type: "gauge", samples: [{ value: m.wireguard.peers }] },
+      { name: "weft_wireguard_peers", help: "Peers configured on weft's WireGuard devices (weft-wg, and weft-wg-v6 in Mode separate: a node counts once per device).", type: "gauge", samples: [{ value: m.wireguard.peers }] },
       { name: "weft_wireguard_bytes_total", help: "Bytes received (in) and sent (out) over WireGuard, summed over peers; kept across peer removals and device restarts.", type: "counter", samples: dir(m.wireguard.rxBytes, m.wireguard.txBytes) },
     );
   }

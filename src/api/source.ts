@@ -8,8 +8,10 @@ import type { AgentStatus, ClusterKeys, MetricsSnapshot, NodeState, NodeStatus, 
 type MemberLike = { state: "alive" | "suspect" | "dead" | "left" };
 type LeaseLike = {
   nodeName: string;
-  publicIp: string;
-  subnet: string;
+  publicIp?: string;
+  subnet?: string;
+  ipv6Subnet?: string;
+  publicIpv6?: string;
   backend: { type: string; vtepMac?: string; publicKey?: string };
   state: NodeState;
   /** Clock ms (epoch ms with the real clock); 0 or non-finite = never. */
@@ -19,9 +21,12 @@ type LeaseLike = {
 
 export interface StatusParts {
   node: string;
-  /** A function when it can change while the agent runs (the underlay address moved). */
-  publicIp: string | (() => string);
-  network: string;
+  /** IPv4 underlay address (null: none); a function when it can change while the agent runs (the underlay address moved). */
+  publicIp: string | null | (() => string | null);
+  /** IPv4 pod network (null: IPv4 not enabled). */
+  network: string | null;
+  /** IPv6 pod network and underlay address: present when IPv6 is enabled. */
+  ipv6?: { network: string; publicIp: string | null | (() => string | null); subnet: () => string | null };
   backend: string;
   /** A function when it can change while the agent runs (the underlay MTU changed). */
   mtu: number | (() => number);
@@ -87,11 +92,14 @@ export function createStatusSource(p: StatusParts): StatusSource {
         uptimeSeconds: Math.max(0, Math.floor((now() - p.startedAt) / 1000)),
         problems: p.problems?.() ?? [],
         ...(p.clusterKeys ? { clusterKeys: p.clusterKeys() } : {}),
+        ...(p.ipv6 ? { ipv6Network: p.ipv6.network, ipv6Subnet: p.ipv6.subnet(), publicIpv6: typeof p.ipv6.publicIp === "function" ? p.ipv6.publicIp() : p.ipv6.publicIp } : {}),
       };
     },
     nodes(): NodeStatus[] {
       const wg = p.wireguard?.();
-      const handshakes = new Map(wg?.peers.map((x) => [x.publicKey, x.lastHandshakeMs]));
+      // A node is a peer on each device of Mode separate: its latest handshake on any counts.
+      const handshakes = new Map<string, number>();
+      for (const x of wg?.peers ?? []) handshakes.set(x.publicKey, Math.max(x.lastHandshakeMs, handshakes.get(x.publicKey) ?? 0));
       const age = (key: string | undefined) => {
         const at = key === undefined ? undefined : handshakes.get(key);
         if (at === undefined) return {};
@@ -102,8 +110,10 @@ export function createStatusSource(p: StatusParts): StatusSource {
         .filter((l) => !l.deleted)
         .map((l) => ({
           name: l.nodeName,
-          publicIp: l.publicIp,
-          subnet: l.subnet,
+          publicIp: l.publicIp ?? null,
+          subnet: l.subnet ?? null,
+          ...(l.ipv6Subnet !== undefined ? { ipv6Subnet: l.ipv6Subnet } : {}),
+          ...(l.publicIpv6 !== undefined ? { publicIpv6: l.publicIpv6 } : {}),
           backend: l.backend.type,
           state: l.state,
           lastSeen: iso(l.lastSeen),

@@ -6,8 +6,13 @@ export type NodeState = "alive" | "suspect" | "dead" | "left" | "unknown";
 
 export interface NodeStatus {
   name: string;
-  publicIp: string;
-  subnet: string;
+  /** IPv4 underlay address; null for a node without one (IPv6-only underlay). */
+  publicIp: string | null;
+  /** IPv4 subnet; null in an IPv6-only cluster. */
+  subnet: string | null;
+  /** IPv6 subnet and underlay address, when the node has them (IPv6 pod networks). */
+  ipv6Subnet?: string;
+  publicIpv6?: string;
   backend: string;
   state: NodeState;
   /** ISO-8601 time of the last sign of life, or null if never seen. */
@@ -24,10 +29,16 @@ export interface NodeStatus {
 
 export interface AgentStatus {
   node: string;
-  publicIp: string;
-  network: string;
-  /** null until the lease is committed. */
+  /** IPv4 underlay address; null on a node without one. */
+  publicIp: string | null;
+  /** IPv4 pod network; null when IPv4 is not enabled. */
+  network: string | null;
+  /** IPv4 subnet; null until the lease is committed (and in an IPv6-only cluster). */
   subnet: string | null;
+  /** With IPv6 pod networks: the IPv6 pod network, this node's IPv6 subnet (null until committed), its IPv6 underlay address. */
+  ipv6Network?: string;
+  ipv6Subnet?: string | null;
+  publicIpv6?: string | null;
   backend: string;
   mtu: number;
   members: { alive: number; suspect: number; dead: number; left: number };
@@ -76,7 +87,7 @@ export interface MetricsSnapshot {
   conflictsResolved: number;
   /** udp backend: packets forwarded and dropped; of the drops, those refused as forged (outer source spoofed, or a malformed offload header). */
   udp: { packetsForwarded: number; packetsDropped: number; droppedSpoofedSource: number; droppedBadOffloadHeader: number };
-  /** wireguard backend only: peers on weft-wg and bytes over all of them since start. */
+  /** wireguard backend only: peers on weft-wg (and weft-wg-v6, once per device) and bytes over all of them since start. */
   wireguard?: { peers: number; rxBytes: number; txBytes: number };
   /** Absent with --insecure. */
   clusterKeys?: ClusterKeys;
@@ -94,6 +105,7 @@ export interface StatusSource {
 
 /** The answer to forgetting a node (POST /v1/nodes/{name}/forget). */
 export type ForgetResult =
+  /** `subnet`: the forgotten lease's subnets ("10.244.3.0/24", "… + fd00:…/64" dual-stack). */
   | { ok: true; node: string; subnet: string }
   /** 404: no lease under that name; 409: it may not be forgotten now (alive, suspect, this node); 503: the agent has no lease layer running yet. */
   | { ok: false; status: 404 | 409 | 503; error: string };

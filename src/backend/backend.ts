@@ -5,8 +5,14 @@
  * peers changes nothing the second time, which is what makes periodic reconciling safe.
  *
  * Ownership, so weft never touches what it did not make:
- *  - routes: protocol WEFT_ROUTE_PROTOCOL (87) with a destination inside Network;
- *  - neighbours, FDB entries and addresses: those on weft's own device (weft.<VNI>, weft0).
+ *  - routes: protocol WEFT_ROUTE_PROTOCOL (87) with a destination inside Network or
+ *    IPv6Network;
+ *  - neighbours, FDB entries and addresses: those on weft's own devices (weft.<VNI>,
+ *    weft-v6.<VNI>, weft0, weft-wg, weft-wg-v6), but for the kernel's IPv6 link-local ones.
+ *
+ * Families: a cluster runs IPv4 pods, IPv6 pods or both (the subnets and networks given
+ * below); a node has an IPv4 underlay address, an IPv6 one or both. Each backend says
+ * which underlay carries which pod family to which peer.
  */
 import type { BackendType } from "../net-conf.ts";
 import type { Logger } from "../log.ts";
@@ -16,10 +22,13 @@ import type { BackendData } from "../lease/types.ts";
 /** One remote node as the backend needs it, taken from its (valid, unexpired) lease. */
 export interface PeerLease {
   nodeName: string;
-  /** Canonical CIDR, e.g. "10.244.2.0/24". */
-  subnet: string;
-  /** Underlay address: next hop for host-gw, remote VTEP for vxlan, UDP target for udp. */
-  publicIp: string;
+  /** IPv4 subnet, canonical CIDR, e.g. "10.244.2.0/24" (absent: none, or IPv4 pods not run). */
+  subnet?: string;
+  /** IPv6 subnet, canonical CIDR, e.g. "fd00:10:244:2::/64". */
+  ipv6Subnet?: string;
+  /** Underlay addresses: next hop for host-gw, remote VTEP for vxlan, UDP target for udp (at least one). */
+  publicIp?: string;
+  publicIpv6?: string;
   /** vxlan only: the peer's VTEP MAC from its lease. */
   vtepMac?: string;
   /** wireguard only: the peer's public key from its lease (base64). */
@@ -60,15 +69,18 @@ export interface Backend {
 /** Dependencies every backend gets; one options object, as the agent has them. */
 export interface BackendDeps {
   nl: Netlink;
-  /** This node's underlay address. */
-  publicIp: string;
-  /** The underlay interface holding publicIp. */
+  /** This node's underlay addresses, IPv4 and/or IPv6 (at least one). */
+  publicIp?: string;
+  publicIpv6?: string;
+  /** The underlay interface holding them. */
   underlayIface: string;
   underlayMtu: number;
-  /** This node's leased subnet, canonical CIDR. */
-  ownSubnet: string;
-  /** The cluster pod network (net-conf Network). */
-  network: string;
+  /** IPv4 pods: this node's leased subnet and the cluster pod network (net-conf Network). */
+  ownSubnet?: string;
+  network?: string;
+  /** IPv6 pods: this node's leased IPv6 subnet and IPv6Network. */
+  ownIpv6Subnet?: string;
+  ipv6Network?: string;
   /** vxlan: the stable VTEP MAC (see stableMac); a random one is used without it. */
   vtepMac?: string;
   /**

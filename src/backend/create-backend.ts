@@ -2,8 +2,9 @@
  * The one entry point the agent uses: picks the backend for net-conf's Backend.Type.
  *
  * @example
- *   const backend = createBackend(config.net.backend, { nl, publicIp, underlayIface,
+ *   const backend = createBackend(config.net.backend, { nl, publicIp, publicIpv6, underlayIface,
  *     underlayMtu, ownSubnet: lease.subnet, network: config.net.network,
+ *     ownIpv6Subnet: lease.ipv6Subnet, ipv6Network: config.net.ipv6Network,
  *     vtepMac: stableMac(nodeId), logger });
  *   const data = await backend.up();            // goes into the own lease
  *   const rec = createReconciler({ backend, peers, clock, logger, ... }); rec.start();
@@ -27,9 +28,16 @@ export function createBackend(
   conf: BackendConf,
   deps: BackendDeps & { udpSys?: Partial<UdpSys>; udpOffload?: boolean; wireguard?: Pick<WireguardDeps, "keys" | "sys" | "now"> },
 ): AnyBackend {
-  for (const k of ["publicIp", "underlayIface", "ownSubnet", "network"] as const) {
-    if (typeof deps[k] !== "string" || deps[k] === "") throw new Error(`create ${conf.type} backend: ${k} is required`);
+  if (typeof deps.underlayIface !== "string" || deps.underlayIface === "") throw new Error(`create ${conf.type} backend: underlayIface is required`);
+  // At least one family of each: a public address, and a pod network with its subnet.
+  for (const [what, pair] of [
+    ["publicIp or publicIpv6", [deps.publicIp, deps.publicIpv6]],
+    ["ownSubnet or ownIpv6Subnet", [deps.ownSubnet, deps.ownIpv6Subnet]],
+  ] as const) {
+    if (!pair.some((v) => typeof v === "string" && v !== "")) throw new Error(`create ${conf.type} backend: ${what} is required`);
   }
+  if ((deps.ownSubnet === undefined) !== (deps.network === undefined)) throw new Error(`create ${conf.type} backend: ownSubnet and network go together`);
+  if ((deps.ownIpv6Subnet === undefined) !== (deps.ipv6Network === undefined)) throw new Error(`create ${conf.type} backend: ownIpv6Subnet and ipv6Network go together`);
   if (!Number.isInteger(deps.underlayMtu) || deps.underlayMtu < 576) throw new Error(`create ${conf.type} backend: underlayMtu must be an integer >= 576, got ${deps.underlayMtu}`);
   switch (conf.type) {
     case "vxlan":

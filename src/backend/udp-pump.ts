@@ -39,7 +39,7 @@ export interface UdpCounters {
   rxBytes: number;
   /** From the TUN for a destination in no peer's subnet. */
   droppedNoRoute: number;
-  /** Not IPv4, truncated, or received for a destination outside our own subnet. */
+  /** Not IP, truncated, or received for a destination outside our own subnet of its family. */
   droppedInvalid: number;
   /** sendto/write failed (socket or TUN queue full, peer unreachable). */
   droppedIo: number;
@@ -75,15 +75,8 @@ export interface Pump {
   stop(): void;
 }
 
-export interface PumpOptions {
-  tunFd: number;
-  udpFd: number;
-  port: number;
-  /** Own subnet network address (u32) and prefix: only packets for it are decapsulated. */
-  ownNet: number;
-  ownPrefix: number;
-  /** The TUN fd was opened with a virtio_net_hdr and TSO/checksum offload. */
-  offload: boolean;
+/** The loop's fds and settings, as its start message carries them (udp-pump-protocol.ts). */
+export interface PumpOptions extends Pick<Extract<ToWorker, { type: "start" }>, "tunFd" | "udpFd" | "udpFd6" | "port" | "ownSubnets" | "offload"> {
   logger: Logger;
 }
 
@@ -129,7 +122,7 @@ export function startPump(o: PumpOptions): Pump {
     settle?.fail(new Error(`start udp packet loop: ${ev.message}`));
   };
   const send = (m: ToWorker) => worker.postMessage(m);
-  send({ type: "start", tunFd: o.tunFd, udpFd: o.udpFd, port: o.port, ownNet: o.ownNet, ownPrefix: o.ownPrefix, offload: o.offload, ctrl: ctrlBuf, counters: countersBuf });
+  send({ type: "start", tunFd: o.tunFd, udpFd: o.udpFd, udpFd6: o.udpFd6, port: o.port, ownSubnets: o.ownSubnets, offload: o.offload, ctrl: ctrlBuf, counters: countersBuf });
 
   return {
     ready,

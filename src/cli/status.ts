@@ -150,24 +150,35 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
 }
 
-/** The human-readable view: this node, then every known node (this one marked `*`). */
+/**
+ * The human-readable view: this node, then every known node (this one marked `*`). IPv6
+ * lines and columns appear when the cluster has IPv6 pod networks; an IPv6-only
+ * cluster's IPv4 fields read "-".
+ */
 export function formatStatus(s: AgentStatus, nodes: NodeStatus[], nowMs: number, readiness?: Readiness): string {
   const m = s.members;
   const ready: string[][] = readiness ? [["ready:", readiness.ready ? "yes" : `no (${readiness.reason ?? "no reason given"})`]] : [];
+  const v6 = s.ipv6Network !== undefined;
+  const v4 = s.network !== null;
   const head = table([
     ["node:", s.node],
     ...ready,
-    ["public IP:", s.publicIp],
-    ["network:", s.network],
-    ["subnet:", s.subnet ?? "(no lease yet)"],
+    ["public IP:", s.publicIp ?? "-"],
+    ...(v6 ? [["public IPv6:", s.publicIpv6 ?? "-"]] : []),
+    ...(v4 ? [["network:", s.network ?? "-"], ["subnet:", s.subnet ?? "(no lease yet)"]] : []),
+    ...(v6 ? [["IPv6 network:", s.ipv6Network ?? "-"], ["IPv6 subnet:", s.ipv6Subnet ?? "(no lease yet)"]] : []),
     ["backend:", `${s.backend} (mtu ${s.mtu})`],
     ["members:", `${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`],
     ...(s.clusterKeys !== undefined ? [["cluster keys:", s.clusterKeys ? `${s.clusterKeys.count} (sealing with ${s.clusterKeys.primary})` : "none (--insecure)"]] : []),
     ["version:", `${s.version}, up ${formatDuration(s.uptimeSeconds)}`],
   ]);
   const sorted = [...nodes].sort((a, b) => a.name.localeCompare(b.name));
-  const rows = [["", "NAME", "PUBLIC IP", "SUBNET", "BACKEND", "STATE", "LAST SEEN"]];
-  for (const n of sorted) rows.push([n.name === s.node ? "*" : "", n.name, n.publicIp, n.subnet, n.backend, n.state, n.name === s.node ? "self" : relativeTime(n.lastSeen, nowMs)]);
+  const showV6 = v6 || sorted.some((n) => n.ipv6Subnet !== undefined);
+  const rows = [["", "NAME", "PUBLIC IP", "SUBNET", ...(showV6 ? ["PUBLIC IPV6", "IPV6 SUBNET"] : []), "BACKEND", "STATE", "LAST SEEN"]];
+  for (const n of sorted) {
+    const ipv6 = showV6 ? [n.publicIpv6 ?? "-", n.ipv6Subnet ?? "-"] : [];
+    rows.push([n.name === s.node ? "*" : "", n.name, n.publicIp ?? "-", n.subnet ?? "-", ...ipv6, n.backend, n.state, n.name === s.node ? "self" : relativeTime(n.lastSeen, nowMs)]);
+  }
   const problems = (s.problems ?? []).map((p) => `problem: ${p}\n`).join("");
   return `${head}${problems}\n${table(rows)}`;
 }

@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { formatCidr, formatIp, parseCidr } from "../net/cidr.ts";
 import { NetnsError } from "../sys/netns.ts";
-import type { PodDataplane } from "./dataplane.ts";
+import type { BridgeWant, PodDataplane } from "./dataplane.ts";
 import { allocate, freeCount, release, staleAllocations, type Allocation, type AllocationStore } from "./ipam.ts";
 import { fromPrevResult, mergeResults } from "./result.ts";
 import { CniCode, CniError, type CniEnv, type CniResult, type NetConf } from "./spec.ts";
@@ -55,10 +55,16 @@ function requireNetns(dp: PodDataplane, path: string): void {
   }
 }
 
-function ipv4Only(subnet: NodeSubnet): void {
-  if (subnet.pools.some((p) => p.family === 6)) {
-    throw new CniError(CniCode.InvalidConfig, `subnet file ${subnet.file} enables IPv6 (FLANNEL_IPV6_SUBNET), which weft's plugin does not configure yet`, "run the cluster IPv4-only, or use flannel's CNI plugin for dual-stack pods");
-  }
+/** The bridge for the node's pools: the gateway of each family's pool, stale gateways of each network removed. */
+function bridgeFor(name: string, subnet: NodeSubnet, mtu: number): BridgeWant {
+  const v4 = subnet.pools.find((p) => p.family === 4);
+  const v6 = subnet.pools.find((p) => p.family === 6);
+  return {
+    name,
+    ...(v4 && subnet.network ? { subnet: formatCidr(v4.subnet), network: subnet.network } : {}),
+    ...(v6 && subnet.ipv6Network ? { ipv6Subnet: formatCidr(v6.subnet), ipv6Network: subnet.ipv6Network } : {}),
+    mtu,
+  };
 }
 
 export function cmdAdd(env: CniEnv, conf: NetConf, deps: PluginDeps): CniResult {
@@ -66,16 +72,14 @@ export function cmdAdd(env: CniEnv, conf: NetConf, deps: PluginDeps): CniResult 
   const ifname = env.ifname!;
   const netns = env.netns!;
   const subnet = deps.readSubnet(conf.subnetFile);
-  ipv4Only(subnet);
   const mtu = conf.mtu ?? subnet.mtu;
   const dp = deps.dataplane();
   requireNetns(dp, netns);
   const hostIf = hostInterfaceName(conf.name, containerId, ifname);
   const store = deps.store(conf.dataDir, conf.name);
-  const v4 = subnet.pools[0]!;
   const allocated = store.locked(() => {
     try {
-      dp.ensureBridge({ name: conf.bridge, subnet: formatCidr(v4.subnet), network: subnet.network, mtu });
+      dp.ensureBridge(bridgeFor(conf.bridge, subnet, mtu));
     } catch (e) {
       throw dataplaneError(`ensure bridge ${conf.bridge}`, e);
     }
@@ -161,8 +165,7 @@ export function cmdCheck(env: CniEnv, conf: NetConf, deps: PluginDeps): void {
     if (!seen.pod.addresses.includes(ip.address)) throw fail(`address ${ip.address} is missing (has ${seen.pod.addresses.join(", ") || "none"})`);
   }
   for (const r of prev.routes) {
-    const family = parseCidr(r.dst).family;
-    if (family !== 4 || !podIps.some((ip) => ip.gateway === r.gw)) continue; // a route of another plugin
+    if (!podIps.some((ip) => ip.gateway === r.gw && parseCidr(ip.address).family === parseCidr(r.dst).family)) continue; // a route of another plugin
     if (!seen.pod.routes.some((x) => x.dst === r.dst && x.gateway === r.gw)) throw fail(`route ${r.dst} via ${r.gw} is missing`);
   }
 }

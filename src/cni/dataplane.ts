@@ -9,10 +9,12 @@
  */
 export interface BridgeWant {
   name: string;
-  /** Node subnet, e.g. "10.244.3.0/24"; the bridge carries its first address. */
-  subnet: string;
-  /** Cluster network; stale gateway addresses inside it are removed from the bridge. */
-  network: string;
+  /** IPv4 node subnet, e.g. "10.244.3.0/24" (the bridge carries its first address), and the cluster network (stale gateway addresses inside it are removed). */
+  subnet?: string;
+  network?: string;
+  /** The same for IPv6: "fd00:10:244:3::/64" (gateway fd00:10:244:3::1) and the IPv6 cluster network. */
+  ipv6Subnet?: string;
+  ipv6Network?: string;
   /** MTU when the bridge has to be created. */
   mtu: number;
 }
@@ -27,7 +29,7 @@ export interface AttachRequest {
   ifname: string;
   mtu: number;
   hairpin: boolean;
-  /** Pod addresses with prefix, each with its subnet's gateway (the default route). */
+  /** Pod addresses with prefix, each with its subnet's gateway (the default route of its family). */
   addresses: { cidr: string; gateway: string }[];
 }
 

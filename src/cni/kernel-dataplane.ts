@@ -8,6 +8,7 @@
  */
 import { ensureBridge } from "../bridge.ts";
 import { ipToBytes, nthAddress, parseCidr } from "../net/cidr.ts";
+import { isIpv6LinkLocal } from "../net/ipv6.ts";
 import { hex } from "../net/mac.ts";
 import { setHairpin } from "../sys/bridge-port.ts";
 import { openNetlink, type LibnlNetlink } from "../sys/libnl.ts";
@@ -15,7 +16,8 @@ import { inNetns, NetnsError, openNetns, type Netns } from "../sys/netns.ts";
 import type { AttachRequest, Attachment, BridgeWant, ObservedPod, PodDataplane } from "./dataplane.ts";
 import { CniCode, CniError } from "./spec.ts";
 
-const DEFAULT_ROUTE = "0.0.0.0/0";
+/** The default route of an address's family. */
+const defaultRoute = (cidr: string): string => (cidr.includes(":") ? "::/0" : "0.0.0.0/0");
 /** rtnetlink RTPROT_BOOT: how `ip route add` marks a route, so the pod's route reads as usual. */
 const RTPROT_BOOT = 3;
 
@@ -23,11 +25,15 @@ const ZERO_MAC = "00:00:00:00:00:00";
 
 /**
  * 0a:58 followed by the gateway's IPv4 bytes (10.244.3.1 → 0a:58:0a:f4:03:01): locally
- * administered, unique per node subnet, the same every time the bridge is made.
+ * administered, unique per node subnet, the same every time the bridge is made. For an
+ * IPv6 subnet (IPv6-only pods) the 32 bits above its prefix boundary, which tell the
+ * node subnets apart (fd00:10:244:3::/64 → 0a:58:02:44:00:03).
  */
 export function gatewayMac(subnet: string): string {
-  const gw = nthAddress(parseCidr(subnet), 1);
-  return hex(Uint8Array.from([0x0a, 0x58, ...ipToBytes(gw)]), ":");
+  const c = parseCidr(subnet);
+  if (c.family === 4) return hex(Uint8Array.from([0x0a, 0x58, ...ipToBytes(nthAddress(c, 1))]), ":");
+  const bits = Number((c.addr >> BigInt(128 - c.prefix)) & 0xffffffffn);
+  return hex(Uint8Array.from([0x0a, 0x58, bits >>> 24, (bits >>> 16) & 255, (bits >>> 8) & 255, bits & 255]), ":");
 }
 
 /** Runs `fn` with a netlink socket opened inside `ns`, closed afterwards. */
@@ -66,7 +72,7 @@ export class KernelDataplane implements PodDataplane {
     // Pin the bridge's MAC where it is (a bridge without ports has none: derive one from
     // the gateway), so deleting a pod never changes the gateway MAC the others cached.
     const mac = nl.getLink(want.name)?.mac;
-    nl.setLinkMac(want.name, mac && mac !== ZERO_MAC ? mac : gatewayMac(want.subnet));
+    nl.setLinkMac(want.name, mac && mac !== ZERO_MAC ? mac : gatewayMac((want.subnet ?? want.ipv6Subnet)!));
   }
 
   attach(req: AttachRequest): Attachment {
@@ -86,7 +92,7 @@ export class KernelDataplane implements PodDataplane {
       const pod = withPodNetlink(ns, (pnl) => {
         for (const a of req.addresses) pnl.addAddress({ dev: req.ifname, cidr: a.cidr });
         pnl.setLinkUp(req.ifname);
-        for (const a of req.addresses) pnl.replaceRoute({ dst: DEFAULT_ROUTE, gateway: a.gateway, dev: req.ifname, protocol: RTPROT_BOOT });
+        for (const a of req.addresses) pnl.replaceRoute({ dst: defaultRoute(a.cidr), gateway: a.gateway, dev: req.ifname, protocol: RTPROT_BOOT });
         return pnl.getLink(req.ifname);
       });
       const host = nl.getLink(req.hostIf);
@@ -145,7 +151,8 @@ export class KernelDataplane implements PodDataplane {
         }
         out.pod = {
           up: link.up,
-          addresses: pnl.listAddresses(req.ifname).map((a) => a.cidr),
+          // The kernel's own link-local address is nothing weft made.
+          addresses: pnl.listAddresses(req.ifname).map((a) => a.cidr).filter((c) => !isIpv6LinkLocal(c)),
           routes: pnl.listRoutes({ dev: req.ifname }).map((r) => ({ dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}) })),
           ...(link.mac ? { mac: link.mac } : {}),
         };

@@ -11,8 +11,10 @@ import { CniCode, CniError } from "./spec.ts";
 
 export interface NodeSubnet {
   file: string;
-  /** FLANNEL_NETWORK in network form; the node subnet itself when the file has none. */
-  network: string;
+  /** FLANNEL_NETWORK in network form; the IPv4 node subnet itself when the file has none; absent without IPv4. */
+  network?: string;
+  /** FLANNEL_IPV6_NETWORK in network form; the IPv6 node subnet itself when the file has none; absent without IPv6. */
+  ipv6Network?: string;
   /** One pool per family the file enables: IPv4 (range id 0) first, then IPv6. */
   pools: Pool[];
   mtu: number;
@@ -37,23 +39,27 @@ export function parseNodeSubnet(text: string, file: string): NodeSubnet {
   };
   const v4 = cidr("FLANNEL_SUBNET", 4);
   const v6 = cidr("FLANNEL_IPV6_SUBNET", 6);
-  if (!v4 && !v6) throw bad("FLANNEL_SUBNET", "the node subnet, e.g. 10.244.3.1/24");
+  if (!v4 && !v6) throw bad("FLANNEL_SUBNET", "the node subnet, e.g. 10.244.3.1/24 (or FLANNEL_IPV6_SUBNET for IPv6-only pods)");
   const pools: Pool[] = [];
   if (v4) pools.push(poolOf(v4, String(pools.length)));
   if (v6) pools.push(poolOf(v6, String(pools.length)));
   const mtuText = env.FLANNEL_MTU;
   const mtu = Number(mtuText);
   if (mtuText === undefined || !/^\d+$/.test(mtuText) || mtu < 68 || mtu > 65535) throw bad("FLANNEL_MTU", "an integer in 68..65535");
-  let network = canonicalCidr(v4 ?? v6!);
-  const netText = env.FLANNEL_NETWORK;
-  if (netText) {
+  const networkOf = (key: string, family: 4 | 6, subnet: string | undefined, example: string): string | undefined => {
+    if (subnet === undefined) return undefined;
+    const text = env[key];
+    if (!text) return canonicalCidr(subnet);
     try {
-      network = canonicalCidr(netText);
+      if (parseCidr(text).family !== family) throw new Error("wrong family");
+      return canonicalCidr(text);
     } catch {
-      throw bad("FLANNEL_NETWORK", "the cluster network, e.g. 10.244.0.0/16");
+      throw bad(key, `the cluster network, e.g. ${example}`);
     }
-  }
-  return { file, network, pools, mtu };
+  };
+  const network = networkOf("FLANNEL_NETWORK", 4, v4, "10.244.0.0/16");
+  const ipv6Network = networkOf("FLANNEL_IPV6_NETWORK", 6, v6, "fd00:10:244::/56");
+  return { file, ...(network ? { network } : {}), ...(ipv6Network ? { ipv6Network } : {}), pools, mtu };
 }
 
 /** Reads and parses `file`; a missing file is code 11 naming it. */

@@ -513,9 +513,18 @@ export class GossipImpl implements GossipNode {
     }
   }
 
-  /** The reply budget of the packet being handled: every reply it causes shares its size. */
+  /**
+   * The reply budget of the packet being handled: every reply it causes shares its size,
+   * plus the bytes by which our sealed address is longer than the sender's. Each sealed
+   * message carries its sender's address; two IPv4 gossip addresses differ by at most 12
+   * bytes, which a ping's own fields outweigh, but IPv6 ones by up to 40 (a node at
+   * [2001:db8::1]:7946 pinging one at a full-length address), and without the excess such
+   * a node would never get its acks. The excess is bounded by the address format, so a
+   * reply still never outgrows its request by more than a constant.
+   */
   private replyBudget(): ReplyBudget {
-    return (this.budget ??= { left: this.packetSize, legacy: this.opened.legacy });
+    const legacy = this.opened.legacy;
+    return (this.budget ??= { left: this.packetSize + this.sealer.addressExcess(this.opened.senderLength, { legacy }), legacy });
   }
 
   /** A stream carries either a push-pull or a TCP fallback ping. */

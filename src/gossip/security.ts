@@ -80,6 +80,11 @@ export class Opened implements ReplyTo {
     return s;
   }
 
+  /** Length of the sealed sender address (0 for legacy). */
+  get senderLength(): number {
+    return this.legacy ? 0 : this.addrLen;
+  }
+
   /** True if the sealed sender address is `addr` (compared in place: runs per packet). */
   senderIs(addr: string): boolean {
     if (this.legacy || addr.length !== this.addrLen) return false;
@@ -172,6 +177,16 @@ export class Sealer {
   setKeyring(keyring: Keyring | null): void {
     if ((keyring === null) !== (this.keyring === null)) throw new Error(`set gossip keyring: cannot switch ${this.keyring ? "off" : "on"} encryption while running; restart the agent`);
     this.keyring = keyring;
+  }
+
+  /**
+   * How many more bytes this node's sealed envelope takes than that of a message from a
+   * sender whose address is `senderLength` long (0 when ours is not longer, and for the
+   * legacy and insecure formats, which carry no address).
+   */
+  addressExcess(senderLength: number, replyTo?: ReplyTo): number {
+    if (!this.keyring || this.legacyFor(PACKET, replyTo)) return 0;
+    return Math.max(0, this.addrLen - senderLength);
   }
 
   /** Bytes seal() adds to a plaintext of class `cls` (in the format of `replyTo`, if given). */

@@ -27,7 +27,8 @@ import { createIngest } from "./ingest.ts";
 import { OwnLease } from "./own-lease.ts";
 import { forgetTombstone } from "./forget.ts";
 import { encodeRecord, encodeState } from "./record-codec.ts";
-import { rangeOf, RecordValidator, subnetProblem } from "./record-validate.ts";
+import { describeSubnets, familiesOf, subnetFields } from "./families.ts";
+import { rangesOf, RecordValidator } from "./record-validate.ts";
 import { Renumberer } from "./renumber.ts";
 import { Routing } from "./routing.ts";
 import { Aborted, Scheduler } from "./scheduler.ts";
@@ -61,8 +62,8 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     resolveHost = systemResolveHost,
   } = opts;
   const log = opts.logger.child("lease");
-  const range = rangeOf(net);
-  const validator = new RecordValidator(range);
+  const ranges = rangesOf(net);
+  const validator = new RecordValidator(ranges);
   const table = opts.table ?? new LeaseTable();
   const changeFns = new Set<() => void>();
   const renumberFns = new Set<(old: Lease, now: Lease) => void>();
@@ -88,12 +89,32 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
   const liveness = new Liveness({ nodeName, leaseTtlMs, ownAlive: () => !!own.committed && !own.displaced });
   const expiry = new Expiry({ nodeName, leaseTtlMs, table, liveness });
   const winners = new Winners({ nodeName, table, liveness });
-  /** Our public IP: the option at start, then whatever readdress() moved us to. */
+  /** Our public addresses: the options at start, then whatever readdress() moved us to. */
   let publicIp = opts.publicIp;
-  const currentIp = () => publicIp;
-  const routing = new Routing({ nodeName, publicIp: currentIp, table, winners, ownMac: () => own.ownMac(), displaced: () => own.displaced, log });
+  let publicIpv6 = opts.publicIpv6;
+  const ownIps = () => [publicIp, publicIpv6].filter((ip): ip is string => ip !== undefined);
+  const routing = new Routing({ nodeName, publicIps: ownIps, table, winners, ownMac: () => own.ownMac(), displaced: () => own.displaced, log });
   const settle = new SettleWindow({ settleMs, settleQuietMs, settleQuietRecords, settleMaxMs, clock, scheduler: sched });
-  const claimer = new Claimer({ nodeName, publicIp: currentIp, range, own, table, liveness, winners, bounds, settle, gossip: () => gossip, members: memberMap, clock, stamp, random, settlePeers, counters: m, log });
+  const claimer = new Claimer({
+    nodeName,
+    publicIp: () => publicIp,
+    publicIpv6: () => publicIpv6,
+    ranges,
+    own,
+    table,
+    liveness,
+    winners,
+    bounds,
+    settle,
+    gossip: () => gossip,
+    members: memberMap,
+    clock,
+    stamp,
+    random,
+    settlePeers,
+    counters: m,
+    log,
+  });
   const heal = new HealLimiter();
   const renumberer: Renumberer = new Renumberer({
     own,
@@ -191,7 +212,12 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     stateDigest: () => table.digest(),
   };
 
-  /** Why the persisted own lease cannot be reused as it is, or undefined. */
+  /**
+   * Why the persisted own lease cannot be reused as it is, or undefined. A family that is
+   * no longer enabled is simply left out of the reused lease (dropping a subnet cannot
+   * conflict with anybody); a family enabled since, or a subnet outside its range now,
+   * needs a new claim.
+   */
   function persistedProblem(p: Lease): string | undefined {
     const now = clock.now();
     if (p.nodeName !== nodeName) return `it belongs to node ${p.nodeName}`;
@@ -199,20 +225,24 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     const dated = bounds.persistedProblem(p, now);
     if (dated) return dated;
     if ((p.renewedAt ?? p.claimedAt) + leaseTtlMs <= now) return "it expired while this node was down (peers may have handed it out)";
-    return subnetProblem(p.subnet, range);
+    if (!claimer.complete(p)) return `it has no valid subnet for every family net-conf enables (IPv${familiesOf(ranges).join(" and IPv")}); it has ${describeSubnets(p)}`;
+    return undefined;
   }
 
   async function start(signal: AbortSignal = new AbortController().signal): Promise<Lease> {
     if (gossip) throw new Error("Cannot start cluster: already started");
-    const ipProblem = validator.publicIpProblem(opts.publicIp);
-    if (ipProblem) throw new Error(`Cannot start cluster: ${ipProblem}; peers would reject this node's lease`);
+    if (ownIps().length === 0) throw new Error("Cannot start cluster: no public address (IPv4 or IPv6) for the lease");
+    for (const ip of ownIps()) {
+      const ipProblem = validator.publicIpProblem(ip);
+      if (ipProblem) throw new Error(`Cannot start cluster: ${ipProblem}; peers would reject this node's lease`);
+    }
     const loaded = store.load();
     own.identity = nextIdentity(loaded, nodeName);
     own.persistIdentity(); // before anything is announced: the generation must never repeat
     log.info("Node identity", { nodeId: own.identity.nodeId, generation: own.identity.generation });
     gossip = makeGossip(delegate);
     await gossip.start();
-    const seeds = await resolveSeeds({ seeds: opts.seeds, advertiseAddr: opts.advertiseAddr, publicIp: opts.publicIp, ...(opts.ownAddrs ? { ownAddrs: opts.ownAddrs } : {}), resolveHost, log });
+    const seeds = await resolveSeeds({ seeds: opts.seeds, advertiseAddr: opts.advertiseAddr, publicIps: ownIps(), ...(opts.ownAddrs ? { ownAddrs: opts.ownAddrs } : {}), resolveHost, log });
     const onTaskError = (e: Error) => log.error("Periodic lease task failed", { error: e });
     sched.every(refreshMs, refresh, onTaskError);
     sched.every(sweepMs, sweep, onTaskError);
@@ -226,15 +256,16 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         nodeId: own.identity.nodeId,
         generation: own.identity.generation,
         version: 0,
-        subnet: persisted.subnet,
-        publicIp,
+        ...subnetFields(claimer.reusable(persisted)),
+        ...(publicIp !== undefined ? { publicIp } : {}),
+        ...(publicIpv6 !== undefined ? { publicIpv6 } : {}),
         backend: own.backendFor(own.identity.nodeId),
         claimedAt: persisted.claimedAt,
         renewedAt: now,
       };
       own.publish(l);
       own.commit(l);
-      log.info("Reusing persisted lease; joining in the background", { subnet: l.subnet, seeds: seeds.length });
+      log.info("Reusing persisted lease; joining in the background", { subnet: describeSubnets(l), seeds: seeds.length });
       if (seeds.length === 0) joinedResolve();
       else
         gossip.join(seeds, bg.signal).then(
@@ -249,7 +280,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       emitChange();
       return l;
     }
-    if (persisted) log.warn("Not reusing persisted lease", { subnet: persisted.subnet, reason: problem });
+    if (persisted) log.warn("Not reusing persisted lease", { subnet: describeSubnets(persisted), reason: problem });
 
     const combined = AbortSignal.any([signal, bg.signal]);
     if (seeds.length > 0) {
@@ -268,7 +299,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     own.claiming = true;
     try {
       // An expired own lease is preferred again, as a new claim, if nobody took it.
-      const prefer = persisted && persisted.nodeName === nodeName && !persisted.deleted ? persisted.subnet : previous?.subnet;
+      const prefer = persisted && persisted.nodeName === nodeName && !persisted.deleted ? claimer.reusable(persisted) : previous ? claimer.reusable(previous) : {};
       let l: Lease;
       for (;;) {
         try {
@@ -282,7 +313,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         }
       }
       own.commit(l);
-      log.info("Committed lease", { subnet: l.subnet });
+      log.info("Committed lease", { subnet: describeSubnets(l) });
       emitChange();
       return l;
     } finally {
@@ -351,18 +382,20 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
     table: () => table,
     joined: () => joinedP,
     gossipMetrics: () => gossip?.metrics() ?? emptyGossipMetrics(),
-    async readdress(ip: string, transport: Transport) {
+    async readdress(ip: string, transport?: Transport) {
       const problem = validator.publicIpProblem(ip);
       if (problem) throw new Error(`Cannot move to public IP ${ip}: ${problem}; peers would reject this node's lease`);
-      if (!gossip?.rebind) throw new Error(`Cannot move to public IP ${ip}: ${gossip ? "this gossip layer cannot re-bind" : "the gossip layer is not running"}`);
-      const from = publicIp;
-      publicIp = ip;
+      if (transport && !gossip?.rebind) throw new Error(`Cannot move to public IP ${ip}: ${gossip ? "this gossip layer cannot re-bind" : "the gossip layer is not running"}`);
+      const v6 = ip.includes(":");
+      const from = v6 ? publicIpv6 : publicIp;
+      if (v6) publicIpv6 = ip;
+      else publicIp = ip;
       // The new alive and the new lease record go out together (rebind switches the
       // address before it returns to the event loop), so peers see both at once.
-      const rebound = gossip.rebind(transport);
+      const rebound = transport ? gossip!.rebind!(transport) : undefined;
       own.readdress(ip);
       await rebound;
-      log.info("Moved to a new public IP", { from, to: ip });
+      log.info("Moved to a new public IP", { from, to: ip, gossip: transport !== undefined });
       emitChange();
     },
     setKeyring(keyring) {
@@ -375,7 +408,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
       if (!r.ok) return r;
       table.merge(r.tombstone);
       gossip?.broadcast(name, encodeRecord(r.tombstone));
-      log.warn("Forgot a node: its lease is tombstoned cluster-wide and its subnet is free", { node: name, subnet: r.tombstone.subnet, publicIp: r.tombstone.publicIp });
+      log.warn("Forgot a node: its lease is tombstoned cluster-wide and its subnet is free", { node: name, subnet: describeSubnets(r.tombstone), publicIp: r.tombstone.publicIp ?? r.tombstone.publicIpv6 });
       emitChange();
       return r;
     },

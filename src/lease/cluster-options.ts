@@ -14,7 +14,10 @@ import type { BackendData, Cluster } from "./types.ts";
 export interface ClusterCoreOptions {
   net: NetConf;
   nodeName: string;
-  publicIp: string;
+  /** This node's IPv4 public (underlay) address; at least one of publicIp and publicIpv6 is given. */
+  publicIp?: string;
+  /** This node's IPv6 public address (nodes running IPv6 pods that have one). */
+  publicIpv6?: string;
   /** This node's gossip address "ip:port"; seeds equal to it are skipped. */
   advertiseAddr: string;
   /** "host:port" peers to join; entries that are this node's own address are skipped. */
@@ -96,12 +99,12 @@ export interface ClusterCore extends Cluster {
   /** The gossip layer's counters (for /metrics); zeros before start. */
   gossipMetrics(): GossipMetrics;
   /**
-   * Moves this node to public IP `ip`, gossiping through `transport` (bound to it) from
-   * now on: the gossip layer re-binds (members learn the new address) and the own lease
-   * is announced again with the new IP. Throws, changing nothing, for an IP peers would
-   * reject, or before start().
+   * Moves this node's public address of `ip`'s family to `ip`: the own lease is announced
+   * again with it. With `transport` (bound to `ip`: the address gossip runs over moved),
+   * gossip re-binds to it too and members learn the new address. Throws, changing
+   * nothing, for an IP peers would reject, or (with a transport) before start().
    */
-  readdress(ip: string, transport: Transport): Promise<void>;
+  readdress(ip: string, transport?: Transport): Promise<void>;
   /** The gossip layer seals and opens with `keyring` from now on (a re-read key file). */
   setKeyring(keyring: Keyring | null): void;
   /**

@@ -102,18 +102,19 @@ export class OwnLease {
   }
 
   /**
-   * Our public IP changed (the underlay address moved): the committed lease is announced
+   * A public address changed (the underlay address of its family moved): the committed lease is announced
    * again with it (version+1, persisted), and a claim in flight carries it too, so peers
    * route to the new address. Displaced: nothing of ours is announced any more.
    */
   readdress(ip: string): void {
     if (this.displaced) return;
-    if (this.committed && this.committed.publicIp !== ip) {
-      this.committed = { ...this.committed, publicIp: ip };
+    const field = ip.includes(":") ? "publicIpv6" : "publicIp";
+    if (this.committed && this.committed[field] !== ip) {
+      this.committed = { ...this.committed, [field]: ip };
       if (!this.claiming) return this.republishCommitted();
     }
     const own = this.own;
-    if (own && own.publicIp !== ip) this.publish({ ...own, publicIp: ip, version: own.version + 1, renewedAt: this.o.stamp() });
+    if (own && own[field] !== ip) this.publish({ ...own, [field]: ip, version: own.version + 1, renewedAt: this.o.stamp() });
   }
 
   /**

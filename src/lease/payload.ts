@@ -87,10 +87,10 @@ function newRecordsOfState(bytes: Uint8Array, held: (name: string) => Lease | un
   return off === bytes.length ? { raw, known, at, skipped } : undefined;
 }
 
-/** The name of the record tuple at [start, end) as packedRecord writes it (fixarray(12), then a str of ≤ 255 bytes). */
+/** The name of the record tuple at [start, end) as packedRecord writes it (fixarray(12) or (13), then a str of ≤ 255 bytes). */
 function recordName(b: Uint8Array, start: number, end: number): string | undefined {
   // Read as latin1, so a name with non-ASCII bytes cannot equal a held (valid, ASCII) name.
-  return b[start] === 0x9c ? shortStrAt(b, start + 1, end) : undefined;
+  return b[start] === 0x9c || b[start] === 0x9d ? shortStrAt(b, start + 1, end) : undefined;
 }
 
 function decodeWhole(bytes: Uint8Array): { raw: unknown[]; kind: number } | { error: string } {

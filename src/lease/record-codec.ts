@@ -2,12 +2,15 @@
  * Lease records on the wire: a msgpack tuple per record (compact: addresses as u32, node
  * id and MAC as raw bytes), a broadcast of one record, and the whole table as one state
  * payload. Every decoded tuple is validated before it can touch the table
- * (record-validate.ts); the total order of records is record-order.ts.
+ * (record-validate.ts); the total order of records is record-order.ts. Fields beyond
+ * the first twelve cells (IPv6) live in one extension cell (record-ext.ts).
  */
 import { z } from "zod";
 import { pack } from "msgpackr";
+import { formatCidr, formatIp, ipFromBytes, ipToBytes, parseCidr, parseIp } from "../net/cidr.ts";
 import { ipv4ToU32, u32ToIpv4 } from "../net/ipv4.ts";
 import { hex, unhex } from "../net/mac.ts";
+import { buildExt, EXT_MAX_BYTES, parseExt } from "./record-ext.ts";
 import type { Lease } from "./types.ts";
 
 /** Wire format version; bumped on incompatible tuple changes. */
@@ -35,11 +38,14 @@ export const backendTypes = ["vxlan", "host-gw", "udp", "wireguard"] as const;
 /**
  * One record on the wire (~70 bytes): addresses as u32, nodeId and MAC as raw bytes.
  * [nodeName, nodeId, generation, version, subnetAddr, subnetPrefix, publicIp,
- *  backendType, backendBytes|null, claimedAt, renewedAt, deleted]
+ *  backendType, backendBytes|null, claimedAt, renewedAt, deleted, ext?]
  * backendBytes is the vxlan VTEP MAC (6 bytes) or the wireguard public key (32 bytes); its
  * length says which, so records of the other backends keep exactly their encoding.
+ * A record without an IPv4 subnet has subnetAddr 0 and subnetPrefix 0, one without an
+ * IPv4 public address publicIp 0 (neither is ever a valid value). `ext`, the 13th cell,
+ * is present only when the record has extension entries (record-ext.ts).
  */
-export const recordTuple = z.tuple([
+const baseCells = [
   z.string().regex(nodeNamePattern),
   bytes(16),
   generation,
@@ -52,7 +58,19 @@ export const recordTuple = z.tuple([
   time,
   time,
   z.boolean(),
-]);
+] as const;
+const extCell = z.instanceof(Uint8Array).refine((b) => b.length >= 2 && b.length <= EXT_MAX_BYTES, `expected 2..${EXT_MAX_BYTES} bytes`);
+const tuple12 = z.tuple(baseCells);
+const tuple13 = z.tuple([...baseCells, extCell]);
+export const recordTuple = z.union([tuple12, tuple13]);
+
+/** zod's first complaint about a value that is not a record tuple, as "[cell] message". */
+export function recordTupleIssue(v: unknown): string {
+  // Against the tuple shape of its own length, so the message names a cell, not the union.
+  const r = (Array.isArray(v) && v.length === 13 ? tuple13 : tuple12).safeParse(v);
+  const i = r.success ? undefined : r.error.issues[0];
+  return i ? `[${i.path.join(".")}] ${i.message}` : "invalid";
+}
 
 export type RecordTuple = z.infer<typeof recordTuple>;
 
@@ -69,7 +87,7 @@ const isBytesOf = (v: unknown, n: number): v is Uint8Array => v instanceof Uint8
 export function isRecordTuple(v: unknown): v is RecordTuple {
   return (
     Array.isArray(v) &&
-    v.length === 12 &&
+    (v.length === 12 || (v.length === 13 && v[12] instanceof Uint8Array && v[12].length >= 2 && v[12].length <= EXT_MAX_BYTES)) &&
     typeof v[0] === "string" &&
     nodeNamePattern.test(v[0]) &&
     isBytesOf(v[1], 16) &&
@@ -93,30 +111,52 @@ export type Cell = string | number | boolean | null | Uint8Array;
 /** "a.b.c.d/len" of a subnet tuple's address and prefix length. */
 export const cidrText = (ip: number, len: number): string => [u32ToIpv4(ip), len].join("/");
 
+/** True when a tuple's IPv4 subnet cells say "no IPv4 subnet" (address 0, prefix 0). */
+export const noIpv4Subnet = (addr: number, len: number): boolean => addr === 0 && len === 0;
+
 // Records are immutable once made, so their msgpack bytes are cached per object (every
 // push-pull sends, and compares against, the whole table). The tuple itself is not kept:
 // it is rebuilt in the rare paths that need it, and an array per record would be kept
 // for every record of the table.
 const packed = new WeakMap<Lease, Uint8Array>();
+/**
+ * The extension cell a received record was decoded from, kept verbatim: it may carry
+ * entries of a later version that this one does not read, and they belong to the
+ * record's bytes (its digest, its order, what is relayed). A record made here has none
+ * stored; its cell is built from its fields.
+ */
+const extCells = new WeakMap<Lease, Uint8Array>();
+
+/** The extension cell of a record made on this node (from its IPv6 fields), or undefined. */
+function ownExt(l: Lease): Uint8Array | undefined {
+  const subnet = l.ipv6Subnet !== undefined ? parseCidr(l.ipv6Subnet) : undefined;
+  return buildExt({
+    ...(subnet ? { ipv6Subnet: { addr: ipToBytes(subnet), prefix: subnet.prefix } } : {}),
+    ...(l.publicIpv6 !== undefined ? { publicIpv6: ipToBytes(parseIp(l.publicIpv6)) } : {}),
+  });
+}
 
 export function toTuple(l: Lease): RecordTuple {
-  const slash = l.subnet.indexOf("/");
-  return [
+  const slash = l.subnet === undefined ? -1 : l.subnet.indexOf("/");
+  const base: RecordTuple = [
     l.nodeName,
     unhex(l.nodeId),
     l.generation,
     l.version,
-    ipv4ToU32(l.subnet.slice(0, slash)),
-    Number(l.subnet.slice(slash + 1)),
-    ipv4ToU32(l.publicIp),
+    l.subnet === undefined ? 0 : ipv4ToU32(l.subnet.slice(0, slash)),
+    l.subnet === undefined ? 0 : Number(l.subnet.slice(slash + 1)),
+    l.publicIp === undefined ? 0 : ipv4ToU32(l.publicIp),
     backendTypes.indexOf(l.backend.type),
     l.backend.vtepMac ? unhex(l.backend.vtepMac) : l.backend.publicKey ? new Uint8Array(Buffer.from(l.backend.publicKey, "base64")) : null,
     l.claimedAt,
     l.renewedAt ?? l.claimedAt,
     l.deleted === true,
   ];
+  const ext = extCells.get(l) ?? ownExt(l);
+  return ext ? ([...base, ext] as RecordTuple) : base;
 }
 
+/** The lease of a validated tuple (record-validate.ts checked it; this does not throw for one). */
 export function fromTuple(t: RecordTuple): Lease {
   const type = backendTypes[t[7]]!;
   const lease: Lease = {
@@ -124,13 +164,21 @@ export function fromTuple(t: RecordTuple): Lease {
     nodeId: hex(t[1]),
     generation: t[2],
     version: t[3],
-    subnet: cidrText(t[4], t[5]),
-    publicIp: u32ToIpv4(t[6]),
+    ...(noIpv4Subnet(t[4], t[5]) ? {} : { subnet: cidrText(t[4], t[5]) }),
+    ...(t[6] === 0 ? {} : { publicIp: u32ToIpv4(t[6]) }),
     backend: t[8] === null ? { type } : t[8].length === 32 ? { type, publicKey: Buffer.from(t[8]).toString("base64") } : { type, vtepMac: hex(t[8], ":") },
     claimedAt: t[9],
     renewedAt: t[10],
   };
   if (t[11]) lease.deleted = true;
+  if (t.length === 13) {
+    const ext = parseExt(t[12]);
+    if (typeof ext === "string") throw new Error(`fromTuple: ${ext}`);
+    if (ext.ipv6Subnet) lease.ipv6Subnet = formatCidr({ ...ipFromBytes(ext.ipv6Subnet.addr), prefix: ext.ipv6Subnet.prefix });
+    if (ext.publicIpv6) lease.publicIpv6 = formatIp(ipFromBytes(ext.publicIpv6));
+    // A plain copy: msgpackr hands out Buffers, whose toJSON would bypass canonicalText's replacer.
+    extCells.set(lease, Uint8Array.from(t[12]));
+  }
   // The validated tuple has exactly the values toTuple(lease) would rebuild from the
   // strings (slower: hex and dotted-quad parsing), so its encoding is the record's.
   packed.set(lease, pack(t));

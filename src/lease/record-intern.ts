@@ -17,12 +17,16 @@ import type { Lease } from "./types.ts";
 const interned = new Map<number, KnownRecord>();
 const INTERN_MAX = 16_384;
 
-/** A record made from bytes seen before, with its subnet and public IP as numbers for the range checks. */
+/**
+ * A record made from bytes seen before, with its IPv4 subnet and public IP as numbers for
+ * the range checks; `ext`: it has an extension cell (IPv6), checked from its fields.
+ */
 export interface KnownRecord {
   lease: Lease;
   addr: number;
   len: number;
   ip: number;
+  ext: boolean;
 }
 
 /** The interning key of bytes[start, end): 32 bits of their hash (JSC's Map is several times faster with int32 keys than with doubles). */
@@ -43,6 +47,6 @@ export function internedRecord(t: RecordTuple, bytes: Uint8Array, start: number,
   if (hit) return hit.lease;
   const lease = fromTuple(t);
   if (interned.size >= INTERN_MAX) interned.clear();
-  interned.set(h, { lease, addr: t[4], len: t[5], ip: t[6] });
+  interned.set(h, { lease, addr: t[4], len: t[5], ip: t[6], ext: t.length === 13 });
   return lease;
 }

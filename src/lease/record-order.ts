@@ -20,13 +20,17 @@ function cmpCell(a: Cell, b: Cell): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Element-wise order of two wire tuples (same schema, so cells have the same types). */
+/**
+ * Element-wise order of two wire tuples (same schema, so cells have the same types); of
+ * two tuples equal in their common cells the shorter (no extension cell) comes first.
+ */
 function compareTuples(a: readonly Cell[], b: readonly Cell[]): number {
-  for (let i = 0; i < a.length; i++) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
     const c = cmpCell(a[i]!, b[i]!);
     if (c !== 0) return c;
   }
-  return 0;
+  return a.length - b.length;
 }
 
 /**
@@ -47,12 +51,12 @@ export function compareCounters(generation: number, version: number, b: Lease): 
 
 /** True if an undecoded wire tuple is exactly `l` (a known record: no need to validate it again). */
 export function sameAsWire(raw: unknown, l: Lease): boolean {
-  if (!Array.isArray(raw) || raw.length !== 12) return false;
+  if (!Array.isArray(raw) || (raw.length !== 12 && raw.length !== 13)) return false;
   if (raw[2] !== l.generation || raw[3] !== l.version) return false;
   return compareTuples(raw as Cell[], toTuple(l)) === 0;
 }
 
-/** Which of two subnet claims keeps the subnet: earliest claimedAt, then node name. */
+/** Which of two claims on a subnet keeps it: earliest claimedAt, then node name (for either family). */
 export function claimBeats(a: Lease, b: Lease): boolean {
   if (a.claimedAt !== b.claimedAt) return a.claimedAt < b.claimedAt;
   return a.nodeName < b.nodeName;

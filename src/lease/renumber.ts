@@ -9,7 +9,8 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Member } from "../gossip/types.ts";
 import type { Logger } from "../log.ts";
-import type { Claimer } from "./claim.ts";
+import { type Claimer, keptSubnets } from "./claim.ts";
+import { describeSubnets, subnetsOf } from "./families.ts";
 import type { OwnLease } from "./own-lease.ts";
 import { Aborted, type Scheduler } from "./scheduler.ts";
 import type { LeaseTable } from "./table.ts";
@@ -67,7 +68,7 @@ export class Renumberer {
    */
   check(): void {
     const { own } = this.o;
-    if (own.committed && !own.claiming && !this.retry && this.o.table.claimants(own.own!.subnet).length > 1) {
+    if (own.committed && !own.claiming && !this.retry && subnetsOf(own.own!).some((s) => this.o.table.claimants(s).length > 1)) {
       const better = this.o.winners.betterClaim(own.own!, this.o.members(), this.o.clock.now());
       if (better) void this.renumber(better);
     }
@@ -79,21 +80,24 @@ export class Renumberer {
     own.claiming = true;
     const old = own.committed!;
     own.attempt++;
+    // The families that did not lose keep their subnets if they can (a new claim all the same).
+    const lost = this.o.winners.lostSubnets(old, this.o.members(), this.o.clock.now());
+    const lostText = [...lost.keys()].join(" + ") || describeSubnets(old);
     log.warn("RENUMBERING: a better claim on our committed subnet appeared (partition healed?)", {
-      subnet: old.subnet,
+      subnet: lostText,
       winner: winner.nodeName,
       winnerClaimedAt: winner.claimedAt,
       ourClaimedAt: old.claimedAt,
     });
-    this.setWhy(`renumbering: ${winner.nodeName} holds an earlier claim on ${old.subnet}`);
+    this.setWhy(`renumbering: ${winner.nodeName} holds an earlier claim on ${lostText}`);
     try {
-      const now = await this.o.claimer.claimLoop(this.o.signal, undefined);
+      const now = await this.o.claimer.claimLoop(this.o.signal, undefined, keptSubnets(old, lost));
       own.commit(now);
       counters.conflictsResolved++;
       counters.renumbers++;
       this.delayMs = 0;
       this.why = undefined;
-      log.warn("Renumbered own lease", { old: old.subnet, now: now.subnet });
+      log.warn("Renumbered own lease", { old: describeSubnets(old), now: describeSubnets(now) });
       this.o.renumbered(old, now);
       this.o.emitChange();
     } catch (e) {
@@ -101,12 +105,12 @@ export class Renumberer {
       const cap = this.o.exhaustedRetryMs;
       this.delayMs = this.delayMs === 0 ? Math.min(RENUMBER_FIRST_RETRY_MS, cap) : Math.min(2 * this.delayMs, cap);
       const delay = Math.round(this.delayMs * (0.75 + this.o.random() / 4));
-      log.error("Cannot renumber own lease; trying again later", { subnet: old.subnet, error: e as Error, retryInMs: delay });
+      log.error("Cannot renumber own lease; trying again later", { subnet: lostText, error: e as Error, retryInMs: delay });
       this.retry = scheduler.later(delay, () => {
         this.retry = undefined;
         this.retryNow();
       });
-      this.setWhy(`cannot renumber ${old.subnet} (${winner.nodeName} holds an earlier claim): ${(e as Error).message}; next attempt in ${Math.ceil(delay / 1000)} s`);
+      this.setWhy(`cannot renumber ${lostText} (${winner.nodeName} holds an earlier claim): ${(e as Error).message}; next attempt in ${Math.ceil(delay / 1000)} s`);
       return;
     } finally {
       own.claiming = false;
@@ -121,7 +125,7 @@ export class Renumberer {
     if (own.displaced) return this.setWhy(undefined);
     const better = this.o.winners.betterClaim(own.committed, this.o.members(), this.o.clock.now());
     if (better) return void this.renumber(better);
-    log.info("The better claim on our subnet is gone; keeping it", { subnet: own.committed.subnet });
+    log.info("The better claim on our subnet is gone; keeping it", { subnet: describeSubnets(own.committed) });
     // A failed attempt may have left one of its claims as our record.
     if (own.own !== own.committed) own.republishCommitted();
     this.delayMs = 0;

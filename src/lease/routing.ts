@@ -1,13 +1,16 @@
 /**
  * Which winning leases this node routes to, and why the others are not. Records are
  * checked on arrival for what holds everywhere (record-validate.ts); these rules depend
- * on this node: its own public IP and VTEP MAC, and what its gossip layer knows of each
- * owner. Each problem is logged once, when it appears; problems() lists the current set.
+ * on this node: its own public addresses and VTEP MAC, and what its gossip layer knows
+ * of each owner. Each problem is logged once, when it appears; problems() lists the
+ * current set. A lease that won only one of its two subnets (a conflict not yet resolved
+ * by renumbering) is routed for that one only.
  */
 import type { Member } from "../gossip/types.ts";
 import type { Logger } from "../log.ts";
+import { describePublicIps, familyOfText, hostOfAddr, subnetsOf } from "./families.ts";
 import { claimBeats } from "./record-order.ts";
-import { publicIpTextProblem } from "./record-validate.ts";
+import { leaseText, publicIpTextProblem } from "./record-validate.ts";
 import type { LeaseTable } from "./table.ts";
 import type { Lease } from "./types.ts";
 import type { Winners } from "./winners.ts";
@@ -28,8 +31,8 @@ export class Routing {
   constructor(
     private readonly o: {
       nodeName: string;
-      /** This node's public IP now (it follows the underlay address). */
-      publicIp: () => string;
+      /** This node's public addresses now (either family; they follow the underlay). */
+      publicIps: () => string[];
       table: LeaseTable;
       winners: Winners;
       /** This node's VTEP MAC, once its identity is known. */
@@ -42,20 +45,24 @@ export class Routing {
 
   /**
    * Why this node must not route to `w` (a peer's winning lease), or undefined. The agent
-   * advertises its public IP as its gossip address, so a member that gossips from another
-   * usable address while its record names this one is inconsistent (a forged or stale
-   * record). A member address that could not be a public IP (loopback in tests) is not
-   * compared; neither is an owner that is not a member (yet or any more).
+   * advertises one of its public addresses (IPv4 if it has one, else IPv6) as its gossip
+   * address, so a member that gossips from another usable address than the ones its
+   * record names is inconsistent (a forged or stale record). A member address that could
+   * not be a public IP (loopback in tests) is not compared; neither is an owner that is
+   * not a member (yet or any more).
    */
   unroutableWhy(w: Lease, members: Map<string, Member>): string | undefined {
-    const what = `lease of ${w.nodeName} (${w.subnet})`;
-    if (w.publicIp === this.o.publicIp()) return `${what} names this node's public IP ${w.publicIp}: not routed`;
+    const what = leaseText(w);
+    const own = this.o.publicIps();
+    for (const ip of [w.publicIp, w.publicIpv6]) {
+      if (ip !== undefined && own.includes(ip)) return `${what} names this node's public IP ${ip}: not routed`;
+    }
     const mac = w.backend.vtepMac;
     if (mac !== undefined && mac === this.o.ownMac()) return `${what} carries this node's VTEP MAC ${mac}: not routed`;
     const mb = members.get(w.nodeName);
-    if (mb && !mb.addr.startsWith(`${w.publicIp}:`)) {
-      const ip = mb.addr.slice(0, mb.addr.lastIndexOf(":"));
-      if (!publicIpTextProblem(ip)) return `${what} names public IP ${w.publicIp} but member ${w.nodeName} gossips from ${ip}: not routed`;
+    if (mb) {
+      const ip = hostOfAddr(mb.addr);
+      if (ip !== w.publicIp && ip !== w.publicIpv6 && !publicIpTextProblem(ip)) return `${what} names public IP ${describePublicIps(w)} but member ${w.nodeName} gossips from ${ip}: not routed`;
     }
     return undefined;
   }
@@ -74,11 +81,14 @@ export class Routing {
     const problems: string[] = [];
     const byMac = new Map<string, Lease>();
     let clashes: Map<string, Lease[]> | undefined;
-    this.o.winners.forEachWinner(members, now, (w) => {
+    for (const w of this.wonLeases(members, now)) {
       // Once our name was taken over, the record under it is another machine's.
       if (w.nodeName !== this.o.nodeName || this.o.displaced()) {
         const why = this.unroutableWhy(w, members);
-        if (why) return void problems.push(why);
+        if (why) {
+          problems.push(why);
+          continue;
+        }
         const mac = w.backend.vtepMac;
         if (mac !== undefined) {
           const first = byMac.get(mac);
@@ -92,7 +102,7 @@ export class Routing {
         }
       }
       routes.push(w);
-    });
+    }
     if (!clashes) return { routes, problems, unrouted: problems.length };
     const up = (l: Lease) => {
       const st = members.get(l.nodeName)?.state;
@@ -104,12 +114,36 @@ export class Routing {
       const keep = group.reduce((a, b) => (up(a) !== up(b) ? (up(a) ? a : b) : claimBeats(a, b) ? a : b));
       for (const l of group) if (l !== keep) dropped.add(l);
       const who = group
-        .map((l) => `${l.nodeName} (${l.subnet} at ${l.publicIp})`)
+        .map((l) => `${l.nodeName} (${subnetsOf(l).join(" + ")} at ${describePublicIps(l)})`)
         .sort()
         .join(", ");
       problems.push(`VTEP MAC ${mac} is claimed by ${who}: only ${keep.nodeName} is routed`);
     }
     return { routes: routes.filter((l) => !dropped.has(l)), problems, unrouted: unfit + dropped.size };
+  }
+
+  /**
+   * The winning leases, each once, in the order their first subnet comes up: a lease
+   * that won all its subnets as it is, one that lost a subnet (to a claim it will
+   * renumber away from) as a copy without it.
+   */
+  private wonLeases(members: Map<string, Member>, now: number): Lease[] {
+    const won = new Map<Lease, string[]>();
+    this.o.winners.forEachWinner(members, now, (w, subnet) => {
+      const got = won.get(w);
+      if (got) got.push(subnet);
+      else won.set(w, [subnet]);
+    });
+    const out: Lease[] = [];
+    for (const [w, subnets] of won) {
+      if (subnets.length === subnetsOf(w).length) out.push(w);
+      else {
+        const part: Lease = { ...w };
+        for (const s of subnetsOf(w)) if (!subnets.includes(s)) delete part[familyOfText(s) === 4 ? "subnet" : "ipv6Subnet"];
+        out.push(part);
+      }
+    }
+    return out;
   }
 
   /** routed(), logging each problem once when it appears (warn). */

@@ -53,13 +53,15 @@ const leaseSchema = z.object({
   nodeId: z.string().regex(nodeIdPattern),
   generation: z.number().int().min(1),
   version: z.number().int().min(0),
-  subnet: z.string().min(1).max(43),
-  publicIp: z.string().min(1).max(45),
+  subnet: z.string().min(1).max(43).optional(),
+  ipv6Subnet: z.string().min(1).max(43).optional(),
+  publicIp: z.string().min(1).max(45).optional(),
+  publicIpv6: z.string().min(1).max(45).optional(),
   backend: z.object({ type: z.enum(["vxlan", "host-gw", "udp", "wireguard"]), vtepMac: z.string().optional(), publicKey: z.string().optional() }),
   claimedAt: z.number().int().min(0),
   renewedAt: z.number().int().min(0).optional(),
   deleted: z.boolean().optional(),
-});
+}).refine((l) => l.subnet !== undefined || l.ipv6Subnet !== undefined, { error: "a lease needs subnet or ipv6Subnet", path: ["subnet"] });
 
 export const newNodeId = (): string => randomBytes(16).toString("hex");
 

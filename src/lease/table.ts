@@ -5,6 +5,7 @@
  * not resolved here; the table only indexes who claims what (winners.ts decides who holds
  * a subnet).
  */
+import { subnetsOf } from "./families.ts";
 import { compareRecords } from "./record-order.ts";
 import { stateDigest, xorRecordInto } from "./state-digest.ts";
 import type { Lease } from "./types.ts";
@@ -12,8 +13,9 @@ import type { Lease } from "./types.ts";
 export class LeaseTable {
   private readonly byName = new Map<string, Lease>();
   /**
-   * Names of non-deleted records per subnet (more than one = a conflict): the name itself
-   * while there is one, which is almost always, else an array. What it protects: memory.
+   * Names of non-deleted records per subnet, of either family (more than one = a
+   * conflict): the name itself while there is one, which is almost always, else an
+   * array. What it protects: memory.
    * There is an entry per claimed subnet, and a Set (or an array) per entry would be one
    * more object per lease on every node — many per process in the simulations of sim/.
    */
@@ -97,31 +99,40 @@ export class LeaseTable {
     return out;
   }
 
-  /** Subnets with at least one non-deleted claim. */
+  /** Subnets (of both families) with at least one non-deleted claim. */
   claimedSubnets(): IterableIterator<string> {
     return this.bySubnet.keys();
   }
 
   private index(l: Lease): void {
     if (l.deleted) return;
-    const names = this.bySubnet.get(l.subnet);
-    if (names === undefined) this.bySubnet.set(l.subnet, l.nodeName);
+    if (l.subnet !== undefined) this.indexSubnet(l.subnet, l.nodeName);
+    if (l.ipv6Subnet !== undefined) this.indexSubnet(l.ipv6Subnet, l.nodeName);
+  }
+
+  private indexSubnet(subnet: string, name: string): void {
+    const names = this.bySubnet.get(subnet);
+    if (names === undefined) this.bySubnet.set(subnet, name);
     else if (typeof names === "string") {
-      if (names !== l.nodeName) this.bySubnet.set(l.subnet, [names, l.nodeName]);
-    } else if (!names.includes(l.nodeName)) names.push(l.nodeName);
+      if (names !== name) this.bySubnet.set(subnet, [names, name]);
+    } else if (!names.includes(name)) names.push(name);
   }
 
   private unindex(l: Lease): void {
     if (l.deleted) return;
-    const names = this.bySubnet.get(l.subnet);
+    for (const subnet of subnetsOf(l)) this.unindexSubnet(subnet, l.nodeName);
+  }
+
+  private unindexSubnet(subnet: string, name: string): void {
+    const names = this.bySubnet.get(subnet);
     if (names === undefined) return;
     if (typeof names === "string") {
-      if (names === l.nodeName) this.bySubnet.delete(l.subnet);
+      if (names === name) this.bySubnet.delete(subnet);
       return;
     }
-    const i = names.indexOf(l.nodeName);
+    const i = names.indexOf(name);
     if (i < 0) return;
     names.splice(i, 1);
-    if (names.length === 1) this.bySubnet.set(l.subnet, names[0]!);
+    if (names.length === 1) this.bySubnet.set(subnet, names[0]!);
   }
 }

@@ -1,6 +1,8 @@
 /**
  * Lease records as replicated by gossip, and the Cluster surface the agent uses.
  * One record per node, written only by its owner; merge = higher (generation, version).
+ * A record has at least one subnet (IPv4, IPv6 or both: families.ts) and at least one
+ * public address.
  */
 import type { BackendType } from "../net-conf.ts";
 import type { Member } from "../gossip/types.ts";
@@ -21,10 +23,14 @@ export interface Lease {
   generation: number;
   /** Bumped on every change the owner makes within a generation. */
   version: number;
-  /** Canonical CIDR, e.g. "10.244.3.0/24". */
-  subnet: string;
-  /** Underlay address peers send to. */
-  publicIp: string;
+  /** The IPv4 subnet, canonical CIDR, e.g. "10.244.3.0/24"; absent in an IPv6-only cluster. */
+  subnet?: string;
+  /** The IPv6 subnet, canonical CIDR, e.g. "fd00:10:244:3::/64"; present when the owner runs IPv6 pods. */
+  ipv6Subnet?: string;
+  /** IPv4 underlay address peers send to; absent on a node without one (IPv6-only underlay). */
+  publicIp?: string;
+  /** IPv6 underlay address, e.g. "2001:db8::11"; present when the owner runs IPv6 pods and has one. */
+  publicIpv6?: string;
   backend: BackendData;
   /** Clock ms when the owner first claimed this subnet (conflict rule: earliest wins, then name). */
   claimedAt: number;

@@ -1,8 +1,10 @@
 /**
- * `--ip-masq`: flannel's masquerade rules as nftables rules in a table weft owns
- * (`table ip weft`, chain `postrouting`, nat hook at srcnat priority), through libnftables.
+ * `--ip-masq`: flannel's masquerade rules as nftables rules in tables weft owns
+ * (`table ip weft` for IPv4, `table ip6 weft` for IPv6, chain `postrouting`, nat hook at
+ * srcnat priority), through libnftables.
  *
- * Rules, in flannel's order (pkg/trafficmngr MasqRules), for network N and this node's S:
+ * Rules, in flannel's order (pkg/trafficmngr MasqRules / MasqIP6Rules), for network N and
+ * this node's S (for IPv6: `ip6` and the multicast prefix ff00::/8):
  *   meta mark & 0x4000 == 0x4000 return     kube-proxy already masquerades these
  *   ip saddr N ip daddr N return               no NAT inside the pod network
  *   ip saddr != N ip daddr S return            outside → our pods keeps its source
@@ -25,12 +27,18 @@ const CHAIN_READBACK = "nat postrouting 100 accept";
 /** Set once the kernel refused `fully-random`, so later passes compare against plain rules. */
 let fullyRandomRefused = false;
 
+export type IpFamily = 4 | 6;
+
 export interface IpMasqSpec {
-  /** The whole pod network, e.g. "10.244.0.0/16". */
+  /** The whole pod network, e.g. "10.244.0.0/16" or "fd00:10:244::/56". */
   network: string;
-  /** This node's lease, e.g. "10.244.3.0/24". */
+  /** This node's lease of that family, e.g. "10.244.3.0/24". */
   subnet: string;
 }
+
+/** nftables' family keyword of a table of this address family (also the payload protocol in rules). */
+const nftFamily = (f: IpFamily): "ip" | "ip6" => (f === 4 ? "ip" : "ip6");
+const MULTICAST: Record<IpFamily, string> = { 4: "224.0.0.0/4", 6: "ff00::/8" };
 
 export interface IpMasqState {
   /** "type hook priority policy" of the chain as found. */
@@ -47,29 +55,31 @@ export interface IpMasqOptions {
   fullyRandom?: boolean;
 }
 
-/** The rules for a spec, as nft text (pure). */
+/** The rules for a spec, as nft text (pure); the family is the spec's. */
 export function ipMasqRules({ network, subnet }: IpMasqSpec, fullyRandom = true): string[] {
   const masq = fullyRandom ? "masquerade fully-random" : "masquerade";
+  const fam = familyOf(network);
+  const ip = nftFamily(fam);
   return [
     `meta mark & 0x${KUBE_PROXY_MARK.toString(16)} == 0x${KUBE_PROXY_MARK.toString(16)} return`,
-    `ip saddr ${network} ip daddr ${network} return`,
-    `ip saddr != ${network} ip daddr ${subnet} return`,
-    `ip saddr ${network} ip daddr != 224.0.0.0/4 ${masq}`,
-    `ip saddr != ${network} ip daddr ${network} ${masq}`,
+    `${ip} saddr ${network} ${ip} daddr ${network} return`,
+    `${ip} saddr != ${network} ${ip} daddr ${subnet} return`,
+    `${ip} saddr ${network} ${ip} daddr != ${MULTICAST[fam]} ${masq}`,
+    `${ip} saddr != ${network} ${ip} daddr ${network} ${masq}`,
   ];
 }
 
-/** Validates and canonicalises a spec; errors name the field. */
+const familyOf = (cidr: string): IpFamily => (cidr.includes(":") ? 6 : 4);
+
+/** Validates and canonicalises a spec (either family, both fields the same); errors name the field. */
 export function normaliseSpec(spec: IpMasqSpec): IpMasqSpec {
   const field = (name: "network" | "subnet") => {
     const v = spec?.[name];
-    let c;
     try {
-      c = parseCidr(String(v));
+      parseCidr(String(v));
     } catch (e) {
-      throw new Error(`ip-masq ${name}: expected an IPv4 CIDR like 10.244.0.0/16, got ${JSON.stringify(v)} (${(e as Error).message})`);
+      throw new Error(`ip-masq ${name}: expected a CIDR like 10.244.0.0/16 or fd00:10:244::/56, got ${JSON.stringify(v)} (${(e as Error).message})`);
     }
-    if (c.family !== 4) throw new Error(`ip-masq ${name}: only IPv4 is supported, got ${JSON.stringify(v)}`);
     return canonicalCidr(String(v));
   };
   const network = field("network");
@@ -85,7 +95,8 @@ export function normaliseSpec(spec: IpMasqSpec): IpMasqSpec {
  */
 export function ensureIpMasq(spec: IpMasqSpec, { nft = libnftablesRunner, fullyRandom = !fullyRandomRefused }: IpMasqOptions = {}): { changed: boolean } {
   const want = normaliseSpec(spec);
-  const have = readIpMasq({ nft });
+  const family = familyOf(want.network);
+  const have = readIpMasq({ nft, family });
   if (have && have.chain === CHAIN_READBACK && JSON.stringify(have.rules) === JSON.stringify(ipMasqRules(want, fullyRandom))) return { changed: false };
   try {
     nft.run(writeCommands(want, fullyRandom));
@@ -103,53 +114,56 @@ export function ensureIpMasq(spec: IpMasqSpec, { nft = libnftablesRunner, fullyR
 }
 
 function writeCommands(spec: IpMasqSpec, fullyRandom: boolean): string {
+  const t = `${nftFamily(familyOf(spec.network))} ${TABLE}`;
   return [
-    `add table ip ${TABLE}`,
-    `add chain ip ${TABLE} ${CHAIN} { ${CHAIN_SPEC} }`,
-    `flush chain ip ${TABLE} ${CHAIN}`,
-    ...ipMasqRules(spec, fullyRandom).map((r) => `add rule ip ${TABLE} ${CHAIN} ${r}`),
+    `add table ${t}`,
+    `add chain ${t} ${CHAIN} { ${CHAIN_SPEC} }`,
+    `flush chain ${t} ${CHAIN}`,
+    ...ipMasqRules(spec, fullyRandom).map((r) => `add rule ${t} ${CHAIN} ${r}`),
   ].join("\n");
 }
 
 /**
- * Deletes weft's table (and so every rule in it). changed=false if it was not there —
- * including hosts without libnftables or without nf_tables in the kernel, so an agent
- * running without --ip-masq can call this on every reconcile without reporting errors.
+ * Deletes weft's table of `family` (and so every rule in it). changed=false if it was not
+ * there — including hosts without libnftables or without nf_tables in the kernel, so an
+ * agent running without --ip-masq can call this on every reconcile without reporting errors.
  */
-export function removeIpMasq({ nft = libnftablesRunner }: Pick<IpMasqOptions, "nft"> = {}): { changed: boolean } {
+export function removeIpMasq({ nft = libnftablesRunner, family = 4 }: Pick<IpMasqOptions, "nft"> & { family?: IpFamily } = {}): { changed: boolean } {
   if (nft === libnftablesRunner && !nftablesAvailable()) return { changed: false };
+  const t = `${nftFamily(family)} ${TABLE}`;
   let existed: boolean;
   try {
-    existed = tableExists(nft);
+    existed = tableExists(nft, family);
   } catch (e) {
     if (/not supported/i.test((e as Error).message)) return { changed: false };
-    throw new Error(`remove ip-masq table ip ${TABLE}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`remove ip-masq table ${t}: ${(e as Error).message}`, { cause: e });
   }
   if (!existed) return { changed: false };
   try {
     // "add" first makes the delete valid even if the table vanished in between.
-    nft.run(`add table ip ${TABLE}\ndelete table ip ${TABLE}`);
+    nft.run(`add table ${t}\ndelete table ${t}`);
   } catch (e) {
-    throw new Error(`remove ip-masq table ip ${TABLE}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`remove ip-masq table ${t}: ${(e as Error).message}`, { cause: e });
   }
   return { changed: true };
 }
 
-function tableExists(nft: NftRunner): boolean {
-  const out = nft.run("list tables ip", { json: true });
-  const items = (JSON.parse(out || '{"nftables":[]}') as { nftables: Record<string, { name?: string }>[] }).nftables;
-  return items.some((i) => i.table?.name === TABLE);
+function tableExists(nft: NftRunner, family: IpFamily): boolean {
+  const out = nft.run(`list tables ${nftFamily(family)}`, { json: true });
+  const items = (JSON.parse(out || '{"nftables":[]}') as { nftables: Record<string, { name?: string; family?: string }>[] }).nftables;
+  return items.some((i) => i.table?.name === TABLE && (i.table.family === undefined || i.table.family === nftFamily(family)));
 }
 
-/** The masquerade chain as it is in the kernel, or null when there is none. */
-export function readIpMasq({ nft = libnftablesRunner }: Pick<IpMasqOptions, "nft"> = {}): IpMasqState | null {
-  if (!tableExists(nft)) return null;
+/** The masquerade chain of `family` as it is in the kernel, or null when there is none. */
+export function readIpMasq({ nft = libnftablesRunner, family = 4 }: Pick<IpMasqOptions, "nft"> & { family?: IpFamily } = {}): IpMasqState | null {
+  if (!tableExists(nft, family)) return null;
+  const t = `${nftFamily(family)} ${TABLE}`;
   let out: string;
   try {
-    out = nft.run(`list chain ip ${TABLE} ${CHAIN}`, { json: true });
+    out = nft.run(`list chain ${t} ${CHAIN}`, { json: true });
   } catch (e) {
     if (/No such file or directory/.test((e as Error).message)) return null;
-    throw new Error(`read ip-masq chain ip ${TABLE} ${CHAIN}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`read ip-masq chain ${t} ${CHAIN}: ${(e as Error).message}`, { cause: e });
   }
   return parseChainJson(out);
 }
@@ -166,8 +180,8 @@ export function parseChainJson(text: string): IpMasqState | null {
 }
 
 function specOf(rules: string[]): IpMasqSpec | null {
-  const m = /^ip saddr (\S+) ip daddr \1 return$/.exec(rules[1] ?? "");
-  const s = /^ip saddr != (\S+) ip daddr (\S+) return$/.exec(rules[2] ?? "");
+  const m = /^ip6? saddr (\S+) ip6? daddr \1 return$/.exec(rules[1] ?? "");
+  const s = /^ip6? saddr != (\S+) ip6? daddr (\S+) return$/.exec(rules[2] ?? "");
   if (!m || !s) return null;
   const spec = { network: m[1]!, subnet: s[2]! };
   const matches = (fr: boolean) => JSON.stringify(ipMasqRules(spec, fr)) === JSON.stringify(rules);
@@ -201,7 +215,7 @@ function renderExpr(e: Json): string {
 
 function renderOperand(v: unknown): string | null {
   if (typeof v === "number") return `0x${v.toString(16)}`;
-  if (typeof v === "string") return /^\d+\.\d+\.\d+\.\d+$/.test(v) ? `${v}/32` : v;
+  if (typeof v === "string") return /^\d+\.\d+\.\d+\.\d+$/.test(v) ? `${v}/32` : v.includes(":") && !v.includes("/") ? `${v}/128` : v;
   if (!v || typeof v !== "object") return null;
   const o = v as Json;
   if (o.payload) {

@@ -1,10 +1,9 @@
 /**
- * Pure input checks for the libnl wrapper: interface names, integer fields, IPv4
- * prefixes as bytes, route text, and the error type (address conversions are src/net).
- * No FFI here, so the rules are unit-tested without root or libnl.
+ * Pure input checks for the libnl wrapper: interface names, integer fields, IPv4 and IPv6
+ * addresses and prefixes as bytes, route text, and the error type (address conversions
+ * are src/net). No FFI here, so the rules are unit-tested without root or libnl.
  */
-import { formatCidr, networkOf, parseCidr } from "../net/cidr.ts";
-import { ipv4Bytes } from "../net/ipv4.ts";
+import { type Family, formatCidr, ipToBytes, networkOf, parseCidr, parseIp } from "../net/cidr.ts";
 
 /** The error every Netlink method throws: "<operation> <object>: <detail>". */
 export class NetlinkError extends Error {
@@ -30,14 +29,20 @@ export function invalidIfName(name: unknown): string | undefined {
   return undefined;
 }
 
-/** IPv4 CIDR as bytes + prefix length; `network` insists that host bits are zero (routes). */
-export function ipv4Cidr(text: string, { network = false } = {}): { bytes: Uint8Array; prefix: number } {
+/** An IPv4 or IPv6 address as network-order bytes (4 or 16) with its family. Throws naming the input. */
+export function ipBytes(text: string): { family: Family; bytes: Uint8Array } {
+  if (typeof text === "string" && text.includes("%")) throw new Error(`${JSON.stringify(text)}: zone indexes are not supported`);
+  const ip = parseIp(text);
+  return { family: ip.family, bytes: ipToBytes(ip) };
+}
+
+/** A CIDR of either family as bytes + prefix length; `network` insists that host bits are zero (routes). */
+export function ipCidr(text: string, { network = false } = {}): { family: Family; bytes: Uint8Array; prefix: number } {
   const c = parseCidr(text);
-  if (c.family !== 4) throw new Error(`${JSON.stringify(text)} is not an IPv4 prefix`);
   if (network && networkOf(c).addr !== c.addr) {
     throw new Error(`${JSON.stringify(text)} has host bits set (did you mean ${formatCidr(networkOf(c))}?)`);
   }
-  return { bytes: ipv4Bytes(text.slice(0, text.indexOf("/"))), prefix: c.prefix };
+  return { family: c.family, bytes: ipToBytes(c), prefix: c.prefix };
 }
 
 /** Human text of a route for error messages, in `ip route` order. */

@@ -16,17 +16,18 @@
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import {
-  AF_BRIDGE, AF_INET, AF_LLC, AF_UNSPEC, IFF_UP, NETLINK_ROUTE, NLE_NODEV, NLE_NOMEM, NLE_OBJ_NOTFOUND,
-  NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, RT_TABLE_MAIN, RTN_UNICAST,
-  RTNH_F_ONLINK, RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
+  AF_BRIDGE, AF_INET, AF_INET6, AF_LLC, AF_UNSPEC, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFF_UP, NETLINK_ROUTE, NLE_NODEV,
+  NLE_NOMEM, NLE_OBJ_NOTFOUND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, RT_TABLE_MAIN,
+  RTN_UNICAST, RTNH_F_ONLINK, RTPROT_UNSPEC, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
 } from "../../ffi/constants.ts";
 import { cstr, loadLibc, readCString } from "../../ffi/libc.ts";
 import { loadLibnl, type LibnlLibraries } from "../../ffi/libnl.ts";
 import { dumpFdb } from "./rtnl-raw.ts";
 import {
-  invalidIfName, invalidInt, ipv4Cidr, NetlinkError, routeText,
+  invalidIfName, invalidInt, ipBytes, ipCidr, NetlinkError, routeText,
 } from "./libnl-codec.ts";
-import { formatIpBytes, formatIpv4Bytes, ipv4Bytes } from "../net/ipv4.ts";
+import { contains, type Family, parseCidr } from "../net/cidr.ts";
+import { formatIpBytes } from "../net/ipv4.ts";
 import { formatMac, macBytes } from "../net/mac.ts";
 import {
   WEFT_ROUTE_PROTOCOL, type AddressSpec, type FdbSpec, type LinkInfo, type NeighSpec, type Netlink, type RouteInfo,
@@ -34,6 +35,12 @@ import {
 } from "./netlink.ts";
 
 export { NetlinkError } from "./libnl-codec.ts";
+
+/** The address family constant of a family. */
+const afOf = (family: Family): number => (family === 4 ? AF_INET : AF_INET6);
+
+/** IPv6 neighbours the kernel keeps for itself (link-local, multicast). */
+const KERNEL_NDP = [parseCidr("fe80::/10"), parseCidr("ff00::/8")];
 
 /** Releases collected libnl references in reverse order. */
 class Scope {
@@ -105,7 +112,7 @@ export class LibnlNetlink implements Netlink {
     this.checkInt(op, "port", spec.port, 1, 65535);
     this.checkInt(op, "mtu", spec.mtu, 68, 65535);
     if (spec.underlayIndex !== undefined) this.checkInt(op, "underlayIndex", spec.underlayIndex, 1, 0x7fffffff);
-    const local = this.parse(op, () => ipv4Bytes(spec.local));
+    const local = this.parse(op, () => ipBytes(spec.local));
     const mac = spec.mac !== undefined ? this.parse(op, () => macBytes(spec.mac!)) : undefined;
     const setPort = this.opt.rtnl_link_vxlan_set_port;
     if (!setPort) throw new NetlinkError(op, "this libnl lacks rtnl_link_vxlan_set_port (need libnl >= 3.2.29)");
@@ -120,7 +127,8 @@ export class LibnlNetlink implements Netlink {
       this.rt.rtnl_link_set_mtu(link, spec.mtu);
       if (mac) this.rt.rtnl_link_set_addr(link, this.addr(s, op, AF_LLC, mac));
       this.check(op, this.rt.rtnl_link_vxlan_set_id(link, spec.vni));
-      this.check(op, this.rt.rtnl_link_vxlan_set_local(link, this.addr(s, op, AF_INET, local)));
+      // An IPv6 local makes an IPv6 VXLAN (IFLA_VXLAN_LOCAL6): the underlay of weft-v6.<VNI>.
+      this.check(op, this.rt.rtnl_link_vxlan_set_local(link, this.addr(s, op, afOf(local.family), local.bytes)));
       this.check(op, setPort(link, spec.port));
       this.check(op, this.rt.rtnl_link_vxlan_set_learning(link, 0));
       if (spec.underlayIndex !== undefined) this.check(op, this.rt.rtnl_link_vxlan_set_link(link, spec.underlayIndex));
@@ -235,15 +243,19 @@ export class LibnlNetlink implements Netlink {
     return this.run(op, (s) => {
       const names = this.linkNames(s, op);
       const out: AddressSpec[] = [];
+      const v6: AddressSpec[] = [];
       for (const obj of this.cache(s, op, (p) => this.rt.rtnl_addr_alloc_cache(this.sock(op), p))) {
-        if (this.rt.rtnl_addr_get_family(obj) !== AF_INET) continue;
+        const family = this.rt.rtnl_addr_get_family(obj);
+        if (family !== AF_INET && family !== AF_INET6) continue;
         const name = names.get(this.rt.rtnl_addr_get_ifindex(obj));
         if (name === undefined || (dev !== undefined && name !== dev)) continue;
         const local = this.rt.rtnl_addr_get_local(obj);
         if (!local) continue;
-        out.push({ dev: name, cidr: `${formatIpv4Bytes(this.addrBytes(local))}/${this.rt.rtnl_addr_get_prefixlen(obj)}` });
+        const bytes = this.addrBytes(local);
+        if (bytes.length !== (family === AF_INET ? 4 : 16)) continue;
+        (family === AF_INET ? out : v6).push({ dev: name, cidr: `${formatIpBytes(bytes)}/${this.rt.rtnl_addr_get_prefixlen(obj)}` });
       }
-      return out;
+      return [...out, ...v6];
     });
   }
 
@@ -281,14 +293,16 @@ export class LibnlNetlink implements Netlink {
     return this.run(op, (s) => {
       const names = this.linkNames(s, op);
       const out: RouteInfo[] = [];
-      for (const obj of this.cache(s, op, (p) => this.rt.rtnl_route_alloc_cache(this.sock(op), AF_INET, 0, p))) {
+      for (const family of [AF_INET, AF_INET6]) for (const obj of this.cache(s, op, (p) => this.rt.rtnl_route_alloc_cache(this.sock(op), family, 0, p))) {
         const table = this.rt.rtnl_route_get_table(obj);
         const type = this.rt.rtnl_route_get_type(obj);
         if (table !== RT_TABLE_MAIN || (type !== RTN_UNICAST && !filter.anyType)) continue;
         const protocol = this.rt.rtnl_route_get_protocol(obj);
         if (filter.protocol !== undefined && protocol !== filter.protocol) continue;
         const dstAddr = this.rt.rtnl_route_get_dst(obj);
-        const dst = dstAddr ? `${formatIpv4Bytes(this.addrBytes(dstAddr))}/${this.nl.nl_addr_get_prefixlen(dstAddr)}` : "0.0.0.0/0";
+        const dstBytes = dstAddr ? this.addrBytes(dstAddr) : new Uint8Array(0);
+        // The kernel omits a default route's destination: an empty address of the family.
+        const dst = dstBytes.length ? `${formatIpBytes(dstBytes)}/${this.nl.nl_addr_get_prefixlen(dstAddr!)}` : family === AF_INET ? "0.0.0.0/0" : "::/0";
         const info: RouteInfo = { dst, protocol, table };
         if (type !== RTN_UNICAST) info.type = type;
         const priority = this.rt.rtnl_route_get_priority(obj);
@@ -297,7 +311,8 @@ export class LibnlNetlink implements Netlink {
           const nh = this.rt.rtnl_route_nexthop_n(obj, 0);
           if (nh) {
             const gw = this.rt.rtnl_route_nh_get_gateway(nh);
-            if (gw && this.nl.nl_addr_get_family(gw) === AF_INET) info.gateway = formatIpv4Bytes(this.addrBytes(gw));
+            const gwFamily = gw ? this.nl.nl_addr_get_family(gw) : AF_UNSPEC;
+            if (gw && (gwFamily === AF_INET || gwFamily === AF_INET6)) info.gateway = formatIpBytes(this.addrBytes(gw));
             const name = names.get(this.rt.rtnl_route_nh_get_ifindex(nh));
             if (name !== undefined) info.dev = name;
             if (this.rt.rtnl_route_nh_get_flags(nh) & RTNH_F_ONLINK) info.onlink = true;
@@ -314,10 +329,11 @@ export class LibnlNetlink implements Netlink {
 
   replaceNeighbor(n: NeighSpec): void {
     const op = `replace neighbor ${n.ip} lladdr ${n.mac} dev ${n.dev}`;
-    const ip = this.parse(op, () => ipv4Bytes(n.ip));
+    const ip = this.parse(op, () => ipBytes(n.ip));
     const mac = this.parse(op, () => macBytes(n.mac));
     this.neigh(op, n.dev, (s, neigh) => {
-      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, AF_INET, ip)));
+      // The family follows the address: an ARP entry for IPv4, an NDP entry for IPv6.
+      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, afOf(ip.family), ip.bytes)));
       this.rt.rtnl_neigh_set_lladdr(neigh, this.addr(s, op, AF_LLC, mac));
       this.rt.rtnl_neigh_set_state(neigh, NUD_PERMANENT);
       return (sk) => this.rt.rtnl_neigh_add(sk, neigh, NLM_F_CREATE | NLM_F_REPLACE);
@@ -326,16 +342,16 @@ export class LibnlNetlink implements Netlink {
 
   deleteNeighbor(n: Omit<NeighSpec, "mac">): void {
     const op = `delete neighbor ${n.ip} dev ${n.dev}`;
-    const ip = this.parse(op, () => ipv4Bytes(n.ip));
+    const ip = this.parse(op, () => ipBytes(n.ip));
     this.neigh(op, n.dev, (s, neigh) => {
-      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, AF_INET, ip)));
+      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, afOf(ip.family), ip.bytes)));
       return (sk) => this.rt.rtnl_neigh_delete(sk, neigh, 0);
     });
   }
 
   listNeighbors(dev: string): NeighSpec[] {
     const op = `list neighbors dev ${dev}`;
-    return this.listNeigh(op, dev, AF_INET, (p) => this.rt.rtnl_neigh_alloc_cache(this.sock(op), p), (ip, mac) => ({ dev, ip, mac }));
+    return this.listNeigh(op, dev, (p) => this.rt.rtnl_neigh_alloc_cache(this.sock(op), p), (ip, mac) => ({ dev, ip, mac }));
   }
 
   replaceFdb(f: FdbSpec): void {
@@ -349,7 +365,7 @@ export class LibnlNetlink implements Netlink {
     // The kernel reports success when the MAC exists without this dst; the contract says
     // a missing object throws, so look first (FDB deletes are rare; one dump).
     const mac = this.parse(op, () => formatMac(macBytes(f.mac)));
-    const dst = this.parse(op, () => formatIpv4Bytes(ipv4Bytes(f.dst)));
+    const dst = this.parse(op, () => formatIpBytes(ipBytes(f.dst).bytes));
     if (!this.listFdbOp(op, f.dev).some((e) => e.mac === mac && e.dst === dst)) {
       throw new NetlinkError(op, "Object not found", NLE_OBJ_NOTFOUND);
     }
@@ -556,22 +572,27 @@ export class LibnlNetlink implements Netlink {
   }
 
   private changeAddress(op: string, a: AddressSpec, add: boolean): void {
-    const { bytes, prefix } = this.parse(op, () => ipv4Cidr(a.cidr));
+    const { family, bytes, prefix } = this.parse(op, () => ipCidr(a.cidr));
     this.run(op, (s) => {
       const index = this.ifindex(s, op, a.dev);
       const addr = this.rt.rtnl_addr_alloc();
       if (!addr) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
       s.defer(() => this.rt.rtnl_addr_put(addr));
       this.rt.rtnl_addr_set_ifindex(addr, index);
-      this.check(op, this.rt.rtnl_addr_set_local(addr, this.addr(s, op, AF_INET, bytes, prefix)));
+      this.check(op, this.rt.rtnl_addr_set_local(addr, this.addr(s, op, afOf(family), bytes, prefix)));
+      // Every IPv6 address weft adds is unique by construction (a node's own lease), so no
+      // duplicate address detection: the address is usable at once instead of tentative
+      // for a second or more.
+      if (add && family === 6) this.rt.rtnl_addr_set_flags(addr, IFA_F_NODAD | (a.noPrefixRoute ? IFA_F_NOPREFIXROUTE : 0));
       const sk = this.sock(op);
       this.check(op, add ? this.rt.rtnl_addr_add(sk, addr, 0) : this.rt.rtnl_addr_delete(sk, addr, 0));
     });
   }
 
   private route(op: string, r: RouteSpec, protocol: number, send: (sk: Pointer, route: Pointer) => number): void {
-    const dst = this.parse(op, () => ipv4Cidr(r.dst, { network: true }));
-    const gw = r.gateway !== undefined ? this.parse(op, () => ipv4Bytes(r.gateway!)) : undefined;
+    const dst = this.parse(op, () => ipCidr(r.dst, { network: true }));
+    const gw = r.gateway !== undefined ? this.parse(op, () => ipBytes(r.gateway!)) : undefined;
+    if (gw && gw.family !== dst.family) throw new NetlinkError(op, `gateway ${r.gateway} is not of the family of ${r.dst}`);
     this.checkInt(op, "protocol", protocol, 0, 255);
     if (r.onlink && r.dev === undefined) throw new NetlinkError(op, "onlink needs a dev");
     this.run(op, (s) => {
@@ -579,7 +600,7 @@ export class LibnlNetlink implements Netlink {
       const route = this.rt.rtnl_route_alloc();
       if (!route) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
       s.defer(() => this.rt.rtnl_route_put(route));
-      this.check(op, this.rt.rtnl_route_set_dst(route, this.addr(s, op, AF_INET, dst.bytes, dst.prefix)));
+      this.check(op, this.rt.rtnl_route_set_dst(route, this.addr(s, op, afOf(dst.family), dst.bytes, dst.prefix)));
       this.rt.rtnl_route_set_table(route, RT_TABLE_MAIN);
       this.rt.rtnl_route_set_protocol(route, protocol);
       // A delete by prefix alone sends no nexthop, so the kernel matches any.
@@ -587,7 +608,7 @@ export class LibnlNetlink implements Netlink {
         const nh = this.rt.rtnl_route_nh_alloc();
         if (!nh) throw new NetlinkError(op, "Out of memory", NLE_NOMEM);
         if (index !== undefined) this.rt.rtnl_route_nh_set_ifindex(nh, index);
-        if (gw) this.rt.rtnl_route_nh_set_gateway(nh, this.addr(s, op, AF_INET, gw));
+        if (gw) this.rt.rtnl_route_nh_set_gateway(nh, this.addr(s, op, afOf(gw.family), gw.bytes));
         if (r.onlink) this.rt.rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
         // From here the route owns the nexthop and frees it with itself.
         this.rt.rtnl_route_add_nexthop(route, nh);
@@ -609,11 +630,12 @@ export class LibnlNetlink implements Netlink {
 
   private fdb(op: string, f: FdbSpec, send: (sk: Pointer, neigh: Pointer) => number): void {
     const mac = this.parse(op, () => macBytes(f.mac));
-    const dst = this.parse(op, () => ipv4Bytes(f.dst));
+    const dst = this.parse(op, () => ipBytes(f.dst));
     this.neigh(op, f.dev, (s, neigh) => {
       // set_dst derives the family from the address, so AF_BRIDGE must come after it;
-      // rtnl_neigh_set_type is avoided because it resets the attribute mask.
-      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, AF_INET, dst)));
+      // rtnl_neigh_set_type is avoided because it resets the attribute mask. An IPv6 dst
+      // (NDA_DST of 16 bytes) is the remote of an IPv6 VXLAN.
+      this.check(op, this.rt.rtnl_neigh_set_dst(neigh, this.addr(s, op, afOf(dst.family), dst.bytes)));
       this.rt.rtnl_neigh_set_family(neigh, AF_BRIDGE);
       this.rt.rtnl_neigh_set_lladdr(neigh, this.addr(s, op, AF_LLC, mac));
       this.rt.rtnl_neigh_set_state(neigh, NUD_PERMANENT);
@@ -622,24 +644,25 @@ export class LibnlNetlink implements Netlink {
     });
   }
 
-  /** Neighbour cache entries of one family on one device that have both an IPv4 dst and a MAC. */
-  private listNeigh<T>(
-    op: string,
-    dev: string,
-    family: number,
-    alloc: (out: BigUint64Array) => number,
-    make: (ip: string, mac: string) => T,
-  ): T[] {
+  /**
+   * ARP and NDP entries on one device that have an address and a MAC. IPv6 link-local and
+   * multicast entries are left out: the kernel makes those for its own neighbour
+   * discovery; weft never programs them and must not take them for its own.
+   */
+  private listNeigh<T>(op: string, dev: string, alloc: (out: BigUint64Array) => number, make: (ip: string, mac: string) => T): T[] {
     return this.run(op, (s) => {
       const index = this.ifindex(s, op, dev);
       const out: T[] = [];
       for (const obj of this.cache(s, op, alloc)) {
-        if (this.rt.rtnl_neigh_get_family(obj) !== family || this.rt.rtnl_neigh_get_ifindex(obj) !== index) continue;
+        const family = this.rt.rtnl_neigh_get_family(obj);
+        if ((family !== AF_INET && family !== AF_INET6) || this.rt.rtnl_neigh_get_ifindex(obj) !== index) continue;
         const dst = this.rt.rtnl_neigh_get_dst(obj);
         const ll = this.rt.rtnl_neigh_get_lladdr(obj);
-        if (!dst || !ll || this.nl.nl_addr_get_family(dst) !== AF_INET) continue;
+        if (!dst || !ll || this.nl.nl_addr_get_family(dst) !== family) continue;
+        const ip = formatIpBytes(this.addrBytes(dst));
+        if (family === AF_INET6 && KERNEL_NDP.some((c) => contains(c, parseCidr(`${ip}/128`)))) continue;
         const mac = formatMac(this.addrBytes(ll));
-        if (mac) out.push(make(formatIpv4Bytes(this.addrBytes(dst)), mac));
+        if (mac) out.push(make(ip, mac));
       }
       return out;
     });

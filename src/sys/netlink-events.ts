@@ -1,6 +1,6 @@
 /**
  * Change notifications from the kernel: a raw NETLINK_ROUTE socket subscribed to the
- * link, neighbour, IPv4 address and IPv4 route multicast groups. Only the message type
+ * link, neighbour, address and route multicast groups (IPv4 and IPv6). Only the message type
  * is decoded (what changed, not how); the consumer re-reads state and reconciles.
  *
  * Bun has no "fd readable" callback, so a non-blocking socket is drained by a short
@@ -13,7 +13,8 @@
  */
 import {
   EAGAIN, EINTR, ENOBUFS, MSG_DONTWAIT, RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK,
-  RTM_NEWNEIGH, RTM_NEWROUTE, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH,
+  RTM_NEWNEIGH, RTM_NEWROUTE, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK,
+  RTMGRP_NEIGH,
 } from "../../ffi/constants.ts";
 import { loadLibc } from "../../ffi/libc.ts";
 import { openRouteSocket, parseMessages } from "./rtnl-raw.ts";
@@ -38,9 +39,9 @@ const BY_TYPE: Record<number, NetlinkEvent> = {
 
 const GROUP: Record<NetlinkEventKind, number> = {
   link: RTMGRP_LINK,
-  route: RTMGRP_IPV4_ROUTE,
+  route: RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
   neigh: RTMGRP_NEIGH,
-  addr: RTMGRP_IPV4_IFADDR,
+  addr: RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
 };
 
 /** The event for an rtnetlink message type, or undefined for types weft ignores. */

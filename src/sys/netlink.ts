@@ -13,6 +13,13 @@
 /** Routes weft installs carry this rtnetlink protocol number so weft can tell them apart. */
 export const WEFT_ROUTE_PROTOCOL = 0x57; // 87, unassigned in /etc/iproute2/rt_protos
 
+/**
+ * The metric a route added without one gets: 0 for IPv4, 1024 for IPv6 (the kernel's
+ * IP6_RT_PRIO_USER). weft's routes have it, so it is also the metric of the routes a
+ * replace of one of them would take over.
+ */
+export const defaultMetric = (dst: string): number => (dst.includes(":") ? 1024 : 0);
+
 export interface LinkInfo {
   index: number;
   name: string;
@@ -35,7 +42,7 @@ export interface LinkInfo {
 export interface VxlanSpec {
   name: string;
   vni: number;
-  /** Local VTEP address (the node's public IP). */
+  /** Local VTEP address (the node's public IP): IPv4, or IPv6 for an IPv6 VXLAN. */
   local: string;
   /** UDP destination port, e.g. 8472. */
   port: number;
@@ -62,8 +69,10 @@ export interface VethSpec {
 
 export interface AddressSpec {
   dev: string;
-  /** "10.244.3.0/32" or "10.244.3.1/24". */
+  /** "10.244.3.0/32", "10.244.3.1/24", "fd00:10:244:3::1/64". IPv6 addresses are added without duplicate address detection (weft's are unique by construction). */
   cidr: string;
+  /** IPv6: no prefix route with the address (weft installs its own route instead). */
+  noPrefixRoute?: boolean;
 }
 
 export interface RouteSpec {
@@ -88,7 +97,7 @@ export interface RouteInfo extends RouteSpec {
 
 export interface NeighSpec {
   dev: string;
-  /** IPv4 address, e.g. "10.244.2.0". */
+  /** IPv4 (ARP) or IPv6 (NDP) address, e.g. "10.244.2.0", "fd00:10:244:2::". */
   ip: string;
   mac: string;
 }
@@ -96,7 +105,7 @@ export interface NeighSpec {
 export interface FdbSpec {
   dev: string;
   mac: string;
-  /** Remote VTEP (peer's public IP). */
+  /** Remote VTEP (peer's public IP): IPv4 on an IPv4 VXLAN, IPv6 on an IPv6 one. */
   dst: string;
 }
 
@@ -112,18 +121,22 @@ export interface Netlink {
   // addresses
   addAddress(a: AddressSpec): void;
   deleteAddress(a: AddressSpec): void;
-  /** IPv4 addresses as "a.b.c.d/len", with the device name. */
+  /** IPv4 and IPv6 addresses as "a.b.c.d/len" / "x::y/len", with the device name (IPv4 first). */
   listAddresses(dev?: string): AddressSpec[];
-  // routes (main table, IPv4)
+  // routes (main table, IPv4 and IPv6)
   /**
    * NLM_F_CREATE|NLM_F_REPLACE: replaces whatever main-table route has the same
    * destination and metric 0, whoever made it; callers check for foreign routes first.
    */
   replaceRoute(r: RouteSpec): void;
   deleteRoute(r: RouteSpec): void;
-  /** Main-table IPv4 routes; unicast only unless `anyType` (blackhole, unreachable, ... too). */
+  /**
+   * Main-table routes of both families (IPv4 first); unicast only unless `anyType`
+   * (blackhole, unreachable, ... too). IPv6 routes carry their metric (1024 for routes
+   * added without one, the kernel's default).
+   */
   listRoutes(filter?: { protocol?: number; dev?: string; anyType?: boolean }): RouteInfo[];
-  // ARP neighbours (permanent)
+  // ARP and NDP neighbours (permanent)
   replaceNeighbor(n: NeighSpec): void;
   deleteNeighbor(n: Omit<NeighSpec, "mac">): void;
   listNeighbors(dev: string): NeighSpec[];

@@ -19,9 +19,9 @@ const libc = loadLibc();
 
 export const readFd = (fd: number, buf: Pointer, len: number): number => libc.read(fd, buf, len) as number;
 export const writeFd = (fd: number, buf: Pointer, len: number): number => libc.write(fd, buf, len) as number;
-/** sendto(fd, buf, len, 0, sockaddr_in at `to`, 16). */
-export const sendTo = (fd: number, buf: Pointer, len: number, to: Pointer): number => libc.sendto(fd, buf, len, 0, to, 16) as number;
-/** recvfrom(fd, buf, len, 0, from, fromLen): the sender's sockaddr_in lands at `from`. */
+/** sendto(fd, buf, len, 0, the sockaddr of `toLen` bytes at `to`: sockaddr_in 16, sockaddr_in6 28). */
+export const sendTo = (fd: number, buf: Pointer, len: number, to: Pointer, toLen: number): number => libc.sendto(fd, buf, len, 0, to, toLen) as number;
+/** recvfrom(fd, buf, len, 0, from, fromLen): the sender's sockaddr (in or in6) lands at `from`. */
 export const recvFrom = (fd: number, buf: Pointer, len: number, from: Pointer, fromLen: Pointer): number => libc.recvfrom(fd, buf, len, 0, from, fromLen) as number;
 /** poll(fds, n, timeoutMs) over `n` struct pollfd at `fds`. */
 export const pollFds = (fds: Pointer, n: number, timeoutMs: number): number => libc.poll(fds, n, timeoutMs);

@@ -10,7 +10,7 @@ import {
 } from "../../ffi/constants.ts";
 import { loadLibc } from "../../ffi/libc.ts";
 import { NDMSG, NLMSGHDR, nlmsgAlign, RTATTR, SOCKADDR_NL } from "../../ffi/structs.ts";
-import { formatIpv4Bytes } from "../net/ipv4.ts";
+import { formatIpBytes } from "../net/ipv4.ts";
 import { formatMac } from "../net/mac.ts";
 import { errno, strerror, sysError } from "./libc.ts";
 
@@ -73,13 +73,13 @@ export function openRouteSocket({ groups = 0, nonblock = false }: { groups?: num
 export interface FdbEntry {
   ifindex: number;
   mac: string;
-  /** IPv4 remote (VXLAN dst); entries without one are skipped. */
+  /** IPv4 or IPv6 remote (VXLAN dst); entries without one are skipped. */
   dst: string;
 }
 
 let dumpSeq = 1;
 
-/** Dumps the bridge FDB (`bridge fdb show`) and returns the entries with an IPv4 dst. */
+/** Dumps the bridge FDB (`bridge fdb show`) and returns the entries with an IPv4 or IPv6 dst. */
 export function dumpFdb(): FdbEntry[] {
   const libc = loadLibc();
   const fd = openRouteSocket();
@@ -114,9 +114,9 @@ export function dumpFdb(): FdbEntry[] {
         const attrs = parseAttributes(m.body, NDMSG.size);
         const dst = attrs.get(NDA_DST);
         const ll = attrs.get(NDA_LLADDR);
-        if (!dst || dst.length !== 4 || !ll) continue;
+        if (!dst || (dst.length !== 4 && dst.length !== 16) || !ll) continue;
         const mac = formatMac(ll);
-        if (mac) out.push({ ifindex: m.body.getInt32(NDMSG.ifindex, true), mac, dst: formatIpv4Bytes(dst) });
+        if (mac) out.push({ ifindex: m.body.getInt32(NDMSG.ifindex, true), mac, dst: formatIpBytes(dst) });
       }
     }
   } finally {

@@ -155,3 +155,11 @@ test("publicIp and mtu given as functions are read at every request (they follow
   mtu = 1350;
   expect(source.status()).toMatchObject({ publicIp: "192.0.2.112", mtu: 1350 });
 });
+
+test("wireguard, Mode separate: a node that is a peer on both devices shows its latest handshake on either", () => {
+  const key = (n: number) => Buffer.alloc(32, n).toString("base64");
+  const leases = () => [{ nodeName: "a", publicIp: "192.0.2.11", subnet: "10.244.1.0/24", ipv6Subnet: "fd00:10:244:1::/64", publicIpv6: "2001:db8::11", backend: { type: "wireguard", publicKey: key(1) }, state: "alive" as const, lastSeen: T0 }];
+  const wireguard = () => ({ peers: [{ publicKey: key(1), lastHandshakeMs: T0 + 60_000 }, { publicKey: key(1), lastHandshakeMs: 0 }], rxBytesTotal: 0, txBytesTotal: 0 });
+  const source = createStatusSource(parts({ backend: "wireguard", leases, wireguard }));
+  expect(source.nodes().map((n) => [n.name, n.latestHandshakeAgeSeconds])).toEqual([["a", 30]]);
+});

@@ -130,3 +130,32 @@ describe("formatting", () => {
     expect(out).toContain("problem: host-gw: peer n3 (198.51.100.7) is not on-link\nproblem: second\n");
   });
 });
+
+describe("weft status with IPv6 pod networks", () => {
+  const base = sampleState().status;
+  test("dual-stack: IPv6 lines under the IPv4 ones, IPv6 columns in the table", () => {
+    const s = { ...base, ipv6Network: "fd00:10:244::/56", ipv6Subnet: "fd00:10:244:1::/64", publicIpv6: "2001:db8::11" };
+    const nodes = [
+      { name: "wop-a", publicIp: "192.0.2.11", subnet: "10.244.1.0/24", publicIpv6: "2001:db8::11", ipv6Subnet: "fd00:10:244:1::/64", backend: "vxlan", state: "alive" as const, lastSeen: null },
+      { name: "wop-b", publicIp: "192.0.2.12", subnet: "10.244.2.0/24", backend: "vxlan", state: "alive" as const, lastSeen: null },
+    ];
+    const out = formatStatus(s, nodes, NOW, { ready: true });
+    expect(out).toContain("public IPv6:   2001:db8::11\n");
+    expect(out).toContain("IPv6 network:  fd00:10:244::/56\n");
+    expect(out).toContain("IPv6 subnet:   fd00:10:244:1::/64\n");
+    const lines = out.split("\n");
+    expect(lines.find((l) => l.includes("NAME"))).toMatch(/NAME\s+PUBLIC IP\s+SUBNET\s+PUBLIC IPV6\s+IPV6 SUBNET\s+BACKEND\s+STATE\s+LAST SEEN/);
+    expect(lines.find((l) => l.includes(" wop-a "))!.trim().split(/\s+/)).toEqual(["*", "wop-a", "192.0.2.11", "10.244.1.0/24", "2001:db8::11", "fd00:10:244:1::/64", "vxlan", "alive", "self"]);
+    // A node without IPv6 yet (a cluster enabling IPv6 node by node).
+    expect(lines.find((l) => l.includes(" wop-b "))!.trim().split(/\s+/)).toEqual(["wop-b", "192.0.2.12", "10.244.2.0/24", "-", "-", "vxlan", "alive", "never"]);
+  });
+
+  test("IPv6-only: no IPv4 network lines; IPv4 columns read -", () => {
+    const s = { ...base, publicIp: null, network: null, subnet: null, ipv6Network: "fd00:10:244::/56", ipv6Subnet: null, publicIpv6: "2001:db8::11" };
+    const out = formatStatus(s, [{ name: "wop-a", publicIp: null, subnet: null, publicIpv6: "2001:db8::11", ipv6Subnet: "fd00:10:244:1::/64", backend: "vxlan", state: "alive", lastSeen: null }], NOW);
+    expect(out.split("\n").filter((l) => /^(network|subnet):/.test(l))).toEqual([]);
+    expect(out).toContain("public IP:     -\n");
+    expect(out).toContain("IPv6 subnet:   (no lease yet)\n");
+    expect(out.split("\n").find((l) => l.includes(" wop-a "))!.trim().split(/\s+/)).toEqual(["*", "wop-a", "-", "-", "2001:db8::11", "fd00:10:244:1::/64", "vxlan", "alive", "self"]);
+  });
+});

@@ -110,3 +110,57 @@ describe("host-gw backend", () => {
     await expect(backend.up()).rejects.toThrow("start host-gw backend: underlay interface eth9 not found");
   });
 });
+
+describe("host-gw backend with IPv6 pods", () => {
+  function dual(opts: { pods4?: boolean } = {}) {
+    const nl = new RecordingNetlink();
+    nl.outside((n) => {
+      n.addLinkRaw({ name: "eth0", mtu: 1500 });
+      n.addAddress({ dev: "eth0", cidr: "192.0.2.11/24" });
+      n.addAddress({ dev: "eth0", cidr: "2001:db8::11/64" });
+      n.addAddress({ dev: "eth0", cidr: "fe80::11/64" });
+    });
+    const backend = createHostGwBackend({
+      nl,
+      publicIp: "192.0.2.11",
+      publicIpv6: "2001:db8::11",
+      underlayIface: "eth0",
+      underlayMtu: 1500,
+      ...(opts.pods4 === false ? {} : { ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16" }),
+      ownIpv6Subnet: "fd00:10:244:1::/64",
+      ipv6Network: "fd00:10:244::/56",
+      logger: silentLogger,
+    });
+    return { nl, backend };
+  }
+  const b6 = { nodeName: "b", subnet: "10.244.2.0/24", ipv6Subnet: "fd00:10:244:2::/64", publicIp: "192.0.2.12", publicIpv6: "2001:db8::12" };
+  const noV6 = { nodeName: "c", subnet: "10.244.3.0/24", ipv6Subnet: "fd00:10:244:3::/64", publicIp: "192.0.2.13" };
+  const farV6 = { nodeName: "far", subnet: "10.244.4.0/24", ipv6Subnet: "fd00:10:244:4::/64", publicIp: "192.0.2.14", publicIpv6: "2001:db8:1::14" };
+
+  test("each family's subnet is routed via the peer's address of that family; a second apply changes nothing", async () => {
+    const { nl, backend } = dual();
+    await backend.up();
+    expect(backend.apply([b6])).toEqual({ changes: 2, errors: [], problems: [] });
+    expect(nl.takeOps()).toEqual(["replace route 10.244.2.0/24 via 192.0.2.12 dev eth0 proto 87", "replace route fd00:10:244:2::/64 via 2001:db8::12 dev eth0 proto 87"]);
+    expect(backend.apply([b6]).changes).toBe(0);
+  });
+
+  test("a peer without an IPv6 address, or whose IPv6 address is not on-link, gets its IPv4 route only and a problem for the IPv6 subnet", async () => {
+    const { nl, backend } = dual();
+    await backend.up();
+    const r = backend.apply([noV6, farV6]);
+    expect(r.problems).toEqual([
+      "peer c: no route to fd00:10:244:3::/64: host-gw routes it via the peer's IPv6 address, and its lease has none; use vxlan to carry IPv6 pods over the other family's underlay",
+      "peer far: no route to fd00:10:244:4::/64: host-gw needs 2001:db8:1::14 on the same L2 network as eth0 (on-link prefixes: 2001:db8::11/64, fe80::11/64); use vxlan for routed underlays",
+    ]);
+    expect(nl.takeOps()).toEqual(["replace route 10.244.3.0/24 via 192.0.2.13 dev eth0 proto 87", "replace route 10.244.4.0/24 via 192.0.2.14 dev eth0 proto 87"]);
+  });
+
+  test("IPv6-only pods: IPv6 routes only; a weft route to an IPv6 subnet no lease holds is removed", async () => {
+    const { nl, backend } = dual({ pods4: false });
+    await backend.up();
+    nl.outside((n) => n.replaceRoute({ dst: "fd00:10:244:7::/64", gateway: "2001:db8::17", dev: "eth0" }));
+    expect(backend.apply([b6]).changes).toBe(2);
+    expect(nl.takeOps()).toEqual(["replace route fd00:10:244:2::/64 via 2001:db8::12 dev eth0 proto 87", "delete route fd00:10:244:7::/64 via 2001:db8::17 dev eth0 proto 87"]);
+  });
+});

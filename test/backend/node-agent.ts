@@ -25,11 +25,15 @@ import { createWireguardSys } from "../../src/sys/wireguard-sys.ts";
 
 interface NodeAgentConfig {
   backend: BackendConf;
-  publicIp: string;
+  publicIp?: string;
   underlayIface: string;
   underlayMtu: number;
-  ownSubnet: string;
-  network: string;
+  ownSubnet?: string;
+  network?: string;
+  /** IPv6: the node's underlay address, its pod subnet and IPv6Network (each optional). */
+  publicIpv6?: string;
+  ownIpv6Subnet?: string;
+  ipv6Network?: string;
   vtepMac?: string;
   /** udp: force TUN offload on/off (default: try it). */
   udpOffload?: boolean;
@@ -43,13 +47,17 @@ const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
 const cfg = JSON.parse(process.argv[2] ?? "{}") as NodeAgentConfig;
 const nl = openNetlink();
 const logger = createLogger({ level: (process.env.WEFT_LOG_LEVEL as "info") ?? "warn", component: `node-agent` });
+const given = <K extends "publicIp" | "ownSubnet" | "network" | "publicIpv6" | "ownIpv6Subnet" | "ipv6Network">(k: K) => (cfg[k] !== undefined ? { [k]: cfg[k] } : {});
 const backend = createBackend(cfg.backend, {
   nl,
-  publicIp: cfg.publicIp,
+  ...given("publicIp"),
+  ...given("ownSubnet"),
+  ...given("network"),
+  ...given("publicIpv6"),
+  ...given("ownIpv6Subnet"),
+  ...given("ipv6Network"),
   underlayIface: cfg.underlayIface,
   underlayMtu: cfg.underlayMtu,
-  ownSubnet: cfg.ownSubnet,
-  network: cfg.network,
   ...(cfg.vtepMac ? { vtepMac: cfg.vtepMac } : {}),
   ...(cfg.udpOffload !== undefined ? { udpOffload: cfg.udpOffload } : {}),
   ...(cfg.wireguardKeys ? { wireguard: { keys: cfg.wireguardKeys, sys: createWireguardSys({ logger }) } } : {}),

@@ -3,9 +3,11 @@
  * packets, inner sources and virtio_net_hdr shapes pass, and the reason for each refusal.
  */
 import { describe, expect, test } from "bun:test";
-import { inSubnets, ipv4Length, MIN_GSO_SIZE, vnetHdrProblem } from "../../src/backend/udp-packet.ts";
+import { inSubnets, inSubnets6, ipLength, ipv4Length, ipv6Length, MIN_GSO_SIZE, vnetHdrProblem } from "../../src/backend/udp-packet.ts";
+import { ipv6MaskWords, ipv6Words, PrefixTable6 } from "../../src/backend/udp-pump-protocol.ts";
+import { ipToBytes, parseCidr, parseIp } from "../../src/net/cidr.ts";
 import { ipv4Mask, parseIpv4U32 } from "../../src/net/ipv4.ts";
-import { ipv4, tcpPacket, udpPacket, vnetHdr, type VnetHdr } from "./packets.ts";
+import { ipv4, ipv6, tcp6Packet, tcpPacket, udp6Packet, udpPacket, vnetHdr, type VnetHdr } from "./packets.ts";
 
 const SRC = "10.244.2.7";
 const DST = "10.244.1.2";
@@ -20,7 +22,7 @@ function check(hdr: VnetHdr, packet: Uint8Array): string | undefined {
   const buf = new Uint8Array(10 + packet.length);
   buf.set(vnetHdr(hdr));
   buf.set(packet, 10);
-  return vnetHdrProblem(buf, 0, 10, ipv4Length(buf, 10, packet.length));
+  return vnetHdrProblem(buf, 0, 10, ipLength(buf, 10, packet.length));
 }
 
 const partialUdp = { flags: 1, csumStart: 20, csumOffset: 6 };
@@ -106,5 +108,85 @@ describe("inSubnets", () => {
   });
   test("no subnets admit nothing", () => {
     expect(inSubnets(parseIpv4U32("10.244.2.1"), [])).toBe(false);
+  });
+});
+
+describe("IPv6 packets", () => {
+  const S6 = "fd00:10:244:2::7";
+  const D6 = "fd00:10:244:1::2";
+  const udp6 = udp6Packet(S6, D6, 9999, "hello");
+  const tcp6 = tcp6Packet(S6, D6, { payloadBytes: 3000 });
+  const icmp6 = ipv6({ src: S6, dst: D6, next: 58, body: new Uint8Array([128, 0, 0, 0, 0, 1, 0, 1]) });
+  // A UDP packet behind a destination-options extension header (next header 60).
+  const withExt = ipv6({ src: S6, dst: D6, next: 60, body: new Uint8Array([17, 0, 1, 4, 0, 0, 0, 0, ...udp6.subarray(40)]) });
+  const partialUdp6 = { flags: 1, csumStart: 40, csumOffset: 6 };
+  const partialTcp6 = { flags: 1, csumStart: 40, csumOffset: 16 };
+
+  test.each([
+    ["all zero on a plain packet", {}, icmp6],
+    ["a partial UDP checksum", partialUdp6, udp6],
+    ["a partial TCP checksum", partialTcp6, tcp6],
+    ["TCPv6 segmentation", { ...partialTcp6, gsoType: 4, gsoSize: 1428, hdrLen: 60 }, tcp6],
+    ["TCPv6 segmentation with ECN", { ...partialTcp6, gsoType: 0x84, gsoSize: 1428, hdrLen: 60 }, tcp6],
+  ] as const)("accepts %s", (_what, hdr, packet) => {
+    expect(check(hdr, packet)).toBeUndefined();
+  });
+
+  test.each([
+    ["TCPv4 segmentation of an IPv6 packet", { ...partialTcp6, gsoType: 1, gsoSize: 1428 }, tcp6, "GSO type other than TCPv6"],
+    ["UDP segmentation", { ...partialUdp6, gsoType: 5, gsoSize: 100 }, udp6, "GSO type other than TCPv6"],
+    ["csum_start at IPv4's header length", { flags: 1, csumStart: 20, csumOffset: 6 }, udp6, "csum_start is not the transport header"],
+    ["a partial checksum behind an extension header", { flags: 1, csumStart: 48, csumOffset: 6 }, withExt, "csum_start is not the transport header"],
+    ["a partial checksum behind an extension header, csum_start at 40", partialUdp6, withExt, "partial checksum on a packet that is neither TCP nor UDP"],
+    ["a partial checksum on ICMPv6", { flags: 1, csumStart: 40, csumOffset: 2 }, icmp6, "partial checksum on a packet that is neither TCP nor UDP"],
+    ["TCP's checksum offset on UDP", { flags: 1, csumStart: 40, csumOffset: 16 }, udp6, "csum_offset is not UDP's checksum field"],
+    ["a segment size below Linux's minimum", { ...partialTcp6, gsoType: 4, gsoSize: 8 }, tcp6, `gso_size below ${MIN_GSO_SIZE}`],
+    ["a TCP header cut short", partialTcp6, ipv6({ src: S6, dst: D6, next: 6, body: new Uint8Array(12) }), "TCP header truncated"],
+  ] as const)("refuses %s", (_what, hdr, packet, why) => {
+    expect(check(hdr, packet)).toBe(why);
+  });
+
+  const withByte = (p: Uint8Array, i: number, v: number) => {
+    const q = p.slice();
+    q[i] = v;
+    return q;
+  };
+  test.each([
+    ["a whole packet", udp6, udp6.length, udp6.length],
+    ["trailing bytes (payload length wins)", udp6, udp6.length + 3, udp6.length],
+    ["fewer bytes than the fixed header", udp6.subarray(0, 39), 39, -1],
+    ["IPv4", udpPacket("10.244.2.7", "10.244.1.2", 1, "x"), 29, -1],
+    ["a payload length past what arrived", udp6, udp6.length - 1, -1],
+    ["a jumbogram (payload length 0)", withByte(withByte(udp6, 4, 0), 5, 0), udp6.length, -1],
+  ] as const)("ipv6Length: %s", (_what, packet, avail, want) => {
+    const buf = new Uint8Array(Math.max(avail, packet.length));
+    buf.set(packet);
+    expect(ipv6Length(buf, 0, avail)).toBe(want);
+    // ipLength dispatches on the version.
+    if (packet[0]! >> 4 === 6) expect(ipLength(buf, 0, avail)).toBe(want);
+  });
+
+  test("inSubnets6 and the IPv6 prefix table find addresses by the longest prefix, reading in place", () => {
+    const net = (cidr: string) => {
+      const c = parseCidr(cidr);
+      const m = ipv6MaskWords(c.prefix);
+      return [...ipv6Words(ipToBytes(c)).map((x, i) => (x & m[i]!) >>> 0), ...m];
+    };
+    const nets = Uint32Array.from([...net("fd00:10:244:2::/64"), ...net("fd00:10:244:9::/65"), ...net("2001:db8::12/128")]);
+    const at = (ip: string) => {
+      const buf = new Uint8Array(24);
+      buf.set(ipToBytes(parseIp(ip)), 8);
+      return buf;
+    };
+    for (const [ip, want] of [["fd00:10:244:2::7", true], ["fd00:10:244:2:ffff::", true], ["fd00:10:244:9:7fff::1", true], ["fd00:10:244:9:8000::1", false], ["fd00:10:244:3::1", false], ["fd01:10:244:2::7", false], ["2001:db8::12", true], ["2001:db8::13", false], ["2001:db9::12", false]] as const) {
+      expect([ip, inSubnets6(at(ip), 8, nets)]).toEqual([ip, want]);
+    }
+    expect(inSubnets6(at("fd00:10:244:2::7"), 8, new Uint32Array(0))).toBe(false);
+    const t = new PrefixTable6([
+      { net: ipToBytes(parseIp("fd00:10:244::")), prefix: 56, value: "network" },
+      { net: ipToBytes(parseIp("fd00:10:244:2::")), prefix: 64, value: "b" },
+      { net: ipToBytes(parseIp("2001:db8::12")), prefix: 128, value: "host" },
+    ]);
+    expect(["fd00:10:244:2::5", "fd00:10:244:3::5", "fd00:10:245::5", "2001:db8::12", "2001:db8::13"].map((ip) => t.lookup(at(ip), 8))).toEqual(["b", "network", undefined, "host", undefined]);
   });
 });

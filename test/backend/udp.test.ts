@@ -7,11 +7,12 @@ import { parseIpv4U32 } from "../../src/net/ipv4.ts";
 import type { Pump, PumpOptions } from "../../src/backend/udp-pump.ts";
 import { silentLogger } from "../../src/log.ts";
 
-function node({ offloadRefused = false } = {}) {
+function node({ offloadRefused = false, dual = false, v6only = false } = {}) {
   const nl = new RecordingNetlink();
   nl.outside((n) => {
     n.addLinkRaw({ name: "eth0", mtu: 1500 });
-    n.addAddress({ dev: "eth0", cidr: "192.0.2.11/24" });
+    if (!v6only) n.addAddress({ dev: "eth0", cidr: "192.0.2.11/24" });
+    if (dual || v6only) n.addAddress({ dev: "eth0", cidr: "2001:db8::11/64" });
   });
   const tables: PumpPeer[][] = [];
   const events: string[] = [];
@@ -35,11 +36,10 @@ function node({ offloadRefused = false } = {}) {
     { type: "udp", port: 8285 },
     {
       nl,
-      publicIp: "192.0.2.11",
+      ...(v6only ? {} : { publicIp: "192.0.2.11", ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16" }),
+      ...(dual || v6only ? { publicIpv6: "2001:db8::11", ownIpv6Subnet: "fd00:10:244:1::/64", ipv6Network: "fd00:10:244::/56" } : {}),
       underlayIface: "eth0",
       underlayMtu: 1500,
-      ownSubnet: "10.244.1.0/24",
-      network: "10.244.0.0/16",
       logger: silentLogger,
       udpSys: {
         openTun(name, offload) {
@@ -51,10 +51,10 @@ function node({ offloadRefused = false } = {}) {
         },
         openUdpSocket(ip, port) {
           events.push(`openUdp ${ip}:${port}`);
-          return 99;
+          return ip.includes(":") ? 98 : 99;
         },
         closeFd: (fd, what) => void events.push(`close ${fd} ${what}`),
-        disableIpv6: (dev) => void sysctls.push(`${dev} disable_ipv6=1`),
+        setIpv6: (dev, on) => void sysctls.push(`${dev} ipv6 ${on ? "on" : "off"}`),
         startPump(o) {
           started = o;
           pumps++;
@@ -75,11 +75,11 @@ describe("udp backend", () => {
   test("up opens weft0 (MTU underlay-28, Network-prefix address) and starts the loop on UDP 8285", async () => {
     const { nl, backend, events, started, sysctls } = node();
     expect(await backend.up()).toEqual({ type: "udp" });
-    expect(sysctls).toEqual(["weft0 disable_ipv6=1"]);
+    expect(sysctls).toEqual(["weft0 ipv6 off"]);
     expect(backend.mtu()).toBe(1472);
     expect(nl.takeOps()).toEqual(["set link weft0 mtu 1472", "set link weft0 up", "add address 10.244.1.0/16 dev weft0"]);
     expect(events).toEqual(["openTun weft0 offload -> 40", "openUdp 192.0.2.11:8285"]);
-    expect(started()).toMatchObject({ tunFd: 40, udpFd: 99, port: 8285, ownNet: parseIpv4U32("10.244.1.0"), ownPrefix: 24, offload: true });
+    expect(started()).toMatchObject({ tunFd: 40, udpFd: 99, udpFd6: -1, port: 8285, ownSubnets: ["10.244.1.0/24"], offload: true });
     // the kernel routes the whole Network into the TUN
     expect(nl.dump()).toContain("route 10.244.0.0/16 dev weft0 proto 2");
   });
@@ -104,7 +104,7 @@ describe("udp backend", () => {
       { nodeName: "a", subnet: "10.244.1.0/24", publicIp: "192.0.2.11" },
     ];
     expect(backend.apply(peers)).toEqual({ changes: 2, errors: [], problems: [] });
-    expect(tables).toEqual([[{ net: parseIpv4U32("10.244.2.0"), prefix: 24, ip: "192.0.2.12" }]]);
+    expect(tables).toEqual([[{ subnet: "10.244.2.0/24", ip: "192.0.2.12" }]]);
     // the kernel's Network route into weft0 becomes weft's own
     expect(nl.takeOps()).toEqual(["replace route 10.244.0.0/16 dev weft0 proto 87"]);
     expect(backend.apply(peers)).toEqual({ changes: 0, errors: [], problems: [] });
@@ -230,7 +230,9 @@ describe("PrefixTable", () => {
 describe("createBackend", () => {
   test("names missing dependencies", () => {
     const nl = new RecordingNetlink();
-    expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("create host-gw backend: publicIp is required");
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "", underlayIface: "eth0", underlayMtu: 1500, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("create host-gw backend: publicIp or publicIpv6 is required");
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIpv6: "2001:db8::1", underlayIface: "eth0", underlayMtu: 1500, logger: silentLogger })).toThrow("create host-gw backend: ownSubnet or ownIpv6Subnet is required");
+    expect(() => createBackend({ type: "host-gw" }, { nl, publicIpv6: "2001:db8::1", underlayIface: "eth0", underlayMtu: 1500, ownIpv6Subnet: "fd00::/64", logger: silentLogger })).toThrow("create host-gw backend: ownIpv6Subnet and ipv6Network go together");
     expect(() => createBackend({ type: "host-gw" }, { nl, publicIp: "192.0.2.1", underlayIface: "eth0", underlayMtu: 0, ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16", logger: silentLogger })).toThrow("underlayMtu must be an integer >= 576");
   });
   test("picks the backend by type", () => {
@@ -239,5 +241,49 @@ describe("createBackend", () => {
     expect(createBackend({ type: "vxlan", vni: 4, port: 8472, directRouting: false }, deps).device).toBe("weft.4");
     expect(createBackend({ type: "host-gw" }, deps).device).toBeUndefined();
     expect(createBackend({ type: "udp", port: 8285 }, deps).device).toBe("weft0");
+  });
+});
+
+describe("udp backend with IPv6", () => {
+  test("dual-stack: IPv6 on weft0 (without a link-local address), both addresses (IPv6 without a prefix route), both sockets, MTU underlay − 48", async () => {
+    const { nl, backend, events, started, sysctls } = node({ dual: true });
+    await backend.up();
+    expect(sysctls).toEqual(["weft0 ipv6 on"]);
+    expect(backend.mtu()).toBe(1452);
+    expect(nl.takeOps()).toEqual(["set link weft0 mtu 1452", "set link weft0 up", "add address 10.244.1.0/16 dev weft0", "add address fd00:10:244:1::/56 dev weft0 noprefixroute"]);
+    expect(events).toEqual(["openTun weft0 offload -> 40", "openUdp 192.0.2.11:8285", "openUdp 2001:db8::11:8285"]);
+    expect(started()).toMatchObject({ udpFd: 99, udpFd6: 98, ownSubnets: ["10.244.1.0/24", "fd00:10:244:1::/64"] });
+  });
+
+  test("the IPv6Network route into weft0 is weft's; each peer's subnets go over the underlay both share, IPv4 first, and its other address is accepted too", async () => {
+    const { nl, backend, tables } = node({ dual: true });
+    await backend.up();
+    nl.takeOps();
+    const both = { nodeName: "b", subnet: "10.244.2.0/24", ipv6Subnet: "fd00:10:244:2::/64", publicIp: "192.0.2.12", publicIpv6: "2001:db8::12" };
+    const v6only = { nodeName: "c", subnet: "10.244.3.0/24", ipv6Subnet: "fd00:10:244:3::/64", publicIpv6: "2001:db8::13" };
+    expect(backend.apply([both, v6only])).toEqual({ changes: 3, errors: [], problems: [] });
+    expect(nl.takeOps()).toEqual(["replace route 10.244.0.0/16 dev weft0 proto 87", "replace route fd00:10:244::/56 dev weft0 proto 87"]);
+    expect(tables).toEqual([
+      [
+        { subnet: "10.244.2.0/24", ip: "192.0.2.12", otherIp: "2001:db8::12" },
+        { subnet: "fd00:10:244:2::/64", ip: "192.0.2.12", otherIp: "2001:db8::12" },
+        { subnet: "10.244.3.0/24", ip: "2001:db8::13" },
+        { subnet: "fd00:10:244:3::/64", ip: "2001:db8::13" },
+      ],
+    ]);
+    // A deleted IPv6Network route is put back.
+    nl.outside((n) => n.deleteRoute({ dst: "fd00:10:244::/56" }));
+    expect(backend.apply([both, v6only]).changes).toBe(1);
+    expect(nl.takeOps()).toEqual(["replace route fd00:10:244::/56 dev weft0 proto 87"]);
+  });
+
+  test("IPv6-only underlay and pods: one IPv6 socket; a peer with only an IPv4 address is a problem", async () => {
+    const { backend, events, started, tables } = node({ v6only: true });
+    await backend.up();
+    expect(events).toEqual(["openTun weft0 offload -> 40", "openUdp 2001:db8::11:8285"]);
+    expect(started()).toMatchObject({ udpFd: -1, udpFd6: 98, ownSubnets: ["fd00:10:244:1::/64"] });
+    const r = backend.apply([{ nodeName: "d", ipv6Subnet: "fd00:10:244:4::/64", publicIp: "192.0.2.14" }]);
+    expect(r.problems).toEqual(["peer d: no route to fd00:10:244:4::/64: no underlay family in common (this node has IPv6, the peer IPv4)"]);
+    expect(tables).toEqual([[]]);
   });
 });

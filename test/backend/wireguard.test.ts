@@ -6,8 +6,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { createBackend } from "../../src/backend/create-backend.ts";
-import type { PeerLease } from "../../src/backend/backend.ts";
+import type { BackendDeps, PeerLease } from "../../src/backend/backend.ts";
 import { TrafficTotals, type WireguardBackend } from "../../src/backend/wireguard.ts";
+import { isPrivateAddress, peerEndpoint } from "../../src/backend/wireguard-endpoint.ts";
 import { createLogger } from "../../src/log.ts";
 import type { WireguardConf } from "../../src/net-conf.ts";
 import { RecordingNetlink } from "../fakes/netlink.ts";
@@ -18,11 +19,14 @@ const OWN = { privateKey: key(200), publicKey: key(201) };
 const conf: WireguardConf = { type: "wireguard", listenPort: 51820, listenPortV6: 51821, persistentKeepaliveInterval: 0, mode: "separate" };
 const peer = (n: number, over: Partial<PeerLease> = {}): PeerLease => ({ nodeName: `node${n}`, subnet: `10.244.${n}.0/24`, publicIp: `192.0.2.${10 + n}`, publicKey: key(n), ...over });
 
-function node({ kernel = false, userspace = true, c = conf, nl = new RecordingNetlink(), wg }: { kernel?: boolean; userspace?: boolean; c?: WireguardConf; nl?: RecordingNetlink; wg?: RecordingWireguard } = {}) {
+const V4_NODE: Partial<BackendDeps> = { publicIp: "192.0.2.11", ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16" };
+
+function node({ kernel = false, userspace = true, c = conf, nl = new RecordingNetlink(), wg, deps = V4_NODE }: { kernel?: boolean; userspace?: boolean; c?: WireguardConf; nl?: RecordingNetlink; wg?: RecordingWireguard; deps?: Partial<BackendDeps> } = {}) {
   if (!nl.getLink("eth0")) {
     nl.outside((n) => {
       n.addLinkRaw({ name: "eth0", mtu: 1500 });
-      n.addAddress({ dev: "eth0", cidr: "192.0.2.11/24" });
+      if (deps.publicIp) n.addAddress({ dev: "eth0", cidr: `${deps.publicIp}/24` });
+      if (deps.publicIpv6) n.addAddress({ dev: "eth0", cidr: `${deps.publicIpv6}/64` });
     });
   }
   const sys = wg ?? new RecordingWireguard(nl);
@@ -32,11 +36,9 @@ function node({ kernel = false, userspace = true, c = conf, nl = new RecordingNe
   let clock = 1_000_000;
   const backend = createBackend(c, {
     nl,
-    publicIp: "192.0.2.11",
+    ...deps,
     underlayIface: "eth0",
     underlayMtu: 1500,
-    ownSubnet: "10.244.1.0/24",
-    network: "10.244.0.0/16",
     logger: createLogger({ level: "debug", write: (l) => lines.push(l) }),
     wireguard: { keys: OWN, sys, now: () => clock },
   }) as WireguardBackend;
@@ -217,12 +219,122 @@ describe("wireguard backend", () => {
     await n.backend.up();
     n.backend.apply([peer(2)]);
     n.wg.outside("weft-wg", (d) => Object.assign(d.peers[0]!, { lastHandshakeMs: 123, rxBytes: 10, txBytes: 20 }));
-    const seen = { publicKey: key(2), endpoint: "192.0.2.12:51820", lastHandshakeMs: 123, rxBytes: 10, txBytes: 20 };
+    const seen = { device: "weft-wg", publicKey: key(2), endpoint: "192.0.2.12:51820", lastHandshakeMs: 123, rxBytes: 10, txBytes: 20 };
     expect(n.backend.stats()).toEqual({ impl: "userspace", peers: [seen], rxBytesTotal: 10, txBytesTotal: 20 });
     n.wg.outside("weft-wg", (d) => Object.assign(d.peers[0]!, { lastHandshakeMs: 456, rxBytes: 30, txBytes: 40 }));
     expect(n.backend.stats().peers).toEqual([seen]); // read less than a second ago
     n.tick(1000);
     expect(n.backend.stats()).toEqual({ impl: "userspace", peers: [{ ...seen, lastHandshakeMs: 456, rxBytes: 30, txBytes: 40 }], rxBytesTotal: 30, txBytesTotal: 40 });
+  });
+});
+
+const DUAL_NODE: Partial<BackendDeps> = { ...V4_NODE, publicIpv6: "2001:db8::11", ownIpv6Subnet: "fd00:10:244:1::/64", ipv6Network: "fd00:10:244::/56" };
+const V6_NODE: Partial<BackendDeps> = { publicIpv6: "2001:db8::11", ownIpv6Subnet: "fd00:10:244:1::/64", ipv6Network: "fd00:10:244::/56" };
+const dualPeer = (n: number, over: Partial<PeerLease> = {}): PeerLease => peer(n, { ipv6Subnet: `fd00:10:244:${n}::/64`, publicIpv6: `2001:db8::${10 + n}`, ...over });
+const v6Peer = (n: number, over: Partial<PeerLease> = {}): PeerLease => ({ nodeName: `node${n}`, ipv6Subnet: `fd00:10:244:${n}::/64`, publicIpv6: `2001:db8::${10 + n}`, publicKey: key(n), ...over });
+
+describe("wireguard backend with IPv6 pods", () => {
+  test("Mode separate, dual-stack: IPv4 pods on weft-wg (ListenPort, IPv4 endpoints), IPv6 pods on weft-wg-v6 (ListenPortV6, IPv6 endpoints), one key; a second apply changes nothing", async () => {
+    const n = node({ deps: DUAL_NODE });
+    await n.backend.up();
+    expect(n.ops()).toEqual([
+      "add address 10.244.1.0/32 dev weft-wg",
+      "set link weft-wg up",
+      "add address fd00:10:244:1::/128 dev weft-wg-v6",
+      "set link weft-wg-v6 up",
+      "wg create weft-wg (userspace)",
+      "wg set weft-wg private-key (hidden) listen-port 51820",
+      "wg create weft-wg-v6 (userspace)",
+      "wg set weft-wg-v6 private-key (hidden) listen-port 51821",
+    ]);
+    const r = n.backend.apply([dualPeer(2), dualPeer(3)]);
+    expect(r).toEqual({ changes: 6, errors: [], problems: [] });
+    expect(n.ops()).toEqual([
+      "replace route 10.244.0.0/16 dev weft-wg proto 87",
+      "replace route fd00:10:244::/56 dev weft-wg-v6 proto 87",
+      `wg set weft-wg peer ${key(2)} endpoint 192.0.2.12:51820 persistent-keepalive 0 allowed-ips 10.244.2.0/24 peer ${key(3)} endpoint 192.0.2.13:51820 persistent-keepalive 0 allowed-ips 10.244.3.0/24`,
+      `wg set weft-wg-v6 peer ${key(2)} endpoint [2001:db8::12]:51821 persistent-keepalive 0 allowed-ips fd00:10:244:2::/64 peer ${key(3)} endpoint [2001:db8::13]:51821 persistent-keepalive 0 allowed-ips fd00:10:244:3::/64`,
+    ]);
+    expect(n.wg.device("weft-wg-v6")?.privateKey).toBe(OWN.privateKey);
+    expect(n.backend.apply([dualPeer(2), dualPeer(3)])).toEqual({ changes: 0, errors: [], problems: [] });
+    expect(n.ops()).toEqual([]);
+  });
+
+  test("Mode separate, IPv6 only: weft-wg-v6 alone; a peer without an IPv6 public address is a problem", async () => {
+    const n = node({ deps: V6_NODE });
+    await n.backend.up();
+    expect(n.backend.device).toBe("weft-wg-v6");
+    expect(n.nl.getLink("weft-wg")).toBeUndefined();
+    const r = n.backend.apply([v6Peer(2), v6Peer(3, { publicIpv6: undefined, publicIp: "192.0.2.13" })]);
+    expect(r.problems).toEqual(["peer node3: skipped on weft-wg-v6 (Mode separate), its lease has no IPv6 public address"]);
+    expect(n.wg.device("weft-wg-v6")?.peers.map((p) => [p.endpoint, p.allowedIps])).toEqual([["[2001:db8::12]:51821", ["fd00:10:244:2::/64"]]]);
+    expect(n.nl.listRoutes().map((x) => `${x.dst} dev ${x.dev}`)).toContain("fd00:10:244::/56 dev weft-wg-v6");
+  });
+
+  test("Mode separate with IPv6 pods but no IPv6 underlay address: an error naming the Mode and the flag", () => {
+    expect(() => node({ deps: { ...DUAL_NODE, publicIpv6: undefined } })).toThrow(/Mode separate carries IPv6 pods over IPv6 \(weft-wg-v6\), and this node has no IPv6 underlay address \(--public-ipv6\)/);
+    expect(() => node({ c: { ...conf, mode: "ipv6" }, deps: { ...DUAL_NODE, publicIpv6: undefined } })).toThrow(/Mode ipv6 reaches peers over IPv6, and this node has no IPv6 underlay address/);
+    expect(() => node({ c: { ...conf, mode: "ipv4" }, deps: V6_NODE })).toThrow(/Mode ipv4 reaches peers over IPv4, and this node has no IPv4 underlay address \(--public-ip\)/);
+  });
+
+  test("Modes auto, ipv4, ipv6: one weft-wg with both addresses and both routes, each peer's allowed IPs both its subnets, its endpoint by the Mode", async () => {
+    for (const [mode, endpoint] of [["ipv4", "192.0.2.12:51820"], ["ipv6", "[2001:db8::12]:51820"], ["auto", "192.0.2.12:51820"]] as const) {
+      const n = node({ c: { ...conf, mode }, deps: DUAL_NODE });
+      await n.backend.up();
+      expect(n.nl.getLink("weft-wg-v6")).toBeUndefined();
+      expect(n.nl.listAddresses("weft-wg").map((a) => a.cidr).sort()).toEqual(["10.244.1.0/32", "fd00:10:244:1::/128"]);
+      expect(n.backend.apply([dualPeer(2)]).problems).toEqual([]);
+      expect(n.wg.device("weft-wg")?.peers.map((p) => [p.endpoint, p.allowedIps])).toEqual([[endpoint, ["10.244.2.0/24", "fd00:10:244:2::/64"]]]);
+      expect(n.nl.listRoutes().filter((x) => x.protocol === 87).map((x) => `${x.dst} dev ${x.dev}`).sort()).toEqual(["10.244.0.0/16 dev weft-wg", "fd00:10:244::/56 dev weft-wg"]);
+    }
+  });
+
+  test("a Mode change removes the device the new Mode does not use", async () => {
+    const a = node({ deps: DUAL_NODE });
+    await a.backend.up();
+    a.backend.apply([dualPeer(2)]);
+    const b = node({ c: { ...conf, mode: "auto" }, deps: DUAL_NODE, nl: a.nl, wg: a.wg });
+    b.ops();
+    await b.backend.up();
+    expect(b.ops()).toContain("delete link weft-wg-v6");
+    expect(a.nl.getLink("weft-wg-v6")).toBeUndefined();
+    b.backend.apply([dualPeer(2)]);
+    expect(b.nl.listRoutes().filter((x) => x.protocol === 87).map((x) => `${x.dst} dev ${x.dev}`).sort()).toEqual(["10.244.0.0/16 dev weft-wg", "fd00:10:244::/56 dev weft-wg"]);
+  });
+
+  test("the kernel's IPv6 link-local address on a device is left alone", async () => {
+    const n = node({ deps: DUAL_NODE });
+    await n.backend.up();
+    n.backend.apply([dualPeer(2)]);
+    n.nl.outside((x) => x.addAddress({ dev: "weft-wg-v6", cidr: "fe80::1234/64" }));
+    n.ops();
+    expect(n.backend.apply([dualPeer(2)])).toEqual({ changes: 0, errors: [], problems: [] });
+  });
+
+  test("stats list a node once per device it is a peer on", async () => {
+    const n = node({ deps: DUAL_NODE });
+    await n.backend.up();
+    n.backend.apply([dualPeer(2)]);
+    n.wg.outside("weft-wg-v6", (d) => Object.assign(d.peers[0]!, { lastHandshakeMs: 5, rxBytes: 7, txBytes: 9 }));
+    n.tick(1000);
+    const s = n.backend.stats();
+    expect(s.peers.map((p) => [p.device, p.endpoint, p.lastHandshakeMs])).toEqual([["weft-wg", "192.0.2.12:51820", 0], ["weft-wg-v6", "[2001:db8::12]:51821", 5]]);
+    expect([s.rxBytesTotal, s.txBytesTotal]).toEqual([7, 9]);
+  });
+
+  test("Mode auto picks flannel's endpoint: IPv4 unless it is private and both IPv6 addresses are not; the one family both ends have", () => {
+    const self = { publicIp: "192.0.2.11", publicIpv6: "2001:db8::11" };
+    const at = (s: typeof self | Partial<typeof self>, p: Partial<typeof self>) => peerEndpoint("auto", s, p, 51820);
+    expect(at(self, { publicIp: "192.0.2.12", publicIpv6: "2001:db8::12" })).toEqual({ endpoint: "192.0.2.12:51820" });
+    expect(at(self, { publicIp: "10.0.0.12", publicIpv6: "2001:db8::12" })).toEqual({ endpoint: "[2001:db8::12]:51820" });
+    expect(at(self, { publicIp: "172.16.0.12", publicIpv6: "fd00::12" })).toEqual({ endpoint: "172.16.0.12:51820" });
+    expect(at({ ...self, publicIpv6: "fd00::11" }, { publicIp: "192.168.0.12", publicIpv6: "2001:db8::12" })).toEqual({ endpoint: "192.168.0.12:51820" });
+    expect(at(self, { publicIpv6: "2001:db8::12" })).toEqual({ endpoint: "[2001:db8::12]:51820" });
+    expect(at({ publicIpv6: "2001:db8::11" }, { publicIp: "10.0.0.12", publicIpv6: "fd00::12" })).toEqual({ endpoint: "[fd00::12]:51820" });
+    expect(at({ publicIp: "192.0.2.11" }, { publicIpv6: "2001:db8::12" })).toEqual({ problem: "it shares no underlay address family with this node" });
+    expect(peerEndpoint(6, self, { publicIp: "192.0.2.12" }, 1)).toEqual({ problem: "its lease has no IPv6 public address" });
+    expect(["10.1.2.3", "172.31.255.255", "192.168.1.1", "fc00::1", "fd12::1"].every(isPrivateAddress)).toBe(true);
+    expect(["172.32.0.1", "192.0.2.1", "11.0.0.1", "2001:db8::1", "fe00::1"].some(isPrivateAddress)).toBe(false);
   });
 });
 
@@ -236,5 +348,13 @@ describe("traffic totals", () => {
     expect(t.totals()).toEqual({ rx: 170, tx: 17 });
     t.update([p(1, 3, 1)]); // device recreated: counters restart
     expect(t.totals()).toEqual({ rx: 173, tx: 18 });
+  });
+
+  test("one key on two devices counts as two peers", () => {
+    const t = new TrafficTotals();
+    t.update([{ ...p(1, 100, 10), device: "weft-wg" }, { ...p(1, 50, 5), device: "weft-wg-v6" }]);
+    expect(t.totals()).toEqual({ rx: 150, tx: 15 });
+    t.update([{ ...p(1, 110, 11), device: "weft-wg" }, { ...p(1, 60, 6), device: "weft-wg-v6" }]);
+    expect(t.totals()).toEqual({ rx: 170, tx: 17 });
   });
 });

@@ -101,12 +101,36 @@ describe("ADD", () => {
     expect(f.store().list()).toEqual([]);
   });
 
-  test("a node whose subnet.env enables IPv6 is refused clearly (code 7), nothing allocated", () => {
-    const f = fakeDeps({ "/run/flannel/subnet.env": SUBNET_ENV + "FLANNEL_IPV6_SUBNET=fd00:0:0:3::1/64\n" });
-    const e = failure(() => cmdAdd(env(), conf(), f.deps));
-    expect(e.code).toBe(CniCode.InvalidConfig);
-    expect(e.message).toMatch(/enables IPv6/);
-    expect(f.store().list()).toEqual([]);
+  test("dual-stack subnet.env: both gateways on the bridge, one address of each family, both default routes; results list both (with versions in the old format)", () => {
+    const f = fakeDeps({ "/run/flannel/subnet.env": SUBNET_ENV.replace("FLANNEL_MTU", "FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:3::1/64\nFLANNEL_MTU") });
+    const r = cmdAdd(env(), conf(), f.deps);
+    expect(f.dp.ops).toEqual([
+      `ensure bridge cni0 10.244.3.0/24 in 10.244.0.0/16 + fd00:10:244:3::/64 in fd00:10:244::/56 mtu 1450`,
+      `attach ${H1} -> /run/netns/pod1 eth0 10.244.3.2/24 via 10.244.3.1 fd00:10:244:3::2/64 via fd00:10:244:3::1 mtu 1450 hairpin`,
+    ]);
+    expect(formatResult(r, "1.0.0")).toMatchObject({
+      ips: [
+        { address: "10.244.3.2/24", gateway: "10.244.3.1", interface: 2 },
+        { address: "fd00:10:244:3::2/64", gateway: "fd00:10:244:3::1", interface: 2 },
+      ],
+      routes: [
+        { dst: "0.0.0.0/0", gw: "10.244.3.1" },
+        { dst: "::/0", gw: "fd00:10:244:3::1" },
+      ],
+    });
+    expect((formatResult(r, "0.4.0").ips as { version: string }[]).map((i) => i.version)).toEqual(["4", "6"]);
+    expect(f.store().list().map((x) => x.ip).sort()).toEqual(["10.244.3.2", "fd00:10:244:3::2"]);
+    // CHECK finds both; a missing IPv6 default route is named.
+    cmdCheck(env({ command: "CHECK" }), conf({ prevResult: formatResult(r, "1.0.0") }), f.deps);
+    f.dp.droppedRoutes.add("::/0");
+    expect(failure(() => cmdCheck(env({ command: "CHECK" }), conf({ prevResult: formatResult(r, "1.0.0") }), f.deps)).message).toMatch(/route ::\/0 via fd00:10:244:3::1 is missing/);
+  });
+
+  test("IPv6-only subnet.env (no IPv4 lines, as flannel writes it): one IPv6 address and route", () => {
+    const f = fakeDeps({ "/run/flannel/subnet.env": "FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:3::1/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n" });
+    const r = cmdAdd(env(), conf(), f.deps);
+    expect(f.dp.ops).toEqual([`ensure bridge cni0 fd00:10:244:3::/64 in fd00:10:244::/56 mtu 1430`, `attach ${H1} -> /run/netns/pod1 eth0 fd00:10:244:3::2/64 via fd00:10:244:3::1 mtu 1430 hairpin`]);
+    expect(r.routes).toEqual([{ dst: "::/0", gw: "fd00:10:244:3::1" }]);
   });
 
   test("exhaustion is code 11 and touches no interface", () => {

@@ -24,6 +24,14 @@ test("dual-stack file: IPv4 pool 0 then IPv6 pool 1", () => {
   ]);
 });
 
+test("the IPv6 network is read from FLANNEL_IPV6_NETWORK; an IPv6-only file (no IPv4 lines) has no IPv4 network", () => {
+  const dual = parseNodeSubnet(env({ ...ok, FLANNEL_IPV6_NETWORK: "fd00:10:244::/56", FLANNEL_IPV6_SUBNET: "fd00:10:244:3::1/64" }), "/f");
+  expect([dual.network, dual.ipv6Network]).toEqual(["10.244.0.0/16", "fd00:10:244::/56"]);
+  const v6 = parseNodeSubnet(env({ FLANNEL_IPV6_NETWORK: "fd00:10:244::/56", FLANNEL_IPV6_SUBNET: "fd00:10:244:3::1/64", FLANNEL_MTU: "1430", FLANNEL_IPMASQ: "false" }), "/f");
+  expect([v6.network, v6.ipv6Network, v6.pools.map((p) => [p.family, p.rangeId])]).toEqual([undefined, "fd00:10:244::/56", [[6, "0"]]]);
+  expect(() => parseNodeSubnet(env({ ...ok, FLANNEL_IPV6_NETWORK: "10.0.0.0/8", FLANNEL_IPV6_SUBNET: "fd00:10:244:3::1/64" }), "/f")).toThrow(/FLANNEL_IPV6_NETWORK: expected the cluster network, e.g. fd00:10:244::\/56/);
+});
+
 test("without FLANNEL_NETWORK the node subnet stands in for it", () => {
   const { FLANNEL_NETWORK: _, ...rest } = ok;
   expect(parseNodeSubnet(env(rest), "/f").network).toBe("10.244.3.0/24");

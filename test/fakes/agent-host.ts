@@ -19,6 +19,7 @@ import type { MemNetwork } from "../../sim/mem-network.ts";
 import { type FakeLink, RecordingNetlink } from "./netlink.ts";
 
 export const UNDERLAY_IP = "192.0.2.10";
+export const UNDERLAY_IPV6 = "2001:db8::10";
 
 export class FakeAgentHost implements AgentHost {
   /** Every host effect, in order, as text. */
@@ -33,11 +34,25 @@ export class FakeAgentHost implements AgentHost {
   /** The underlay NIC as the fake kernel holds it (a test sets `up` or `mtu` as `ip link set` would). */
   readonly eth0: FakeLink;
 
-  constructor(private readonly network: MemNetwork) {
+  /** `underlay`: which address families eth0 has (an IPv4 one by default; IPv6 with a link-local address too, as the kernel gives it). */
+  constructor(
+    private readonly network: MemNetwork,
+    underlay: { ipv4?: boolean; ipv6?: boolean } = {},
+  ) {
+    const { ipv4 = true, ipv6 = false } = underlay;
     this.eth0 = this.nl.addLinkRaw({ name: "eth0", mtu: 1500, up: true });
-    this.nl.outside((nl) => nl.addAddress({ dev: "eth0", cidr: `${UNDERLAY_IP}/24` }));
-    this.nl.addRouteRaw({ dst: "0.0.0.0/0", gateway: "192.0.2.1", dev: "eth0", protocol: 4 });
-    this.nl.addRouteRaw({ dst: "192.0.2.0/24", dev: "eth0", protocol: 2 });
+    if (ipv4) {
+      this.nl.outside((nl) => nl.addAddress({ dev: "eth0", cidr: `${UNDERLAY_IP}/24` }));
+      this.nl.addRouteRaw({ dst: "0.0.0.0/0", gateway: "192.0.2.1", dev: "eth0", protocol: 4 });
+      this.nl.addRouteRaw({ dst: "192.0.2.0/24", dev: "eth0", protocol: 2 });
+    }
+    if (ipv6) {
+      this.nl.outside((nl) => {
+        nl.addAddress({ dev: "eth0", cidr: "fe80::10/64" });
+        nl.addAddress({ dev: "eth0", cidr: `${UNDERLAY_IPV6}/64` });
+      });
+      this.nl.addRouteRaw({ dst: "::/0", gateway: "2001:db8::1", dev: "eth0", protocol: 4, priority: 1024 });
+    }
   }
 
   /** Log lines since the last call (and forgets them). */
@@ -58,12 +73,12 @@ export class FakeAgentHost implements AgentHost {
   };
   resolveUnderlay: AgentHost["resolveUnderlay"] = (nl, want) => {
     const u = resolveUnderlay(nl, want);
-    this.log.push(`underlay ${u.iface} ${u.ip} mtu ${u.mtu}`);
+    this.log.push(`underlay ${u.iface} ${[u.ip, u.ipv6].filter(Boolean).join(" ")} mtu ${u.mtu}`);
     return u;
   };
   createTransport = async ({ bindAddr, port }: { bindAddr: string; port: number }): Promise<Transport> => {
     this.log.push(`bind gossip ${bindAddr}:${port}`);
-    return this.network.transport(`${bindAddr}:${port}`);
+    return this.network.transport(bindAddr.includes(":") ? `[${bindAddr}]:${port}` : `${bindAddr}:${port}`);
   };
   stateStore = (dir: string) => {
     this.log.push(`state store ${dir}`);
@@ -76,7 +91,7 @@ export class FakeAgentHost implements AgentHost {
   };
   writeSysctl = (name: string, value: number) => void this.log.push(`sysctl ${name}=${value}`);
   writeSubnetEnv = (path: string, env: SubnetEnv) => {
-    this.log.push(`write ${path} subnet ${env.subnet} mtu ${env.mtu}`);
+    this.log.push(`write ${path} subnet ${[env.subnet, env.ipv6Subnet].filter(Boolean).join(" + ")} mtu ${env.mtu}`);
     this.subnetEnv.set(path, env);
     return true;
   };
@@ -86,22 +101,22 @@ export class FakeAgentHost implements AgentHost {
   };
   ensureBridge: AgentHost["ensureBridge"] = (nl, spec) => {
     const changes = ensureBridge(nl, spec);
-    if (changes > 0) this.log.push(`bridge ${spec.name} for ${spec.subnet}`);
+    if (changes > 0) this.log.push(`bridge ${spec.name} for ${[spec.subnet, spec.ipv6Subnet].filter(Boolean).join(" + ")}`);
     return changes;
   };
-  /** The masquerade rules in place ("network from subnet"), as the nftables table would hold them. */
-  ipMasq: string | undefined;
+  /** The masquerade rules in place per family ("network from subnet"), as the nftables tables (ip weft, ip6 weft) would hold them. */
+  readonly ipMasq = new Map<4 | 6, string>();
   ensureIpMasq: AgentHost["ensureIpMasq"] = (spec) => {
+    const family = spec.network.includes(":") ? 6 : 4;
     const want = `${spec.network} from ${spec.subnet}`;
-    if (this.ipMasq === want) return { changed: false };
-    this.ipMasq = want;
+    if (this.ipMasq.get(family) === want) return { changed: false };
+    this.ipMasq.set(family, want);
     this.log.push(`ip-masq ${want}`);
     return { changed: true };
   };
-  removeIpMasq: AgentHost["removeIpMasq"] = () => {
-    if (this.ipMasq === undefined) return { changed: false };
-    this.ipMasq = undefined;
-    this.log.push("ip-masq removed");
+  removeIpMasq: AgentHost["removeIpMasq"] = (family) => {
+    if (!this.ipMasq.delete(family)) return { changed: false };
+    this.log.push(`ip-masq removed${family === 6 ? " (ip6)" : ""}`);
     return { changed: true };
   };
   watchNetlinkEvents: AgentHost["watchNetlinkEvents"] = (fn) => {
@@ -121,7 +136,7 @@ export class FakeAgentHost implements AgentHost {
     throw new Error("FakeAgentHost: the wireguard backend is not faked");
   };
   createBackend: AgentHost["createBackend"] = (conf, deps) => {
-    this.log.push(`backend ${conf.type} for ${deps.ownSubnet}`);
+    this.log.push(`backend ${conf.type} for ${[deps.ownSubnet, deps.ownIpv6Subnet].filter(Boolean).join(" + ")}`);
     return createBackend(conf, deps);
   };
 }

@@ -66,13 +66,16 @@ export class FakeDataplane implements PodDataplane {
   /** Set to make the next attach fail after "creating" its veth. */
   failAttach: Error | undefined;
   bridgeUp = true;
+  /** Default routes (by destination) that inspect() no longer finds in pods. */
+  readonly droppedRoutes = new Set<string>();
   closed = false;
 
   checkNetns(path: string): void {
     if (!this.namespaces.has(path)) throw new NetnsError(`open network namespace ${path}: No such file or directory`, "missing");
   }
   ensureBridge(w: BridgeWant): void {
-    this.ops.push(`ensure bridge ${w.name} ${w.subnet} in ${w.network} mtu ${w.mtu}`);
+    const families = [w.subnet ? `${w.subnet} in ${w.network}` : "", w.ipv6Subnet ? `${w.ipv6Subnet} in ${w.ipv6Network}` : ""].filter(Boolean);
+    this.ops.push(`ensure bridge ${w.name} ${families.join(" + ")} mtu ${w.mtu}`);
   }
   attach(req: AttachRequest): Attachment {
     if (this.pods.has(req.hostIf)) throw new CniError(CniCode.AlreadyExists, `host interface ${req.hostIf} exists already`);
@@ -94,10 +97,10 @@ export class FakeDataplane implements PodDataplane {
   inspect(req: { bridge: string; hostIf: string; netns: string; ifname: string }): ObservedPod {
     const p = this.pods.get(req.hostIf);
     if (!p) return { podProblem: `interface ${req.ifname} not found in ${req.netns}` };
-    const gw = p.req.addresses[0]?.gateway;
+    const routes = p.req.addresses.map((a) => ({ dst: a.cidr.includes(":") ? "::/0" : "0.0.0.0/0", gateway: a.gateway }));
     return {
       host: { kind: "veth", up: this.bridgeUp, onBridge: true },
-      pod: { mac: p.mac, up: p.up, addresses: p.addresses, routes: gw ? [{ dst: "0.0.0.0/0", gateway: gw }] : [] },
+      pod: { mac: p.mac, up: p.up, addresses: p.addresses, routes: routes.filter((r) => !this.droppedRoutes.has(r.dst)) },
     };
   }
   close(): void {

@@ -9,6 +9,7 @@
  * not recorded, but subscribers of `watch` hear about them, like netlink multicast.
  */
 import {
+  defaultMetric,
   WEFT_ROUTE_PROTOCOL,
   type AddressSpec,
   type FdbSpec,
@@ -19,10 +20,12 @@ import {
   type RouteSpec,
   type VxlanSpec,
 } from "../../src/sys/netlink.ts";
-import { contains, formatCidr, networkOf, parseCidr, parseIp } from "../../src/net/cidr.ts";
+import { bitsOf, contains, formatCidr, networkOf, parseCidr, parseIp } from "../../src/net/cidr.ts";
 
 const RTPROT_KERNEL = 2;
 const RT_TABLE_MAIN = 254;
+/** The metric the kernel gives an IPv6 address's prefix route. */
+const IPV6_PREFIX_ROUTE_METRIC = 256;
 
 export interface FakeLink extends LinkInfo {
   /** What the kernel keeps of a VXLAN; getLink/listLinks report it in LinkInfo's shape. */
@@ -181,14 +184,14 @@ export class RecordingNetlink implements Netlink {
   // ---------------------------------------------------------------- addresses
 
   addAddress(a: AddressSpec): void {
-    const op = `add address ${a.cidr} dev ${a.dev}`;
+    const op = `add address ${a.cidr} dev ${a.dev}${a.noPrefixRoute ? " noprefixroute" : ""}`;
     this.begin(op);
     this.mustLink(op, a.dev);
     const c = parseCidr(a.cidr);
-    if (this.addrs.some((x) => x.dev === a.dev && parseCidr(x.cidr).addr === c.addr)) throw new Error(`${op}: Object exists`);
+    if (this.addrs.some((x) => x.dev === a.dev && parseCidr(x.cidr).family === c.family && parseCidr(x.cidr).addr === c.addr)) throw new Error(`${op}: Object exists`);
     this.addrs.push({ dev: a.dev, cidr: a.cidr });
-    if (c.prefix < 32) {
-      this.routes.push({ dst: formatCidr(networkOf(c)), dev: a.dev, protocol: RTPROT_KERNEL, table: RT_TABLE_MAIN });
+    if (c.prefix < bitsOf(c.family) && !a.noPrefixRoute) {
+      this.routes.push({ dst: formatCidr(networkOf(c)), dev: a.dev, protocol: RTPROT_KERNEL, table: RT_TABLE_MAIN, ...(c.family === 6 ? { priority: IPV6_PREFIX_ROUTE_METRIC } : {}) });
     }
     this.record(op);
     this.emit({ kind: "address", action: "new", text: op });
@@ -198,7 +201,7 @@ export class RecordingNetlink implements Netlink {
     const op = `delete address ${a.cidr} dev ${a.dev}`;
     this.begin(op);
     const c = parseCidr(a.cidr);
-    const i = this.addrs.findIndex((x) => x.dev === a.dev && parseCidr(x.cidr).addr === c.addr);
+    const i = this.addrs.findIndex((x) => x.dev === a.dev && parseCidr(x.cidr).family === c.family && parseCidr(x.cidr).addr === c.addr);
     if (i < 0) throw new Error(`${op}: Cannot assign requested address`);
     this.addrs.splice(i, 1);
     const net = formatCidr(networkOf(c));
@@ -207,15 +210,19 @@ export class RecordingNetlink implements Netlink {
     this.emit({ kind: "address", action: "del", text: op });
   }
 
+  /** Addresses as the kernel lists them: IPv4 first, then IPv6. */
   listAddresses(dev?: string): AddressSpec[] {
-    return this.addrs.filter((a) => dev === undefined || a.dev === dev).map((a) => ({ ...a }));
+    const mine = this.addrs.filter((a) => dev === undefined || a.dev === dev);
+    return [...mine.filter((a) => !a.cidr.includes(":")), ...mine.filter((a) => a.cidr.includes(":"))].map((a) => ({ ...a }));
   }
 
   // ---------------------------------------------------------------- routes
 
   replaceRoute(r: RouteSpec): void {
-    const full: RouteInfo = { ...r, protocol: r.protocol ?? WEFT_ROUTE_PROTOCOL, table: RT_TABLE_MAIN };
-    const op = `replace route ${routeText(full)}`;
+    // A route added without a metric gets its family's default (IPv6: 1024).
+    const metric = defaultMetric(r.dst);
+    const full: RouteInfo = { ...r, protocol: r.protocol ?? WEFT_ROUTE_PROTOCOL, table: RT_TABLE_MAIN, ...(metric ? { priority: metric } : {}) };
+    const op = `replace route ${routeText({ ...r, protocol: full.protocol })}`;
     this.begin(op);
     const dst = parseCidr(r.dst);
     if (formatCidr(networkOf(dst)) !== r.dst) throw new Error(`${op}: Invalid argument`);
@@ -226,7 +233,7 @@ export class RecordingNetlink implements Netlink {
     }
     if (r.dev === undefined && r.gateway === undefined) throw new Error(`${op}: Invalid argument`);
     // Like the kernel: the first route with the same destination and metric is replaced, whatever its protocol or type.
-    const i = this.routes.findIndex((x) => x.dst === r.dst && x.table === RT_TABLE_MAIN && (x.priority ?? 0) === 0);
+    const i = this.routes.findIndex((x) => x.dst === r.dst && x.table === RT_TABLE_MAIN && (x.priority ?? 0) === metric);
     if (i >= 0) this.routes[i] = full;
     else this.routes.push(full);
     this.record(op);
@@ -344,7 +351,7 @@ export class RecordingNetlink implements Netlink {
 
   private gatewayReachable(gw: string, dev?: string): boolean {
     const ip = parseIp(gw);
-    return this.addrs.some((a) => (dev === undefined || a.dev === dev) && contains(parseCidr(a.cidr), ip) && parseCidr(a.cidr).prefix < 32);
+    return this.addrs.some((a) => (dev === undefined || a.dev === dev) && contains(parseCidr(a.cidr), ip) && parseCidr(a.cidr).prefix < bitsOf(ip.family));
   }
 }
 

@@ -123,6 +123,31 @@ describe("replayed packets", () => {
     expect(p.got.some((d) => messagesOf(sim, d).length > 1)).toBe(true);
   });
 
+  test("IPv6 gossip addresses of very different lengths: a ping still gets its ack, larger than the ping by at most the difference of the two addresses", async () => {
+    const sim = new Sim({ seed: 65, keyring });
+    const long = "[2001:db8:1234:5678:9abc:def0:1234:5678]:7946";
+    const target = await sim.add("n0", 0, { addr: long });
+    for (let i = 0; i < 50; i++) target.gossip.broadcast(`k${i}`, new Uint8Array(40));
+    const p = keyHolder(sim, "[::2]:7946");
+    const slack = long.length - p.addr.length;
+    for (let i = 0; i < 10; i++) {
+      const ping = p.packet({ t: T.ping, seq: i, target: "n0", from: "p" });
+      p.t.sendPacket(target.addr, ping);
+      await sim.run(20);
+      expect(p.got.length).toBe(i + 1);
+      expect(messagesOf(sim, p.got[i]!)[0]).toEqual({ t: T.ack, seq: i });
+      expect(p.got[i]!.length).toBeLessThanOrEqual(ping.length + slack);
+    }
+    // The other way round the reply is held to the request's own size.
+    const q = keyHolder(sim, long.replace("5678]", "5679]"));
+    const short = await sim.add("n1", 1, { addr: "[::3]:7946" });
+    const ping = q.packet({ t: T.ping, seq: 1, target: "n1", from: "q" });
+    q.t.sendPacket(short.addr, ping);
+    await sim.run(20);
+    expect(q.got.length).toBe(1);
+    expect(q.got[0]!.length).toBeLessThanOrEqual(ping.length);
+  });
+
   test("a packet with many pings gets replies only up to its own size in total", async () => {
     const sim = new Sim({ seed: 64, keyring });
     const [target] = await sim.cluster(1);

@@ -96,25 +96,26 @@ function watchInvariants(nodes: LeaseSimNode[], violations: string[], shadowed: 
       const view = n.cluster.leases();
       const owners = new Map<string, string>();
       for (const l of view) {
-        if (owners.has(l.subnet)) violations.push(`${n.name}: ${l.subnet} owned by ${owners.get(l.subnet)} and ${l.nodeName}`);
-        owners.set(l.subnet, l.nodeName);
-        const p = subnetProblem(l.subnet, range);
+        const subnet = l.subnet!;
+        if (owners.has(subnet)) violations.push(`${n.name}: ${subnet} owned by ${owners.get(subnet)} and ${l.nodeName}`);
+        owners.set(subnet, l.nodeName);
+        const p = subnetProblem(subnet, range);
         if (p) violations.push(`${n.name}: out-of-range lease of ${l.nodeName}: ${p}`);
         // The rule, recomputed here: earliest claimedAt, then smaller name, among every
         // record claiming the subnet (all records in these tests are within their TTL).
-        const rivals = n.cluster.table().claimants(l.subnet);
+        const rivals = n.cluster.table().claimants(subnet);
         const best = rivals.reduce((a, b) => (b.claimedAt < a.claimedAt || (b.claimedAt === a.claimedAt && b.nodeName < a.nodeName) ? b : a));
-        if (best.nodeName !== l.nodeName) violations.push(`${n.name}: ${l.subnet} shown as ${l.nodeName}'s but ${best.nodeName} wins it`);
+        if (best.nodeName !== l.nodeName) violations.push(`${n.name}: ${subnet} shown as ${l.nodeName}'s but ${best.nodeName} wins it`);
       }
       const own = n.cluster.ownLease();
       if (!own) return;
       // The agent's peers() (src/agent.ts), then the backends' own filter (src/backend/peers.ts).
-      const peers = view.filter((l) => l.nodeName !== n.name).map((l) => ({ nodeName: l.nodeName, subnet: l.subnet, publicIp: l.publicIp, ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}) }));
+      const peers = view.filter((l) => l.nodeName !== n.name).map((l) => ({ nodeName: l.nodeName, subnet: l.subnet!, publicIp: l.publicIp!, ...(l.backend.vtepMac ? { vtepMac: l.backend.vtepMac } : {}) }));
       if (peers.some((p) => p.subnet === own.subnet)) shadowed.push(`${n.name}: agent peer list holds own committed ${own.subnet}`);
       const macs = peers.map((p) => p.vtepMac);
       const twice = macs.filter((m, i) => macs.indexOf(m) !== i);
       if (twice.length > 0) violations.push(`${n.name}: peers handed to the backend share VTEP MACs ${twice.join(", ")}`);
-      const checked = checkPeers(peers, { network: net.network, ownSubnet: own.subnet, needMac: true });
+      const checked = checkPeers(peers, { network: net.network!, ownSubnet: own.subnet!, needMac: true });
       const routed = checked.peers.find((p) => p.subnet === own.subnet);
       if (routed) violations.push(`${n.name}: backend would route own committed ${own.subnet} to ${routed.nodeName}`);
     });

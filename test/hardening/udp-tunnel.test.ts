@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { exec, Lines, listNamespaces, ping, requireRoot, runTs, tempScript, type Topology } from "../../sim/netns.ts";
 import { startCluster, pollUntil, type Cluster } from "../integration/backend-cluster.ts";
-import { marked, tcpPacket, udpPacket, vnetHdr } from "../backend/packets.ts";
+import { marked, tcpPacket, udp6Packet, udpPacket, vnetHdr } from "../backend/packets.ts";
 
 const skip = requireRoot();
 const NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
@@ -23,7 +23,7 @@ describe.skipIf(!!skip)("udp backend: socket takeover and spoofed datagrams (roo
   let seq = 0;
 
   beforeAll(async () => {
-    c = await startCluster({ type: "udp", port: 8285 }, { prefix: "wut-", onTopology: (t) => open.push(t) });
+    c = await startCluster({ type: "udp", port: 8285 }, { prefix: "wut-", ipv6: true, onTopology: (t) => open.push(t) });
     const script = tempScript(`
       await Bun.udpSocket({ port: 9999, socket: { data(_s, buf) { console.log(Buffer.from(buf).toString()); } } });
       console.log("bound");
@@ -88,6 +88,23 @@ describe.skipIf(!!skip)("udp backend: socket takeover and spoofed datagrams (roo
     expect(after.droppedSpoofedSource - before.droppedSpoofedSource).toBe(3);
     expect(after.packetsDropped - before.packetsDropped).toBe(3);
     expect(after.rxPackets - before.rxPackets).toBe(1);
+  }, 30_000);
+
+  test("the inner-source check holds per family: an IPv6 packet from a peer's IP must come from that peer's IPv6 subnet", async () => {
+    const before = await counters();
+    const got = await injectThenControl(
+      [
+        udp6Packet("fd00:10:244:9::9", "fd00:10:244:1::2", 9999, "spoofed6-unleased"), // no node's IPv6 subnet
+        udp6Packet("fd00:10:244:1::7", "fd00:10:244:1::2", 9999, "spoofed6-local-pod"), // a pod of the receiving node
+        udp6Packet("2001:db8::99", "fd00:10:244:1::2", 9999, "spoofed6-outside"), // outside the IPv6 pod network
+        udp6Packet("fd00:10:244:2::7", "fd00:10:244:1::2", 9999, "legit6"), // the sending peer's IPv6 subnet
+      ],
+      plainControl,
+    );
+    expect(got).toEqual([`control-${seq}`]); // (pod0's listener is IPv4: the legitimate IPv6 packet shows in rxPackets)
+    const after = await pollUntil(counters, (x) => x.droppedSpoofedSource >= before.droppedSpoofedSource + 3);
+    expect(after.droppedSpoofedSource - before.droppedSpoofedSource).toBe(3);
+    expect(after.rxPackets - before.rxPackets).toBe(2);
   }, 30_000);
 
   test("a marked datagram whose virtio_net_hdr is malformed or does not fit its packet is dropped before the TUN and counted", async () => {

@@ -261,3 +261,68 @@ describe.skipIf(!!skip)("weft CNI plugin under concurrency (dist/weft, root)", (
     expect(ipJson(node, "link", "show", "type", "veth")).toEqual([]);
   }, 120_000);
 });
+
+describe.skipIf(!!skip)("weft CNI plugin with a dual-stack and an IPv6-only subnet.env (dist/weft, root)", () => {
+  const DUAL = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:3::1/64\nFLANNEL_MTU=1400\nFLANNEL_IPMASQ=false\n";
+  const V6 = "FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:5::1/64\nFLANNEL_MTU=1400\nFLANNEL_IPMASQ=false\n";
+  let group: NamespaceGroup;
+  let dir: string;
+  beforeAll(() => {
+    group = new NamespaceGroup("wcni6-");
+    dir = mkdtempSync(join(tmpdir(), "weft-cni6-"));
+  });
+  afterAll(async () => {
+    await group?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    expect(listNamespaces("wcni6-")).toEqual([]);
+  });
+
+  test("dual-stack: an address of each family (usable at once, no duplicate address detection), both gateways on cni0, both default routes; pods reach each other over both; CHECK passes; DEL frees both", () => {
+    const node = group.add("n");
+    const subnetFile = join(dir, "dual.env");
+    writeFileSync(subnetFile, DUAL);
+    const conf = { cniVersion: "1.0.0", name: "weft", type: "weft", subnetFile, dataDir: join(dir, "ipam-dual") };
+    const [a, b] = [group.add("a"), group.add("b")];
+    const ra = cni(node, { command: "ADD", containerId: "d-a", netns: `/run/netns/${a}`, ifname: "eth0", conf });
+    const rb = cni(node, { command: "ADD", containerId: "d-b", netns: `/run/netns/${b}`, ifname: "eth0", conf });
+    expect([ra.code, ra.stderr, rb.code]).toEqual([0, "", 0]);
+    expect(ra.json.ips).toEqual([
+      { address: "10.244.3.2/24", gateway: "10.244.3.1", interface: 2 },
+      { address: "fd00:10:244:3::2/64", gateway: "fd00:10:244:3::1", interface: 2 },
+    ]);
+    expect(ra.json.routes).toEqual([
+      { dst: "0.0.0.0/0", gw: "10.244.3.1" },
+      { dst: "::/0", gw: "fd00:10:244:3::1" },
+    ]);
+    const v6 = (ns: string, dev: string) => ipJson(ns, "-6", "addr", "show", "dev", dev)[0].addr_info.filter((x: { scope: string }) => x.scope === "global");
+    expect(v6(node, "cni0").map((x: { local: string; prefixlen: number }) => `${x.local}/${x.prefixlen}`)).toEqual(["fd00:10:244:3::1/64"]);
+    const podAddr = v6(a, "eth0")[0];
+    expect([podAddr.local, podAddr.prefixlen, podAddr.nodad, podAddr.tentative]).toEqual(["fd00:10:244:3::2", 64, true, undefined]);
+    expect(ipJson(a, "-6", "route", "show", "default")).toEqual([expect.objectContaining({ dst: "default", gateway: "fd00:10:244:3::1", dev: "eth0" })]);
+    expect(readFileSync(join(dir, "ipam-dual", "weft", "fd00:10:244:3::2"), "utf8")).toBe("d-a\r\neth0");
+    expect(readFileSync(join(dir, "ipam-dual", "weft", "last_reserved_ip.1"), "utf8")).toBe("fd00:10:244:3::3");
+    expect(ping(a, "fd00:10:244:3::3")).toBe(true);
+    expect(ping(b, "fd00:10:244:3::1")).toBe(true);
+    expect(ping(a, "10.244.3.3")).toBe(true);
+    const check = cni(node, { command: "CHECK", containerId: "d-a", netns: `/run/netns/${a}`, ifname: "eth0", conf: { ...conf, prevResult: ra.json } });
+    expect([check.code, check.stdout, check.stderr]).toEqual([0, "", ""]);
+    const del = cni(node, { command: "DEL", containerId: "d-a", netns: `/run/netns/${a}`, ifname: "eth0", conf });
+    expect(del.code).toBe(0);
+    expect(readdirSync(join(dir, "ipam-dual", "weft")).filter((f) => /^[0-9a-f]+[.:]/.test(f)).sort()).toEqual(["10.244.3.3", "fd00:10:244:3::3"]);
+  });
+
+  test("IPv6-only: one IPv6 address and the IPv6 default route", () => {
+    const node = group.add("m");
+    const subnetFile = join(dir, "v6.env");
+    writeFileSync(subnetFile, V6);
+    const conf = { cniVersion: "0.4.0", name: "weft", type: "weft", subnetFile, dataDir: join(dir, "ipam-v6") };
+    const pod = group.add("c");
+    const r = cni(node, { command: "ADD", containerId: "v-a", netns: `/run/netns/${pod}`, ifname: "eth0", conf });
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.json.ips).toEqual([{ version: "6", address: "fd00:10:244:5::2/64", gateway: "fd00:10:244:5::1", interface: 2 }]);
+    expect(r.json.routes).toEqual([{ dst: "::/0", gw: "fd00:10:244:5::1" }]);
+    expect(exec(node, ["cat", "/sys/class/net/cni0/addr_assign_type"]).stdout.trim()).toBe("3");
+    expect(ipJson(pod, "-4", "addr", "show", "dev", "eth0")[0]?.addr_info ?? []).toEqual([]);
+    expect(ping(pod, "fd00:10:244:5::1")).toBe(true);
+  });
+});

@@ -43,12 +43,15 @@ describe("ip-masq spec validation", () => {
   test.each([
     [{ network: "10.244.0.0/16", subnet: "10.244.3.0/24" }, null],
     [{ network: "10.244.0.1/16", subnet: "10.244.3.7/24" }, null],
-    [{ network: "nope", subnet: "10.244.3.0/24" }, /ip-masq network: expected an IPv4 CIDR/],
+    [{ network: "nope", subnet: "10.244.3.0/24" }, /ip-masq network: expected a CIDR like 10.244.0.0\/16 or fd00:10:244::\/56/],
     [{ network: "10.244.0.0/16", subnet: "10.245.3.0/24" }, /ip-masq subnet: 10.245.3.0\/24 is not inside network 10.244.0.0\/16/],
-    [{ network: "fd00::/64", subnet: "fd00::/80" }, /only IPv4/],
+    [{ network: "fd00:10:244::/56", subnet: "10.244.3.0/24" }, /ip-masq subnet: 10.244.3.0\/24 is not inside network fd00:10:244::\/56/],
   ] as const)("%j", (spec, err) => {
     if (err) expect(() => normaliseSpec(spec)).toThrow(err);
     else expect(normaliseSpec(spec).subnet.endsWith(".0/24")).toBe(true);
+  });
+  test("IPv6 specs are canonicalised", () => {
+    expect(normaliseSpec({ network: "FD00:10:244::1/56", subnet: "fd00:10:244:3:0::7/64" })).toEqual({ network: "fd00:10:244::/56", subnet: "fd00:10:244:3::/64" });
   });
 });
 
@@ -93,6 +96,28 @@ describe("ip-masq commands (fake nft)", () => {
     expect(ops.at(-1)).not.toContain("fully-random");
   });
 
+  test("IPv6: flannel's ip6 rules (multicast ff00::/8) in table ip6 weft, read and removed per family", () => {
+    const { nft, ops } = recorder();
+    expect(ensureIpMasq({ network: "fd00:10:244::/56", subnet: "fd00:10:244:3::/64" }, { nft, fullyRandom: true })).toEqual({ changed: true });
+    expect(ops).toEqual([
+      "json: list tables ip6",
+      [
+        "add table ip6 weft",
+        "add chain ip6 weft postrouting { type nat hook postrouting priority srcnat; policy accept; }",
+        "flush chain ip6 weft postrouting",
+        "add rule ip6 weft postrouting meta mark & 0x4000 == 0x4000 return",
+        "add rule ip6 weft postrouting ip6 saddr fd00:10:244::/56 ip6 daddr fd00:10:244::/56 return",
+        "add rule ip6 weft postrouting ip6 saddr != fd00:10:244::/56 ip6 daddr fd00:10:244:3::/64 return",
+        "add rule ip6 weft postrouting ip6 saddr fd00:10:244::/56 ip6 daddr != ff00::/8 masquerade fully-random",
+        "add rule ip6 weft postrouting ip6 saddr != fd00:10:244::/56 ip6 daddr fd00:10:244::/56 masquerade fully-random",
+      ].join("\n"),
+    ]);
+    const tables = '{"nftables":[{"table":{"family":"ip6","name":"weft","handle":1}}]}';
+    const r = recorder({ tables });
+    expect(removeIpMasq({ nft: r.nft, family: 6 })).toEqual({ changed: true });
+    expect(r.ops).toEqual(["json: list tables ip6", "add table ip6 weft\ndelete table ip6 weft"]);
+  });
+
   test("remove with nf_tables unsupported is a no-op, other failures name the operation", () => {
     expect(removeIpMasq({ nft: recorder({ fail: /list tables/ }).nft })).toEqual({ changed: false });
     expect(() => removeIpMasq({ nft: recorder({ fail: /list tables/, failWith: "Error: Operation not permitted" }).nft })).toThrow(/remove ip-masq table ip weft: Error: Operation not permitted/);
@@ -107,7 +132,7 @@ describe.skipIf(!isRoot)("ip-masq in a namespace (root)", () => {
 const [name, arg] = process.argv.slice(2);
 const a = JSON.parse(arg);
 try {
-  const value = name === "ensure" ? ensureIpMasq(a) : name === "remove" ? removeIpMasq() : readIpMasq();
+  const value = name === "ensure" ? ensureIpMasq(a) : name === "remove" ? removeIpMasq(a ?? {}) : readIpMasq(a ?? {});
   console.log(JSON.stringify({ ok: true, value }));
 } catch (e) { console.log(JSON.stringify({ ok: false, error: e.message })); }
 `,
@@ -206,13 +231,43 @@ try {
     const ping = Bun.spawnSync(["ip", "netns", "exec", POD, "ping", "-c", "1", "-W", "2", "192.0.2.2"]);
     expect(ping.exitCode).toBe(0);
   });
+
+  test("IPv6: table ip6 weft beside ip weft, read back with nft; pod → outside is masqueraded, pod → pod is not; removed alone", async () => {
+    // The links of the test above get IPv6 addresses (no duplicate address detection: usable at once).
+    for (const [ns, dev, addr] of [
+      [NS, "p0", "fd00:10:244:3::1/64"], [POD, "eth0", "fd00:10:244:3::2/64"],
+      [NS, "q0", "fd00:10:244:5::1/64"], [POD2, "eth0", "fd00:10:244:5::2/64"],
+      [NS, "o0", "2001:db8:9::1/64"], [OUT, "eth0", "2001:db8:9::2/64"],
+    ] as const) sh(["ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad"]);
+    sh(["ip", "-n", POD, "-6", "route", "add", "default", "via", "fd00:10:244:3::1"]);
+    sh(["ip", "-n", POD2, "-6", "route", "add", "default", "via", "fd00:10:244:5::1"]);
+    inNs(NS, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    const A6 = { network: "fd00:10:244::/56", subnet: "fd00:10:244:3::/64" };
+    expect(op(NS, "ensure", A6)).toEqual({ ok: true, value: { changed: true } });
+    expect(op(NS, "ensure", A6)).toEqual({ ok: true, value: { changed: false } });
+    const text = inNs(NS, ["nft", "list", "chain", "ip6", "weft", "postrouting"]);
+    expect(text.split("\n").map((l) => l.trim()).filter((l) => /return|masquerade/.test(l))).toEqual([
+      "meta mark & 0x00004000 == 0x00004000 return",
+      "ip6 saddr fd00:10:244::/56 ip6 daddr fd00:10:244::/56 return",
+      "ip6 saddr != fd00:10:244::/56 ip6 daddr fd00:10:244:3::/64 return",
+      "ip6 saddr fd00:10:244::/56 ip6 daddr != ff00::/8 masquerade fully-random",
+      "ip6 saddr != fd00:10:244::/56 ip6 daddr fd00:10:244::/56 masquerade fully-random",
+    ]);
+    expect((op(NS, "read", { family: 6 }).value as { spec: unknown }).spec).toEqual(A6);
+    expect(await sourceSeenBy(OUT, "2001:db8:9::2", POD)).toBe("2001:db8:9::1");
+    expect(await sourceSeenBy(POD2, "fd00:10:244:5::2", POD)).toBe("fd00:10:244:3::2");
+    // Each family's table goes on its own.
+    expect(op(NS, "remove", { family: 6 })).toEqual({ ok: true, value: { changed: true } });
+    const rs = ruleset(NS);
+    expect(rs.filter((i) => i.table?.name === "weft").map((i) => i.table.family)).toEqual(["ip"]);
+  });
 });
 
 /** Starts a UDP receiver in `rxNs` on `rxIp`:9999, sends from `txNs` until it reports, returns the source address it saw. */
 async function sourceSeenBy(rxNs: string, rxIp: string, txNs: string): Promise<string> {
   const rx = Bun.spawn(
     ["ip", "netns", "exec", rxNs, process.execPath, "-e",
-      `const s = await Bun.udpSocket({ hostname: "0.0.0.0", port: 9999, socket: { data(_s, _b, _p, addr) { console.log(addr); process.exit(0); } } }); console.log("ready");`],
+      `const s = await Bun.udpSocket({ hostname: ${JSON.stringify(rxIp.includes(":") ? "::" : "0.0.0.0")}, port: 9999, socket: { data(_s, _b, _p, addr) { console.log(addr); process.exit(0); } } }); console.log("ready");`],
     { stdout: "pipe", stderr: "pipe" },
   );
   const reader = rx.stdout.getReader();
@@ -224,7 +279,7 @@ async function sourceSeenBy(rxNs: string, rxIp: string, txNs: string): Promise<s
       if (done) throw new Error(`receiver in ${rxNs} exited: ${await new Response(rx.stderr).text()}`);
       buf += new TextDecoder().decode(value);
     }
-    const sender = `const s = await Bun.udpSocket({}); for (let i = 0; i < 50; i++) { s.send("x", 9999, ${JSON.stringify(rxIp)}); await Bun.sleep(100); } process.exit(0);`;
+    const sender = `const s = await Bun.udpSocket(${rxIp.includes(":") ? '{ hostname: "::" }' : "{}"}); for (let i = 0; i < 50; i++) { s.send("x", 9999, ${JSON.stringify(rxIp)}); await Bun.sleep(100); } process.exit(0);`;
     const tx = Bun.spawn(["ip", "netns", "exec", txNs, process.execPath, "-e", sender], { stdout: "ignore", stderr: "ignore" });
     try {
       while (!/ready\n\S+\n/.test(buf)) {

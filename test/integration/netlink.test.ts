@@ -292,12 +292,12 @@ describe.skipIf(!!skip)("LibnlNetlink against the kernel", () => {
   test("bad input is refused before any kernel call, naming the field", async () => {
     const r = await netlinkBatch(ns, [
       { method: "createVxlan", args: [{ name: "weft.2", vni: 1 << 24, local: "192.0.2.11", port: 8472, mtu: 1450 }] },
-      { method: "createVxlan", args: [{ name: "weft.2", vni: 2, local: "fd00::1", port: 8472, mtu: 1450 }] },
+      { method: "createVxlan", args: [{ name: "weft.2", vni: 2, local: "fd00::1%eth0", port: 8472, mtu: 1450 }] },
       { method: "createBridge", args: ["a-name-longer-than-15"] },
       { method: "replaceFdb", args: [{ dev: "weft.1", mac: "02:cc:00:00:00:01", dst: "not-an-ip" }] },
     ]);
     expect((r[0] as any).error).toBe("create vxlan weft.2 (vni 16777216, local 192.0.2.11, port 8472): vni must be an integer in 0..16777215, got 16777216");
-    expect((r[1] as any).error).toBe('create vxlan weft.2 (vni 2, local fd00::1, port 8472): "fd00::1" is not an IPv4 address');
+    expect((r[1] as any).error).toBe('create vxlan weft.2 (vni 2, local fd00::1%eth0, port 8472): "fd00::1%eth0": zone indexes are not supported');
     expect((r[2] as any).error).toBe('create bridge a-name-longer-than-15: interface name "a-name-longer-than-15" is longer than 15 bytes');
     expect((r[3] as any).error).toStartWith("replace fdb 02:cc:00:00:00:01 dst not-an-ip dev weft.1: Cannot parse IP address");
     expect(ipJson(ns, "link", "show").map((l: any) => l.ifname)).not.toContain("weft.2");
@@ -312,4 +312,119 @@ describe.skipIf(!!skip)("LibnlNetlink against the kernel", () => {
     const p = Bun.spawnSync(["ip", "netns", "exec", ns, "bridge", ...args]);
     if (p.exitCode !== 0) throw new Error(`bridge ${args.join(" ")}: ${p.stderr}`);
   }
+});
+
+describe.skipIf(!!skip)("LibnlNetlink with IPv6 against the kernel", () => {
+  let group: NamespaceGroup;
+  let ns: string;
+  beforeAll(() => {
+    group = new NamespaceGroup("wtf6-");
+    ns = group.add("nl");
+    ip(ns, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1");
+    ip(ns, "link", "set", "ul0", "up");
+    ip(ns, "link", "set", "ul1", "up");
+    ip(ns, "addr", "add", "2001:db8::11/64", "dev", "ul0", "nodad");
+  });
+  afterAll(async () => {
+    await group?.cleanup();
+    if (group) expect(listNamespaces(group.id)).toEqual([]);
+  });
+
+  const link = (name: string) => ipJson(ns, "-d", "link", "show", "dev", name)[0];
+  const MAC = "02:aa:00:00:06:01";
+
+  test("createVxlan with an IPv6 local makes an IPv6 VXLAN (what ip reads as local6); getLink reports it", async () => {
+    const [info, again] = await netlinkOk(ns, [
+      { method: "createVxlan", args: [{ name: "weft-v6.1", vni: 1, local: "2001:db8::11", port: 8472, mtu: 1430, mac: MAC, underlayIndex: link("ul0").ifindex }] },
+      { method: "getLink", args: ["weft-v6.1"] },
+    ]);
+    expect(info).toMatchObject({ name: "weft-v6.1", kind: "vxlan", mtu: 1430, mac: MAC, up: true, vxlan: { vni: 1, local: "2001:db8::11", port: 8472, learning: false } });
+    expect(again).toEqual(info);
+    expect(link("weft-v6.1").linkinfo.info_data).toMatchObject({ id: 1, local6: "2001:db8::11", port: 8472, learning: false, link: "ul0" });
+  });
+
+  test("IPv6 addresses: added without duplicate address detection (never tentative), with or without a prefix route; listed after the IPv4 ones; deleted", async () => {
+    const r = await netlinkBatch(ns, [
+      { method: "addAddress", args: [{ dev: "weft-v6.1", cidr: "10.244.1.0/32" }] },
+      { method: "addAddress", args: [{ dev: "weft-v6.1", cidr: "fd00:10:244:1::/128" }] },
+      { method: "addAddress", args: [{ dev: "ul1", cidr: "fd00:10:244:8::1/64", noPrefixRoute: true }] },
+      { method: "addAddress", args: [{ dev: "ul1", cidr: "fd00:10:244:9::1/64" }] },
+      { method: "listAddresses", args: ["weft-v6.1"] },
+    ]);
+    expect(r.slice(0, 4).every((x) => x.ok)).toBe(true);
+    // IPv4 first, then IPv6 (the kernel's link-local one among them).
+    const listed = (r[4] as any).value.map((a: any) => a.cidr);
+    expect(listed[0]).toBe("10.244.1.0/32");
+    expect(listed.slice(1)).toContain("fd00:10:244:1::/128");
+    const info = ipJson(ns, "-6", "addr", "show", "dev", "weft-v6.1")[0].addr_info.find((a: any) => a.local === "fd00:10:244:1::");
+    expect(info.prefixlen).toBe(128);
+    expect(info.nodad).toBe(true);
+    expect(info.tentative).toBeUndefined();
+    const ul1 = ipJson(ns, "-6", "addr", "show", "dev", "ul1")[0].addr_info;
+    expect(ul1.find((a: any) => a.local === "fd00:10:244:8::1").noprefixroute).toBe(true);
+    const routes = ipJson(ns, "-6", "route", "show", "dev", "ul1").map((x: any) => x.dst);
+    expect(routes).toContain("fd00:10:244:9::/64");
+    expect(routes).not.toContain("fd00:10:244:8::/64");
+    await netlinkOk(ns, [{ method: "deleteAddress", args: [{ dev: "ul1", cidr: "fd00:10:244:8::1/64" }] }]);
+    expect(ipJson(ns, "-6", "addr", "show", "dev", "ul1")[0].addr_info.map((a: any) => a.local)).not.toContain("fd00:10:244:8::1");
+  });
+
+  test("IPv6 routes: onlink via the peer subnet's address with weft's protocol and the kernel's default metric 1024; listed; replaced; deleted", async () => {
+    const route = { dst: "fd00:10:244:2::/64", gateway: "fd00:10:244:2::", dev: "weft-v6.1", onlink: true };
+    const [, , listed] = await netlinkOk(ns, [
+      { method: "replaceRoute", args: [route] },
+      { method: "replaceRoute", args: [route] },
+      { method: "listRoutes", args: [{ protocol: WEFT_ROUTE_PROTOCOL }] },
+    ]);
+    expect(ipJson(ns, "-6", "route", "show", "fd00:10:244:2::/64")).toEqual([{ dst: "fd00:10:244:2::/64", gateway: "fd00:10:244:2::", dev: "weft-v6.1", protocol: String(WEFT_ROUTE_PROTOCOL), metric: 1024, flags: ["onlink"], pref: "medium" }]);
+    expect(listed).toEqual([{ dst: "fd00:10:244:2::/64", gateway: "fd00:10:244:2::", dev: "weft-v6.1", onlink: true, protocol: WEFT_ROUTE_PROTOCOL, table: 254, priority: 1024 }]);
+    ip(ns, "-6", "route", "add", "default", "via", "2001:db8::1", "dev", "ul0");
+    const [all] = await netlinkOk(ns, [{ method: "listRoutes" }]);
+    expect(all).toEqual(expect.arrayContaining([{ dst: "::/0", gateway: "2001:db8::1", dev: "ul0", protocol: 3, table: 254, priority: 1024 }]));
+    await netlinkOk(ns, [{ method: "replaceRoute", args: [{ ...route, gateway: "fd00:10:244:2::9" }] }]);
+    expect(ipJson(ns, "-6", "route", "show", "fd00:10:244:2::/64").map((x: any) => x.gateway)).toEqual(["fd00:10:244:2::9"]);
+    const r = await netlinkBatch(ns, [
+      { method: "deleteRoute", args: [{ dst: "fd00:10:244:2::/64", dev: "weft-v6.1" }] },
+      { method: "deleteRoute", args: [{ dst: "fd00:10:244:2::/64", dev: "weft-v6.1" }] },
+      { method: "replaceRoute", args: [{ dst: "fd00:10:244:3::/64", gateway: "10.244.3.0", dev: "weft-v6.1" }] },
+    ]);
+    expect(r[0]).toEqual({ ok: true, value: null });
+    expect(r[1]).toEqual({ ok: false, error: "delete route fd00:10:244:2::/64 dev weft-v6.1: Object not found" });
+    expect(r[2]).toEqual({ ok: false, error: "replace route fd00:10:244:3::/64 via 10.244.3.0 dev weft-v6.1 proto 87: gateway 10.244.3.0 is not of the family of fd00:10:244:3::/64" });
+  });
+
+  test("NDP entries: permanent, replaced, listed (without the kernel's link-local ones), deleted", async () => {
+    ip(ns, "-6", "neigh", "replace", "fe80::99", "lladdr", "02:bb:00:00:06:99", "dev", "weft-v6.1", "nud", "permanent");
+    const r = await netlinkBatch(ns, [
+      { method: "replaceNeighbor", args: [{ dev: "weft-v6.1", ip: "fd00:10:244:2::", mac: "02:bb:00:00:06:01" }] },
+      { method: "replaceNeighbor", args: [{ dev: "weft-v6.1", ip: "fd00:10:244:2::", mac: "02:bb:00:00:06:02" }] },
+      { method: "replaceNeighbor", args: [{ dev: "weft-v6.1", ip: "10.244.2.0", mac: "02:bb:00:00:06:02" }] },
+      { method: "listNeighbors", args: ["weft-v6.1"] },
+    ]);
+    expect(r.slice(0, 3).every((x) => x.ok)).toBe(true);
+    expect((r[3] as any).value.sort((a: any, b: any) => a.ip.localeCompare(b.ip))).toEqual([
+      { dev: "weft-v6.1", ip: "10.244.2.0", mac: "02:bb:00:00:06:02" },
+      { dev: "weft-v6.1", ip: "fd00:10:244:2::", mac: "02:bb:00:00:06:02" },
+    ]);
+    expect(ipJson(ns, "-6", "neigh", "show", "dev", "weft-v6.1").find((n: any) => n.dst === "fd00:10:244:2::")).toEqual({ dst: "fd00:10:244:2::", lladdr: "02:bb:00:00:06:02", state: ["PERMANENT"] });
+    await netlinkOk(ns, [{ method: "deleteNeighbor", args: [{ dev: "weft-v6.1", ip: "fd00:10:244:2::" }] }]);
+    expect(ipJson(ns, "-6", "neigh", "show", "dev", "weft-v6.1").map((n: any) => n.dst)).toEqual(["fe80::99"]);
+  });
+
+  test("FDB entries with an IPv6 remote on the IPv6 VXLAN: created, moved, listed, deleted", async () => {
+    const f = { dev: "weft-v6.1", mac: "02:cc:00:00:06:01", dst: "2001:db8::12" };
+    const r = await netlinkBatch(ns, [
+      { method: "replaceFdb", args: [f] },
+      { method: "replaceFdb", args: [f] },
+      { method: "replaceFdb", args: [{ ...f, dst: "2001:db8::14" }] },
+      { method: "listFdb", args: ["weft-v6.1"] },
+    ]);
+    expect(r.slice(0, 3).every((x) => x.ok)).toBe(true);
+    expect((r[3] as any).value).toEqual([{ dev: "weft-v6.1", mac: "02:cc:00:00:06:01", dst: "2001:db8::14" }]);
+    const shown = bridgeFdb(ns, "weft-v6.1").filter((x) => x.dst);
+    expect(shown.map((x: any) => [x.mac, x.dst, x.state, x.flags.includes("self")])).toEqual([["02:cc:00:00:06:01", "2001:db8::14", "permanent", true]]);
+    const d = await netlinkBatch(ns, [{ method: "deleteFdb", args: [{ ...f, dst: "2001:db8::14" }] }, { method: "deleteFdb", args: [{ ...f, dst: "2001:db8::14" }] }]);
+    expect(d[0]!.ok).toBe(true);
+    expect(d[1]).toEqual({ ok: false, error: "delete fdb 02:cc:00:00:06:01 dst 2001:db8::14 dev weft-v6.1: Object not found" });
+  });
 });

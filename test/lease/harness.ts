@@ -9,11 +9,23 @@ import { seededRandom } from "../../src/gossip/prng.ts";
 import { FakeClock } from "../../sim/fake-clock.ts";
 import { MemStore } from "../../sim/mem-store.ts";
 import { ObservedTable } from "../../sim/observed-table.ts";
+import { duplicateSubnets } from "../../sim/duplicates.ts";
 import { runClock, runClockUntil } from "../../sim/run.ts";
 import { FakeGossipHub } from "./fake-gossip.ts";
 
 /** Network 10.244.0.0/24 cut into /30s, SubnetMin..Max chosen to give exactly 50. */
 export const net50: NetConf = parseNetConf({ Network: "10.244.0.0/24", SubnetLen: 30, SubnetMin: "10.244.0.4", SubnetMax: "10.244.0.200", Backend: { Type: "host-gw" } });
+/** The same 50 IPv4 subnets plus exactly 50 IPv6 ones: fd00:10:244::/120 cut into /126s. */
+const v6Range50 = { EnableIPv6: true, IPv6Network: "fd00:10:244::/120", IPv6SubnetLen: 126, IPv6SubnetMin: "fd00:10:244::4", IPv6SubnetMax: "fd00:10:244::c8" };
+export const netDual50: NetConf = parseNetConf({ Network: "10.244.0.0/24", SubnetLen: 30, SubnetMin: "10.244.0.4", SubnetMax: "10.244.0.200", ...v6Range50, Backend: { Type: "host-gw" } });
+/** IPv6 only: exactly 50 IPv6 subnets, no IPv4. */
+export const netV6only50: NetConf = parseNetConf({ EnableIPv4: false, ...v6Range50, Backend: { Type: "host-gw" } });
+/**
+ * Dual-stack where the families' ranges differ in size (62 IPv4 subnets, exactly 50 IPv6
+ * ones): a name hashes to different positions in the two ranges, so conflicts in one
+ * family do not mirror those in the other.
+ */
+export const netDualSkewed: NetConf = parseNetConf({ Network: "10.244.0.0/24", SubnetLen: 30, SubnetMin: "10.244.0.4", SubnetMax: "10.244.0.248", ...v6Range50, Backend: { Type: "host-gw" } });
 
 export interface SimOptions {
   seed: number;
@@ -47,23 +59,25 @@ export class FakeSim {
     this.hub = new FakeGossipHub({ clock: this.clock, random: this.random, loss: o.loss ?? 0, delayMs: [2, 40], pushPullMs: o.pushPullMs ?? 5000 });
   }
 
-  /** Each name's public IP (distinct per node: a peer record naming our own IP is not routed). */
-  private readonly ips = new Map<string, string>();
+  /** Each name's number, from which its public IPs derive (distinct per node: a peer record naming our own IP is not routed). */
+  private readonly ips = new Map<string, number>();
 
   addNode(name: string, seeds: string[], store = this.nodes.get(name)?.store ?? new MemStore()) {
     const addr = `${name}:7946`;
-    let publicIp = this.ips.get(name);
-    if (!publicIp) {
-      const k = this.ips.size + 1;
-      this.ips.set(name, (publicIp = `198.51.${100 + (k >> 8)}.${k & 255}`));
-    }
+    let k = this.ips.get(name);
+    if (k === undefined) this.ips.set(name, (k = this.ips.size + 1));
+    const publicIp = `198.51.${100 + (k >> 8)}.${k & 255}`;
+    // A node running IPv6 pods has an IPv6 underlay address too; an IPv6-only cluster's nodes only that one.
+    const net = this.o.net ?? net50;
+    const publicIpv6 = net.enableIPv6 ? `2001:db8::${k.toString(16)}` : undefined;
     const table = new ObservedTable();
     const cluster = createClusterCore(
       {
         table,
-        net: this.o.net ?? net50,
+        net,
         nodeName: name,
-        publicIp,
+        ...(net.enableIPv4 ? { publicIp } : {}),
+        ...(publicIpv6 ? { publicIpv6 } : {}),
         advertiseAddr: addr,
         seeds,
         backend: { type: "host-gw" },
@@ -114,17 +128,14 @@ export class FakeSim {
     return runClockUntil(this.clock, cond, maxMs, step);
   }
 
-  /** Subnets held by more than one up node's committed lease. */
+  /** Subnets (either family) held by more than one up node's committed lease. */
   duplicates(): string[] {
-    const seen = new Map<string, string>();
-    const dup: string[] = [];
-    for (const [name, e] of this.nodes) {
-      const own = e.cluster.ownLease();
-      if (!own || !this.hub.nodes.get(name)?.up) continue;
-      if (seen.has(own.subnet)) dup.push(`${own.subnet} (${seen.get(own.subnet)}, ${name})`);
-      else seen.set(own.subnet, name);
-    }
-    return dup;
+    return duplicateSubnets(
+      [...this.nodes].flatMap(([name, e]): [string, Lease][] => {
+        const own = e.cluster.ownLease();
+        return own && this.hub.nodes.get(name)?.up ? [[name, own]] : [];
+      }),
+    );
   }
 }
 

@@ -8,20 +8,30 @@ import { expect, test } from "bun:test";
 import { parseKeyFile } from "../../src/gossip/keyring.ts";
 import { LeaseSim } from "../../sim/lease-sim.ts";
 import { seededRandom as seeded } from "../../src/gossip/prng.ts";
-import { net50 } from "./harness.ts";
+import type { NetConf } from "../../src/net-conf.ts";
+import { net50, netDualSkewed, netV6only50 } from "./harness.ts";
 
 const SEEDS = Number(process.env.WEFT_GOSSIP_SIM_SEEDS ?? 6);
+const SEEDS_V6 = Number(process.env.WEFT_GOSSIP_SIM_SEEDS_V6 ?? 6);
 const FIRST = Number(process.env.WEFT_GOSSIP_SIM_FIRST ?? 1);
 const N = 50;
 const keyring = parseKeyFile(Buffer.alloc(32, 7).toString("base64"));
 
-test(`${SEEDS} seeds on real gossip: 50 joins into exactly 50 subnets, 10% loss, healed partition`, async () => {
+// IPv6-only nodes gossip over IPv6: sealed sender addresses and reply budgets with
+// bracketed IPv6 gossip addresses.
+const variants: [string, NetConf, number, (i: number) => string][] = [
+  ["IPv4", net50, SEEDS, LeaseSim.addr],
+  ["dual-stack", netDualSkewed, SEEDS_V6, LeaseSim.addr],
+  ["IPv6-only over IPv6 gossip", netV6only50, SEEDS_V6, LeaseSim.addr6],
+];
+
+for (const [what, net, seeds, addrOf] of variants) test(`${what}, ${seeds} seeds on real gossip: 50 joins into exactly 50 subnets per family, 10% loss, healed partition`, async () => {
   const t0 = performance.now();
   let renumbers = 0;
-  for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
-    const sim = new LeaseSim({ seed, net: net50, loss: 0.1, keyring, settleMs: 1000 });
+  for (let seed = FIRST; seed < FIRST + seeds; seed++) {
+    const sim = new LeaseSim({ seed, net, loss: 0.1, keyring, settleMs: 1000 });
     const rnd = seeded(seed);
-    const addrs = Array.from({ length: N }, (_, i) => LeaseSim.addr(i + 1));
+    const addrs = Array.from({ length: N }, (_, i) => addrOf(i + 1));
     for (let i = 0; i < N; i++) {
       const other = addrs[Math.floor(rnd() * N)]!;
       sim.add(`n${i}`, addrs[i]!, i === 0 ? [] : [addrs[0]!, other]);
@@ -44,7 +54,7 @@ test(`${SEEDS} seeds on real gossip: 50 joins into exactly 50 subnets, 10% loss,
     for (const n of sim.upNodes()) renumbers += n.cluster.metrics().renumbers;
     await sim.stopAll();
   }
-  console.log(`${SEEDS} real-gossip seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s wall; renumbers after commit ${renumbers}`);
+  console.log(`${what}: ${seeds} real-gossip seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s wall; renumbers after commit ${renumbers}`);
 }, 600_000);
 
 test("on real gossip, a release reaches the peers even with leave: false (the tombstone is gossiped out before the node stops)", async () => {

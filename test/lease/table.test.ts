@@ -1,3 +1,4 @@
+import { subnetsOf } from "../../src/lease/families.ts";
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { LeaseTable } from "../../src/lease/table.ts";
@@ -59,7 +60,7 @@ describe("merge laws", () => {
 
   test("two nodes that exchanged full state (through the wire codec) hold the same table", () => {
     const range = rangeOf(parseNetConf({ Network: "10.244.0.0/16" }));
-    const v = new RecordValidator(range);
+    const v = new RecordValidator({ 4: range });
     const exchange = (from: LeaseTable, to: LeaseTable) => {
       const d = decodePayload(encodeState(from.all()));
       if ("error" in d) throw new Error(d.error);
@@ -88,7 +89,7 @@ describe("merge laws", () => {
 
   test("skipping records the receiver holds byte for byte changes no merge result", () => {
     const range = rangeOf(parseNetConf({ Network: "10.244.0.0/16" }));
-    const v = new RecordValidator(range);
+    const v = new RecordValidator({ 4: range });
     const merged = (from: LeaseTable, to: LeaseTable, skip: boolean) => {
       const payload = encodeState(from.all());
       const d = decodePayload(payload, skip ? (n) => to.get(n) : undefined);
@@ -189,7 +190,7 @@ describe("stateDigest", () => {
           if ("merge" in op) t.merge(op.merge);
           else t.remove(op.remove);
           const want = new Map<string, string[]>();
-          for (const l of t.all()) if (!l.deleted) want.set(l.subnet, [...(want.get(l.subnet) ?? []), l.nodeName].sort());
+          for (const l of t.all()) if (!l.deleted) for (const s of subnetsOf(l)) want.set(s, [...(want.get(s) ?? []), l.nodeName].sort());
           expect([...t.claimedSubnets()].sort()).toEqual([...want.keys()].sort());
           for (const [subnet, ns] of want) expect(t.claimants(subnet).map((l) => l.nodeName).sort()).toEqual(ns);
         }

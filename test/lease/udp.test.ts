@@ -31,14 +31,16 @@ const key = (b: number): Keyring => {
   return { primary: k, keys: [k] };
 };
 
-async function node(name: string, ip: string, seeds: string[], keyring: Keyring, port = 0) {
+const net6 = parseNetConf({ EnableIPv4: false, EnableIPv6: true, IPv6Network: "fd00:10:244::/56", Backend: { Type: "vxlan" } });
+
+async function node(name: string, ip: string, seeds: string[], keyring: Keyring, port = 0, v6?: { publicIpv6: string }) {
   const transport = await createUdpTransport({ bindAddr: ip, port, logger: silentLogger });
   const cluster = createCluster({
-    net,
+    net: v6 ? net6 : net,
     nodeName: name,
     // Not the loopback bind address: peers refuse loopback public IPs. A member address
     // that could not be a public IP is not compared with the record's (docs/leases.md).
-    publicIp: ip.replace(/^127\.0\./, "198.51."),
+    ...(v6 ? v6 : { publicIp: ip.replace(/^127\.0\./, "198.51.") }),
     advertiseAddr: transport.localAddr(),
     seeds,
     backend: (nodeId) => ({ type: "vxlan", vtepMac: `0e:${nodeId.slice(0, 10).replace(/(..)(?!$)/g, "$1:")}` }),
@@ -89,6 +91,29 @@ describe("lease layer over real UDP/TCP on 127.0.0.x", () => {
       await poll(() => others.every((n) => stateOfVictim(n.cluster) === "alive" && n.cluster.table().get("l4")!.generation === l4.generation), 15_000),
     ).toBe(true);
     for (const n of [...others, again]) expect(table(n.cluster)).toBe(expected);
+  }, 60_000);
+
+  test("IPv6-only cluster gossiping over UDP/TCP on [::1]: 3 nodes agree on distinct IPv6 subnets, a restart gets the same one", async () => {
+    const k = key(6);
+    const pub = (i: number) => ({ publicIpv6: `2001:db8::6${i}` });
+    const first = await node("v0", "::1", [], k, 0, pub(0));
+    expect(first.addr).toMatch(/^\[::1\]:\d+$/);
+    const nodes = [first, await node("v1", "::1", [first.addr], k, 0, pub(1)), await node("v2", "::1", [first.addr], k, 0, pub(2))];
+    const leases = await Promise.all(nodes.map((n) => n.cluster.start(AbortSignal.timeout(20_000))));
+    expect(new Set(leases.map((l) => l.ipv6Subnet)).size).toBe(3);
+    for (const l of leases) expect([l.subnet, l.publicIp, l.ipv6Subnet?.startsWith("fd00:10:244:")]).toEqual([undefined, undefined, true]);
+    const view = (c: ClusterCore) => c.leases().map((l) => `${l.nodeName}=${l.ipv6Subnet}@${l.publicIpv6}`).sort().join(",");
+    const expected = nodes.map((n, i) => `${n.name}=${leases[i]!.ipv6Subnet}@2001:db8::6${i}`).sort().join(",");
+    expect(await poll(() => nodes.every((n) => view(n.cluster) === expected), 10_000)).toBe(true);
+    const victim = nodes[2]!;
+    const port = Number(victim.addr.slice(victim.addr.lastIndexOf(":") + 1));
+    await victim.cluster.stop({ leave: true });
+    running.delete(victim.cluster);
+    const again = await node("v2", "::1", [first.addr], k, port, pub(2));
+    const l2 = await again.cluster.start(AbortSignal.timeout(10_000));
+    expect(l2.ipv6Subnet).toBe(leases[2]!.ipv6Subnet);
+    expect(await poll(() => nodes.slice(0, 2).every((n) => n.cluster.table().get("v2")?.generation === l2.generation) && view(again.cluster) === expected, 15_000)).toBe(true);
+    for (const n of nodes.slice(0, 2)) expect(n.cluster.gossipMetrics().senderMismatches).toBe(0);
   }, 60_000);
 
   test("a node with a different key can neither join nor inject its lease", async () => {

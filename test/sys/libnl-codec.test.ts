@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { invalidIfName, invalidInt, ipv4Cidr, NetlinkError, routeText } from "../../src/sys/libnl-codec.ts";
+import { invalidIfName, invalidInt, ipBytes, ipCidr, NetlinkError, routeText } from "../../src/sys/libnl-codec.ts";
 
 describe("NetlinkError", () => {
   test("message is the operation, then the detail; code and op kept", () => {
@@ -36,13 +36,20 @@ describe("interface names", () => {
   test("non-strings are refused", () => expect(invalidIfName(7)).toBe("interface name is empty"));
 });
 
-describe("IPv4 prefixes as bytes", () => {
+describe("IPv4 and IPv6 addresses and prefixes as bytes", () => {
   test("CIDR with and without the network rule", () => {
-    expect(ipv4Cidr("10.244.1.1/24")).toEqual({ bytes: new Uint8Array([10, 244, 1, 1]), prefix: 24 });
-    expect(ipv4Cidr("0.0.0.0/0", { network: true })).toEqual({ bytes: new Uint8Array(4), prefix: 0 });
-    expect(() => ipv4Cidr("10.244.1.1/24", { network: true })).toThrow('"10.244.1.1/24" has host bits set (did you mean 10.244.1.0/24?)');
-    expect(() => ipv4Cidr("fd00::/64")).toThrow('"fd00::/64" is not an IPv4 prefix');
-    expect(() => ipv4Cidr("10.0.0.0/33")).toThrow("prefix must be 0..32");
+    expect(ipCidr("10.244.1.1/24")).toEqual({ family: 4, bytes: new Uint8Array([10, 244, 1, 1]), prefix: 24 });
+    expect(ipCidr("0.0.0.0/0", { network: true })).toEqual({ family: 4, bytes: new Uint8Array(4), prefix: 0 });
+    expect(() => ipCidr("10.244.1.1/24", { network: true })).toThrow('"10.244.1.1/24" has host bits set (did you mean 10.244.1.0/24?)');
+    expect(() => ipCidr("10.0.0.0/33")).toThrow("prefix must be 0..32");
+    // IPv6: 16 bytes, network check, prefix bound.
+    expect(ipCidr("fd00:10:244:3::1/64")).toEqual({ family: 6, bytes: Uint8Array.from([0xfd, 0, 0, 0x10, 0x02, 0x44, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1]), prefix: 64 });
+    expect(ipCidr("::/0", { network: true })).toEqual({ family: 6, bytes: new Uint8Array(16), prefix: 0 });
+    expect(() => ipCidr("fd00::1/64", { network: true })).toThrow('"fd00::1/64" has host bits set (did you mean fd00::/64?)');
+    expect(() => ipCidr("fd00::/129")).toThrow("prefix must be 0..128");
+    expect(ipBytes("2001:db8::11")).toEqual({ family: 6, bytes: Uint8Array.from([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11]) });
+    expect(ipBytes("192.0.2.1")).toEqual({ family: 4, bytes: Uint8Array.from([192, 0, 2, 1]) });
+    expect(() => ipBytes("fe80::1%eth0")).toThrow("zone indexes are not supported");
   });
 });
 

@@ -157,6 +157,12 @@ describe("sockaddr", () => {
     expect(parseSockaddr(unhex("0200ca6cc000020c0000000000000000"))).toBe("192.0.2.12:51820");
     expect(parseSockaddr(new Uint8Array(16))).toBeUndefined(); // AF_UNSPEC: no endpoint yet
   });
+  test("IPv6 allowed IPs: FAMILY AF_INET6 (10), a 16-byte in6_addr, the prefix length", () => {
+    const p = rawAttrs(rawAttrs(encodePeer({ publicKey: key(2), presharedKey: null, endpoint: "[2001:db8::12]:51821", persistentKeepaliveInterval: 0, allowedIps: ["10.244.2.0/24", "fd00:10:244:2::/64"] }))[0]!.payload);
+    const ips = rawAttrs(p[5]!.payload);
+    expect(ips.map((a) => a.rawType)).toEqual([0x8000, 0x8000]);
+    expect(hex(ips[1]!.payload)).toBe("06000100" + "0a000000" + "14000200" + "fd000010024400020000000000000000" + "05000300" + "40000000");
+  });
 });
 
 describe("WG_CMD_GET_DEVICE replies", () => {
@@ -202,6 +208,12 @@ describe("WG_CMD_GET_DEVICE replies", () => {
         { publicKey: key(5), presharedKey: key(6), allowedIps: [], persistentKeepaliveInterval: 0, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0 },
       ],
     });
+  });
+
+  test("an IPv6 peer reads back: sockaddr_in6 endpoint, AF_INET6 allowed IPs", () => {
+    const ip6Nest = (a: string, mask: number) => nest(0, [attr(1, u16(10)), attr(2, unhex(a)), attr(3, Uint8Array.of(mask))]);
+    const reply = genl([attr(6, u16(51821)), nest(8, [nest(0, [attr(1, unhex(keyHex(2))), attr(4, sockaddr("[2001:db8::12]:51821")), nest(9, [ip6Nest("fd000010024400020000000000000000", 64), ipNest("0af40200", 24)])])])]);
+    expect(decodeGetDevice([reply]).peers.map((x) => [x.endpoint, x.allowedIps])).toEqual([["[2001:db8::12]:51821", ["fd00:10:244:2::/64", "10.244.2.0/24"]]]);
   });
 
   test("a device without a private key reports none", () => {
