@@ -4,8 +4,9 @@
  * and a periodic pass make it re-read the interface through the Netlink port; what
  * changed goes to the agent's handlers:
  *
- *   the address in use is gone, another one of its family is on the interface, and the
- *   address was not pinned (--public-ip)      → move(from, to): re-bind, re-announce, reprogram
+ *   the address in use is gone, another usable one of its family (IPv6: global, as at
+ *   start) is on the interface, and the address was not pinned (--public-ip/-ipv6)
+ *                                             → move(from, to): re-bind, re-announce, reprogram
  *   the interface's MTU changed               → mtu(from, to)
  *   interface gone or down, no address of the family, a pinned address gone
  *                                             → problem(reason) until it clears: problem(undefined)
@@ -17,7 +18,7 @@
  */
 import type { Clock, TimerHandle } from "./clock.ts";
 import type { Logger } from "./log.ts";
-import { parseIp } from "./net/cidr.ts";
+import { underlayFamily } from "./sys/iface.ts";
 import type { Netlink } from "./sys/netlink.ts";
 
 /** One address the node uses on its underlay. */
@@ -48,20 +49,15 @@ export type SlotDecision = { keep: true } | { move: string } | { missing: string
  * looked for on the whole node (it may have been found on another interface at start).
  */
 export function decideSlot(slot: AddressSlot, iface: string, view: InterfaceView): SlotDecision {
-  const family = (ip: string) => {
-    try {
-      return parseIp(ip).family;
-    } catch {
-      return undefined;
-    }
-  };
   if (slot.pinned) {
-    return view.nodeAddrs.includes(slot.ip) ? { keep: true } : { missing: `--public-ip ${slot.ip} is no longer on this node (underlay ${iface}); waiting for it to come back` };
+    return view.nodeAddrs.includes(slot.ip) ? { keep: true } : { missing: `--public-ip${slot.family === 6 ? "v6" : ""} ${slot.ip} is no longer on this node (underlay ${iface}); waiting for it to come back` };
   }
   if (view.addrs.includes(slot.ip)) return { keep: true };
-  const next = view.addrs.find((a) => family(a) === slot.family);
+  // Never the kernel's IPv6 link-local address (every interface has one): peers could not reach it.
+  const next = view.addrs.find((a) => underlayFamily(a) === slot.family);
   if (next !== undefined) return { move: next };
-  return { missing: `underlay interface ${iface} has no IPv${slot.family} address (${slot.ip} was removed); waiting for one` };
+  const what = slot.family === 6 ? "global IPv6" : "IPv4";
+  return { missing: `underlay interface ${iface} has no ${what} address (${slot.ip} was removed); waiting for one` };
 }
 
 /** Reads `iface` through the Netlink port. */

@@ -13,6 +13,23 @@ export function defaultRouteInterface(nl: Netlink, family: 4 | 6 = 4): string | 
   return nl.listRoutes().find((r) => r.dst === dst && r.dev !== undefined)?.dev;
 }
 
+/**
+ * The family of `ip` when it can be the node's underlay address, else undefined: any
+ * IPv4 address; an IPv6 one only if global (not link-local, nor any other address that
+ * could not be reached from another machine: src/net/ipv6.ts). Start-up and the
+ * underlay watch pick addresses by this one rule.
+ */
+export function underlayFamily(ip: string): 4 | 6 | undefined {
+  let parsed: ReturnType<typeof parseIp>;
+  try {
+    parsed = parseIp(ip);
+  } catch {
+    return undefined;
+  }
+  if (parsed.family === 4) return 4;
+  return ipv6UnicastProblem(parsed.addr) ? undefined : 6;
+}
+
 /** First IPv4 address (without prefix) configured on `dev`. */
 export function firstIPv4(nl: Netlink, dev: string): string | undefined {
   const a = nl.listAddresses(dev).find((x) => !x.cidr.includes(":"));
@@ -25,9 +42,8 @@ export function firstIPv4(nl: Netlink, dev: string): string | undefined {
  */
 export function firstGlobalIPv6(nl: Netlink, dev: string): string | undefined {
   for (const a of nl.listAddresses(dev)) {
-    if (!a.cidr.includes(":")) continue;
     const ip = a.cidr.slice(0, a.cidr.indexOf("/"));
-    if (!ipv6UnicastProblem(parseIp(ip).addr)) return ip;
+    if (underlayFamily(ip) === 6) return ip;
   }
   return undefined;
 }
