@@ -83,7 +83,8 @@ export interface NodeRow {
   name: string;
   subnet: string;
   state: string;
-  publicIp: string;
+  publicIp: string | null;
+  publicIpv6?: string | null;
 }
 
 export function nodesOf(n: AgentNode): NodeRow[] | undefined {

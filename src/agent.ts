@@ -90,6 +90,8 @@ export class Agent {
   private events: Watcher | undefined;
   private readonly eventListeners = new Set<(e: NetlinkEvent) => void>();
   private underlayWatch: UnderlayWatch | undefined;
+  /** The underlay address moved since the backend was made: the next one re-sends peer state bound to the old source. */
+  private underlayMoved = false;
   /** Dataplane rebuilds (renumber, underlay move, MTU change) run one after another. */
   private rebuilding: Promise<void> = Promise.resolve();
   /** Traffic counted by backends a rebuild replaced (renumber, underlay change). */
@@ -272,11 +274,12 @@ export class Agent {
       ...this.podFields(lease),
       ...(nodeId && net.backend.type === "vxlan" ? { vtepMac: stableMac(nodeId) } : {}),
       sysctl: (name, value) => host.writeSysctl(name, value),
-      ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)) } } : {}),
+      ...(this.wgKeys ? { wireguard: { keys: this.wgKeys, sys: (this.wgSys ??= host.wireguardSys(log)), resendEndpoints: this.underlayMoved } } : {}),
       logger: log,
     });
     this.backend = backend;
     await backend.up();
+    this.underlayMoved = false;
 
     // The node-level pieces ride along with every backend apply, so the reconciler also
     // keeps the bridge address and the masquerade rules in place.
@@ -455,6 +458,7 @@ export class Agent {
       }
       this.underlay = { ...this.underlay!, [field]: to };
     }
+    this.underlayMoved = true;
     await this.reprogram(`underlay address moved from ${from} to ${to}`);
   }
 

@@ -26,7 +26,7 @@ export type AnyBackend = Backend & { counters?: () => UdpCounters; stats?: () =>
 
 export function createBackend(
   conf: BackendConf,
-  deps: BackendDeps & { udpSys?: Partial<UdpSys>; udpOffload?: boolean; wireguard?: Pick<WireguardDeps, "keys" | "sys" | "now"> },
+  deps: BackendDeps & { udpSys?: Partial<UdpSys>; udpOffload?: boolean; wireguard?: Pick<WireguardDeps, "keys" | "sys" | "now" | "resendEndpoints"> },
 ): AnyBackend {
   if (typeof deps.underlayIface !== "string" || deps.underlayIface === "") throw new Error(`create ${conf.type} backend: underlayIface is required`);
   // At least one family of each: a public address, and a pod network with its subnet.

@@ -22,6 +22,8 @@ export interface WantDevice {
   listenPort: number;
   /** Left out: the device's peers stay as they are (only key and port are checked). */
   peers?: WantPeer[];
+  /** Send every wanted peer's endpoint even where it is unchanged (drops its cached source address). */
+  resendEndpoints?: boolean;
 }
 
 export interface DeviceDiff {
@@ -56,7 +58,8 @@ export function diffDevice(cur: WgDeviceInfo, want: WantDevice): DeviceDiff {
       if (!sameSet(c.allowedIps, w.allowedIps)) differs.push(`allowed-ips ${c.allowedIps.join(",") || "none"} -> ${w.allowedIps.join(",")}`);
       if (c.persistentKeepaliveInterval !== w.persistentKeepaliveInterval) differs.push(`persistent-keepalive ${c.persistentKeepaliveInterval} -> ${w.persistentKeepaliveInterval}`);
       if (c.presharedKey !== w.presharedKey) differs.push(w.presharedKey ? "preshared-key set" : "preshared-key removed");
-      if (differs.length === 0) continue;
+      if (differs.length === 0 && !want.resendEndpoints) continue;
+      if (differs.length === 0) differs.push(`endpoint ${w.endpoint} sent again (this node's address moved)`);
     }
     const peer: WgPeerConfig = { publicKey: w.publicKey, presharedKey: w.presharedKey ?? null, endpoint: w.endpoint, persistentKeepaliveInterval: w.persistentKeepaliveInterval, allowedIps: w.allowedIps };
     config.peers.push(peer);

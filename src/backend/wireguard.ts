@@ -43,6 +43,14 @@ export interface WireguardDeps extends BackendDeps {
   sys: WireguardSys;
   /** Wall-clock ms, for handshake ages. */
   now?: () => number;
+  /**
+   * The node's own underlay address just changed: the first apply sends every peer's
+   * endpoint again, even unchanged. Setting an endpoint makes WireGuard forget the source
+   * address it cached for that peer; wireguard-go would otherwise keep sending from a
+   * removed IPv4 address (the kernel refuses it with ENETUNREACH, which it does not take
+   * as a stale source) until the peer happens to send it something.
+   */
+  resendEndpoints?: boolean;
 }
 
 /** One peer as the status API shows it. */
@@ -153,6 +161,7 @@ export function createWireguardBackend(conf: WireguardConf, deps: WireguardDeps)
   const problemLog = new ProblemLog(log);
   const totals = new TrafficTotals();
   let impl: WireguardImpl | undefined;
+  let resendEndpoints = deps.resendEndpoints === true;
   let lastRead: { at: number; peers: WireguardPeerStatus[] } | undefined;
 
   function observe(infos: { name: string; info: WgDeviceInfo }[]): void {
@@ -254,7 +263,7 @@ export function createWireguardBackend(conf: WireguardConf, deps: WireguardDeps)
       const drives = ensureDevice(d, result);
       const cur = sys.getDevice(drives, d.name);
       read.push({ name: d.name, info: cur });
-      const diff = diffDevice(cur, { privateKey: keys.privateKey, listenPort: d.listenPort, ...(peers ? { peers: wantedPeers(d, peers, result.problems) } : {}) });
+      const diff = diffDevice(cur, { privateKey: keys.privateKey, listenPort: d.listenPort, ...(peers ? { peers: wantedPeers(d, peers, result.problems), resendEndpoints } : {}) });
       const cfg = diff.config;
       if (cfg && attempt(result, () => sys.setDevice(drives, d.name, cfg))) {
         changed = true;
@@ -266,6 +275,7 @@ export function createWireguardBackend(conf: WireguardConf, deps: WireguardDeps)
     }
     observe(read);
     if (changed) lastRead = undefined; // what stats() shows must come from after the change
+    if (peers && result.errors.length === 0) resendEndpoints = false;
   }
 
   /** A weft WireGuard device this configuration does not run (Mode or families changed) goes. */

@@ -5,6 +5,13 @@
  * of each owner. Each problem is logged once, when it appears; problems() lists the
  * current set. A lease that won only one of its two subnets (a conflict not yet resolved
  * by renumbering) is routed for that one only.
+ *
+ * A node that moves to a new address announces its lease and its gossip address at
+ * nearly the same time, but peers take the gossip address only once the old one stays
+ * silent: in between the two disagree. Its lease then stays routed at the addresses
+ * routed last (checked then against the same member) rather than leaving the dataplane
+ * for that moment — a removed WireGuard peer loses its session, and the moved node
+ * would send into a session the peer no longer has until its own rekey timer runs out.
  */
 import type { Member } from "../gossip/types.ts";
 import type { Logger } from "../log.ts";
@@ -27,6 +34,8 @@ export class Routing {
   private reportedProblems = new Set<string>();
   /** Each member's gossip address at its last event. */
   private readonly memberAddrs = new Map<string, string>();
+  /** The peers' leases routed by the last pass, by node name: what a moving node is held at. */
+  private lastRouted = new Map<string, Lease>();
 
   constructor(
     private readonly o: {
@@ -52,6 +61,11 @@ export class Routing {
    * not a member (yet or any more).
    */
   unroutableWhy(w: Lease, members: Map<string, Member>): string | undefined {
+    return this.ownConflict(w) ?? this.memberMismatch(w, members);
+  }
+
+  /** Why `w` points at this node itself (its public IP or VTEP MAC), or undefined. */
+  private ownConflict(w: Lease): string | undefined {
     const what = leaseText(w);
     const own = this.o.publicIps();
     for (const ip of [w.publicIp, w.publicIpv6]) {
@@ -59,12 +73,36 @@ export class Routing {
     }
     const mac = w.backend.vtepMac;
     if (mac !== undefined && mac === this.o.ownMac()) return `${what} carries this node's VTEP MAC ${mac}: not routed`;
-    const mb = members.get(w.nodeName);
-    if (mb) {
-      const ip = hostOfAddr(mb.addr);
-      if (ip !== w.publicIp && ip !== w.publicIpv6 && !publicIpTextProblem(ip)) return `${what} names public IP ${describePublicIps(w)} but member ${w.nodeName} gossips from ${ip}: not routed`;
-    }
     return undefined;
+  }
+
+  /** Why `w`'s addresses disagree with its owner's gossip address, or undefined. */
+  private memberMismatch(w: Lease, members: Map<string, Member>): string | undefined {
+    const mb = members.get(w.nodeName);
+    if (!mb) return undefined;
+    const ip = hostOfAddr(mb.addr);
+    if (ip !== w.publicIp && ip !== w.publicIpv6 && !publicIpTextProblem(ip)) return `${leaseText(w)} names public IP ${describePublicIps(w)} but member ${w.nodeName} gossips from ${ip}: not routed`;
+    return undefined;
+  }
+
+  /**
+   * `w` at the addresses its owner was routed at by the last pass, when `w` differs from
+   * that lease only in its addresses (same node id, subnets and backend data) and points
+   * at no address or MAC of this node: the moment between a node's new lease and its new
+   * gossip address (either may arrive first). Otherwise undefined. Only addresses once
+   * checked against the member are used, so a forged record for a live node's name
+   * (another node id) or at another address is never routed.
+   */
+  private held(w: Lease): Lease | undefined {
+    const prev = this.lastRouted.get(w.nodeName);
+    if (!prev || prev.nodeId !== w.nodeId || prev.subnet !== w.subnet || prev.ipv6Subnet !== w.ipv6Subnet) return undefined;
+    if (JSON.stringify(prev.backend) !== JSON.stringify(w.backend)) return undefined;
+    const at: Lease = { ...w };
+    delete at.publicIp;
+    delete at.publicIpv6;
+    if (prev.publicIp !== undefined) at.publicIp = prev.publicIp;
+    if (prev.publicIpv6 !== undefined) at.publicIpv6 = prev.publicIpv6;
+    return this.ownConflict(at) ? undefined : at;
   }
 
   /**
@@ -80,15 +118,25 @@ export class Routing {
     const routes: Lease[] = [];
     const problems: string[] = [];
     const byMac = new Map<string, Lease>();
+    const peers = new Map<string, Lease>();
+    let unfit = 0;
     let clashes: Map<string, Lease[]> | undefined;
-    for (const w of this.wonLeases(members, now)) {
+    for (const won of this.wonLeases(members, now)) {
+      let w = won;
       // Once our name was taken over, the record under it is another machine's.
       if (w.nodeName !== this.o.nodeName || this.o.displaced()) {
-        const why = this.unroutableWhy(w, members);
-        if (why) {
-          problems.push(why);
+        const own = this.ownConflict(w);
+        const mismatch = own ? undefined : this.memberMismatch(w, members);
+        const held = mismatch ? this.held(w) : undefined;
+        if (held) {
+          problems.push(`${mismatch!.replace(/: not routed$/, "")}: still routed at ${describePublicIps(held)} until the two agree`);
+          w = held;
+        } else if (own ?? mismatch) {
+          problems.push((own ?? mismatch)!);
+          unfit++;
           continue;
         }
+        peers.set(w.nodeName, w);
         const mac = w.backend.vtepMac;
         if (mac !== undefined) {
           const first = byMac.get(mac);
@@ -103,13 +151,13 @@ export class Routing {
       }
       routes.push(w);
     }
-    if (!clashes) return { routes, problems, unrouted: problems.length };
+    this.lastRouted = peers;
+    if (!clashes) return { routes, problems, unrouted: unfit };
     const up = (l: Lease) => {
       const st = members.get(l.nodeName)?.state;
       return st === "alive" || st === "suspect";
     };
     const dropped = new Set<Lease>();
-    const unfit = problems.length;
     for (const [mac, group] of clashes) {
       const keep = group.reduce((a, b) => (up(a) !== up(b) ? (up(a) ? a : b) : claimBeats(a, b) ? a : b));
       for (const l of group) if (l !== keep) dropped.add(l);
@@ -119,6 +167,7 @@ export class Routing {
         .join(", ");
       problems.push(`VTEP MAC ${mac} is claimed by ${who}: only ${keep.nodeName} is routed`);
     }
+    for (const l of dropped) if (peers.get(l.nodeName) === l) peers.delete(l.nodeName);
     return { routes: routes.filter((l) => !dropped.has(l)), problems, unrouted: unfit + dropped.size };
   }
 
@@ -171,5 +220,6 @@ export class Routing {
   /** Forgets an expired owner. */
   forget(name: string): void {
     this.memberAddrs.delete(name);
+    this.lastRouted.delete(name);
   }
 }

@@ -21,7 +21,7 @@ const peer = (n: number, over: Partial<PeerLease> = {}): PeerLease => ({ nodeNam
 
 const V4_NODE: Partial<BackendDeps> = { publicIp: "192.0.2.11", ownSubnet: "10.244.1.0/24", network: "10.244.0.0/16" };
 
-function node({ kernel = false, userspace = true, c = conf, nl = new RecordingNetlink(), wg, deps = V4_NODE }: { kernel?: boolean; userspace?: boolean; c?: WireguardConf; nl?: RecordingNetlink; wg?: RecordingWireguard; deps?: Partial<BackendDeps> } = {}) {
+function node({ kernel = false, userspace = true, c = conf, nl = new RecordingNetlink(), wg, deps = V4_NODE, resendEndpoints }: { kernel?: boolean; userspace?: boolean; c?: WireguardConf; nl?: RecordingNetlink; wg?: RecordingWireguard; deps?: Partial<BackendDeps>; resendEndpoints?: boolean } = {}) {
   if (!nl.getLink("eth0")) {
     nl.outside((n) => {
       n.addLinkRaw({ name: "eth0", mtu: 1500 });
@@ -40,7 +40,7 @@ function node({ kernel = false, userspace = true, c = conf, nl = new RecordingNe
     underlayIface: "eth0",
     underlayMtu: 1500,
     logger: createLogger({ level: "debug", write: (l) => lines.push(l) }),
-    wireguard: { keys: OWN, sys, now: () => clock },
+    wireguard: { keys: OWN, sys, now: () => clock, ...(resendEndpoints !== undefined ? { resendEndpoints } : {}) },
   }) as WireguardBackend;
   const ops = () => [...nl.takeOps(), ...sys.takeOps()];
   return { nl, wg: sys, backend, lines, ops, tick: (ms: number) => (clock += ms) };
@@ -198,6 +198,23 @@ describe("wireguard backend", () => {
     const b = node({ nl: a.nl, wg: a.wg });
     b.ops();
     await b.backend.up();
+    expect(b.backend.apply([peer(2), peer(3)])).toEqual({ changes: 0, errors: [], problems: [] });
+    expect(b.ops()).toEqual([]);
+  });
+
+  test("rebuilt after the node's own address moved: the first apply sends every peer's endpoint again (dropping WireGuard's cached source address), later applies nothing", async () => {
+    const a = node();
+    await a.backend.up();
+    a.backend.apply([peer(2), peer(3)]);
+    a.backend.close();
+    const b = node({ nl: a.nl, wg: a.wg, deps: { ...V4_NODE, publicIp: "192.0.2.111" }, resendEndpoints: true });
+    b.ops();
+    await b.backend.up();
+    expect(b.backend.apply([peer(2), peer(3)])).toMatchObject({ changes: 2, errors: [] });
+    const sent = b.ops();
+    expect(sent.length).toBe(1);
+    for (const p of [peer(2), peer(3)]) expect(sent[0]).toContain(`endpoint ${p.publicIp}:51820`);
+    expect(b.lines.filter((l) => l.includes("sent again (this node's address moved)")).length).toBe(2);
     expect(b.backend.apply([peer(2), peer(3)])).toEqual({ changes: 0, errors: [], problems: [] });
     expect(b.ops()).toEqual([]);
   });

@@ -284,6 +284,27 @@ describe("forged leases from a key-holder", () => {
     }
   }, 60_000);
 
+  test("a newer record of a live node (its own node id) naming another address: peers go on routing it where it gossips from, never at the forged address nor out of the dataplane", async () => {
+    const w = (current = await world(15));
+    const n3 = w.honest[2]!;
+    const lease3 = n3.cluster.ownLease()!;
+    const now = Math.floor(w.sim.clock.now());
+    w.evil.send("n3", encodeRecord({ ...lease3, version: lease3.version + 1, publicIp: "192.0.2.66", renewedAt: now }));
+    const seen = new Set<string>();
+    const peers = w.honest.slice(0, 2);
+    const heldSeen = await w.sim.runUntil(() => {
+      for (const n of peers) seen.add(String(n.cluster.leases().find((l) => l.nodeName === "n3")?.publicIp));
+      return peers.some((n) => n.cluster.table().get("n3")?.publicIp === "192.0.2.66");
+    }, 10_000, 10);
+    expect(heldSeen).toBe(true);
+    await w.sim.runUntil(() => {
+      for (const n of peers) seen.add(String(n.cluster.leases().find((l) => l.nodeName === "n3")?.publicIp));
+      return false;
+    }, 5_000, 10);
+    expect([...seen]).toEqual([LeaseSim.addr(3).replace(/:\d+$/, "")]);
+    expectAgreement(w);
+  }, 60_000);
+
   test("a takeover record naming the member's own address (a reinstall at the same IP) is routed by the peers", async () => {
     const w = (current = await world(14));
     const n3 = w.honest[2]!;

@@ -266,6 +266,10 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
     exec(n.ns, ["ip", "addr", "add", "192.0.2.112/24", "dev", "eth0"]);
     await until("node2's pod reached again", 15_000, () => exec(from.pod!.ns, ["ping", "-n", "-c", "1", "-W", "1", n.pod!.ip], { check: false }).code === 0).catch((e) => Promise.reject(new Error(`${(e as Error).message}\n${logOf(n)}`)));
     expect(Date.now() - t0).toBeLessThan(5_000);
+    // The other way, to a peer that has sent it nothing since: node2 must not go on sending
+    // from its old address (WireGuard caches a source address per peer), and that peer kept
+    // its session with node2 throughout (its endpoint updated, the peer never removed).
+    expect(ping(n.pod!.ns, nodes[2]!.pod!.ip, { deadlineMs: 5_000 })).toBe(true);
     for (const o of nodes.filter((x) => x !== n)) {
       await until(`${o.name}: endpoint of node2 at its new address`, 5_000, () => wgDump(o).peers.find((p) => p.publicKey === key)?.endpoint === "192.0.2.112:51820");
       await until(`${o.name}: /v1/nodes shows node2 at its new address`, 5_000, () => (api(o, "/v1/nodes") as { name: string; publicIp: string }[]).find((x) => x.name === "node2")?.publicIp === "192.0.2.112");
