@@ -52,19 +52,7 @@ export class Routing {
     },
   ) {}
 
-  /**
-   * Why this node must not route to `w` (a peer's winning lease), or undefined. The agent
-   * advertises one of its public addresses (IPv4 if it has one, else IPv6) as its gossip
-   * address, so a member that gossips from another usable address than the ones its
-   * record names is inconsistent (a forged or stale record). A member address that could
-   * not be a public IP (loopback in tests) is not compared; neither is an owner that is
-   * not a member (yet or any more).
-   */
-  unroutableWhy(w: Lease, members: Map<string, Member>): string | undefined {
-    return this.ownConflict(w) ?? this.memberMismatch(w, members);
-  }
-
-  /** Why `w` points at this node itself (its public IP or VTEP MAC), or undefined. */
+  /** Why this node must not route to `w` (a peer's winning lease) as it points at this node itself (its public IP or VTEP MAC), or undefined. */
   private ownConflict(w: Lease): string | undefined {
     const what = leaseText(w);
     const own = this.o.publicIps();
@@ -76,7 +64,14 @@ export class Routing {
     return undefined;
   }
 
-  /** Why `w`'s addresses disagree with its owner's gossip address, or undefined. */
+  /**
+   * Why `w`'s addresses disagree with its owner's gossip address, or undefined. The agent
+   * advertises one of its public addresses (IPv4 if it has one, else IPv6) as its gossip
+   * address, so a member that gossips from another usable address than the ones its
+   * record names is inconsistent (a forged or stale record, or a node moving right now).
+   * A member address that could not be a public IP (loopback in tests) is not compared;
+   * neither is an owner that is not a member (yet or any more).
+   */
   private memberMismatch(w: Lease, members: Map<string, Member>): string | undefined {
     const mb = members.get(w.nodeName);
     if (!mb) return undefined;
