@@ -149,18 +149,21 @@ export function parseNetConf(input: unknown): NetConf {
   }
   const raw = parsed.data;
   const ignoredKeys: string[] = [];
+  // Every unknown key at once, so one run of check-config shows all there is to fix.
+  const unknown: string[] = [];
   const known = new Set(Object.keys(rawNetConf.shape));
   for (const k of Object.keys(raw)) {
     if (known.has(k)) continue;
     if (ignoredFlannelKeys.has(k)) ignoredKeys.push(k);
-    else throw new ConfigError(`invalid net-conf: unknown key ${JSON.stringify(k)} (known: ${[...known].join(", ")})`);
+    else unknown.push(`unknown key ${JSON.stringify(k)} (known: ${[...known].join(", ")})`);
   }
   const backendKnown = new Set(Object.keys(backendShapes[raw.Backend.Type]));
   for (const k of Object.keys(raw.Backend)) {
     if (backendKnown.has(k)) continue;
     if (ignoredBackendKeys.has(k)) ignoredKeys.push(`Backend.${k}`);
-    else throw new ConfigError(`invalid net-conf: unknown key "Backend.${k}" for backend ${raw.Backend.Type}`);
+    else unknown.push(`unknown key "Backend.${k}" for backend ${raw.Backend.Type} (known: ${[...backendKnown].join(", ")})`);
   }
+  if (unknown.length > 0) throw new ConfigError(`invalid net-conf: ${unknown.join("; ")}`);
 
   if (raw.Backend.Type === "wireguard") checkWireguard(raw.Backend);
   if (!raw.EnableIPv4 && !raw.EnableIPv6) throw new ConfigError("invalid net-conf: EnableIPv4: at least one of EnableIPv4 and EnableIPv6 must be true");

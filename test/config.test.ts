@@ -107,6 +107,7 @@ describe("net-conf errors name the field", () => {
     ["SubnetMax misaligned", { Network: "10.244.0.0/16", SubnetMax: "10.244.3.7" }, /SubnetMax: .*boundary/],
     ["max below min", { Network: "10.244.0.0/16", SubnetMin: "10.244.9.0", SubnetMax: "10.244.3.0" }, /SubnetMax: .*below SubnetMin/],
     ["unknown key", { Network: "10.244.0.0/16", Netwrok: "x" }, /unknown key "Netwrok"/],
+    ["every unknown key at once, top level and backend", { Network: "10.244.0.0/16", Netwrok: "x", Backend: { Type: "vxlan", VNi: 2 } }, /unknown key "Netwrok" .*; unknown key "Backend.VNi" for backend vxlan \(known: Type, VNI, Port/],
     ["unknown backend", { Network: "10.244.0.0/16", Backend: { Type: "ipsec" } }, /Backend.Type: .*vxlan.*wireguard/],
     ["VNI range", { Network: "10.244.0.0/16", Backend: { Type: "vxlan", VNI: -1 } }, /Backend.VNI/],
     ["Port type", { Network: "10.244.0.0/16", Backend: { Type: "udp", Port: "x" } }, /Backend.Port/],
