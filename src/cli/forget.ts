@@ -6,7 +6,7 @@
  * answers, 2 on bad arguments.
  */
 import { parseArgs } from "node:util";
-import { apiUrl, DEFAULT_API_URL, describeFetchError, parseApiUrl } from "./status.ts";
+import { agentFetch, apiUrl, DEFAULT_API_URL, describeFetchError, parseApiUrl } from "./status.ts";
 
 const usage = "usage: weft forget NODE [--api URL]\n";
 
@@ -47,7 +47,7 @@ export async function forgetCommand(argv: string[], io: Partial<ForgetIo> = {}):
   let res: Response;
   let text: string;
   try {
-    res = await fetch(apiUrl(baseUrl, `v1/nodes/${encodeURIComponent(node)}/forget`), { method: "POST", signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
+    res = await agentFetch(apiUrl(baseUrl, `v1/nodes/${encodeURIComponent(node)}/forget`), { method: "POST", signal: AbortSignal.timeout(timeoutMs) });
     text = await res.text();
   } catch (e) {
     err(`weft forget: ${describeFetchError(base.replace(/\/+$/, ""), e)}\n`);

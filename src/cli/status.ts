@@ -81,9 +81,31 @@ export function apiUrl(base: URL, path: string): URL {
 
 class AgentError extends Error {}
 
+/** 127.0.0.0/8, ::1 and localhost: the agent on this machine. */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/**
+ * fetch() for the agent's API. Bun's fetch sends every request through $HTTP_PROXY when it
+ * is set, and NO_PROXY seldom lists 127.0.0.1: on a node with a proxy in its environment
+ * the local agent would look down (the proxy cannot reach its loopback) or, for
+ * `weft forget`, refuse the request as not from loopback. A loopback URL is therefore
+ * added to NO_PROXY for this process.
+ */
+export function agentFetch(url: URL, init: RequestInit = {}): Promise<Response> {
+  if (isLoopbackHost(url.hostname)) {
+    for (const name of ["NO_PROXY", "no_proxy"]) {
+      const list = process.env[name];
+      if (!list?.split(",").some((h) => h.trim() === url.hostname)) process.env[name] = list ? `${list},${url.hostname}` : url.hostname;
+    }
+  }
+  return fetch(url, { redirect: "error", ...init });
+}
+
 async function getJson<T>(base: URL, path: string, timeoutMs: number): Promise<T> {
   const url = apiUrl(base, path);
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
+  const res = await agentFetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   if (!res.ok) {
     let detail = text.trim().slice(0, 300);
@@ -102,7 +124,7 @@ async function getJson<T>(base: URL, path: string, timeoutMs: number): Promise<T
 /** /readyz answers 503 with a reason when not ready; that is information, not a failure. */
 async function getReadiness(base: URL, timeoutMs: number): Promise<Readiness | undefined> {
   try {
-    const res = await fetch(apiUrl(base, "readyz"), { signal: AbortSignal.timeout(timeoutMs), redirect: "error" });
+    const res = await agentFetch(apiUrl(base, "readyz"), { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.json()) as Readiness;
     return typeof body.ready === "boolean" ? body : undefined;
   } catch {

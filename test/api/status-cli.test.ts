@@ -103,6 +103,17 @@ describe.skipIf(!existsSync(bin))("dist/weft status (compiled)", () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr.toString()).toBe(`no weft agent answering at ${url}: connection refused — is \`weft agent\` running?\n`);
   });
+
+  test("an HTTP proxy in the environment is not used for the local agent (a dead proxy would make it look down)", async () => {
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const deadProxy = `http://127.0.0.1:${l.port}`;
+    l.stop(true);
+    const env = { ...process.env, HTTP_PROXY: deadProxy, http_proxy: deadProxy, NO_PROXY: "example.internal", no_proxy: "example.internal" };
+    const p = Bun.spawn([bin, "status", "--api", api.url], { stdout: "pipe", stderr: "pipe", env });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    expect(out).toContain("node:       wop-a");
+  });
 });
 
 describe("formatting", () => {
