@@ -10,6 +10,10 @@
  * is LeaseReadiness (readiness.ts). Stop (SIGTERM/SIGINT) halts loops and leaves the
  * dataplane as it is, so pods keep working while the agent restarts; the next start
  * adopts what is in the kernel.
+ *
+ * Longer than most files on purpose: it owns the order of start-up, stop and every
+ * dataplane rebuild (renumber, underlay move, MTU change), which reads best in one
+ * place; each step it orders lives in its own module.
  */
 import type { Clock, TimerHandle } from "./clock.ts";
 import { realClock } from "./clock.ts";

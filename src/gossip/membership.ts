@@ -3,6 +3,10 @@
  * dead and left transitions ordered by incarnation number, suspicion timers, refutation
  * of rumours about ourselves, the shuffled probe order and reaping of long-dead members.
  * It changes state and queues broadcasts; it never touches the network.
+ *
+ * Longer than most files on purpose: the transitions between states are one state
+ * machine whose rules (incarnation order, refutation, suspicion) must be read together,
+ * as in memberlist's state.go; suspicion timers live in suspicion.ts.
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";

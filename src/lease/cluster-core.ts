@@ -12,7 +12,8 @@
  *   clock-bounds.ts record dates against this node's clock; dating our own claims
  *   heal-limiter.ts recovery push-pulls after a partition heals, rate-limited
  *   seeds.ts        the seed list, with an injected resolver
- * Details and windows: docs/leases.md.
+ * Details and windows: docs/leases.md. A little over 400 lines: the wiring of these
+ * parts and the ClusterCore methods that put them in order.
  */
 import { CLOCK_SKEW_MS } from "../clock.ts";
 import { type Gossip, type GossipDelegate, type Member, emptyGossipMetrics } from "../gossip/types.ts";
