@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { hostname } from "node:os";
 import { ConfigError } from "./config.ts";
+import { publicIpTextProblem } from "./lease/record-validate.ts";
 import { formatIp, parseIp } from "./net/cidr.ts";
 
 export interface HostPort {
@@ -43,12 +44,31 @@ export interface AgentFlags {
 }
 
 export function parseHostPort(text: string, what: string, defaultPort?: number): HostPort {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  const m = bracketed ?? /^([^:]+)(?::(\d+))?$/.exec(text);
   if (!m || (m[2] === undefined && defaultPort === undefined)) throw new ConfigError(`${what}: expected HOST:PORT, got ${JSON.stringify(text)}`);
+  const host = m[1]!;
+  // All digits and dots is an IPv4 address or nothing (never a name).
+  if (bracketed ? !isIpv6Text(host) : /^[\d.]+$/.test(host) ? !isIpv4Text(host) : !HOST_NAME.test(host)) {
+    throw new ConfigError(`${what}: expected HOST:PORT with HOST an IPv4 address, a DNS name or an [IPv6] address, got ${JSON.stringify(text)}`);
+  }
   const port = m[2] === undefined ? defaultPort! : Number(m[2]);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`${what}: port must be 1..65535, got ${JSON.stringify(text)}`);
-  return { host: m[1]!, port };
+  return { host, port };
 }
+
+/** A DNS name: dot-separated labels of letters, digits, '-' and '_', at most 253 characters. */
+const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+const familyOf = (text: string): 4 | 6 | undefined => {
+  try {
+    return parseIp(text).family;
+  } catch {
+    return undefined;
+  }
+};
+const isIpv4Text = (text: string) => /^[\d.]+$/.test(text) && familyOf(text) === 4;
+const isIpv6Text = (text: string) => !text.includes("%") && familyOf(text) === 6;
 
 const portFlag = (flag: string) =>
   z
@@ -57,6 +77,23 @@ const portFlag = (flag: string) =>
     .transform(Number)
     .refine((n) => n >= 1 && n <= 65535, { error: `${flag}: expected a port number 1..65535` });
 
+/**
+ * An address flag peers use to reach this node: of the right family, and one their lease
+ * validation accepts (record-validate.ts), so the agent refuses it at start instead of
+ * announcing a lease nobody routes.
+ */
+const publicIpFlag = (flag: string, ofFamily: (s: string) => boolean, expected: string) =>
+  z
+    .string()
+    .superRefine((s, ctx) => {
+      if (!ofFamily(s)) ctx.addIssue({ code: "custom", message: `${flag}: expected ${expected}` });
+      else {
+        const why = publicIpTextProblem(s);
+        if (why) ctx.addIssue({ code: "custom", message: `${flag}: ${s} is ${why}; peers would refuse a lease naming it` });
+      }
+    })
+    .optional();
+
 const agentFlagSchema = z.object({
   "net-conf": z.string().min(1).default("/etc/weft/net-conf.json"),
   "node-name": z
@@ -64,26 +101,8 @@ const agentFlagSchema = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: "--node-name: expected 1-63 letters, digits, '.', '_' or '-'" })
     .optional(),
   iface: z.string().regex(/^[^\s/]{1,15}$/, { error: "--iface: expected an interface name (at most 15 characters)" }).optional(),
-  "public-ip": z
-    .string()
-    .refine((s) => {
-      try {
-        return parseIp(s).family === 4;
-      } catch {
-        return false;
-      }
-    }, { error: "--public-ip: expected an IPv4 address like 192.0.2.10" })
-    .optional(),
-  "public-ipv6": z
-    .string()
-    .refine((s) => {
-      try {
-        return parseIp(s).family === 6 && !s.includes("%");
-      } catch {
-        return false;
-      }
-    }, { error: "--public-ipv6: expected an IPv6 address like 2001:db8::10 (no zone)" })
-    .optional(),
+  "public-ip": publicIpFlag("--public-ip", isIpv4Text, "an IPv4 address like 192.0.2.10"),
+  "public-ipv6": publicIpFlag("--public-ipv6", isIpv6Text, "an IPv6 address like 2001:db8::10 (no zone)"),
   "gossip-port": portFlag("--gossip-port").default(7946),
   join: z.string().default(""),
   "key-file": z.string().min(1).optional(),

@@ -190,6 +190,15 @@ describe("agent flags", () => {
     expect(f.nodeName).toBe("envnode");
     expect(f.ipMasq).toBe(true);
   });
+  test("join accepts IPv4, DNS names (with _ and a trailing dot) and bracketed IPv6", () => {
+    const f = resolveAgentFlags({ ...base, join: "192.0.2.1,seed-1.weft_nodes.example.:7000,[2001:db8::1]:7946,node2" }, {});
+    expect(f.join).toEqual([
+      { host: "192.0.2.1", port: 7946 },
+      { host: "seed-1.weft_nodes.example.", port: 7000 },
+      { host: "2001:db8::1", port: 7946 },
+      { host: "node2", port: 7946 },
+    ]);
+  });
   test("join list gets the gossip port by default", () => {
     const f = resolveAgentFlags({ ...base, join: "192.0.2.1, 192.0.2.2:9999", "gossip-port": "7000" }, {});
     expect(f.join).toEqual([
@@ -218,6 +227,13 @@ describe("agent flags", () => {
     ["log level", { "log-level": "loud" }, /--log-level/],
     ["api listen", { "api-listen": "localhost" }, /--api-listen/],
     ["join", { join: "a:b:c" }, /--join/],
+    ["join host with a space", { join: "a b" }, /--join: expected HOST:PORT with HOST an IPv4 address, a DNS name or an \[IPv6\] address, got "a b"/],
+    ["join bracketed non-IPv6", { join: "[seed.example]:7946" }, /--join: expected HOST:PORT with HOST/],
+    ["join bad IPv4", { join: "300.1.2.3" }, /--join: expected HOST:PORT with HOST/],
+    ["public ip loopback", { "public-ip": "127.0.0.1" }, /--public-ip: 127\.0\.0\.1 is a loopback address; peers would refuse a lease naming it/],
+    ["public ip link-local (cloud metadata range)", { "public-ip": "169.254.169.254" }, /--public-ip: 169\.254\.169\.254 is a link-local address/],
+    ["public ipv6 link-local", { "public-ipv6": "fe80::1" }, /--public-ipv6: fe80::1 is a link-local address/],
+    ["public ipv6 multicast", { "public-ipv6": "ff02::1" }, /--public-ipv6: ff02::1 is a multicast address/],
     ["node name", { "node-name": "has space" }, /--node-name/],
     ["legacy wire mode", { "gossip-legacy-wire": "on" }, /--gossip-legacy-wire: expected off, accept or send/],
   ];
