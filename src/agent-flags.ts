@@ -156,19 +156,26 @@ function envBool(name: string, text: string): boolean {
  */
 export function resolveAgentFlags(values: Record<string, string | boolean | undefined>, env: Record<string, string | undefined> = process.env): AgentFlags {
   const merged: Record<string, string | boolean> = {};
+  const fromEnv = new Set<string>();
   for (const [flag, opt] of Object.entries(agentFlagOptions)) {
     const v = values[flag];
     if (v !== undefined) merged[flag] = v;
     else {
       const e = env[envName(flag)];
-      if (e !== undefined) merged[flag] = opt.type === "boolean" ? envBool(envName(flag), e) : e;
+      if (e !== undefined) {
+        merged[flag] = opt.type === "boolean" ? envBool(envName(flag), e) : e;
+        fromEnv.add(flag);
+      }
     }
   }
+  // An error names the flag, and the variable when the value came from the environment (weft.env).
+  const label = (flag: string) => (fromEnv.has(flag) ? `--${flag} (set by ${envName(flag)})` : `--${flag}`);
   const r = agentFlagSchema.safeParse(merged);
   if (!r.success) {
     const i = r.error.issues[0]!;
-    const flag = `--${String(i.path[0])}`;
-    throw new ConfigError(i.message.startsWith("--") ? i.message : `${flag}: ${i.message}`);
+    const flag = String(i.path[0]);
+    const msg = i.message.startsWith(`--${flag}`) ? i.message.slice(flag.length + 2).replace(/^:\s*/, "") : i.message;
+    throw new ConfigError(`${label(flag)}: ${msg}`);
   }
   const f = r.data;
   if (!f["key-file"] && !f.insecure) throw new ConfigError("--key-file: required (a file holding the cluster key from `weft keygen`); pass --insecure to run without encryption");
@@ -176,8 +183,8 @@ export function resolveAgentFlags(values: Record<string, string | boolean | unde
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean)
-    .map((s) => parseHostPort(s, "--join", f["gossip-port"]));
-  const apiListen = f["api-listen"] === "off" ? null : parseHostPort(f["api-listen"], "--api-listen");
+    .map((s) => parseHostPort(s, label("join"), f["gossip-port"]));
+  const apiListen = f["api-listen"] === "off" ? null : parseHostPort(f["api-listen"], label("api-listen"));
   return {
     netConfPath: f["net-conf"],
     nodeName: f["node-name"] ?? hostname().split(".")[0]!,

@@ -240,6 +240,11 @@ describe("agent flags", () => {
   for (const [name, flags, re] of bad) {
     test(`rejects ${name}`, () => expect(() => resolveAgentFlags({ ...base, ...flags }, {})).toThrow(re));
   }
+  test("a bad value from the environment names the variable too", () => {
+    expect(() => resolveAgentFlags({ ...base }, { WEFT_GOSSIP_PORT: "abc" })).toThrow("--gossip-port (set by WEFT_GOSSIP_PORT): expected a port number 1..65535");
+    expect(() => resolveAgentFlags({ ...base }, { WEFT_JOIN: "a b" })).toThrow('--join (set by WEFT_JOIN): expected HOST:PORT with HOST');
+    expect(() => resolveAgentFlags({ ...base, "gossip-port": "abc" }, {})).toThrow(/^--gossip-port: expected a port number 1\.\.65535$/);
+  });
   test("no key without --insecure", () => {
     expect(() => resolveAgentFlags({}, {})).toThrow(/--key-file: required/);
   });
