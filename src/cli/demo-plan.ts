@@ -5,7 +5,17 @@
  */
 import { join, resolve } from "node:path";
 
-export type DemoBackend = "vxlan" | "host-gw" | "udp";
+export const DEMO_BACKENDS = ["vxlan", "host-gw", "udp", "wireguard"] as const;
+export type DemoBackend = (typeof DEMO_BACKENDS)[number];
+
+/**
+ * wireguard on a kernel without the module runs one wireguard-go per node, and
+ * wireguard-go keeps its control socket in /var/run/wireguard/<device>.sock: every node's
+ * weft-wg would take the same path. Each node's agent therefore gets its own empty
+ * /var/run/wireguard, a tmpfs mounted inside the mount namespace `ip netns exec` gives
+ * it (mounts there do not reach the host), which its wireguard-go inherits.
+ */
+const PRIVATE_WIREGUARD_SOCKETS = 'mkdir -p /var/run/wireguard && mount -t tmpfs -o mode=0700 weft-demo /var/run/wireguard && exec "$@"';
 
 export interface DemoOptions {
   backend: DemoBackend;
@@ -74,7 +84,9 @@ export function planDemo(opts: DemoOptions): DemoPlan {
       logFile: join(dir, "agent.log"),
     };
     const agentArgv = [
-      "ip", "netns", "exec", n.ns, ...opts.weft, "agent",
+      "ip", "netns", "exec", n.ns,
+      ...(opts.backend === "wireguard" ? ["sh", "-c", PRIVATE_WIREGUARD_SOCKETS, "weft-demo-agent"] : []),
+      ...opts.weft, "agent",
       "--net-conf", n.netConfFile,
       "--node-name", n.name,
       "--iface", "eth0",

@@ -28,7 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseSubnetEnv } from "../subnet-env.ts";
-import { cniConfig, DEMO_API, DEMO_MARKER, type DemoOptions, type DemoPlan, planDemo, selfCommand, setupCommands } from "./demo-plan.ts";
+import { cniConfig, DEMO_API, DEMO_BACKENDS, DEMO_MARKER, type DemoBackend, type DemoOptions, type DemoPlan, planDemo, selfCommand, setupCommands } from "./demo-plan.ts";
 
 interface Io {
   out: (s: string) => void;
@@ -141,7 +141,7 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-const usage = `usage: weft demo [--backend vxlan|host-gw|udp] [--nodes N] [--keep] [--prefix P]
+const usage = `usage: weft demo [--backend vxlan|host-gw|udp|wireguard] [--nodes N] [--keep] [--prefix P]
        weft demo --cleanup [--prefix P]
 `;
 
@@ -162,9 +162,9 @@ export async function demoCommand(argv: string[], io: Io = { out: (s) => process
     io.out(usage);
     return 0;
   }
-  const backend = values.backend ?? "vxlan";
-  if (backend !== "vxlan" && backend !== "host-gw" && backend !== "udp") {
-    io.err(`weft demo: --backend: expected vxlan, host-gw or udp, got ${JSON.stringify(backend)}\n`);
+  const backend = (values.backend ?? "vxlan") as DemoBackend;
+  if (!DEMO_BACKENDS.includes(backend)) {
+    io.err(`weft demo: --backend: expected vxlan, host-gw, udp or wireguard, got ${JSON.stringify(values.backend)}\n`);
     return 2;
   }
   const nodesText = values.nodes ?? "3";

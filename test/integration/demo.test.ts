@@ -64,6 +64,13 @@ describe("demo plan (pure)", () => {
     );
   });
 
+  test("wireguard: each agent runs with its own /var/run/wireguard (a tmpfs in the mount namespace of ip netns exec), so the nodes' wireguard-go control sockets do not collide", () => {
+    const n = planDemo(opts({ backend: "wireguard", weft: ["/usr/local/bin/weft"] })).nodes[0]!;
+    expect(n.agentArgv.slice(0, 8)).toEqual(["ip", "netns", "exec", "wop-dplan-node1", "sh", "-c", 'mkdir -p /var/run/wireguard && mount -t tmpfs -o mode=0700 weft-demo /var/run/wireguard && exec "$@"', "weft-demo-agent"]);
+    expect(n.agentArgv.slice(8, 10)).toEqual(["/usr/local/bin/weft", "agent"]);
+    expect(planDemo(opts({ backend: "vxlan" })).nodes[0]!.agentArgv).not.toContain("sh");
+  });
+
   test("every setup command acts inside a demo namespace, never the host's", () => {
     const p = planDemo(opts());
     const cmds = setupCommands(p);
@@ -171,6 +178,8 @@ describe.skipIf(!isRoot || !agentAvailable())("dist/weft demo end to end (root, 
     ["vxlan", 3],
     ["host-gw", 2],
     ["udp", 2],
+    // Through wireguard-go where the kernel has no WireGuard module (the test packages install it).
+    ...(existsSync("/sys/module/wireguard") || Bun.which("wireguard-go") ? ([["wireguard", 2]] as const) : []),
   ] as const)("%s with %d nodes, no CNI plugins and no ping on the machine: all pods reachable, nothing left behind; a path prepared in the temp dir by another user is not used", async (backend, nodes) => {
     const prefix = `wop-d${rand()}`;
     const emptyCniPath = mkdtempSync(join(tmpdir(), "wop-cnipath-"));
