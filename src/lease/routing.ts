@@ -10,8 +10,8 @@
  * nearly the same time, but peers take the gossip address only once the old one stays
  * silent: in between the two disagree. Its lease then stays routed at the addresses
  * routed last (checked then against the same member) rather than leaving the dataplane
- * for that moment — a removed WireGuard peer loses its session, and the moved node
- * would send into a session the peer no longer has until its own rekey timer runs out.
+ * for that moment — a removed WireGuard peer loses its current keys, and the moved node
+ * would go on encrypting with keys the peer no longer has until its own rekey timer runs out.
  */
 import type { Member } from "../gossip/types.ts";
 import type { Logger } from "../log.ts";

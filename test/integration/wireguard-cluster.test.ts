@@ -268,7 +268,7 @@ describe.skipIf(!!skip)("wireguard: dist/weft agents over wireguard-go", () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
     // The other way, to a peer that has sent it nothing since: node2 must not go on sending
     // from its old address (WireGuard caches a source address per peer), and that peer kept
-    // its session with node2 throughout (its endpoint updated, the peer never removed).
+    // its keys with node2 throughout (its endpoint updated, the peer never removed).
     expect(ping(n.pod!.ns, nodes[2]!.pod!.ip, { deadlineMs: 5_000 })).toBe(true);
     for (const o of nodes.filter((x) => x !== n)) {
       await until(`${o.name}: endpoint of node2 at its new address`, 5_000, () => wgDump(o).peers.find((p) => p.publicKey === key)?.endpoint === "192.0.2.112:51820");
