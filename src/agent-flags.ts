@@ -7,7 +7,7 @@ import { z } from "zod";
 import { hostname } from "node:os";
 import { ConfigError } from "./config.ts";
 import { publicIpTextProblem } from "./lease/record-validate.ts";
-import { formatIp, parseIp } from "./net/cidr.ts";
+import { formatIp, parseIp, tryParseIp } from "./net/cidr.ts";
 
 export interface HostPort {
   host: string;
@@ -49,7 +49,7 @@ export function parseHostPort(text: string, what: string, defaultPort?: number):
   if (!m || (m[2] === undefined && defaultPort === undefined)) throw new ConfigError(`${what}: expected HOST:PORT, got ${JSON.stringify(text)}`);
   const host = m[1]!;
   // All digits and dots is an IPv4 address or nothing (never a name).
-  if (bracketed ? !isIpv6Text(host) : /^[\d.]+$/.test(host) ? !isIpv4Text(host) : !HOST_NAME.test(host)) {
+  if (bracketed ? !isIpv6Text(host) : DOTTED.test(host) ? !isIpv4Text(host) : !HOST_NAME.test(host)) {
     throw new ConfigError(`${what}: expected HOST:PORT with HOST an IPv4 address, a DNS name or an [IPv6] address, got ${JSON.stringify(text)}`);
   }
   const port = m[2] === undefined ? defaultPort! : Number(m[2]);
@@ -60,15 +60,9 @@ export function parseHostPort(text: string, what: string, defaultPort?: number):
 /** A DNS name: dot-separated labels of letters, digits, '-' and '_', at most 253 characters. */
 const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 
-const familyOf = (text: string): 4 | 6 | undefined => {
-  try {
-    return parseIp(text).family;
-  } catch {
-    return undefined;
-  }
-};
-const isIpv4Text = (text: string) => /^[\d.]+$/.test(text) && familyOf(text) === 4;
-const isIpv6Text = (text: string) => !text.includes("%") && familyOf(text) === 6;
+const DOTTED = /^[\d.]+$/;
+const isIpv4Text = (text: string) => DOTTED.test(text) && tryParseIp(text)?.family === 4;
+const isIpv6Text = (text: string) => !text.includes("%") && tryParseIp(text)?.family === 6;
 
 const portFlag = (flag: string) =>
   z

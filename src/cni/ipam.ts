@@ -13,7 +13,7 @@
  * Everything that reads or writes records runs inside `store.locked`, so concurrent
  * plugin processes never pick the same address.
  */
-import { contains, formatIp, networkOf, nthAddress, parseCidr, parseIp, sizeOf, type Cidr, type Family, type Ip } from "../net/cidr.ts";
+import { contains, formatIp, networkOf, nthAddress, parseCidr, sizeOf, tryParseIp, type Cidr, type Family, type Ip } from "../net/cidr.ts";
 import { CniCode, CniError } from "./spec.ts";
 
 export interface Pool {
@@ -90,13 +90,6 @@ export function pickAddress(p: Pool, taken: ReadonlySet<bigint>, last?: bigint):
   return undefined;
 }
 
-function parseRecordIp(text: string): Ip | undefined {
-  try {
-    return parseIp(text);
-  } catch {
-    return undefined;
-  }
-}
 
 const holds = (a: Allocation, containerId: string, ifname: string): boolean =>
   a.containerId === containerId && (a.ifname === undefined || a.ifname === ifname);
@@ -109,7 +102,7 @@ const holds = (a: Allocation, containerId: string, ifname: string): boolean =>
 export function allocate(store: AllocationStore, pools: readonly Pool[], containerId: string, ifname: string): Allocation[] {
   const records = store.list();
   for (const r of records) {
-    const ip = parseRecordIp(r.ip);
+    const ip = tryParseIp(r.ip);
     if (ip && holds(r, containerId, ifname) && pools.some((p) => assignable(p, ip))) {
       throw new CniError(CniCode.AlreadyExists, `container ${containerId} interface ${ifname} already holds ${r.ip}`, "the runtime must DEL an attachment before adding it again");
     }
@@ -119,11 +112,11 @@ export function allocate(store: AllocationStore, pools: readonly Pool[], contain
     for (const p of pools) {
       const taken = new Set<bigint>();
       for (const r of records) {
-        const ip = parseRecordIp(r.ip);
+        const ip = tryParseIp(r.ip);
         if (ip && assignable(p, ip)) taken.add(ip.addr);
       }
       const lastText = store.lastReserved(p.rangeId);
-      const lastIp = lastText !== undefined ? parseRecordIp(lastText) : undefined;
+      const lastIp = lastText !== undefined ? tryParseIp(lastText) : undefined;
       const last = lastIp && lastIp.family === p.family ? lastIp.addr : undefined;
       for (;;) {
         const addr = pickAddress(p, taken, last);
@@ -174,7 +167,7 @@ export function staleAllocations(records: readonly Allocation[], valid: readonly
 export function freeCount(p: Pool, records: readonly Allocation[]): bigint {
   let used = 0n;
   for (const r of records) {
-    const ip = parseRecordIp(r.ip);
+    const ip = tryParseIp(r.ip);
     if (ip && assignable(p, ip)) used++;
   }
   return poolCapacity(p) - used;

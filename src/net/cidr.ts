@@ -34,6 +34,15 @@ export function parseIp(text: string): Ip {
   return { family: parsed.kind() === "ipv4" ? 4 : 6, addr };
 }
 
+/** {@link parseIp}, or undefined for text that is not an address. */
+export function tryParseIp(text: string): Ip | undefined {
+  try {
+    return parseIp(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses `a.b.c.d/len` or `x::/len`. Host bits are kept; use {@link networkOf} to mask. */
 export function parseCidr(text: string): Cidr {
   if (typeof text !== "string") throw new Error(`Cannot parse CIDR ${JSON.stringify(text)}: not a string`);

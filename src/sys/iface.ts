@@ -3,7 +3,7 @@
  * --public-ipv6 defaults), answered from the {@link Netlink} port so it is testable with
  * a fake.
  */
-import { parseIp } from "../net/cidr.ts";
+import { parseIp, tryParseIp } from "../net/cidr.ts";
 import { ipv6UnicastProblem } from "../net/ipv6.ts";
 import type { Netlink } from "./netlink.ts";
 
@@ -20,13 +20,8 @@ export function defaultRouteInterface(nl: Netlink, family: 4 | 6 = 4): string | 
  * underlay watch pick addresses by this one rule.
  */
 export function underlayFamily(ip: string): 4 | 6 | undefined {
-  let parsed: ReturnType<typeof parseIp>;
-  try {
-    parsed = parseIp(ip);
-  } catch {
-    return undefined;
-  }
-  if (parsed.family === 4) return 4;
+  const parsed = tryParseIp(ip);
+  if (parsed?.family !== 6) return parsed?.family;
   return ipv6UnicastProblem(parsed.addr) ? undefined : 6;
 }
 
