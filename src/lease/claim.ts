@@ -17,7 +17,7 @@ import type { Logger } from "../log.ts";
 import { pickSubnet } from "./allocator.ts";
 import type { ClockBounds } from "./clock-bounds.ts";
 import type { Liveness } from "./expiry.ts";
-import { describeSubnets, FAMILIES, type Family, familiesOf, type FamilySubnets, type LeaseRanges, subnetFields, subnetOf } from "./families.ts";
+import { describeSubnets, FAMILIES, type Family, familiesOf, type FamilySubnets, type LeaseRanges, publicIpFields, subnetFields, subnetOf } from "./families.ts";
 import type { OwnLease } from "./own-lease.ts";
 import { type SubnetRange, subnetProblem } from "./record-validate.ts";
 import { Aborted } from "./scheduler.ts";
@@ -45,11 +45,6 @@ export class RangePicker {
   pick(nodeName: string, taken: (subnet: string) => boolean, attempt: number, prefer?: string): string {
     return this.fits(prefer) && !taken(prefer) ? prefer : pickSubnet(nodeName, this.range, taken, attempt);
   }
-}
-
-/** The record fields for the public addresses a node has. */
-function ipFields(publicIp: string | undefined, publicIpv6: string | undefined): Pick<Lease, "publicIp" | "publicIpv6"> {
-  return { ...(publicIp !== undefined ? { publicIp } : {}), ...(publicIpv6 !== undefined ? { publicIpv6 } : {}) };
 }
 
 export interface ClaimerDeps {
@@ -118,7 +113,7 @@ export class Claimer {
       nodeId: identity.nodeId,
       generation: identity.generation,
       version: own.own && own.own.generation === identity.generation ? own.own.version + 1 : 0,
-      ...ipFields(this.o.publicIp(), this.o.publicIpv6()),
+      ...publicIpFields(this.o.publicIp(), this.o.publicIpv6()),
       backend: own.backendFor(identity.nodeId),
       renewedAt: now,
     };

@@ -28,7 +28,7 @@ import { createIngest } from "./ingest.ts";
 import { OwnLease } from "./own-lease.ts";
 import { forgetTombstone } from "./forget.ts";
 import { encodeRecord, encodeState } from "./record-codec.ts";
-import { describeSubnets, familiesOf, subnetFields } from "./families.ts";
+import { describeSubnets, familiesOf, publicIpFields, subnetFields } from "./families.ts";
 import { rangesOf, RecordValidator } from "./record-validate.ts";
 import { Renumberer } from "./renumber.ts";
 import { Routing } from "./routing.ts";
@@ -258,8 +258,7 @@ export function createClusterCore(opts: ClusterCoreOptions, makeGossip: (delegat
         generation: own.identity.generation,
         version: 0,
         ...subnetFields(claimer.reusable(persisted)),
-        ...(publicIp !== undefined ? { publicIp } : {}),
-        ...(publicIpv6 !== undefined ? { publicIpv6 } : {}),
+        ...publicIpFields(publicIp, publicIpv6),
         backend: own.backendFor(own.identity.nodeId),
         claimedAt: persisted.claimedAt,
         renewedAt: now,

@@ -54,6 +54,11 @@ export const familySubnets = (l: Pick<Lease, "subnet" | "ipv6Subnet">): FamilySu
 export const describeSubnets = (l: Pick<Lease, "subnet" | "ipv6Subnet">): string => subnetsOf(l).join(" + ") || "no subnet";
 
 /** The public addresses of a lease for messages: "192.0.2.11", "2001:db8::11" or both. */
+/** The record fields for the public addresses a node has (absent ones left out). */
+export function publicIpFields(publicIp: string | undefined, publicIpv6: string | undefined): Pick<Lease, "publicIp" | "publicIpv6"> {
+  return { ...(publicIp !== undefined ? { publicIp } : {}), ...(publicIpv6 !== undefined ? { publicIpv6 } : {}) };
+}
+
 export const describePublicIps = (l: Pick<Lease, "publicIp" | "publicIpv6">): string => [l.publicIp, l.publicIpv6].filter((x) => x !== undefined).join(" / ") || "no public address";
 
 /** The IP of a gossip address "ip:port" or "[ipv6]:port". */

@@ -15,7 +15,7 @@
  */
 import type { Member } from "../gossip/types.ts";
 import type { Logger } from "../log.ts";
-import { describePublicIps, familyOfText, hostOfAddr, subnetsOf } from "./families.ts";
+import { describePublicIps, familyOfText, hostOfAddr, publicIpFields, subnetsOf } from "./families.ts";
 import { claimBeats } from "./record-order.ts";
 import { leaseText, publicIpTextProblem } from "./record-validate.ts";
 import type { LeaseTable } from "./table.ts";
@@ -65,7 +65,7 @@ export class Routing {
   }
 
   /**
-   * Why `w`'s addresses disagree with its owner's gossip address, or undefined. The agent
+   * How `w`'s addresses disagree with its owner's gossip address, or undefined. The agent
    * advertises one of its public addresses (IPv4 if it has one, else IPv6) as its gossip
    * address, so a member that gossips from another usable address than the ones its
    * record names is inconsistent (a forged or stale record, or a node moving right now).
@@ -76,7 +76,7 @@ export class Routing {
     const mb = members.get(w.nodeName);
     if (!mb) return undefined;
     const ip = hostOfAddr(mb.addr);
-    if (ip !== w.publicIp && ip !== w.publicIpv6 && !publicIpTextProblem(ip)) return `${leaseText(w)} names public IP ${describePublicIps(w)} but member ${w.nodeName} gossips from ${ip}: not routed`;
+    if (ip !== w.publicIp && ip !== w.publicIpv6 && !publicIpTextProblem(ip)) return `${leaseText(w)} names public IP ${describePublicIps(w)} but member ${w.nodeName} gossips from ${ip}`;
     return undefined;
   }
 
@@ -92,11 +92,8 @@ export class Routing {
     const prev = this.lastRouted.get(w.nodeName);
     if (!prev || prev.nodeId !== w.nodeId || prev.subnet !== w.subnet || prev.ipv6Subnet !== w.ipv6Subnet) return undefined;
     if (JSON.stringify(prev.backend) !== JSON.stringify(w.backend)) return undefined;
-    const at: Lease = { ...w };
-    delete at.publicIp;
-    delete at.publicIpv6;
-    if (prev.publicIp !== undefined) at.publicIp = prev.publicIp;
-    if (prev.publicIpv6 !== undefined) at.publicIpv6 = prev.publicIpv6;
+    const { publicIp: _ip, publicIpv6: _ipv6, ...rest } = w;
+    const at: Lease = { ...rest, ...publicIpFields(prev.publicIp, prev.publicIpv6) };
     return this.ownConflict(at) ? undefined : at;
   }
 
@@ -122,14 +119,15 @@ export class Routing {
       if (w.nodeName !== this.o.nodeName || this.o.displaced()) {
         const own = this.ownConflict(w);
         const mismatch = own ? undefined : this.memberMismatch(w, members);
-        const held = mismatch ? this.held(w) : undefined;
-        if (held) {
-          problems.push(`${mismatch!.replace(/: not routed$/, "")}: still routed at ${describePublicIps(held)} until the two agree`);
+        if (own !== undefined || mismatch !== undefined) {
+          const held = mismatch !== undefined ? this.held(w) : undefined;
+          if (!held) {
+            problems.push(own ?? `${mismatch}: not routed`);
+            unfit++;
+            continue;
+          }
+          problems.push(`${mismatch}: still routed at ${describePublicIps(held)} until the two agree`);
           w = held;
-        } else if (own ?? mismatch) {
-          problems.push((own ?? mismatch)!);
-          unfit++;
-          continue;
         }
         peers.set(w.nodeName, w);
         const mac = w.backend.vtepMac;
