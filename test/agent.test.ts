@@ -305,17 +305,17 @@ describe("agent restart with a persisted lease", () => {
   });
 });
 
-/** The peer's view of the agent "me": where its lease is routed and where it gossips from. */
-const peerSees = (w: World) => ({
-  lease: w.peer.cluster.leases().find((l) => l.nodeName === "me")?.publicIp,
+/** The peer's view of the agent "me": where its lease is routed (that address family) and where it gossips from. */
+const peerSees = (w: World, field: "publicIp" | "publicIpv6" = "publicIp") => ({
+  lease: w.peer.cluster.leases().find((l) => l.nodeName === "me")?.[field],
   member: w.peer.cluster.members().find((m) => m.name === "me")?.addr,
 });
 
-/** Replaces the underlay address as DHCP or an operator would (del, then add), and tells the agent's event watch. */
-function readdressEth0(w: World, from: string, to: string | undefined): void {
+/** Replaces an underlay address as DHCP or an operator would (del, then add), and tells the agent's event watch. */
+function readdressEth0(w: World, from: string, to: string | undefined, prefix = 24): void {
   w.host.nl.outside((nl) => {
-    nl.deleteAddress({ dev: "eth0", cidr: `${from}/24` });
-    if (to) nl.addAddress({ dev: "eth0", cidr: `${to}/24` });
+    nl.deleteAddress({ dev: "eth0", cidr: `${from}/${prefix}` });
+    if (to) nl.addAddress({ dev: "eth0", cidr: `${to}/${prefix}` });
   });
   w.host.kernelEvent({ kind: "addr", action: "del" });
 }
@@ -577,28 +577,15 @@ describe("agent with IPv6 pod networks", () => {
     expect(w.host.nl.takeOps()).toContain(`replace route ${peer.ipv6Subnet} via ${peer.ipv6Subnet!.replace("/64", "")} dev weft.1 onlink proto 87`);
   });
 
-  /** Replaces eth0's global IPv6 address (del, then add) and tells the agent's event watch. */
-  function readdressEth0v6(w: World, from: string, to: string): void {
-    w.host.nl.outside((nl) => {
-      nl.deleteAddress({ dev: "eth0", cidr: `${from}/64` });
-      nl.addAddress({ dev: "eth0", cidr: `${to}/64` });
-    });
-    w.host.kernelEvent({ kind: "addr", action: "del" });
-  }
-  const peerSeesV6 = (w: World) => ({
-    lease: w.peer.cluster.leases().find((l) => l.nodeName === "me")?.publicIpv6,
-    member: w.peer.cluster.members().find((m) => m.name === "me")?.addr,
-  });
-
   test("dual-stack: a new IPv6 underlay address is re-announced in the lease and weft-v6.1 follows; gossip stays on the IPv4 address", async () => {
     const w = await world6(dual, { ipv6: true }, "192.0.2.11:7946", { join: [{ host: "192.0.2.11", port: 7946 }] });
     expect(await w.sim.runUntil(() => readiness(w).ready, 5_000)).toBe(true);
     w.host.take();
     w.host.nl.takeOps();
-    readdressEth0v6(w, UNDERLAY_IPV6, "2001:db8::20");
-    expect(await w.sim.runUntil(() => peerSeesV6(w).lease === "2001:db8::20", 5_000)).toBe(true);
+    readdressEth0(w, UNDERLAY_IPV6, "2001:db8::20", 64);
+    expect(await w.sim.runUntil(() => peerSees(w, "publicIpv6").lease === "2001:db8::20", 5_000)).toBe(true);
     expect(await w.sim.runUntil(() => readiness(w).ready, 5_000)).toBe(true);
-    expect(peerSeesV6(w).member).toBe(`${UNDERLAY_IP}:7946`);
+    expect(peerSees(w, "publicIpv6").member).toBe(`${UNDERLAY_IP}:7946`);
     expect(w.host.take().filter((l) => l.startsWith("bind gossip"))).toEqual([]);
     expect(w.host.nl.takeOps().find((o) => o.startsWith("add link weft-v6.1"))).toContain("local 2001:db8::20 dstport 8472");
     expect(w.host.source!.status()).toMatchObject({ publicIp: UNDERLAY_IP, publicIpv6: "2001:db8::20" });
@@ -609,8 +596,8 @@ describe("agent with IPv6 pod networks", () => {
     const w = await world6(v6only, { ipv4: false, ipv6: true }, "[2001:db8::11]:7946", { join: [{ host: "2001:db8::11", port: 7946 }] });
     expect(await w.sim.runUntil(() => readiness(w).ready, 5_000)).toBe(true);
     w.host.take();
-    readdressEth0v6(w, UNDERLAY_IPV6, "2001:db8::20");
-    expect(await w.sim.runUntil(() => peerSeesV6(w).lease === "2001:db8::20" && peerSeesV6(w).member === "[2001:db8::20]:7946", 5_000)).toBe(true);
+    readdressEth0(w, UNDERLAY_IPV6, "2001:db8::20", 64);
+    expect(await w.sim.runUntil(() => peerSees(w, "publicIpv6").lease === "2001:db8::20" && peerSees(w, "publicIpv6").member === "[2001:db8::20]:7946", 5_000)).toBe(true);
     expect(await w.sim.runUntil(() => readiness(w).ready, 5_000)).toBe(true);
     expect(w.host.take()).toContain("bind gossip 2001:db8::20:7946");
     expect(w.host.source!.status()).toMatchObject({ publicIp: null, publicIpv6: "2001:db8::20" });

@@ -72,20 +72,22 @@ describe("vnetHdrProblem", () => {
   });
 });
 
+/** A copy of `p` with byte `i` set to `v`. */
+function withByte(p: Uint8Array, i: number, v: number): Uint8Array {
+  const q = p.slice();
+  q[i] = v;
+  return q;
+}
+
 describe("ipv4Length", () => {
   const ok = udpPacket(SRC, DST, 9999, "x");
-  const withByte = (i: number, v: number) => {
-    const p = ok.slice();
-    p[i] = v;
-    return p;
-  };
   test.each([
     ["a whole packet", ok, ok.length, ok.length],
     ["a packet with trailing bytes (total length wins)", ok, ok.length + 5, ok.length],
     ["fewer bytes than a header", ok.subarray(0, 19), 19, -1],
-    ["IPv6", withByte(0, 0x60), ok.length, -1],
-    ["a header length below 20", withByte(0, 0x44), ok.length, -1],
-    ["a total length below the header", withByte(3, 19), ok.length, -1],
+    ["IPv6", withByte(ok, 0, 0x60), ok.length, -1],
+    ["a header length below 20", withByte(ok, 0, 0x44), ok.length, -1],
+    ["a total length below the header", withByte(ok, 3, 19), ok.length, -1],
     ["a total length past what arrived", ok, ok.length - 1, -1],
   ] as const)("%s", (_what, packet, avail, want) => {
     const buf = new Uint8Array(Math.max(avail, packet.length));
@@ -146,11 +148,6 @@ describe("IPv6 packets", () => {
     expect(check(hdr, packet)).toBe(why);
   });
 
-  const withByte = (p: Uint8Array, i: number, v: number) => {
-    const q = p.slice();
-    q[i] = v;
-    return q;
-  };
   test.each([
     ["a whole packet", udp6, udp6.length, udp6.length],
     ["trailing bytes (payload length wins)", udp6, udp6.length + 3, udp6.length],
